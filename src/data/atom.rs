@@ -1,0 +1,409 @@
+//! Atoms: the scalar values of OVSDB (integer, real, boolean, string, uuid).
+
+use crate::data::symbol::SymbolTable;
+use crate::error::{OvsdbError, Result};
+use crate::schema::{AtomicType, BaseType};
+use serde_json::{json, Value};
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// One OVSDB scalar value.
+#[derive(Debug, Clone)]
+pub enum Atom {
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// A finite double.
+    Real(f64),
+    /// A boolean.
+    Boolean(bool),
+    /// A UTF-8 string (shared, so copying rows is cheap).
+    String(Arc<str>),
+    /// A UUID.
+    Uuid(Uuid),
+}
+
+impl Atom {
+    /// A string atom.
+    pub fn string(s: &str) -> Atom {
+        Atom::String(Arc::from(s))
+    }
+
+    /// The atom's type.
+    pub fn atomic_type(&self) -> AtomicType {
+        match self {
+            Atom::Integer(_) => AtomicType::Integer,
+            Atom::Real(_) => AtomicType::Real,
+            Atom::Boolean(_) => AtomicType::Boolean,
+            Atom::String(_) => AtomicType::String,
+            Atom::Uuid(_) => AtomicType::Uuid,
+        }
+    }
+
+    /// The default value of a type, as ovsdb-server chooses it (0, 0.0, false, "", all-zero UUID).
+    pub fn default_of(t: AtomicType) -> Atom {
+        match t {
+            AtomicType::Integer => Atom::Integer(0),
+            AtomicType::Real => Atom::Real(0.0),
+            AtomicType::Boolean => Atom::Boolean(false),
+            AtomicType::String => Atom::String(Arc::from("")),
+            AtomicType::Uuid => Atom::Uuid(Uuid::nil()),
+        }
+    }
+
+    /// Parses an atom of type `t` from JSON without checking constraints;
+    /// `symtab` resolves `["named-uuid", name]` where named UUIDs are allowed.
+    pub fn from_json_untyped(
+        t: AtomicType,
+        json: &Value,
+        symtab: Option<&mut SymbolTable>,
+    ) -> Result<Atom> {
+        match t {
+            AtomicType::Integer => {
+                if let Some(i) = json_integer(json) {
+                    return Ok(Atom::Integer(i));
+                }
+            }
+            AtomicType::Real => {
+                if let Some(i) = json_integer(json) {
+                    return Ok(Atom::Real(i as f64));
+                }
+                if let Some(f) = json.as_f64() {
+                    return Ok(Atom::Real(f));
+                }
+            }
+            AtomicType::Boolean => {
+                if let Value::Bool(b) = json {
+                    return Ok(Atom::Boolean(*b));
+                }
+            }
+            AtomicType::String => {
+                if let Value::String(s) = json {
+                    return Ok(Atom::String(Arc::from(s.as_str())));
+                }
+            }
+            AtomicType::Uuid => return parse_uuid_json(json, symtab).map(Atom::Uuid),
+        }
+        Err(OvsdbError::syntax(
+            Some(json),
+            None,
+            format!("expected {}", t.name()),
+        ))
+    }
+
+    /// Parses an atom of `base`'s type and checks `base`'s constraints.
+    pub fn from_json(
+        base: &BaseType,
+        json: &Value,
+        symtab: Option<&mut SymbolTable>,
+    ) -> Result<Atom> {
+        let atom = Atom::from_json_untyped(base.atomic, json, symtab)?;
+        atom.check_constraints(base)?;
+        Ok(atom)
+    }
+
+    /// The atom in RFC 7047 notation.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Atom::Integer(i) => json!(i),
+            Atom::Real(r) => json!(r),
+            Atom::Boolean(b) => json!(b),
+            Atom::String(s) => json!(&**s),
+            Atom::Uuid(u) => json!(["uuid", u.hyphenated().to_string()]),
+        }
+    }
+
+    /// Checks `base`'s enum, range and length constraints, with ovsdb-server's messages.
+    pub fn check_constraints(&self, base: &BaseType) -> Result<()> {
+        if let Some(allowed) = &base.enum_values {
+            if allowed.binary_search(self).is_err() {
+                // ovsdb-server prints the enum as a set of unlimited size: always bracketed.
+                let mut valid = String::from("[");
+                for (i, a) in allowed.iter().enumerate() {
+                    if i > 0 {
+                        valid.push_str(", ");
+                    }
+                    a.write_string(&mut valid);
+                }
+                valid.push(']');
+                return Err(OvsdbError::constraint(format!(
+                    "{} is not one of the allowed values ({})",
+                    self.to_display_string(),
+                    valid
+                )));
+            }
+        }
+        match self {
+            Atom::Integer(i) => {
+                let (min, max) = (base.min_integer, base.max_integer);
+                if *i >= min && *i <= max {
+                    Ok(())
+                } else if min != i64::MIN {
+                    if max != i64::MAX {
+                        Err(OvsdbError::constraint(format!(
+                            "{i} is not in the valid range {min} to {max} (inclusive)"
+                        )))
+                    } else {
+                        Err(OvsdbError::constraint(format!(
+                            "{i} is less than minimum allowed value {min}"
+                        )))
+                    }
+                } else {
+                    Err(OvsdbError::constraint(format!(
+                        "{i} is greater than maximum allowed value {max}"
+                    )))
+                }
+            }
+            Atom::Real(r) => {
+                let (min, max) = (base.min_real, base.max_real);
+                if *r >= min && *r <= max {
+                    Ok(())
+                } else if min != -f64::MAX {
+                    if max != f64::MAX {
+                        Err(OvsdbError::constraint(format!(
+                            "{} is not in the valid range {} to {} (inclusive)",
+                            fmt_real(*r),
+                            fmt_real(min),
+                            fmt_real(max)
+                        )))
+                    } else {
+                        Err(OvsdbError::constraint(format!(
+                            "{} is less than minimum allowed value {}",
+                            fmt_real(*r),
+                            fmt_real(min)
+                        )))
+                    }
+                } else {
+                    Err(OvsdbError::constraint(format!(
+                        "{} is greater than maximum allowed value {}",
+                        fmt_real(*r),
+                        fmt_real(max)
+                    )))
+                }
+            }
+            Atom::String(s) => {
+                let n = s.chars().count() as u64;
+                if n < base.min_length {
+                    Err(OvsdbError::constraint(format!(
+                        "\"{s}\" length {n} is less than minimum allowed length {}",
+                        base.min_length
+                    )))
+                } else if n > base.max_length {
+                    Err(OvsdbError::constraint(format!(
+                        "\"{s}\" length {n} is greater than maximum allowed length {}",
+                        base.max_length
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            Atom::Boolean(_) | Atom::Uuid(_) => Ok(()),
+        }
+    }
+
+    /// The atom as ovs-vsctl and ovsdb-server's messages print it.
+    pub fn to_display_string(&self) -> String {
+        let mut s = String::new();
+        self.write_string(&mut s);
+        s
+    }
+
+    fn write_string(&self, out: &mut String) {
+        match self {
+            Atom::Integer(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Atom::Real(r) => out.push_str(&fmt_real(*r)),
+            Atom::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+            Atom::String(s) => {
+                if string_needs_quotes(s) {
+                    out.push_str(&json_text(&json!(&**s)));
+                } else {
+                    out.push_str(s);
+                }
+            }
+            Atom::Uuid(u) => {
+                let _ = write!(out, "{}", u.hyphenated());
+            }
+        }
+    }
+
+    /// The integer, if this is one.
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Atom::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The UUID, if this is one.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match self {
+            Atom::Uuid(u) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Atom::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Integer(_) => 0,
+            Atom::Real(_) => 1,
+            Atom::Boolean(_) => 2,
+            Atom::String(_) => 3,
+            Atom::Uuid(_) => 4,
+        }
+    }
+}
+
+/// A JSON value as an OVSDB integer: JSON integers in i64 range, and reals with
+/// an exact integer value (ovsdb-server's JSON reader turns `1.0` and `1e3` into integers).
+pub fn json_integer(json: &Value) -> Option<i64> {
+    match json {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(i)
+            } else if n.is_u64() {
+                None
+            } else {
+                let f = n.as_f64()?;
+                if f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+                    Some(f as i64)
+                } else {
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Formats a real as ovsdb-server does (`%.15g`).
+pub fn fmt_real(r: f64) -> String {
+    crate::data::format_g15(r)
+}
+
+fn string_needs_quotes(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    match bytes.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == b'_' => {}
+        _ => return true,
+    }
+    for c in bytes {
+        if !c.is_ascii_alphanumeric() && c != b'_' && c != b'-' && c != b'.' {
+            return true;
+        }
+    }
+    if s == "true" || s == "false" {
+        return true;
+    }
+    Uuid::try_parse(s).is_ok() && s.len() == 36
+}
+
+/// Parses `["uuid", "..."]`, or `["named-uuid", name]` when a symbol table is given.
+fn parse_uuid_json(json: &Value, symtab: Option<&mut SymbolTable>) -> Result<Uuid> {
+    match unwrap_json(json, "uuid") {
+        Ok(Value::String(s)) => match parse_uuid_str(s) {
+            Some(u) => Ok(u),
+            None => Err(OvsdbError::syntax(
+                Some(json),
+                None,
+                format!("\"{s}\" is not a valid UUID"),
+            )),
+        },
+        Ok(_) | Err(_) => {
+            if let Some(symtab) = symtab {
+                if let Ok(Value::String(name)) = unwrap_json(json, "named-uuid") {
+                    return Ok(symtab.reference(name));
+                }
+            }
+            Err(OvsdbError::syntax(
+                Some(json),
+                None,
+                "expected [\"uuid\", <string>]",
+            ))
+        }
+    }
+}
+
+/// Parses a UUID in the only form ovsdb-server accepts: 8-4-4-4-12 hex digits.
+pub fn parse_uuid_str(s: &str) -> Option<Uuid> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    for (i, c) in b.iter().enumerate() {
+        let dash = matches!(i, 8 | 13 | 18 | 23);
+        if dash != (*c == b'-') || (!dash && !c.is_ascii_hexdigit()) {
+            return None;
+        }
+    }
+    Uuid::try_parse(s).ok()
+}
+
+/// `[name, value]` with a string value: the value, or an error.
+fn unwrap_json<'a>(json: &'a Value, name: &str) -> std::result::Result<&'a Value, ()> {
+    match json {
+        Value::Array(a) if a.len() == 2 && a[0].as_str() == Some(name) && a[1].is_string() => {
+            Ok(&a[1])
+        }
+        _ => Err(()),
+    }
+}
+
+/// Serializes JSON compactly with sorted object keys, as ovsdb-server's error "syntax" member.
+pub fn json_text(json: &Value) -> String {
+    crate::data::json_text(json)
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Atom {}
+
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Atom {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Atom::Integer(a), Atom::Integer(b)) => a.cmp(b),
+            // ovsdb-server compares reals with < and >, so 0.0 and -0.0 are equal.
+            (Atom::Real(a), Atom::Real(b)) => a.partial_cmp(b).unwrap_or_else(|| a.total_cmp(b)),
+            (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
+            (Atom::String(a), Atom::String(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Atom::Uuid(a), Atom::Uuid(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl Hash for Atom {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Atom::Integer(i) => i.hash(state),
+            Atom::Real(r) => {
+                let r = if *r == 0.0 { 0.0 } else { *r };
+                r.to_bits().hash(state)
+            }
+            Atom::Boolean(b) => b.hash(state),
+            Atom::String(s) => s.hash(state),
+            Atom::Uuid(u) => u.hash(state),
+        }
+    }
+}

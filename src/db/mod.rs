@@ -1,0 +1,15 @@
+//! The database engine (pure): conditions, mutations, operations,
+//! transactions and monitor bodies.
+
+pub mod changes;
+pub mod condition;
+pub mod database;
+pub mod execution;
+pub mod monitor;
+pub mod mutation;
+pub mod ops;
+pub mod transaction;
+
+pub use changes::{ChangeSet, RowChange, TableChanges};
+pub use database::Database;
+pub use execution::{execute, ExecContext, Executed, Execution};

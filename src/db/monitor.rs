@@ -1,0 +1,410 @@
+//! Monitor bodies (pure): the `<table-updates>` of RFC 7047's `update`
+//! and the `<table-updates2>` of `update2`/`update3`, from a change set or
+//! from a database's current contents (the initial reply).
+
+use crate::data::row::{COL_UUID, COL_VERSION};
+use crate::data::{Datum, Row};
+use crate::db::changes::ChangeSet;
+use crate::db::condition::Condition;
+use crate::db::database::Database;
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use crate::schema::{DatabaseSchema, TableSchema, Type};
+use serde_json::{Map, Value};
+
+/// Which kinds of change a monitor (or one of its columns) wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Select(u8);
+
+impl Select {
+    /// Rows present when the monitor starts.
+    pub const INITIAL: Select = Select(1);
+    /// Inserted rows.
+    pub const INSERT: Select = Select(2);
+    /// Deleted rows.
+    pub const DELETE: Select = Select(4);
+    /// Modified rows.
+    pub const MODIFY: Select = Select(8);
+    /// Everything.
+    pub const ALL: Select = Select(15);
+
+    /// Whether any bit of `other` is set.
+    pub fn has(self, other: Select) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOrAssign for Select {
+    fn bitor_assign(&mut self, rhs: Select) {
+        self.0 |= rhs.0
+    }
+}
+
+/// The notification format a monitor speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MonitorVersion {
+    /// `monitor` / `update` (RFC 7047).
+    V1,
+    /// `monitor_cond` / `update2`.
+    V2,
+    /// `monitor_cond_since` / `update3`.
+    V3,
+}
+
+/// What a monitor watches in one table.
+#[derive(Debug, Clone)]
+pub struct MonitorTable {
+    /// The table's index in the schema.
+    pub table: usize,
+    /// Union of the selects of every request for this table.
+    pub select: Select,
+    /// Monitored columns (schema indexes, `_version` included) with their own selects.
+    pub columns: Vec<(usize, Select)>,
+    /// The condition (monitor_cond and later); `None` matches every row.
+    pub condition: Option<Condition>,
+}
+
+/// A parsed monitor request: the tables, columns, selects and conditions.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    /// The notification format.
+    pub version: MonitorVersion,
+    /// Monitored tables, in schema order.
+    pub tables: Vec<MonitorTable>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Initial,
+    Insert,
+    Delete,
+    Modify,
+}
+
+impl Kind {
+    fn select(self) -> Select {
+        match self {
+            Kind::Initial => Select::INITIAL,
+            Kind::Insert => Select::INSERT,
+            Kind::Delete => Select::DELETE,
+            Kind::Modify => Select::MODIFY,
+        }
+    }
+}
+
+impl Monitor {
+    /// Parses `<monitor-requests>` for `schema` (the third param of `monitor`).
+    pub fn from_json(schema: &DatabaseSchema, version: MonitorVersion, requests: &Value) -> Result<Monitor> {
+        let obj = requests.as_object().ok_or_else(|| {
+            OvsdbError::syntax(Some(requests), None, "monitor-requests must be object")
+        })?;
+        let mut tables: Vec<MonitorTable> = Vec::new();
+        for (name, mr) in obj {
+            let t = schema
+                .table_index(name)
+                .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name}")))?;
+            let ts = &schema.tables[t];
+            let mut mt = MonitorTable { table: t, select: Select::default(), columns: Vec::new(), condition: None };
+            match mr {
+                Value::Array(reqs) => {
+                    for r in reqs {
+                        parse_request(ts, version, r, &mut mt)?;
+                    }
+                }
+                other => parse_request(ts, version, other, &mut mt)?,
+            }
+            tables.push(mt);
+        }
+        tables.sort_by_key(|m| m.table);
+        Ok(Monitor { version, tables })
+    }
+
+    /// The body of the initial reply: every current row the monitor selects.
+    /// An empty object when there is nothing.
+    pub fn initial(&self, db: &Database) -> Value {
+        let mut out = Map::new();
+        for mt in &self.tables {
+            if !mt.select.has(Select::INITIAL) {
+                continue;
+            }
+            let ts = &db.schema.tables[mt.table];
+            let mut rows = Map::new();
+            for (u, row) in &db.tables[mt.table].rows {
+                if let Some(j) = self.row_update(ts, mt, Kind::Initial, None, Some(row)) {
+                    rows.insert(u.hyphenated().to_string(), j);
+                }
+            }
+            if !rows.is_empty() {
+                out.insert(ts.name.clone(), Value::Object(rows));
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The body of the notification for one committed change set; `None` if
+    /// the monitor has nothing to report.
+    pub fn update(&self, schema: &DatabaseSchema, changes: &ChangeSet) -> Option<Value> {
+        let mut out = Map::new();
+        for mt in &self.tables {
+            let Some(tc) = changes.table(mt.table) else { continue };
+            let ts = &schema.tables[mt.table];
+            let mut rows = Map::new();
+            for rc in &tc.rows {
+                let kind = match (&rc.old, &rc.new) {
+                    (None, Some(_)) => Kind::Insert,
+                    (Some(_), None) => Kind::Delete,
+                    (Some(_), Some(_)) => Kind::Modify,
+                    (None, None) => continue,
+                };
+                if let Some(j) = self.row_update(ts, mt, kind, rc.old.as_deref(), rc.new.as_deref()) {
+                    rows.insert(rc.uuid.hyphenated().to_string(), j);
+                }
+            }
+            if !rows.is_empty() {
+                out.insert(ts.name.clone(), Value::Object(rows));
+            }
+        }
+        if out.is_empty() {
+            None
+        } else {
+            Some(Value::Object(out))
+        }
+    }
+
+    fn row_update(
+        &self,
+        ts: &TableSchema,
+        mt: &MonitorTable,
+        mut kind: Kind,
+        old: Option<&Row>,
+        new: Option<&Row>,
+    ) -> Option<Value> {
+        if self.version != MonitorVersion::V1 {
+            if let Some(cond) = &mt.condition {
+                let old_ok = old.is_some_and(|r| cond.evaluate(r));
+                let new_ok = new.is_some_and(|r| cond.evaluate(r));
+                if !old_ok && !new_ok {
+                    return None;
+                }
+                kind = match kind {
+                    Kind::Initial | Kind::Insert if !new_ok => return None,
+                    Kind::Modify if !old_ok => Kind::Insert,
+                    Kind::Modify if !new_ok => Kind::Delete,
+                    Kind::Delete if !old_ok => return None,
+                    k => k,
+                };
+            }
+        }
+        if !mt.select.has(kind.select()) {
+            return None;
+        }
+        let changed: Vec<bool> = match (kind, old, new) {
+            (Kind::Modify, Some(o), Some(n)) => {
+                mt.columns.iter().map(|(c, _)| o.datum(*c) != n.datum(*c)).collect()
+            }
+            _ => Vec::new(),
+        };
+        if kind == Kind::Modify && !changed.iter().any(|c| *c) {
+            return None;
+        }
+        match self.version {
+            MonitorVersion::V1 => Some(row_update1(ts, mt, kind, old, new, &changed)),
+            MonitorVersion::V2 | MonitorVersion::V3 => Some(row_update2(ts, mt, kind, old, new, &changed)),
+        }
+    }
+}
+
+fn row_update1(
+    ts: &TableSchema,
+    mt: &MonitorTable,
+    kind: Kind,
+    old: Option<&Row>,
+    new: Option<&Row>,
+    changed: &[bool],
+) -> Value {
+    let mut old_json = Map::new();
+    let mut new_json = Map::new();
+    for (i, (c, sel)) in mt.columns.iter().enumerate() {
+        if !sel.has(kind.select()) {
+            continue;
+        }
+        let name = ts.column_name(*c).to_string();
+        if (kind == Kind::Modify && changed[i]) || kind == Kind::Delete {
+            if let Some(o) = old {
+                old_json.insert(name.clone(), o.datum_json(*c));
+            }
+        }
+        if matches!(kind, Kind::Initial | Kind::Insert | Kind::Modify) {
+            if let Some(n) = new {
+                new_json.insert(name, n.datum_json(*c));
+            }
+        }
+    }
+    let mut row = Map::new();
+    if matches!(kind, Kind::Delete | Kind::Modify) {
+        row.insert("old".into(), Value::Object(old_json));
+    }
+    if matches!(kind, Kind::Initial | Kind::Insert | Kind::Modify) {
+        row.insert("new".into(), Value::Object(new_json));
+    }
+    Value::Object(row)
+}
+
+fn row_update2(
+    ts: &TableSchema,
+    mt: &MonitorTable,
+    kind: Kind,
+    old: Option<&Row>,
+    new: Option<&Row>,
+    changed: &[bool],
+) -> Value {
+    let mut row = Map::new();
+    if kind == Kind::Delete {
+        row.insert("delete".into(), Value::Null);
+        return Value::Object(row);
+    }
+    let mut diff = Map::new();
+    for (i, (c, sel)) in mt.columns.iter().enumerate() {
+        if !sel.has(kind.select()) {
+            continue;
+        }
+        let ty = &ts.column(*c).ty;
+        let name = ts.column_name(*c).to_string();
+        match (kind, old, new) {
+            (Kind::Modify, Some(o), Some(n)) => {
+                if changed[i] {
+                    diff.insert(name, datum_diff(&o.datum(*c), &n.datum(*c), ty).to_json());
+                }
+            }
+            (_, _, Some(n)) => {
+                let d = n.datum(*c);
+                if *c == COL_VERSION || *c == COL_UUID || *d != Datum::default_of(ty) {
+                    diff.insert(name, d.to_json());
+                }
+            }
+            _ => {}
+        }
+    }
+    let op = match kind {
+        Kind::Initial => "initial",
+        Kind::Modify => "modify",
+        _ => "insert",
+    };
+    row.insert(op.into(), Value::Object(diff));
+    Value::Object(row)
+}
+
+/// The `update2` difference of a column: the new value for scalars and
+/// optionals; for sets the symmetric difference; for maps the removed pairs,
+/// the added pairs, and the new value of changed keys.
+pub fn datum_diff(old: &Datum, new: &Datum, ty: &Type) -> Datum {
+    if ty.max <= 1 {
+        return new.clone();
+    }
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let (ov, nv) = (old.values.as_deref(), new.values.as_deref());
+    let (mut i, mut j) = (0, 0);
+    while i < old.keys.len() || j < new.keys.len() {
+        let ord = match (old.keys.get(i), new.keys.get(j)) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                keys.push(old.keys[i].clone());
+                if let Some(ov) = ov {
+                    values.push(ov[i].clone());
+                }
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                keys.push(new.keys[j].clone());
+                if let Some(nv) = nv {
+                    values.push(nv[j].clone());
+                }
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if let (Some(ov), Some(nv)) = (ov, nv) {
+                    if ov[i] != nv[j] {
+                        keys.push(new.keys[j].clone());
+                        values.push(nv[j].clone());
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Datum { keys, values: if ty.is_map() { Some(values) } else { None } }
+}
+
+fn parse_request(ts: &TableSchema, version: MonitorVersion, json: &Value, mt: &mut MonitorTable) -> Result<()> {
+    let mut p = Parser::new(json, format!("table {}", ts.name));
+    let where_json = if version != MonitorVersion::V1 {
+        p.member("where", Kinds::ARRAY | Kinds::OPTIONAL)
+    } else {
+        None
+    };
+    let columns = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
+    let select_json = p.member("select", Kinds::OBJECT | Kinds::OPTIONAL);
+    p.finish()?;
+    let select = match select_json {
+        Some(sj) => {
+            let mut sp = Parser::new(sj, format!("table {} select", ts.name));
+            let mut s = Select::default();
+            for (name, bit) in [
+                ("initial", Select::INITIAL),
+                ("insert", Select::INSERT),
+                ("delete", Select::DELETE),
+                ("modify", Select::MODIFY),
+            ] {
+                let on = sp.member(name, Kinds::BOOLEAN | Kinds::OPTIONAL).and_then(Value::as_bool).unwrap_or(true);
+                if on {
+                    s |= bit;
+                }
+            }
+            sp.finish()?;
+            s
+        }
+        None => Select::ALL,
+    };
+    mt.select |= select;
+    let add = |c: usize, mt: &mut MonitorTable| -> Result<()> {
+        if mt.columns.iter().any(|(x, _)| *x == c) {
+            return Err(OvsdbError::syntax(
+                columns,
+                None,
+                format!("column {} mentioned more than once", ts.column_name(c)),
+            ));
+        }
+        mt.columns.push((c, select));
+        Ok(())
+    };
+    match columns {
+        Some(cj) => {
+            let bad = || OvsdbError::syntax(Some(cj), None, "array of column names expected");
+            for v in cj.as_array().ok_or_else(bad)? {
+                let s = v.as_str().ok_or_else(bad)?;
+                let c = ts.column_index(s).ok_or_else(|| {
+                    OvsdbError::syntax(Some(cj), None, format!("{s} is not a valid column name"))
+                })?;
+                add(c, mt)?;
+            }
+        }
+        None => {
+            add(COL_VERSION, mt)?;
+            for c in 0..ts.columns.len() {
+                add(c, mt)?;
+            }
+        }
+    }
+    if version != MonitorVersion::V1 {
+        if let Some(w) = where_json {
+            mt.condition = Some(Condition::from_json(ts, w, None)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The `assert` operation.
+
+use crate::db::execution::Exec;
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use serde_json::{Map, Value};
+
+/// Fails with `not owner` unless the session holds the named lock.
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<String, Value>) -> Result<()> {
+    let Some(name) = p.member("lock", Kinds::ID).and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if (x.ctx.owns_lock)(name) {
+        Ok(())
+    } else {
+        Err(OvsdbError::new("not owner", format!("Asserted lock {name} not held.")))
+    }
+}

@@ -1,0 +1,65 @@
+//! The `insert` operation.
+
+use crate::data::atom::parse_uuid_str;
+use crate::data::Atom;
+use crate::db::execution::Exec;
+use crate::db::ops::{parse_row, parse_table};
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Inserts one row; the result is `{"uuid": ["uuid", ...]}`.
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+    let t = parse_table(x, p, "table");
+    let uuid_json = p.member("uuid", Kinds::STRING | Kinds::OPTIONAL);
+    let uuid_name = p.member("uuid-name", Kinds::ID | Kinds::OPTIONAL);
+    let row_json = p.member("row", Kinds::OBJECT);
+    if let Some(e) = p.error() {
+        return Err(e);
+    }
+    let (Some(t), Some(row_json)) = (t, row_json) else {
+        return Err(OvsdbError::new("ovsdb error", "internal error: missing table or row"));
+    };
+    let mut row_uuid = None;
+    if let Some(uj) = uuid_json {
+        let s = uj.as_str().unwrap_or("");
+        let u = parse_uuid_str(s).ok_or_else(|| OvsdbError::syntax(Some(uj), None, "bad uuid"))?;
+        if !x.txn.may_create(t, &u) {
+            return Err(OvsdbError::syntax(
+                Some(uj),
+                Some("duplicate uuid"),
+                "This UUID would duplicate a UUID already present within the table or deleted within the same transaction.",
+            ));
+        }
+        row_uuid = Some(u);
+    }
+    if let Some(name_json) = uuid_name {
+        let name = name_json.as_str().unwrap_or("");
+        let sym = x.symtab.entry(name);
+        if sym.created {
+            return Err(OvsdbError::syntax(
+                Some(name_json),
+                Some("duplicate uuid-name"),
+                "This \"uuid-name\" appeared on an earlier \"insert\" operation.",
+            ));
+        }
+        match row_uuid {
+            Some(u) => sym.uuid = u,
+            None => row_uuid = Some(sym.uuid),
+        }
+        sym.created = true;
+    }
+    let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
+    let ts = &x.txn.db().schema.tables[t];
+    let (row, _) = parse_row(ts, row_json, Some(&mut x.symtab), uuid)?;
+    // Defaults may violate constraints (an enum without "" for a string, say).
+    for (c, col) in ts.columns.iter().enumerate() {
+        if row.fields[c].len() == 1 {
+            row.fields[c].check_constraints(&col.ty)?;
+        }
+    }
+    x.txn.insert(t, row);
+    result.insert("uuid".into(), Atom::Uuid(uuid).to_json());
+    Ok(())
+}

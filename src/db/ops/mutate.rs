@@ -1,0 +1,38 @@
+//! The `mutate` operation.
+
+use crate::db::condition::Condition;
+use crate::db::execution::Exec;
+use crate::db::mutation::MutationSet;
+use crate::db::ops::parse_table;
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use serde_json::{json, Map, Value};
+
+/// Applies the mutations to every matching row; the result is `{"count": n}`.
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+    let t = parse_table(x, p, "table");
+    let where_json = p.member("where", Kinds::ARRAY);
+    let mutations_json = p.member("mutations", Kinds::ARRAY);
+    if let Some(e) = p.error() {
+        return Err(e);
+    }
+    let (Some(t), Some(where_json), Some(mutations_json)) = (t, where_json, mutations_json) else {
+        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+    };
+    let ts = &x.txn.db().schema.tables[t];
+    let mutations = MutationSet::from_json(ts, mutations_json, Some(&mut x.symtab))?;
+    let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
+    let matches = x.txn.matching(t, &cond);
+    let mut count = 0usize;
+    for u in &matches {
+        count += 1;
+        if let Some(row) = x.txn.modify(t, u) {
+            if let Err(e) = mutations.apply(ts, row) {
+                result.insert("count".into(), json!(count));
+                return Err(e);
+            }
+        }
+    }
+    result.insert("count".into(), json!(count));
+    Ok(())
+}

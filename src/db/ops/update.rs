@@ -1,0 +1,51 @@
+//! The `update` operation.
+
+use crate::db::condition::Condition;
+use crate::db::execution::Exec;
+use crate::db::ops::{parse_row, parse_table};
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// Sets the given columns of every matching row; the result is `{"count": n}`.
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+    let t = parse_table(x, p, "table");
+    let where_json = p.member("where", Kinds::ARRAY);
+    let row_json = p.member("row", Kinds::OBJECT);
+    if let Some(e) = p.error() {
+        return Err(e);
+    }
+    let (Some(t), Some(where_json), Some(row_json)) = (t, where_json, row_json) else {
+        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+    };
+    let ts = &x.txn.db().schema.tables[t];
+    let (row, columns) = parse_row(ts, row_json, Some(&mut x.symtab), Uuid::nil())?;
+    for &c in &columns {
+        let col = ts.column(c);
+        if !col.mutable {
+            return Err(OvsdbError::syntax(
+                Some(p.json()),
+                Some("constraint violation"),
+                format!("Cannot update immutable column {} in table {}.", col.name, ts.name),
+            ));
+        }
+    }
+    let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
+    let matches = x.txn.matching(t, &cond);
+    for u in &matches {
+        let differs = x
+            .txn
+            .get(t, u)
+            .is_some_and(|cur| columns.iter().any(|c| cur.fields[*c] != row.fields[*c]));
+        if differs {
+            if let Some(m) = x.txn.modify(t, u) {
+                for &c in &columns {
+                    m.fields[c] = row.fields[c].clone();
+                }
+            }
+        }
+    }
+    result.insert("count".into(), json!(matches.len()));
+    Ok(())
+}

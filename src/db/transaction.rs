@@ -1,0 +1,665 @@
+//! A transaction in progress: an overlay of changed rows on a read-only
+//! database snapshot, and the commit-time checks that turn it into a
+//! [`ChangeSet`], in ovsdb-server's order: determine changes, reference
+//! counts and referential integrity, garbage collection, maxRows, weak
+//! references, unique indexes, `_version`.
+
+use crate::data::{Atom, Datum, Row};
+use crate::db::changes::{ChangeSet, RowChange, TableChanges};
+use crate::db::condition::Condition;
+use crate::db::database::{index_key, Database};
+use crate::error::{OvsdbError, Result};
+use crate::schema::{ColumnSchema, TableSchema};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A row touched by the transaction.
+#[derive(Debug, Clone)]
+pub struct TxnRow {
+    /// The committed row, if it existed before the transaction.
+    pub old: Option<Arc<Row>>,
+    /// The row as the transaction leaves it; `None` once deleted.
+    pub new: Option<Row>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct TxnTable {
+    order: Vec<Uuid>,
+    rows: HashMap<Uuid, TxnRow>,
+}
+
+/// A transaction being executed against a snapshot of a database.
+pub struct Txn<'a> {
+    db: &'a Database,
+    tables: Vec<TxnTable>,
+    /// Comments added by `comment` operations, in order.
+    pub comments: Vec<String>,
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction on `db`.
+    pub fn new(db: &'a Database) -> Txn<'a> {
+        Txn { db, tables: vec![TxnTable::default(); db.schema.tables.len()], comments: Vec::new() }
+    }
+
+    /// The database the transaction reads.
+    pub fn db(&self) -> &'a Database {
+        self.db
+    }
+
+    /// The current (in-transaction) version of a row.
+    pub fn get(&self, t: usize, uuid: &Uuid) -> Option<&Row> {
+        match self.tables[t].rows.get(uuid) {
+            Some(tr) => tr.new.as_ref(),
+            None => self.db.row(t, uuid).map(|r| &**r),
+        }
+    }
+
+    /// UUIDs of the rows of table `t` that currently satisfy `cond`.
+    pub fn matching(&self, t: usize, cond: &Condition) -> Vec<Uuid> {
+        if cond.is_always_false() {
+            return Vec::new();
+        }
+        if let Some(u) = cond.uuid_equal() {
+            return match self.get(t, &u) {
+                Some(r) if cond.evaluate(r) => vec![u],
+                _ => Vec::new(),
+            };
+        }
+        let tt = &self.tables[t];
+        let mut out = Vec::new();
+        for (u, r) in &self.db.tables[t].rows {
+            let row: &Row = match tt.rows.get(u) {
+                Some(tr) => match &tr.new {
+                    Some(n) => n,
+                    None => continue,
+                },
+                None => r,
+            };
+            if cond.evaluate(row) {
+                out.push(*u);
+            }
+        }
+        for u in &tt.order {
+            if let Some(TxnRow { old: None, new: Some(n) }) = tt.rows.get(u) {
+                if cond.evaluate(n) {
+                    out.push(*u);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether a row with this UUID may be inserted: no such row exists now
+    /// or was deleted earlier in this transaction.
+    pub fn may_create(&self, t: usize, uuid: &Uuid) -> bool {
+        !self.tables[t].rows.contains_key(uuid) && self.db.row(t, uuid).is_none()
+    }
+
+    /// Inserts a new row.
+    pub fn insert(&mut self, t: usize, row: Row) {
+        let tt = &mut self.tables[t];
+        let uuid = row.uuid;
+        tt.order.push(uuid);
+        tt.rows.insert(uuid, TxnRow { old: None, new: Some(row) });
+    }
+
+    /// The row for writing (copied from the snapshot on first write).
+    pub fn modify(&mut self, t: usize, uuid: &Uuid) -> Option<&mut Row> {
+        let db = self.db;
+        let tt = &mut self.tables[t];
+        if !tt.rows.contains_key(uuid) {
+            let old = db.row(t, uuid)?.clone();
+            tt.order.push(*uuid);
+            tt.rows.insert(*uuid, TxnRow { new: Some((*old).clone()), old: Some(old) });
+        }
+        tt.rows.get_mut(uuid).and_then(|tr| tr.new.as_mut())
+    }
+
+    /// Deletes a row.
+    pub fn delete(&mut self, t: usize, uuid: &Uuid) {
+        let db = self.db;
+        let tt = &mut self.tables[t];
+        match tt.rows.get_mut(uuid) {
+            Some(tr) => tr.new = None,
+            None => {
+                if let Some(old) = db.row(t, uuid) {
+                    tt.order.push(*uuid);
+                    tt.rows.insert(*uuid, TxnRow { old: Some(old.clone()), new: None });
+                }
+            }
+        }
+    }
+
+    /// Runs the commit-time checks and returns what the transaction changed.
+    pub fn commit(self) -> Result<ChangeSet> {
+        Commit::new(self).run()
+    }
+}
+
+/// A row during the commit-time checks.
+struct WorkRow {
+    uuid: Uuid,
+    old: Option<Arc<Row>>,
+    new: Option<Arc<Row>>,
+    n_refs: i64,
+    changed: Vec<bool>,
+}
+
+impl WorkRow {
+    fn any_changed(&self) -> bool {
+        self.changed.iter().any(|c| *c)
+    }
+}
+
+struct WorkTable {
+    rows: Vec<WorkRow>,
+    pos: HashMap<Uuid, usize>,
+}
+
+struct Commit<'a> {
+    db: &'a Database,
+    tables: Vec<WorkTable>,
+    touched: Vec<bool>,
+}
+
+impl<'a> Commit<'a> {
+    fn new(txn: Txn<'a>) -> Commit<'a> {
+        let db = txn.db;
+        let mut tables = Vec::with_capacity(txn.tables.len());
+        let mut touched = vec![false; txn.tables.len()];
+        for (t, mut tt) in txn.tables.into_iter().enumerate() {
+            let n_cols = db.schema.tables[t].columns.len();
+            let mut wt = WorkTable { rows: Vec::new(), pos: HashMap::new() };
+            for u in &tt.order {
+                if let Some(tr) = tt.rows.remove(u) {
+                    if tr.old.is_none() && tr.new.is_none() {
+                        continue;
+                    }
+                    wt.pos.insert(*u, wt.rows.len());
+                    wt.rows.push(WorkRow {
+                        uuid: *u,
+                        old: tr.old,
+                        new: tr.new.map(Arc::new),
+                        n_refs: 0,
+                        changed: vec![false; n_cols],
+                    });
+                }
+            }
+            touched[t] = !wt.rows.is_empty();
+            tables.push(wt);
+        }
+        Commit { db, tables, touched }
+    }
+
+    fn run(mut self) -> Result<ChangeSet> {
+        self.determine_changes();
+        if self.tables.iter().all(|t| t.rows.is_empty()) {
+            return Ok(ChangeSet::default());
+        }
+        self.update_ref_counts()?;
+        self.collect_garbage();
+        self.check_max_rows()?;
+        self.assess_weak_refs()?;
+        self.check_index_uniqueness()?;
+        Ok(self.into_changes())
+    }
+
+    fn table_schema(&self, t: usize) -> &'a TableSchema {
+        &self.db.schema.tables[t]
+    }
+
+    fn determine_changes(&mut self) {
+        for wt in &mut self.tables {
+            for r in &mut wt.rows {
+                match (&r.old, &r.new) {
+                    (Some(o), Some(n)) => {
+                        for (c, flag) in r.changed.iter_mut().enumerate() {
+                            *flag = o.fields[c] != n.fields[c];
+                        }
+                    }
+                    _ => r.changed.iter_mut().for_each(|f| *f = true),
+                }
+            }
+            // Rows modified back to their old value are not part of the transaction.
+            wt.rows.retain(|r| r.old.is_none() || r.new.is_none() || r.any_changed());
+            wt.pos = wt.rows.iter().enumerate().map(|(i, r)| (r.uuid, i)).collect();
+        }
+        for (t, wt) in self.tables.iter_mut().enumerate() {
+            for r in &mut wt.rows {
+                r.n_refs = if r.old.is_some() { self.db.strong_refs(t, &r.uuid) as i64 } else { 0 };
+            }
+        }
+    }
+
+    /// The work row for (t, uuid), pulling an unmodified committed row into the
+    /// commit if needed; `None` if no such row exists.
+    fn find_or_make(&mut self, t: usize, uuid: &Uuid) -> Option<usize> {
+        if let Some(i) = self.tables[t].pos.get(uuid) {
+            return Some(*i);
+        }
+        let old = self.db.row(t, uuid)?.clone();
+        let n_cols = self.db.schema.tables[t].columns.len();
+        let wt = &mut self.tables[t];
+        let i = wt.rows.len();
+        wt.pos.insert(*uuid, i);
+        wt.rows.push(WorkRow {
+            uuid: *uuid,
+            new: Some(old.clone()),
+            old: Some(old),
+            n_refs: self.db.strong_refs(t, uuid) as i64,
+            changed: vec![false; n_cols],
+        });
+        self.touched[t] = true;
+        Some(i)
+    }
+
+    fn update_ref_counts(&mut self) -> Result<()> {
+        let schema = self.db.schema.clone();
+        for t in 0..self.tables.len() {
+            let ts = &schema.tables[t];
+            let strong_cols: Vec<usize> = ts
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.ty.key.is_strong_ref() || c.ty.value.as_ref().is_some_and(|v| v.is_strong_ref()))
+                .map(|(i, _)| i)
+                .collect();
+            if strong_cols.is_empty() {
+                continue;
+            }
+            let mut i = 0;
+            while i < self.tables[t].rows.len() {
+                let (uuid, old, new, changed) = {
+                    let r = &self.tables[t].rows[i];
+                    (r.uuid, r.old.clone(), r.new.clone(), r.changed.clone())
+                };
+                for &c in &strong_cols {
+                    if !changed[c] {
+                        continue;
+                    }
+                    let col = &ts.columns[c];
+                    let empty = Datum::empty_of(&col.ty);
+                    let od = old.as_ref().map(|r| &r.fields[c]).unwrap_or(&empty);
+                    let nd = new.as_ref().map(|r| &r.fields[c]).unwrap_or(&empty);
+                    let (added, removed) = added_removed(od, nd);
+                    self.adjust_refs(ts, col, uuid, &removed, -1)?;
+                    self.adjust_refs(ts, col, uuid, &added, 1)?;
+                }
+                i += 1;
+            }
+        }
+        for (t, wt) in self.tables.iter().enumerate() {
+            for r in &wt.rows {
+                if r.new.is_none() && r.n_refs > 0 {
+                    return Err(OvsdbError::new(
+                        "referential integrity violation",
+                        format!(
+                            "cannot delete {} row {} because of {} remaining reference(s)",
+                            schema.tables[t].name, r.uuid, r.n_refs
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn adjust_refs(
+        &mut self,
+        ts: &TableSchema,
+        col: &ColumnSchema,
+        src: Uuid,
+        datum: &Datum,
+        delta: i64,
+    ) -> Result<()> {
+        let mut targets: Vec<(&str, &Atom)> = Vec::new();
+        if let (true, Some(rt)) = (col.ty.key.is_strong_ref(), &col.ty.key.ref_table) {
+            targets.extend(datum.keys.iter().map(|a| (rt.as_str(), a)));
+        }
+        if let (Some(vt), Some(vals)) = (&col.ty.value, &datum.values) {
+            if let (true, Some(rt)) = (vt.is_strong_ref(), &vt.ref_table) {
+                targets.extend(vals.iter().map(|a| (rt.as_str(), a)));
+            }
+        }
+        for (rt, atom) in targets {
+            let Some(target) = atom.as_uuid() else { continue };
+            if target == src {
+                continue;
+            }
+            let Some(tt) = self.db.schema.table_index(rt) else { continue };
+            match self.find_or_make(tt, &target) {
+                Some(i) => self.tables[tt].rows[i].n_refs += delta,
+                None if delta > 0 => {
+                    return Err(OvsdbError::new(
+                        "referential integrity violation",
+                        format!(
+                            "Table {} column {} row {} references nonexistent row {} in table {}.",
+                            ts.name, col.name, src, target, rt
+                        ),
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_garbage(&mut self) {
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for t in 0..self.tables.len() {
+            if self.table_schema(t).is_root {
+                continue;
+            }
+            for i in 0..self.tables[t].rows.len() {
+                let r = &self.tables[t].rows[i];
+                if r.new.is_some() && r.n_refs == 0 {
+                    stack.push((t, i));
+                }
+            }
+        }
+        while let Some((t, i)) = stack.pop() {
+            let ts = self.table_schema(t);
+            if ts.is_root {
+                continue;
+            }
+            let Some(row) = self.tables[t].rows[i].new.take() else { continue };
+            self.tables[t].rows[i].changed.iter_mut().for_each(|f| *f = true);
+            let mut targets = Vec::new();
+            crate::db::database::for_each_ref(&self.db.schema, ts, &row, |tt, u, strong| {
+                if strong {
+                    targets.push((tt, u));
+                }
+            });
+            for (tt, u) in targets {
+                if let Some(j) = self.find_or_make(tt, &u) {
+                    let r = &mut self.tables[tt].rows[j];
+                    r.n_refs -= 1;
+                    if r.n_refs == 0 && r.new.is_some() {
+                        stack.push((tt, j));
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_max_rows(&self) -> Result<()> {
+        for (t, wt) in self.tables.iter().enumerate() {
+            if !self.touched[t] {
+                continue;
+            }
+            let ts = self.table_schema(t);
+            let Some(max) = ts.max_rows else { continue };
+            let mut n = self.db.tables[t].rows.len() as i64;
+            for r in &wt.rows {
+                n += r.new.is_some() as i64 - r.old.is_some() as i64;
+            }
+            if n as u64 > max {
+                return Err(OvsdbError::constraint(format!(
+                    "transaction causes \"{}\" table to contain {} rows, greater than the schema-defined limit of {} row(s)",
+                    ts.name, n, max
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether (t, uuid) exists once the transaction commits.
+    fn exists_after(&self, t: usize, uuid: &Uuid) -> bool {
+        match self.tables[t].pos.get(uuid) {
+            Some(i) => self.tables[t].rows[*i].new.is_some(),
+            None => self.db.row(t, uuid).is_some(),
+        }
+    }
+
+    fn assess_weak_refs(&mut self) -> Result<()> {
+        // Rows that weakly reference a deleted row must lose those references.
+        let mut referrers = Vec::new();
+        for (t, wt) in self.tables.iter().enumerate() {
+            for r in &wt.rows {
+                if r.old.is_some() && r.new.is_none() {
+                    if let Some(m) = self.db.tables[t].weak_referrers.get(&r.uuid) {
+                        referrers.extend(m.keys().copied());
+                    }
+                }
+            }
+        }
+        for (st, su) in referrers {
+            self.find_or_make(st, &su);
+        }
+        let schema = self.db.schema.clone();
+        for t in 0..self.tables.len() {
+            let ts = &schema.tables[t];
+            let weak_cols: Vec<usize> = ts
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.ty.key.is_weak_ref() || c.ty.value.as_ref().is_some_and(|v| v.is_weak_ref()))
+                .map(|(i, _)| i)
+                .collect();
+            if weak_cols.is_empty() {
+                continue;
+            }
+            for i in 0..self.tables[t].rows.len() {
+                let Some(new) = self.tables[t].rows[i].new.clone() else { continue };
+                let inserted = self.tables[t].rows[i].old.is_none();
+                let mut replaced: Vec<(usize, Datum)> = Vec::new();
+                for &c in &weak_cols {
+                    let col = &ts.columns[c];
+                    let d = &new.fields[c];
+                    let key_ref = col.ty.key.ref_table.as_deref().filter(|_| col.ty.key.is_weak_ref());
+                    let val_ref = col
+                        .ty
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.ref_table.as_deref().filter(|_| v.is_weak_ref()));
+                    let mut keep = Vec::with_capacity(d.len());
+                    let mut zero = false;
+                    for (k, v) in d.pairs() {
+                        let mut ok = true;
+                        for (rt, a) in [(key_ref, Some(k)), (val_ref, v)] {
+                            if let (Some(rt), Some(a)) = (rt, a) {
+                                if let (Some(u), Some(tt)) = (a.as_uuid(), schema.table_index(rt)) {
+                                    if u != new.uuid && !self.exists_after(tt, &u) {
+                                        ok = false;
+                                        zero |= u.is_nil();
+                                    }
+                                }
+                            }
+                        }
+                        keep.push(ok);
+                    }
+                    let n_removed = keep.iter().filter(|k| !**k).count();
+                    if n_removed == 0 {
+                        continue;
+                    }
+                    let mut nd = d.clone();
+                    let mut it = keep.iter();
+                    nd.keys.retain(|_| *it.next().unwrap_or(&true));
+                    if let Some(vals) = &mut nd.values {
+                        let mut it = keep.iter();
+                        vals.retain(|_| *it.next().unwrap_or(&true));
+                    }
+                    if (nd.len() as u64) < col.ty.min as u64 {
+                        return Err(if zero && inserted {
+                            OvsdbError::constraint(format!(
+                                "Weak reference column \"{}\" in \"{}\" row {} (inserted within this transaction) contained all-zeros UUID (probably as the default value for this column) but deleting this value caused a constraint volation because this column is not allowed to be empty.",
+                                col.name, ts.name, new.uuid
+                            ))
+                        } else {
+                            OvsdbError::constraint(format!(
+                                "Deletion of {} weak reference(s) to deleted (or never-existing) rows from column \"{}\" in \"{}\" row {} {}caused this column to become empty, but constraints on this column disallow an empty column.",
+                                n_removed,
+                                col.name,
+                                ts.name,
+                                new.uuid,
+                                if inserted { "(inserted within this transaction) " } else { "" }
+                            ))
+                        });
+                    }
+                    replaced.push((c, nd));
+                }
+                if !replaced.is_empty() {
+                    let r = &mut self.tables[t].rows[i];
+                    if let Some(n) = r.new.as_mut() {
+                        let row = Arc::make_mut(n);
+                        for (c, nd) in replaced {
+                            row.fields[c] = nd;
+                            r.changed[c] = true;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_index_uniqueness(&self) -> Result<()> {
+        for (t, wt) in self.tables.iter().enumerate() {
+            let ts = self.table_schema(t);
+            for (ix, cols) in ts.indexes.iter().enumerate() {
+                let mut local: HashMap<Vec<Datum>, usize> = HashMap::new();
+                for (i, r) in wt.rows.iter().enumerate() {
+                    let Some(new) = &r.new else { continue };
+                    let key = index_key(new, cols);
+                    if let Some(&j) = local.get(&key) {
+                        return Err(self.duplicate_index_row(t, cols, Some(&wt.rows[j]), None, r));
+                    }
+                    if let Some(other) = self.db.tables[t].indexes[ix].get(&key) {
+                        if !wt.pos.contains_key(other) {
+                            let orow = self.db.row(t, other).cloned();
+                            return Err(self.duplicate_index_row(t, cols, None, orow, r));
+                        }
+                    }
+                    local.insert(key, i);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn duplicate_index_row(
+        &self,
+        t: usize,
+        cols: &[usize],
+        a_work: Option<&WorkRow>,
+        a_committed: Option<Arc<Row>>,
+        b: &WorkRow,
+    ) -> OvsdbError {
+        let ts = self.table_schema(t);
+        let a_row: Option<Arc<Row>> = a_work.and_then(|w| w.new.clone()).or(a_committed);
+        let (Some(a_row), Some(b_row)) = (a_row, b.new.clone()) else {
+            return OvsdbError::constraint("duplicate index values");
+        };
+        // ovsdb-server orders the two rows by all columns, `_uuid` first, the greater first.
+        let (first, first_w, second, second_w) = if a_row.uuid < b_row.uuid {
+            (b_row, Some(b), a_row, a_work)
+        } else {
+            (a_row, a_work, b_row, Some(b))
+        };
+        let index_names: Vec<&str> = cols.iter().map(|c| ts.column_name(*c)).collect();
+        let mut s = format!(
+            "Transaction causes multiple rows in \"{}\" table to have identical values ({}) for index on {}.  ",
+            ts.name,
+            columns_to_string(ts, &first, cols),
+            index_names.join(", ")
+        );
+        describe_index_row(ts, cols, &first, first_w, "First", &mut s);
+        s.push_str("  ");
+        describe_index_row(ts, cols, &second, second_w, "Second", &mut s);
+        OvsdbError::constraint(s)
+    }
+
+    fn into_changes(self) -> ChangeSet {
+        let mut cs = ChangeSet::default();
+        for (t, wt) in self.tables.into_iter().enumerate() {
+            let mut rows = Vec::new();
+            for mut r in wt.rows {
+                let any_changed = r.any_changed();
+                match (&r.old, &mut r.new) {
+                    (None, None) => continue,
+                    (Some(_), Some(_)) if !any_changed => continue,
+                    (_, Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
+                    (Some(_), None) => {}
+                }
+                let changed = r.changed.iter().enumerate().filter(|(_, f)| **f).map(|(c, _)| c).collect();
+                rows.push(RowChange { uuid: r.uuid, old: r.old, new: r.new, changed });
+            }
+            if !rows.is_empty() {
+                cs.tables.push(TableChanges { table: t, rows });
+            }
+        }
+        cs
+    }
+}
+
+fn describe_index_row(
+    ts: &TableSchema,
+    cols: &[usize],
+    row: &Row,
+    work: Option<&WorkRow>,
+    title: &str,
+    out: &mut String,
+) {
+    out.push_str(&format!("{title} row, with UUID {}, ", row.uuid));
+    match work {
+        Some(w) if w.any_changed() => match &w.old {
+            None => out.push_str("was inserted by this transaction."),
+            Some(old) => {
+                if cols.iter().all(|c| old.datum(*c) == row.datum(*c)) {
+                    out.push_str(
+                        "existed in the database before this transaction, which modified some of the row's columns but not any columns in this index.",
+                    );
+                } else {
+                    out.push_str("had the following index values before the transaction: ");
+                    out.push_str(&columns_to_string(ts, old, cols));
+                    out.push('.');
+                }
+            }
+        },
+        _ => out.push_str(
+            "existed in the database before this transaction and was not modified by the transaction.",
+        ),
+    }
+}
+
+/// A row's values for `cols`, as ovsdb-server prints them in messages.
+pub fn columns_to_string(ts: &TableSchema, row: &Row, cols: &[usize]) -> String {
+    cols.iter()
+        .map(|c| datum_to_string(&row.datum(*c), &ts.column(*c).ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A datum in ovs-vsctl notation: `[a, b]` for sets, `{k=v}` for maps, bare scalars.
+pub fn datum_to_string(d: &Datum, ty: &crate::schema::Type) -> String {
+    let bracket = ty.max > 1 || d.is_empty();
+    let mut s = String::new();
+    if bracket {
+        s.push(if d.is_map() { '{' } else { '[' });
+    }
+    for (i, (k, v)) in d.pairs().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&k.to_display_string());
+        if let Some(v) = v {
+            s.push('=');
+            s.push_str(&v.to_display_string());
+        }
+    }
+    if bracket {
+        s.push(if d.is_map() { '}' } else { ']' });
+    }
+    s
+}
+
+/// Elements (pairs) of `new` not in `old`, and of `old` not in `new`.
+pub fn added_removed(old: &Datum, new: &Datum) -> (Datum, Datum) {
+    let mut added = new.clone();
+    added.subtract(old);
+    let mut removed = old.clone();
+    removed.subtract(new);
+    (added, removed)
+}

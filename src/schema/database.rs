@@ -1,0 +1,200 @@
+//! Database schemas: the parsed `.ovsschema`.
+
+use crate::error::{OvsdbError, Result};
+use crate::parser::{is_id, Kinds, Parser};
+use crate::schema::table::TableSchema;
+use crate::schema::types::BaseType;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A database schema: name, version, checksum and tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseSchema {
+    /// The database's name.
+    pub name: String,
+    /// The version, `x.y.z`, or empty for old schemas without one.
+    pub version: String,
+    /// The checksum member, if any (kept, not verified, as ovsdb-server does).
+    pub cksum: Option<String>,
+    /// Tables, sorted by name; tables are referred to by index into this.
+    pub tables: Vec<TableSchema>,
+    by_name: HashMap<String, usize>,
+}
+
+/// Why a schema file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaFileError {
+    /// The file could not be read.
+    #[error("{path}: cannot read schema: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{path}: not valid JSON ({source}); an .ovsschema file is one JSON object")]
+    Json {
+        /// The file.
+        path: String,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The JSON is not a valid schema.
+    #[error("{path}: failed to parse as ovsdb schema: {error}")]
+    Schema {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the table/column/member.
+        error: OvsdbError,
+    },
+}
+
+impl DatabaseSchema {
+    /// Reads and parses an `.ovsschema` file.
+    pub fn from_file(path: impl AsRef<Path>) -> std::result::Result<DatabaseSchema, SchemaFileError> {
+        let p = path.as_ref();
+        let name = p.display().to_string();
+        let text = std::fs::read_to_string(p)
+            .map_err(|source| SchemaFileError::Io { path: name.clone(), source })?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|source| SchemaFileError::Json { path: name.clone(), source })?;
+        DatabaseSchema::from_json(&json).map_err(|error| SchemaFileError::Schema { path: name, error })
+    }
+
+    /// Parses and validates a schema from JSON.
+    pub fn from_json(json: &Value) -> Result<DatabaseSchema> {
+        let mut p = Parser::new(json, "database schema");
+        let name = p.member("name", Kinds::ID);
+        let version = p.member("version", Kinds::STRING | Kinds::OPTIONAL);
+        let cksum = p.member("cksum", Kinds::STRING | Kinds::OPTIONAL);
+        let tables = p.member("tables", Kinds::OBJECT);
+        p.finish()?;
+        let version = match version.and_then(Value::as_str) {
+            Some(v) => {
+                if !is_valid_version(v) {
+                    return Err(OvsdbError::syntax(
+                        Some(json),
+                        None,
+                        format!("schema version \"{v}\" not in format x.y.z"),
+                    ));
+                }
+                v.to_string()
+            }
+            None => String::new(),
+        };
+        let mut parsed = Vec::new();
+        for (tname, tjson) in tables.and_then(Value::as_object).into_iter().flatten() {
+            if tname.starts_with('_') {
+                return Err(OvsdbError::syntax(
+                    Some(json),
+                    None,
+                    format!("table {tname}: names beginning with \"_\" are reserved"),
+                ));
+            }
+            if !is_id(tname) {
+                return Err(OvsdbError::syntax(
+                    Some(json),
+                    None,
+                    format!("table {tname}: name must be a valid id"),
+                ));
+            }
+            parsed.push(TableSchema::from_json(tname, tjson)?);
+        }
+        // Before "isRoot" existed there was no garbage collection: a schema
+        // with no root table keeps every table's rows.
+        if !parsed.iter().any(|t| t.is_root) {
+            for t in &mut parsed {
+                t.is_root = true;
+            }
+        }
+        let by_name: HashMap<String, usize> =
+            parsed.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        for t in &parsed {
+            for c in &t.columns {
+                for (base, which) in [(Some(&c.ty.key), "key"), (c.ty.value.as_ref(), "value")] {
+                    if let Some(BaseType { ref_table: Some(rt), .. }) = base {
+                        if !by_name.contains_key(rt) {
+                            return Err(OvsdbError::syntax(
+                                None,
+                                None,
+                                format!(
+                                    "table {} column {} {} refers to undefined table {}",
+                                    t.name, c.name, which, rt
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(DatabaseSchema {
+            name: name.and_then(Value::as_str).unwrap_or_default().to_string(),
+            version,
+            cksum: cksum.and_then(Value::as_str).map(str::to_string),
+            tables: parsed,
+            by_name,
+        })
+    }
+
+    /// The index of a table by name.
+    pub fn table_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<&TableSchema> {
+        self.table_index(name).map(|i| &self.tables[i])
+    }
+
+    /// The schema as JSON, as `get_schema` returns it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        if !self.version.is_empty() {
+            m.insert("version".into(), json!(self.version));
+        }
+        if let Some(c) = &self.cksum {
+            if !c.is_empty() {
+                m.insert("cksum".into(), json!(c));
+            }
+        }
+        let default_root = self.tables.iter().all(|t| t.is_root);
+        let tables: Map<String, Value> =
+            self.tables.iter().map(|t| (t.name.clone(), t.to_json(default_root))).collect();
+        m.insert("tables".into(), Value::Object(tables));
+        Value::Object(m)
+    }
+
+    /// The schema of the `_Server` database that every server provides.
+    pub fn server_schema() -> DatabaseSchema {
+        let json: Value = match serde_json::from_str(SERVER_SCHEMA) {
+            Ok(j) => j,
+            Err(_) => Value::Null,
+        };
+        match DatabaseSchema::from_json(&json) {
+            Ok(s) => s,
+            // The text is a constant checked by a unit test; this arm is unreachable.
+            Err(_) => DatabaseSchema {
+                name: "_Server".into(),
+                version: String::new(),
+                cksum: None,
+                tables: Vec::new(),
+                by_name: HashMap::new(),
+            },
+        }
+    }
+}
+
+/// The `_Server` schema text, as ovsdb-server 3.1 serves it.
+pub const SERVER_SCHEMA: &str = include_str!("_server.ovsschema");
+
+/// Whether `s` is `x.y.z` with three unsigned decimal numbers.
+pub fn is_valid_version(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok())
+}

@@ -1,0 +1,202 @@
+//! Table schemas.
+
+use crate::data::row::{COL_UUID, COL_VERSION};
+use crate::error::{OvsdbError, Result};
+use crate::parser::{Kinds, Parser};
+use crate::schema::column::ColumnSchema;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// One table: its columns, root-ness, row limit and unique indexes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSchema {
+    /// The table's name.
+    pub name: String,
+    /// User columns, in a fixed order (sorted by name); rows store fields in this order.
+    pub columns: Vec<ColumnSchema>,
+    by_name: HashMap<String, usize>,
+    /// Whether rows are kept when nothing references them.
+    pub is_root: bool,
+    /// Maximum number of rows, if limited.
+    pub max_rows: Option<u64>,
+    /// Unique indexes, each a list of column indexes.
+    pub indexes: Vec<Vec<usize>>,
+    uuid_column: ColumnSchema,
+    version_column: ColumnSchema,
+}
+
+impl TableSchema {
+    /// Parses the table named `name`; `isRoot` is resolved later by the database schema.
+    pub fn from_json(name: &str, json: &Value) -> Result<TableSchema> {
+        let mut p = Parser::new(json, format!("schema for table {name}"));
+        let columns = p.member("columns", Kinds::OBJECT);
+        let is_root = p.member("isRoot", Kinds::BOOLEAN | Kinds::OPTIONAL);
+        let max_rows = p.member("maxRows", Kinds::INTEGER | Kinds::OPTIONAL);
+        let indexes = p.member("indexes", Kinds::ARRAY | Kinds::OPTIONAL);
+        p.finish()?;
+        let columns_json = columns.and_then(Value::as_object).cloned().unwrap_or_default();
+        if columns_json.is_empty() {
+            return Err(OvsdbError::syntax(
+                Some(json),
+                None,
+                format!("table {name}: table must have at least one column"),
+            ));
+        }
+        let max_rows = match max_rows {
+            None => None,
+            Some(v) => match crate::data::atom::json_integer(v) {
+                Some(n) if n >= 1 => Some(n as u64),
+                _ => {
+                    return Err(OvsdbError::syntax(
+                        Some(v),
+                        None,
+                        format!("table {name}: maxRows must be at least 1"),
+                    ))
+                }
+            },
+        };
+        let mut cols = Vec::new();
+        for (cname, cjson) in &columns_json {
+            ColumnSchema::check_name(cname, json).map_err(|e| in_table(name, e))?;
+            cols.push(
+                ColumnSchema::from_json(cname, cjson)
+                    .map_err(|e| in_table(name, in_column(cname, e)))?,
+            );
+        }
+        let by_name = cols.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let mut table = TableSchema {
+            name: name.to_string(),
+            columns: cols,
+            by_name,
+            is_root: is_root.and_then(Value::as_bool).unwrap_or(false),
+            max_rows,
+            indexes: Vec::new(),
+            uuid_column: ColumnSchema::builtin("_uuid"),
+            version_column: ColumnSchema::builtin("_version"),
+        };
+        if let Some(indexes) = indexes.and_then(Value::as_array) {
+            for index in indexes {
+                let parsed = table.parse_index(index)?;
+                table.indexes.push(parsed);
+            }
+        }
+        Ok(table)
+    }
+
+    fn parse_index(&self, index: &Value) -> Result<Vec<usize>> {
+        let names = match index.as_array() {
+            Some(a) if !a.is_empty() => a,
+            _ => {
+                return Err(OvsdbError::syntax(
+                    Some(index),
+                    None,
+                    format!("table {}: index must be a non-empty array of column names", self.name),
+                ))
+            }
+        };
+        let mut cols = Vec::new();
+        for n in names {
+            let cname = n.as_str().unwrap_or("");
+            let c = match self.column_index(cname) {
+                Some(c) if c != COL_UUID && c != COL_VERSION => c,
+                _ => {
+                    return Err(OvsdbError::syntax(
+                        Some(index),
+                        None,
+                        format!("table {}: index refers to unknown column {}", self.name, n),
+                    ))
+                }
+            };
+            if self.columns[c].ephemeral {
+                return Err(OvsdbError::syntax(
+                    Some(index),
+                    None,
+                    format!(
+                        "table {}: ephemeral columns (such as {}) may not be indexed",
+                        self.name, cname
+                    ),
+                ));
+            }
+            if cols.contains(&c) {
+                return Err(OvsdbError::syntax(
+                    Some(index),
+                    None,
+                    format!("table {}: index contains column {} twice", self.name, cname),
+                ));
+            }
+            cols.push(c);
+        }
+        Ok(cols)
+    }
+
+    /// The index of a column by name; `_uuid` and `_version` map to [`COL_UUID`] and [`COL_VERSION`].
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        match name {
+            "_uuid" => Some(COL_UUID),
+            "_version" => Some(COL_VERSION),
+            _ => self.by_name.get(name).copied(),
+        }
+    }
+
+    /// The column schema for an index from [`column_index`](Self::column_index).
+    pub fn column(&self, index: usize) -> &ColumnSchema {
+        match index {
+            COL_UUID => &self.uuid_column,
+            COL_VERSION => &self.version_column,
+            _ => &self.columns[index],
+        }
+    }
+
+    /// The name of a column by index.
+    pub fn column_name(&self, index: usize) -> &str {
+        &self.column(index).name
+    }
+
+    /// Every column index including `_uuid` and `_version`, as `select` returns them by default.
+    pub fn all_columns(&self) -> Vec<usize> {
+        let mut v = vec![COL_UUID, COL_VERSION];
+        v.extend(0..self.columns.len());
+        v
+    }
+
+    /// The table as schema JSON; `isRoot` printed when it differs from `default_root`.
+    pub fn to_json(&self, default_root: bool) -> Value {
+        let mut m = Map::new();
+        let cols: Map<String, Value> =
+            self.columns.iter().map(|c| (c.name.clone(), c.to_json())).collect();
+        m.insert("columns".into(), Value::Object(cols));
+        if self.is_root != default_root {
+            m.insert("isRoot".into(), json!(self.is_root));
+        }
+        if let Some(n) = self.max_rows {
+            m.insert("maxRows".into(), json!(n));
+        }
+        if !self.indexes.is_empty() {
+            let idx: Vec<Value> = self
+                .indexes
+                .iter()
+                .map(|cols| Value::Array(cols.iter().map(|c| json!(self.column_name(*c))).collect()))
+                .collect();
+            m.insert("indexes".into(), Value::Array(idx));
+        }
+        Value::Object(m)
+    }
+}
+
+fn in_table(table: &str, mut e: OvsdbError) -> OvsdbError {
+    if let Some(d) = &e.details {
+        if !d.starts_with("table ") {
+            e.details = Some(format!("table {table}: {d}"));
+        }
+    }
+    e
+}
+
+fn in_column(column: &str, mut e: OvsdbError) -> OvsdbError {
+    if let Some(d) = &e.details {
+        if !d.starts_with("column ") {
+            e.details = Some(format!("column {column}: {d}"));
+        }
+    }
+    e
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The oxsdb test command: installs what the tests need (Debian packages, as
+# root or with sudo) and runs every test. Usage: ./test.sh [cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# The real components the tests run against, from Debian's packages:
+# etcd, the reference ovsdb-server/ovsdb-client/ovsdb-tool, OVN (ovn-nbctl,
+# ovn-northd, schemas), ovs-vsctl and vswitch.ovsschema, the Python IDL,
+# and protoc for etcd-client's build.
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-common)
+[ -f /usr/share/openvswitch/vswitch.ovsschema ] || need+=(openvswitch-switch)
+[ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-central)
+/usr/bin/python3 -c 'import ovs.db.idl' >/dev/null 2>&1 || need+=(python3-openvswitch)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo test --all-targets "$@"
