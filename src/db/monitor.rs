@@ -181,8 +181,8 @@ impl Monitor {
     ) -> Option<Value> {
         if self.version != MonitorVersion::V1 {
             if let Some(cond) = &mt.condition {
-                let old_ok = old.is_some_and(|r| cond.evaluate(r));
-                let new_ok = new.is_some_and(|r| cond.evaluate(r));
+                let old_ok = old.is_some_and(|r| cond.matches_any(r));
+                let new_ok = new.is_some_and(|r| cond.matches_any(r));
                 if !old_ok && !new_ok {
                     return None;
                 }
