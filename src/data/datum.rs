@@ -296,3 +296,69 @@ impl Datum {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Type;
+    use serde_json::json;
+
+    fn ty(j: serde_json::Value) -> Type {
+        Type::from_json(&j).expect("type")
+    }
+
+    #[test]
+    fn scalar_and_set_notation() {
+        let t = ty(json!({"key": "integer", "min": 0, "max": "unlimited"}));
+        let d = Datum::from_json(&t, &json!(["set", [3, 1, 2]]), None).expect("set");
+        assert_eq!(d.to_json(), json!(["set", [1, 2, 3]]));
+        let one = Datum::from_json(&t, &json!(5), None).expect("bare atom");
+        assert_eq!(one.to_json(), json!(5));
+        let empty = Datum::from_json(&t, &json!(["set", []]), None).expect("empty");
+        assert_eq!(empty.to_json(), json!(["set", []]));
+    }
+
+    #[test]
+    fn map_notation_sorted() {
+        let t = ty(json!({"key": "string", "value": "integer", "min": 0, "max": "unlimited"}));
+        let d = Datum::from_json(&t, &json!(["map", [["b", 2], ["a", 1]]]), None).expect("map");
+        assert_eq!(d.to_json(), json!(["map", [["a", 1], ["b", 2]]]));
+        let e = Datum::from_json(&t, &json!(["map", [["a", 1], ["a", 2]]]), None).expect_err("dup");
+        assert_eq!(e.details.as_deref(), Some("map contains duplicate key"));
+        let e = Datum::from_json(&t, &json!({"a": 1}), None).expect_err("not a map");
+        assert_eq!(e.details.as_deref(), Some("expected [\"map\", <array>]"));
+    }
+
+    #[test]
+    fn size_bounds_checked_on_raw_count() {
+        let t = ty(json!({"key": "integer", "min": 1, "max": 2}));
+        let e = Datum::from_json(&t, &json!(["set", [1, 2, 3]]), None).expect_err("too many");
+        assert_eq!(e.details.as_deref(), Some("set must have 1 to 2 members but 3 are present"));
+        let t = Type::scalar(crate::schema::AtomicType::Integer);
+        let e = Datum::from_json(&t, &json!(["set", []]), None).expect_err("scalar");
+        assert_eq!(e.details.as_deref(), Some("set must have exactly one member but 0 are present"));
+    }
+
+    #[test]
+    fn union_and_subtract() {
+        let mut a = Datum::set_from(vec![Atom::Integer(1), Atom::Integer(3)]);
+        a.union_with(&Datum::set_from(vec![Atom::Integer(2), Atom::Integer(3)]));
+        assert_eq!(a.keys, vec![Atom::Integer(1), Atom::Integer(2), Atom::Integer(3)]);
+        a.subtract(&Datum::set_from(vec![Atom::Integer(1), Atom::Integer(9)]));
+        assert_eq!(a.keys, vec![Atom::Integer(2), Atom::Integer(3)]);
+        let mut m = Datum::map_from(vec![(Atom::string("k"), Atom::Integer(1)), (Atom::string("j"), Atom::Integer(2))]);
+        m.subtract(&Datum::map_from(vec![(Atom::string("k"), Atom::Integer(5))]));
+        assert_eq!(m.len(), 2, "pairs must match value too");
+        m.subtract(&Datum::set_from(vec![Atom::string("k")]));
+        assert_eq!(m.len(), 1, "a set of keys removes by key");
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(Datum::default_of(&Type::scalar(crate::schema::AtomicType::String)).to_json(), json!(""));
+        let opt = ty(json!({"key": "uuid", "min": 0}));
+        assert!(Datum::default_of(&opt).is_empty());
+        let t = ty(json!({"key": "uuid"}));
+        assert_eq!(Datum::default_of(&t).to_json(), json!(["uuid", "00000000-0000-0000-0000-000000000000"]));
+    }
+}

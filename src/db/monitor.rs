@@ -181,6 +181,8 @@ impl Monitor {
     ) -> Option<Value> {
         if self.version != MonitorVersion::V1 {
             if let Some(cond) = &mt.condition {
+                // A monitor condition selects rows matching ANY of its clauses
+                // (ovsdb-server's ovsdb_condition_empty_or_match_any), unlike a "where".
                 let old_ok = old.is_some_and(|r| cond.matches_any(r));
                 let new_ok = new.is_some_and(|r| cond.matches_any(r));
                 if !old_ok && !new_ok {
