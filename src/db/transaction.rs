@@ -663,3 +663,132 @@ pub fn added_removed(old: &Datum, new: &Datum) -> (Datum, Datum) {
     removed.subtract(new);
     (added, removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Database;
+    use crate::schema::DatabaseSchema;
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    fn db() -> Database {
+        let s = DatabaseSchema::from_json(&json!({
+            "name": "t", "version": "1.0.0",
+            "tables": {
+                "P": {"columns": {
+                    "name": {"type": "string"},
+                    "kids": {"type": {"key": {"type": "uuid", "refTable": "K"}, "min": 0, "max": "unlimited"}},
+                    "fav": {"type": {"key": {"type": "uuid", "refTable": "K", "refType": "weak"}, "min": 0, "max": 1}},
+                    "must": {"type": {"key": {"type": "uuid", "refTable": "K", "refType": "weak"}, "min": 1, "max": 2}}},
+                      "isRoot": true, "indexes": [["name"]], "maxRows": 3},
+                "K": {"columns": {"v": {"type": "integer"}}}
+            }}))
+        .expect("schema");
+        Database::new(Arc::new(s))
+    }
+
+    // Tables are numbered in name order.
+    const K: usize = 0;
+    const P: usize = 1;
+
+    fn err(r: &Value) -> Option<String> {
+        r.as_array()?.iter().find_map(|x| x.get("error").and_then(Value::as_str).map(str::to_string))
+    }
+
+    fn insert_p(db: &mut Database, name: &str, kids: usize) -> Value {
+        let mut ops = Vec::new();
+        let mut refs = Vec::new();
+        for i in 0..kids {
+            ops.push(json!({"op": "insert", "table": "K", "row": {"v": i}, "uuid-name": format!("k{i}")}));
+            refs.push(json!(["named-uuid", format!("k{i}")]));
+        }
+        let must = if kids > 0 { json!(["named-uuid", "k0"]) } else { json!(["set", []]) };
+        ops.push(json!({"op": "insert", "table": "P", "row": {"name": name, "kids": ["set", refs], "must": must}}));
+        db.transact(&ops)
+    }
+
+    #[test]
+    fn garbage_collects_unreferenced_non_root_rows() {
+        let mut d = db();
+        let r = d.transact(&[json!({"op": "insert", "table": "K", "row": {"v": 1}})]);
+        assert_eq!(err(&r), None);
+        assert_eq!(d.tables[K].rows.len(), 0, "an unreferenced K row is collected at once");
+        let r = insert_p(&mut d, "a", 2);
+        assert_eq!(err(&r), None, "{r}");
+        assert_eq!(d.tables[K].rows.len(), 2);
+        d.transact(&[json!({"op": "delete", "table": "P", "where": [["name", "==", "a"]]})]);
+        assert_eq!(d.tables[K].rows.len(), 0, "kids go with their parent");
+    }
+
+    #[test]
+    fn strong_references_protect_rows() {
+        let mut d = db();
+        insert_p(&mut d, "a", 1);
+        let r = d.transact(&[json!({"op": "delete", "table": "K", "where": []})]);
+        assert_eq!(err(&r).as_deref(), Some("referential integrity violation"), "{r}");
+        let details = r[1]["details"].as_str().unwrap_or_default();
+        assert!(details.contains("because of 1 remaining reference(s)"), "{details}");
+        assert_eq!(r.as_array().map(Vec::len), Some(2), "commit failure adds an element");
+        let r = d.transact(&[json!({"op": "insert", "table": "P", "row": {"name": "b", "kids": ["uuid", "6f3d2c6e-0000-4000-8000-000000000001"]}})]);
+        assert_eq!(err(&r).as_deref(), Some("referential integrity violation"));
+    }
+
+    #[test]
+    fn weak_references_are_removed_and_min_enforced() {
+        let mut d = db();
+        insert_p(&mut d, "a", 2);
+        // Columns are numbered in name order: fav, kids, must, name.
+        let p = d.tables[P].rows.values().next().cloned().expect("P");
+        let must = p.fields[2].keys[0].as_uuid();
+        let other = d.tables[K].rows.keys().copied().find(|k| Some(*k) != must).expect("kid");
+        let fav = json!(["uuid", other.to_string()]);
+        let r = d.transact(&[json!({"op": "update", "table": "P", "where": [], "row": {"fav": fav}})]);
+        assert_eq!(err(&r), None, "{r}");
+        // Dropping the favourite kid from `kids` collects it, and the weak `fav` empties.
+        let r = d.transact(&[json!({"op": "mutate", "table": "P", "where": [], "mutations": [["kids", "delete", fav]]})]);
+        assert_eq!(err(&r), None, "{r}");
+        let p = d.tables[P].rows.values().next().cloned().expect("P");
+        assert!(p.fields[0].is_empty(), "fav weak reference removed: {:?}", p.fields[0]);
+        // `must` has min 1: deleting its only target is a constraint violation.
+        let r = d.transact(&[json!({"op": "update", "table": "P", "where": [], "row": {"kids": ["set", []]}})]);
+        assert_eq!(err(&r).as_deref(), Some("constraint violation"), "{r}");
+        assert!(r[1]["details"].as_str().unwrap_or_default().starts_with("Deletion of 1 weak reference(s)"), "{r}");
+    }
+
+    #[test]
+    fn unique_index_and_max_rows() {
+        let mut d = db();
+        insert_p(&mut d, "a", 1);
+        let r = insert_p(&mut d, "a", 1);
+        assert_eq!(err(&r).as_deref(), Some("constraint violation"));
+        let details = r.as_array().and_then(|a| a.last()).and_then(|e| e["details"].as_str()).unwrap_or_default();
+        assert!(details.contains("identical values (a) for index on name"), "{details}");
+        // Renaming the old row in the same transaction frees the name.
+        let r = d.transact(&[
+            json!({"op": "update", "table": "P", "where": [["name", "==", "a"]], "row": {"name": "z"}}),
+            json!({"op": "insert", "table": "K", "row": {}, "uuid-name": "k"}),
+            json!({"op": "insert", "table": "P", "row": {"name": "a", "kids": ["named-uuid", "k"], "must": ["named-uuid", "k"]}}),
+        ]);
+        assert_eq!(err(&r), None, "{r}");
+        insert_p(&mut d, "c", 1);
+        let r = insert_p(&mut d, "d", 1);
+        assert_eq!(err(&r).as_deref(), Some("constraint violation"));
+        assert!(r.to_string().contains("greater than the schema-defined limit of 3 row(s)"), "{r}");
+    }
+
+    #[test]
+    fn no_op_update_changes_nothing() {
+        let mut d = db();
+        insert_p(&mut d, "a", 1);
+        let before = d.tables[P].rows.values().next().cloned().expect("row");
+        let (r, cs) = d.transact_with_changes(&[json!({"op": "update", "table": "P", "where": [], "row": {"name": "a"}})]);
+        assert_eq!(r, json!([{"count": 1}]));
+        assert!(cs.is_empty());
+        let after = d.tables[P].rows.values().next().cloned().expect("row");
+        assert_eq!(before.version, after.version, "_version kept when nothing changed");
+        let (_, cs) = d.transact_with_changes(&[json!({"op": "update", "table": "P", "where": [], "row": {"name": "b"}})]);
+        assert_eq!(cs.n_rows(), 1);
+        let after2 = d.tables[P].rows.values().next().cloned().expect("row");
+        assert_ne!(after.version, after2.version, "_version renewed on change");
+    }
+}
