@@ -23,7 +23,8 @@ pub fn json_text(json: &Value) -> String {
 fn write_json(json: &Value, out: &mut String) {
     match json {
         Value::Number(n) => {
-            if n.is_f64() {
+            // ovsdb-server reads integers beyond 64 bits as reals.
+            if n.is_f64() || (n.is_u64() && n.as_i64().is_none()) {
                 out.push_str(&format_g15(n.as_f64().unwrap_or(0.0)));
             } else {
                 out.push_str(&n.to_string());

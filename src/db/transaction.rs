@@ -558,12 +558,13 @@ impl<'a> Commit<'a> {
         } else {
             (a_row, a_work, b_row, Some(b))
         };
-        let index_names: Vec<&str> = cols.iter().map(|c| ts.column_name(*c)).collect();
+        let index_names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", ts.column_name(*c))).collect();
         let mut s = format!(
-            "Transaction causes multiple rows in \"{}\" table to have identical values ({}) for index on {}.  ",
+            "Transaction causes multiple rows in \"{}\" table to have identical values ({}) for index on {} {}.  ",
             ts.name,
             columns_to_string(ts, &first, cols),
-            index_names.join(", ")
+            if cols.len() == 1 { "column" } else { "columns" },
+            english_list(&index_names)
         );
         describe_index_row(ts, cols, &first, first_w, "First", &mut s);
         s.push_str("  ");
@@ -624,12 +625,20 @@ fn describe_index_row(
     }
 }
 
-/// A row's values for `cols`, as ovsdb-server prints them in messages.
+/// A row's values for `cols`, as ovsdb-server prints them in messages ("a, 1, and true").
 pub fn columns_to_string(ts: &TableSchema, row: &Row, cols: &[usize]) -> String {
-    cols.iter()
-        .map(|c| datum_to_string(&row.datum(*c), &ts.column(*c).ty))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let items: Vec<String> = cols.iter().map(|c| datum_to_string(&row.datum(*c), &ts.column(*c).ty)).collect();
+    english_list(&items)
+}
+
+/// Joins items as English does: "a", "a and b", "a, b, and c".
+pub fn english_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [a] => a.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+    }
 }
 
 /// A datum in ovs-vsctl notation: `[a, b]` for sets, `{k=v}` for maps, bare scalars.
@@ -762,7 +771,7 @@ mod tests {
         let r = insert_p(&mut d, "a", 1);
         assert_eq!(err(&r).as_deref(), Some("constraint violation"));
         let details = r.as_array().and_then(|a| a.last()).and_then(|e| e["details"].as_str()).unwrap_or_default();
-        assert!(details.contains("identical values (a) for index on name"), "{details}");
+        assert!(details.contains("identical values (a) for index on column \"name\""), "{details}");
         // Renaming the old row in the same transaction frees the name.
         let r = d.transact(&[
             json!({"op": "update", "table": "P", "where": [["name", "==", "a"]], "row": {"name": "z"}}),

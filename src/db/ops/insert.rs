@@ -52,7 +52,8 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
     }
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
-    let (row, _) = parse_row(ts, row_json, Some(&mut x.symtab), uuid)?;
+    let (mut row, _) = parse_row(ts, row_json, Some(&mut x.symtab), uuid)?;
+    row.uuid = uuid;
     // Defaults may violate constraints (an enum without "" for a string, say).
     for (c, col) in ts.columns.iter().enumerate() {
         if row.fields[c].len() == 1 {

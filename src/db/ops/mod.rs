@@ -53,8 +53,12 @@ pub fn parse_row(
             )
         })?;
         let datum = Datum::from_json(&ts.column(c).ty, value, symtab.as_deref_mut())?;
+        // `_uuid` and `_version` are accepted; insert overrides them, update
+        // refuses them as immutable, and wait compares them.
+        let atom_uuid = datum.first().and_then(|a| a.as_uuid());
         match c {
-            crate::data::row::COL_UUID | crate::data::row::COL_VERSION => {}
+            crate::data::row::COL_UUID => row.uuid = atom_uuid.unwrap_or(row.uuid),
+            crate::data::row::COL_VERSION => row.version = atom_uuid.unwrap_or(row.version),
             _ => row.fields[c] = datum,
         }
         if !listed.contains(&c) {
