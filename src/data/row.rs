@@ -64,3 +64,40 @@ impl Row {
 pub const COL_UUID: usize = usize::MAX;
 /// Column index standing for `_version`.
 pub const COL_VERSION: usize = usize::MAX - 1;
+
+impl Row {
+    /// The row as stored: every column's datum plus `_version`, keyed by name.
+    pub fn to_store_json(&self, table: &TableSchema) -> Value {
+        let mut m = Map::new();
+        for (c, col) in table.columns.iter().enumerate() {
+            m.insert(col.name.clone(), self.fields[c].to_json());
+        }
+        m.insert("_version".into(), crate::data::Atom::Uuid(self.version).to_json());
+        Value::Object(m)
+    }
+
+    /// Reads a stored row back; columns missing from the JSON (an older
+    /// schema) take their defaults, unknown ones are ignored.
+    pub fn from_store_json(
+        table: &TableSchema,
+        uuid: Uuid,
+        json: &Value,
+    ) -> Result<Row, crate::error::OvsdbError> {
+        let mut row = Row::new_default(table, uuid);
+        let obj = json.as_object().ok_or_else(|| {
+            crate::error::OvsdbError::syntax(Some(json), None, "stored row must be a JSON object")
+        })?;
+        for (name, v) in obj {
+            if name == "_version" {
+                if let Some(Value::String(s)) = v.as_array().and_then(|a| a.get(1)) {
+                    row.version = crate::data::atom::parse_uuid_str(s).unwrap_or(row.version);
+                }
+                continue;
+            }
+            if let Some(c) = table.column_index(name).filter(|c| *c < table.columns.len()) {
+                row.fields[c] = Datum::from_json(&table.columns[c].ty, v, None)?;
+            }
+        }
+        Ok(row)
+    }
+}

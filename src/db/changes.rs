@@ -49,3 +49,46 @@ impl ChangeSet {
         self.tables.iter().find(|t| t.table == table)
     }
 }
+
+impl ChangeSet {
+    /// The combined effect of `self` followed by `later`: per row the oldest
+    /// `old` and the newest `new`; a row inserted and then deleted vanishes.
+    /// Used to merge the pending updates of a slow client into one.
+    pub fn merge(&self, later: &ChangeSet) -> ChangeSet {
+        let mut tables: std::collections::BTreeMap<usize, (Vec<Uuid>, std::collections::HashMap<Uuid, RowChange>)> =
+            std::collections::BTreeMap::new();
+        for cs in [self, later] {
+            for tc in &cs.tables {
+                let (order, rows) = tables.entry(tc.table).or_default();
+                for rc in &tc.rows {
+                    match rows.get_mut(&rc.uuid) {
+                        Some(prev) => {
+                            prev.new = rc.new.clone();
+                            for c in &rc.changed {
+                                if !prev.changed.contains(c) {
+                                    prev.changed.push(*c);
+                                }
+                            }
+                        }
+                        None => {
+                            order.push(rc.uuid);
+                            rows.insert(rc.uuid, rc.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = ChangeSet::default();
+        for (table, (order, mut rows)) in tables {
+            let rows: Vec<RowChange> = order
+                .into_iter()
+                .filter_map(|u| rows.remove(&u))
+                .filter(|rc| rc.old.is_some() || rc.new.is_some())
+                .collect();
+            if !rows.is_empty() {
+                out.tables.push(TableChanges { table, rows });
+            }
+        }
+        out
+    }
+}

@@ -18,11 +18,13 @@ pub struct ExecContext<'c> {
     pub owns_lock: &'c dyn Fn(&str) -> bool,
     /// Whether the server is read-only (only read operations allowed).
     pub read_only: bool,
+    /// Whether writes to reserved databases (`_Server`) are allowed: only the server itself may.
+    pub allow_reserved: bool,
 }
 
 impl Default for ExecContext<'static> {
     fn default() -> Self {
-        ExecContext { elapsed_ms: 0, owns_lock: &|_| false, read_only: false }
+        ExecContext { elapsed_ms: 0, owns_lock: &|_| false, read_only: false, allow_reserved: false }
     }
 }
 
@@ -125,7 +127,7 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
                     "not allowed",
                     format!("{op_name} operation not allowed when database server is in read only mode"),
                 ));
-            } else if db.schema.name.starts_with('_') {
+            } else if db.schema.name.starts_with('_') && !ctx.allow_reserved {
                 error = Some(OvsdbError::new(
                     "not allowed",
                     format!(

@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod condition;
+pub mod convert;
 pub mod database;
 pub mod execution;
 pub mod monitor;

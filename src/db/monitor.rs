@@ -171,6 +171,86 @@ impl Monitor {
         }
     }
 
+    /// A copy with the conditions of `<monitor-cond-change-requests>` (per
+    /// table: a request or array of requests with a `where`); tables not
+    /// mentioned keep their condition.
+    pub fn with_conditions(&self, schema: &DatabaseSchema, requests: &Value) -> Result<Monitor> {
+        let obj = requests.as_object().ok_or_else(|| {
+            OvsdbError::syntax(None, None, "monitor-cond-change-requests must be object")
+        })?;
+        let mut new = self.clone();
+        for (name, reqs) in obj {
+            let t = schema
+                .table_index(name)
+                .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name}")))?;
+            let ts = &schema.tables[t];
+            let mt = new
+                .tables
+                .iter_mut()
+                .find(|m| m.table == t)
+                .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name} in monitor session")))?;
+            let list: Vec<&Value> = match reqs {
+                Value::Array(a) => a.iter().collect(),
+                other => vec![other],
+            };
+            for r in list {
+                let mut p = Parser::new(r, format!("table {name}"));
+                let w = p.member("where", Kinds::ARRAY | Kinds::OPTIONAL);
+                let _columns = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
+                p.finish()?;
+                mt.condition = match w {
+                    Some(w) => Some(Condition::from_json(ts, w, None)?),
+                    None => None,
+                };
+            }
+        }
+        Ok(new)
+    }
+
+    /// The conditions of every table, as JSON (a grouping key).
+    pub fn conditions_json(&self) -> Value {
+        Value::Array(
+            self.tables
+                .iter()
+                .map(|mt| mt.condition.as_ref().map(Condition::to_json).unwrap_or(Value::Null))
+                .collect(),
+        )
+    }
+
+    /// The `update2` body that moves a client from this monitor's conditions
+    /// to `new`'s: rows entering the selection as inserts, rows leaving as deletes.
+    pub fn condition_change_update(&self, new: &Monitor, db: &Database) -> Option<Value> {
+        let mut out = Map::new();
+        for (old_t, new_t) in self.tables.iter().zip(&new.tables) {
+            let (oc, nc) = (old_t.condition.as_ref(), new_t.condition.as_ref());
+            if oc.map(Condition::to_json) == nc.map(Condition::to_json) {
+                continue;
+            }
+            let ts = &db.schema.tables[new_t.table];
+            let mut rows = Map::new();
+            for (u, row) in &db.tables[new_t.table].rows {
+                let was = oc.is_none_or(|c| c.matches_any(row));
+                let is = nc.is_none_or(|c| c.matches_any(row));
+                let j = match (was, is) {
+                    (true, false) if new_t.select.has(Select::DELETE) => {
+                        Some(row_update2(ts, new_t, Kind::Delete, Some(row), None, &[]))
+                    }
+                    (false, true) if new_t.select.has(Select::INSERT) => {
+                        Some(row_update2(ts, new_t, Kind::Insert, None, Some(row), &[]))
+                    }
+                    _ => None,
+                };
+                if let Some(j) = j {
+                    rows.insert(u.hyphenated().to_string(), j);
+                }
+            }
+            if !rows.is_empty() {
+                out.insert(ts.name.clone(), Value::Object(rows));
+            }
+        }
+        (!out.is_empty()).then_some(Value::Object(out))
+    }
+
     fn row_update(
         &self,
         ts: &TableSchema,
