@@ -149,8 +149,10 @@ impl<'a> Parser<'a> {
     pub fn finish(mut self) -> Result<(), OvsdbError> {
         if self.error.is_none() {
             if let Some(obj) = self.json {
-                let unused: Vec<&String> =
-                    obj.keys().filter(|k| !self.used.contains(k.as_str())).collect();
+                let unused: Vec<&String> = obj
+                    .keys()
+                    .filter(|k| !self.used.contains(k.as_str()))
+                    .collect();
                 match unused.len() {
                     0 => {}
                     1 => self.raise(format!(

@@ -276,7 +276,9 @@ pub fn json_integer(json: &Value) -> Option<i64> {
                 None
             } else {
                 let f = n.as_f64()?;
-                if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+                if f.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+                {
                     Some(f as i64)
                 } else {
                     None
@@ -427,28 +429,44 @@ mod tests {
         b.min_integer = 1;
         b.max_integer = 10;
         let e = Atom::Integer(11).check_constraints(&b).expect_err("range");
-        assert_eq!(e.details.as_deref(), Some("11 is not in the valid range 1 to 10 (inclusive)"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("11 is not in the valid range 1 to 10 (inclusive)")
+        );
         b.max_integer = i64::MAX;
         let e = Atom::Integer(0).check_constraints(&b).expect_err("min");
-        assert_eq!(e.details.as_deref(), Some("0 is less than minimum allowed value 1"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("0 is less than minimum allowed value 1")
+        );
         let mut s = BaseType::new(AtomicType::String);
         s.max_length = 2;
         let e = Atom::string("abc").check_constraints(&s).expect_err("len");
-        assert_eq!(e.details.as_deref(), Some("\"abc\" length 3 is greater than maximum allowed length 2"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("\"abc\" length 3 is greater than maximum allowed length 2")
+        );
         let mut en = BaseType::new(AtomicType::String);
         en.enum_values = Some(vec![Atom::string("a b"), Atom::string("c")]);
         let e = Atom::string("x").check_constraints(&en).expect_err("enum");
-        assert_eq!(e.details.as_deref(), Some("x is not one of the allowed values ([\"a b\", c])"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("x is not one of the allowed values ([\"a b\", c])")
+        );
     }
 
     #[test]
     fn uuid_forms() {
         let mut st = SymbolTable::new();
-        let u = Atom::from_json_untyped(AtomicType::Uuid, &json!(["named-uuid", "x"]), Some(&mut st)).expect("named");
+        let u =
+            Atom::from_json_untyped(AtomicType::Uuid, &json!(["named-uuid", "x"]), Some(&mut st))
+                .expect("named");
         assert_eq!(u.as_uuid(), st.get("x").map(|s| s.uuid));
-        let e = Atom::from_json_untyped(AtomicType::Uuid, &json!(["named-uuid", "x"]), None).expect_err("no symtab");
+        let e = Atom::from_json_untyped(AtomicType::Uuid, &json!(["named-uuid", "x"]), None)
+            .expect_err("no symtab");
         assert_eq!(e.details.as_deref(), Some("expected [\"uuid\", <string>]"));
-        let e = Atom::from_json_untyped(AtomicType::Uuid, &json!(["uuid", "nope"]), None).expect_err("bad");
+        let e = Atom::from_json_untyped(AtomicType::Uuid, &json!(["uuid", "nope"]), None)
+            .expect_err("bad");
         assert_eq!(e.details.as_deref(), Some("\"nope\" is not a valid UUID"));
     }
 }

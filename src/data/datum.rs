@@ -18,12 +18,18 @@ pub struct Datum {
 impl Datum {
     /// An empty set.
     pub fn empty_set() -> Datum {
-        Datum { keys: Vec::new(), values: None }
+        Datum {
+            keys: Vec::new(),
+            values: None,
+        }
     }
 
     /// An empty map.
     pub fn empty_map() -> Datum {
-        Datum { keys: Vec::new(), values: Some(Vec::new()) }
+        Datum {
+            keys: Vec::new(),
+            values: Some(Vec::new()),
+        }
     }
 
     /// An empty datum of `ty`'s kind (set or map).
@@ -37,14 +43,20 @@ impl Datum {
 
     /// A one-element set (a scalar).
     pub fn scalar(a: Atom) -> Datum {
-        Datum { keys: vec![a], values: None }
+        Datum {
+            keys: vec![a],
+            values: None,
+        }
     }
 
     /// A set from atoms in any order; duplicates are dropped.
     pub fn set_from(mut atoms: Vec<Atom>) -> Datum {
         atoms.sort();
         atoms.dedup();
-        Datum { keys: atoms, values: None }
+        Datum {
+            keys: atoms,
+            values: None,
+        }
     }
 
     /// A map from pairs in any order; for a repeated key the first pair wins.
@@ -52,7 +64,10 @@ impl Datum {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         pairs.dedup_by(|b, a| a.0 == b.0);
         let (keys, values) = pairs.into_iter().unzip();
-        Datum { keys, values: Some(values) }
+        Datum {
+            keys,
+            values: Some(values),
+        }
     }
 
     /// The default value of a column of type `ty`: empty if `min` is 0, else one default atom (pair).
@@ -62,7 +77,10 @@ impl Datum {
         } else {
             let key = Atom::default_of(ty.key.atomic);
             match &ty.value {
-                Some(v) => Datum { keys: vec![key], values: Some(vec![Atom::default_of(v.atomic)]) },
+                Some(v) => Datum {
+                    keys: vec![key],
+                    values: Some(vec![Atom::default_of(v.atomic)]),
+                },
                 None => Datum::scalar(key),
             }
         }
@@ -112,8 +130,13 @@ impl Datum {
 
     /// Parses a datum of type `ty` from RFC 7047 JSON, checking atom constraints
     /// and the raw element count as ovsdb-server does.
-    pub fn from_json(ty: &Type, json: &Value, mut symtab: Option<&mut SymbolTable>) -> Result<Datum> {
-        let is_set_json = matches!(json, Value::Array(a) if !a.is_empty() && a[0].as_str() == Some("set"));
+    pub fn from_json(
+        ty: &Type,
+        json: &Value,
+        mut symtab: Option<&mut SymbolTable>,
+    ) -> Result<Datum> {
+        let is_set_json =
+            matches!(json, Value::Array(a) if !a.is_empty() && a[0].as_str() == Some("set"));
         if !(ty.is_map() || is_set_json) {
             let atom = Atom::from_json(&ty.key, json, symtab)?;
             return Ok(Datum::scalar(atom));
@@ -152,7 +175,11 @@ impl Datum {
             });
         }
         let mut keys = Vec::with_capacity(inner.len());
-        let mut values = if ty.is_map() { Some(Vec::with_capacity(inner.len())) } else { None };
+        let mut values = if ty.is_map() {
+            Some(Vec::with_capacity(inner.len()))
+        } else {
+            None
+        };
         for element in inner {
             match (&ty.value, values.as_mut()) {
                 (Some(vt), Some(vals)) => {
@@ -181,7 +208,11 @@ impl Datum {
         if d.keys.windows(2).any(|w| w[0] == w[1]) {
             return Err(OvsdbError::new(
                 "ovsdb error",
-                if d.is_map() { "map contains duplicate key" } else { "set contains duplicate" },
+                if d.is_map() {
+                    "map contains duplicate key"
+                } else {
+                    "set contains duplicate"
+                },
             ));
         }
         Ok(d)
@@ -201,7 +232,10 @@ impl Datum {
                 let mut pairs: Vec<(Atom, Atom)> = keys.into_iter().zip(values).collect();
                 pairs.sort_by(|a, b| a.0.cmp(&b.0));
                 let (keys, values) = pairs.into_iter().unzip();
-                Datum { keys, values: Some(values) }
+                Datum {
+                    keys,
+                    values: Some(values),
+                }
             }
         }
     }
@@ -333,21 +367,36 @@ mod tests {
     fn size_bounds_checked_on_raw_count() {
         let t = ty(json!({"key": "integer", "min": 1, "max": 2}));
         let e = Datum::from_json(&t, &json!(["set", [1, 2, 3]]), None).expect_err("too many");
-        assert_eq!(e.details.as_deref(), Some("set must have 1 to 2 members but 3 are present"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("set must have 1 to 2 members but 3 are present")
+        );
         let t = Type::scalar(crate::schema::AtomicType::Integer);
         let e = Datum::from_json(&t, &json!(["set", []]), None).expect_err("scalar");
-        assert_eq!(e.details.as_deref(), Some("set must have exactly one member but 0 are present"));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("set must have exactly one member but 0 are present")
+        );
     }
 
     #[test]
     fn union_and_subtract() {
         let mut a = Datum::set_from(vec![Atom::Integer(1), Atom::Integer(3)]);
         a.union_with(&Datum::set_from(vec![Atom::Integer(2), Atom::Integer(3)]));
-        assert_eq!(a.keys, vec![Atom::Integer(1), Atom::Integer(2), Atom::Integer(3)]);
+        assert_eq!(
+            a.keys,
+            vec![Atom::Integer(1), Atom::Integer(2), Atom::Integer(3)]
+        );
         a.subtract(&Datum::set_from(vec![Atom::Integer(1), Atom::Integer(9)]));
         assert_eq!(a.keys, vec![Atom::Integer(2), Atom::Integer(3)]);
-        let mut m = Datum::map_from(vec![(Atom::string("k"), Atom::Integer(1)), (Atom::string("j"), Atom::Integer(2))]);
-        m.subtract(&Datum::map_from(vec![(Atom::string("k"), Atom::Integer(5))]));
+        let mut m = Datum::map_from(vec![
+            (Atom::string("k"), Atom::Integer(1)),
+            (Atom::string("j"), Atom::Integer(2)),
+        ]);
+        m.subtract(&Datum::map_from(vec![(
+            Atom::string("k"),
+            Atom::Integer(5),
+        )]));
         assert_eq!(m.len(), 2, "pairs must match value too");
         m.subtract(&Datum::set_from(vec![Atom::string("k")]));
         assert_eq!(m.len(), 1, "a set of keys removes by key");
@@ -355,10 +404,16 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(Datum::default_of(&Type::scalar(crate::schema::AtomicType::String)).to_json(), json!(""));
+        assert_eq!(
+            Datum::default_of(&Type::scalar(crate::schema::AtomicType::String)).to_json(),
+            json!("")
+        );
         let opt = ty(json!({"key": "uuid", "min": 0}));
         assert!(Datum::default_of(&opt).is_empty());
         let t = ty(json!({"key": "uuid"}));
-        assert_eq!(Datum::default_of(&t).to_json(), json!(["uuid", "00000000-0000-0000-0000-000000000000"]));
+        assert_eq!(
+            Datum::default_of(&t).to_json(),
+            json!(["uuid", "00000000-0000-0000-0000-000000000000"])
+        );
     }
 }

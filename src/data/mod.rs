@@ -65,10 +65,20 @@ pub fn format_g15(r: f64) -> String {
 
 fn format_g(r: f64, precision: usize) -> String {
     if r == 0.0 {
-        return if r.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if r.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     if !r.is_finite() {
-        return if r.is_nan() { "nan".into() } else if r > 0.0 { "inf".into() } else { "-inf".into() };
+        return if r.is_nan() {
+            "nan".into()
+        } else if r > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let sci = format!("{:.*e}", precision - 1, r);
     let (mantissa, exp) = match sci.split_once('e') {

@@ -22,7 +22,11 @@ impl Row {
         Row {
             uuid,
             version: Uuid::nil(),
-            fields: table.columns.iter().map(|c| Datum::default_of(&c.ty)).collect(),
+            fields: table
+                .columns
+                .iter()
+                .map(|c| Datum::default_of(&c.ty))
+                .collect(),
         }
     }
 
@@ -54,7 +58,9 @@ impl Row {
     pub fn datum(&self, c: usize) -> std::borrow::Cow<'_, Datum> {
         match c {
             COL_UUID => std::borrow::Cow::Owned(Datum::scalar(crate::data::Atom::Uuid(self.uuid))),
-            COL_VERSION => std::borrow::Cow::Owned(Datum::scalar(crate::data::Atom::Uuid(self.version))),
+            COL_VERSION => {
+                std::borrow::Cow::Owned(Datum::scalar(crate::data::Atom::Uuid(self.version)))
+            }
             _ => std::borrow::Cow::Borrowed(&self.fields[c]),
         }
     }
@@ -72,7 +78,10 @@ impl Row {
         for (c, col) in table.columns.iter().enumerate() {
             m.insert(col.name.clone(), self.fields[c].to_json());
         }
-        m.insert("_version".into(), crate::data::Atom::Uuid(self.version).to_json());
+        m.insert(
+            "_version".into(),
+            crate::data::Atom::Uuid(self.version).to_json(),
+        );
         Value::Object(m)
     }
 
@@ -94,7 +103,10 @@ impl Row {
                 }
                 continue;
             }
-            if let Some(c) = table.column_index(name).filter(|c| *c < table.columns.len()) {
+            if let Some(c) = table
+                .column_index(name)
+                .filter(|c| *c < table.columns.len())
+            {
                 row.fields[c] = Datum::from_json(&table.columns[c].ty, v, None)?;
             }
         }

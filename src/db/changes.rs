@@ -55,8 +55,10 @@ impl ChangeSet {
     /// `old` and the newest `new`; a row inserted and then deleted vanishes.
     /// Used to merge the pending updates of a slow client into one.
     pub fn merge(&self, later: &ChangeSet) -> ChangeSet {
-        let mut tables: std::collections::BTreeMap<usize, (Vec<Uuid>, std::collections::HashMap<Uuid, RowChange>)> =
-            std::collections::BTreeMap::new();
+        let mut tables: std::collections::BTreeMap<
+            usize,
+            (Vec<Uuid>, std::collections::HashMap<Uuid, RowChange>),
+        > = std::collections::BTreeMap::new();
         for cs in [self, later] {
             for tc in &cs.tables {
                 let (order, rows) = tables.entry(tc.table).or_default();

@@ -24,14 +24,21 @@ pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
     }
     let mut cs = ChangeSet::default();
     for (nt, nts) in schema.tables.iter().enumerate() {
-        let Some(ot) = db.schema.table_index(&nts.name) else { continue };
+        let Some(ot) = db.schema.table_index(&nts.name) else {
+            continue;
+        };
         let ots = &db.schema.tables[ot];
         let mut rows = Vec::new();
         for (u, old) in &db.tables[ot].rows {
             let mut row = Row::new_default(nts, *u);
             row.version = old.version;
             for (nc, col) in nts.columns.iter().enumerate() {
-                let Some(oc) = ots.column_index(&col.name).filter(|c| *c < ots.columns.len()) else { continue };
+                let Some(oc) = ots
+                    .column_index(&col.name)
+                    .filter(|c| *c < ots.columns.len())
+                else {
+                    continue;
+                };
                 let json = old.fields[oc].to_json();
                 let d = Datum::from_json(&col.ty, &json, None).map_err(|e| {
                     OvsdbError::new(
@@ -47,7 +54,12 @@ pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
                 })?;
                 row.fields[nc] = d;
             }
-            rows.push(RowChange { uuid: *u, old: None, new: Some(Arc::new(row)), changed: Vec::new() });
+            rows.push(RowChange {
+                uuid: *u,
+                old: None,
+                new: Some(Arc::new(row)),
+                changed: Vec::new(),
+            });
         }
         if !rows.is_empty() {
             cs.tables.push(TableChanges { table: nt, rows });
@@ -62,7 +74,8 @@ pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
 /// Strong references of the converted data must point at existing rows.
 fn check_integrity(schema: &DatabaseSchema, cs: &ChangeSet) -> Result<()> {
     let exists = |t: usize, u: &uuid::Uuid| {
-        cs.table(t).is_some_and(|tc| tc.rows.iter().any(|r| &r.uuid == u))
+        cs.table(t)
+            .is_some_and(|tc| tc.rows.iter().any(|r| &r.uuid == u))
     };
     for tc in &cs.tables {
         let ts = &schema.tables[tc.table];

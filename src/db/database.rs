@@ -52,7 +52,11 @@ impl Database {
 
     /// Strong reference count of a row.
     pub fn strong_refs(&self, table: usize, uuid: &Uuid) -> u32 {
-        self.tables[table].strong_refs.get(uuid).copied().unwrap_or(0)
+        self.tables[table]
+            .strong_refs
+            .get(uuid)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Number of rows in all tables.
@@ -135,7 +139,11 @@ impl Database {
             if strong {
                 *t.strong_refs.entry(target).or_insert(0) += 1;
             } else {
-                *t.weak_referrers.entry(target).or_default().entry((table, row.uuid)).or_insert(0) += 1;
+                *t.weak_referrers
+                    .entry(target)
+                    .or_default()
+                    .entry((table, row.uuid))
+                    .or_insert(0) += 1;
             }
         });
     }

@@ -24,7 +24,12 @@ pub struct ExecContext<'c> {
 
 impl Default for ExecContext<'static> {
     fn default() -> Self {
-        ExecContext { elapsed_ms: 0, owns_lock: &|_| false, read_only: false, allow_reserved: false }
+        ExecContext {
+            elapsed_ms: 0,
+            owns_lock: &|_| false,
+            read_only: false,
+            allow_reserved: false,
+        }
     }
 }
 
@@ -75,7 +80,8 @@ pub enum Execution {
     },
 }
 
-type Executor = fn(&mut Exec<'_, '_>, &mut Parser<'_>, &mut Map<String, Value>) -> Result<(), OvsdbError>;
+type Executor =
+    fn(&mut Exec<'_, '_>, &mut Parser<'_>, &mut Map<String, Value>) -> Result<(), OvsdbError>;
 
 /// The operation table: name, whether it only reads, and its executor.
 fn lookup(name: &str) -> Option<(bool, Executor)> {
@@ -97,7 +103,13 @@ fn lookup(name: &str) -> Option<(bool, Executor)> {
 /// Executes the operations of one `transact` (the params after the database
 /// name) against `db`, including the commit-time checks. Pure: `db` is not changed.
 pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Execution {
-    let mut x = Exec { txn: Txn::new(db), symtab: SymbolTable::new(), durable: false, ctx, timeout_ms: None };
+    let mut x = Exec {
+        txn: Txn::new(db),
+        symtab: SymbolTable::new(),
+        durable: false,
+        ctx,
+        timeout_ms: None,
+    };
     let n = operations.len();
     let mut results: Vec<Value> = Vec::with_capacity(n + 1);
     let mut failed = false;
@@ -125,7 +137,9 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
             if ctx.read_only {
                 error = Some(OvsdbError::new(
                     "not allowed",
-                    format!("{op_name} operation not allowed when database server is in read only mode"),
+                    format!(
+                        "{op_name} operation not allowed when database server is in read only mode"
+                    ),
                 ));
             } else if db.schema.name.starts_with('_') && !ctx.allow_reserved {
                 error = Some(OvsdbError::new(
@@ -140,7 +154,9 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
         match error {
             Some(e) => {
                 if e.tag == "not supported" {
-                    return Execution::Blocked { timeout_ms: x.timeout_ms };
+                    return Execution::Blocked {
+                        timeout_ms: x.timeout_ms,
+                    };
                 }
                 results.push(e.to_json());
                 failed = true;
@@ -153,7 +169,11 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
         results.push(Value::Null);
     }
     let durable = x.durable;
-    let comment = if x.txn.comments.is_empty() { None } else { Some(x.txn.comments.join("\n")) };
+    let comment = if x.txn.comments.is_empty() {
+        None
+    } else {
+        Some(x.txn.comments.join("\n"))
+    };
     let changes = if failed {
         ChangeSet::default()
     } else {
@@ -165,7 +185,12 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
             }
         }
     };
-    Execution::Done(Executed { results, changes, durable, comment })
+    Execution::Done(Executed {
+        results,
+        changes,
+        durable,
+        comment,
+    })
 }
 
 impl Database {
@@ -190,7 +215,11 @@ impl Database {
                 (Value::Array(done.results), done.changes)
             }
             Execution::Blocked { .. } => (
-                Value::Array(vec![OvsdbError::new("not supported", "triggers not supported").to_json()]),
+                Value::Array(vec![OvsdbError::new(
+                    "not supported",
+                    "triggers not supported",
+                )
+                .to_json()]),
                 ChangeSet::default(),
             ),
         }

@@ -94,7 +94,11 @@ impl Kind {
 
 impl Monitor {
     /// Parses `<monitor-requests>` for `schema` (the third param of `monitor`).
-    pub fn from_json(schema: &DatabaseSchema, version: MonitorVersion, requests: &Value) -> Result<Monitor> {
+    pub fn from_json(
+        schema: &DatabaseSchema,
+        version: MonitorVersion,
+        requests: &Value,
+    ) -> Result<Monitor> {
         let obj = requests.as_object().ok_or_else(|| {
             OvsdbError::syntax(Some(requests), None, "monitor-requests must be object")
         })?;
@@ -104,7 +108,12 @@ impl Monitor {
                 .table_index(name)
                 .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name}")))?;
             let ts = &schema.tables[t];
-            let mut mt = MonitorTable { table: t, select: Select::default(), columns: Vec::new(), condition: None };
+            let mut mt = MonitorTable {
+                table: t,
+                select: Select::default(),
+                columns: Vec::new(),
+                condition: None,
+            };
             match mr {
                 Value::Array(reqs) => {
                     for r in reqs {
@@ -146,7 +155,9 @@ impl Monitor {
     pub fn update(&self, schema: &DatabaseSchema, changes: &ChangeSet) -> Option<Value> {
         let mut out = Map::new();
         for mt in &self.tables {
-            let Some(tc) = changes.table(mt.table) else { continue };
+            let Some(tc) = changes.table(mt.table) else {
+                continue;
+            };
             let ts = &schema.tables[mt.table];
             let mut rows = Map::new();
             for rc in &tc.rows {
@@ -156,7 +167,8 @@ impl Monitor {
                     (Some(_), Some(_)) => Kind::Modify,
                     (None, None) => continue,
                 };
-                if let Some(j) = self.row_update(ts, mt, kind, rc.old.as_deref(), rc.new.as_deref()) {
+                if let Some(j) = self.row_update(ts, mt, kind, rc.old.as_deref(), rc.new.as_deref())
+                {
                     rows.insert(rc.uuid.hyphenated().to_string(), j);
                 }
             }
@@ -188,7 +200,13 @@ impl Monitor {
                 .tables
                 .iter_mut()
                 .find(|m| m.table == t)
-                .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name} in monitor session")))?;
+                .ok_or_else(|| {
+                    OvsdbError::syntax(
+                        None,
+                        None,
+                        format!("no table named {name} in monitor session"),
+                    )
+                })?;
             let list: Vec<&Value> = match reqs {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
@@ -212,7 +230,12 @@ impl Monitor {
         Value::Array(
             self.tables
                 .iter()
-                .map(|mt| mt.condition.as_ref().map(Condition::to_json).unwrap_or(Value::Null))
+                .map(|mt| {
+                    mt.condition
+                        .as_ref()
+                        .map(Condition::to_json)
+                        .unwrap_or(Value::Null)
+                })
                 .collect(),
         )
     }
@@ -281,9 +304,11 @@ impl Monitor {
             return None;
         }
         let changed: Vec<bool> = match (kind, old, new) {
-            (Kind::Modify, Some(o), Some(n)) => {
-                mt.columns.iter().map(|(c, _)| o.datum(*c) != n.datum(*c)).collect()
-            }
+            (Kind::Modify, Some(o), Some(n)) => mt
+                .columns
+                .iter()
+                .map(|(c, _)| o.datum(*c) != n.datum(*c))
+                .collect(),
             _ => Vec::new(),
         };
         if kind == Kind::Modify && !changed.iter().any(|c| *c) {
@@ -291,7 +316,9 @@ impl Monitor {
         }
         match self.version {
             MonitorVersion::V1 => Some(row_update1(ts, mt, kind, old, new, &changed)),
-            MonitorVersion::V2 | MonitorVersion::V3 => Some(row_update2(ts, mt, kind, old, new, &changed)),
+            MonitorVersion::V2 | MonitorVersion::V3 => {
+                Some(row_update2(ts, mt, kind, old, new, &changed))
+            }
         }
     }
 }
@@ -420,10 +447,18 @@ pub fn datum_diff(old: &Datum, new: &Datum, ty: &Type) -> Datum {
             }
         }
     }
-    Datum { keys, values: if ty.is_map() { Some(values) } else { None } }
+    Datum {
+        keys,
+        values: if ty.is_map() { Some(values) } else { None },
+    }
 }
 
-fn parse_request(ts: &TableSchema, version: MonitorVersion, json: &Value, mt: &mut MonitorTable) -> Result<()> {
+fn parse_request(
+    ts: &TableSchema,
+    version: MonitorVersion,
+    json: &Value,
+    mt: &mut MonitorTable,
+) -> Result<()> {
     let mut p = Parser::new(json, format!("table {}", ts.name));
     let where_json = if version != MonitorVersion::V1 {
         p.member("where", Kinds::ARRAY | Kinds::OPTIONAL)
@@ -443,7 +478,10 @@ fn parse_request(ts: &TableSchema, version: MonitorVersion, json: &Value, mt: &m
                 ("delete", Select::DELETE),
                 ("modify", Select::MODIFY),
             ] {
-                let on = sp.member(name, Kinds::BOOLEAN | Kinds::OPTIONAL).and_then(Value::as_bool).unwrap_or(true);
+                let on = sp
+                    .member(name, Kinds::BOOLEAN | Kinds::OPTIONAL)
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 if on {
                     s |= bit;
                 }

@@ -40,7 +40,11 @@ pub struct Txn<'a> {
 impl<'a> Txn<'a> {
     /// Starts a transaction on `db`.
     pub fn new(db: &'a Database) -> Txn<'a> {
-        Txn { db, tables: vec![TxnTable::default(); db.schema.tables.len()], comments: Vec::new() }
+        Txn {
+            db,
+            tables: vec![TxnTable::default(); db.schema.tables.len()],
+            comments: Vec::new(),
+        }
     }
 
     /// The database the transaction reads.
@@ -82,7 +86,11 @@ impl<'a> Txn<'a> {
             }
         }
         for u in &tt.order {
-            if let Some(TxnRow { old: None, new: Some(n) }) = tt.rows.get(u) {
+            if let Some(TxnRow {
+                old: None,
+                new: Some(n),
+            }) = tt.rows.get(u)
+            {
                 if cond.evaluate(n) {
                     out.push(*u);
                 }
@@ -102,7 +110,13 @@ impl<'a> Txn<'a> {
         let tt = &mut self.tables[t];
         let uuid = row.uuid;
         tt.order.push(uuid);
-        tt.rows.insert(uuid, TxnRow { old: None, new: Some(row) });
+        tt.rows.insert(
+            uuid,
+            TxnRow {
+                old: None,
+                new: Some(row),
+            },
+        );
     }
 
     /// The row for writing (copied from the snapshot on first write).
@@ -112,7 +126,13 @@ impl<'a> Txn<'a> {
         if !tt.rows.contains_key(uuid) {
             let old = db.row(t, uuid)?.clone();
             tt.order.push(*uuid);
-            tt.rows.insert(*uuid, TxnRow { new: Some((*old).clone()), old: Some(old) });
+            tt.rows.insert(
+                *uuid,
+                TxnRow {
+                    new: Some((*old).clone()),
+                    old: Some(old),
+                },
+            );
         }
         tt.rows.get_mut(uuid).and_then(|tr| tr.new.as_mut())
     }
@@ -126,7 +146,13 @@ impl<'a> Txn<'a> {
             None => {
                 if let Some(old) = db.row(t, uuid) {
                     tt.order.push(*uuid);
-                    tt.rows.insert(*uuid, TxnRow { old: Some(old.clone()), new: None });
+                    tt.rows.insert(
+                        *uuid,
+                        TxnRow {
+                            old: Some(old.clone()),
+                            new: None,
+                        },
+                    );
                 }
             }
         }
@@ -171,7 +197,10 @@ impl<'a> Commit<'a> {
         let mut touched = vec![false; txn.tables.len()];
         for (t, mut tt) in txn.tables.into_iter().enumerate() {
             let n_cols = db.schema.tables[t].columns.len();
-            let mut wt = WorkTable { rows: Vec::new(), pos: HashMap::new() };
+            let mut wt = WorkTable {
+                rows: Vec::new(),
+                pos: HashMap::new(),
+            };
             for u in &tt.order {
                 if let Some(tr) = tt.rows.remove(u) {
                     if tr.old.is_none() && tr.new.is_none() {
@@ -190,7 +219,11 @@ impl<'a> Commit<'a> {
             touched[t] = !wt.rows.is_empty();
             tables.push(wt);
         }
-        Commit { db, tables, touched }
+        Commit {
+            db,
+            tables,
+            touched,
+        }
     }
 
     fn run(mut self) -> Result<ChangeSet> {
@@ -223,12 +256,22 @@ impl<'a> Commit<'a> {
                 }
             }
             // Rows modified back to their old value are not part of the transaction.
-            wt.rows.retain(|r| r.old.is_none() || r.new.is_none() || r.any_changed());
-            wt.pos = wt.rows.iter().enumerate().map(|(i, r)| (r.uuid, i)).collect();
+            wt.rows
+                .retain(|r| r.old.is_none() || r.new.is_none() || r.any_changed());
+            wt.pos = wt
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.uuid, i))
+                .collect();
         }
         for (t, wt) in self.tables.iter_mut().enumerate() {
             for r in &mut wt.rows {
-                r.n_refs = if r.old.is_some() { self.db.strong_refs(t, &r.uuid) as i64 } else { 0 };
+                r.n_refs = if r.old.is_some() {
+                    self.db.strong_refs(t, &r.uuid) as i64
+                } else {
+                    0
+                };
             }
         }
     }
@@ -263,7 +306,10 @@ impl<'a> Commit<'a> {
                 .columns
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.ty.key.is_strong_ref() || c.ty.value.as_ref().is_some_and(|v| v.is_strong_ref()))
+                .filter(|(_, c)| {
+                    c.ty.key.is_strong_ref()
+                        || c.ty.value.as_ref().is_some_and(|v| v.is_strong_ref())
+                })
                 .map(|(i, _)| i)
                 .collect();
             if strong_cols.is_empty() {
@@ -324,11 +370,15 @@ impl<'a> Commit<'a> {
             }
         }
         for (rt, atom) in targets {
-            let Some(target) = atom.as_uuid() else { continue };
+            let Some(target) = atom.as_uuid() else {
+                continue;
+            };
             if target == src {
                 continue;
             }
-            let Some(tt) = self.db.schema.table_index(rt) else { continue };
+            let Some(tt) = self.db.schema.table_index(rt) else {
+                continue;
+            };
             match self.find_or_make(tt, &target) {
                 Some(i) => self.tables[tt].rows[i].n_refs += delta,
                 None if delta > 0 => {
@@ -364,8 +414,13 @@ impl<'a> Commit<'a> {
             if ts.is_root {
                 continue;
             }
-            let Some(row) = self.tables[t].rows[i].new.take() else { continue };
-            self.tables[t].rows[i].changed.iter_mut().for_each(|f| *f = true);
+            let Some(row) = self.tables[t].rows[i].new.take() else {
+                continue;
+            };
+            self.tables[t].rows[i]
+                .changed
+                .iter_mut()
+                .for_each(|f| *f = true);
             let mut targets = Vec::new();
             crate::db::database::for_each_ref(&self.db.schema, ts, &row, |tt, u, strong| {
                 if strong {
@@ -435,20 +490,29 @@ impl<'a> Commit<'a> {
                 .columns
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.ty.key.is_weak_ref() || c.ty.value.as_ref().is_some_and(|v| v.is_weak_ref()))
+                .filter(|(_, c)| {
+                    c.ty.key.is_weak_ref() || c.ty.value.as_ref().is_some_and(|v| v.is_weak_ref())
+                })
                 .map(|(i, _)| i)
                 .collect();
             if weak_cols.is_empty() {
                 continue;
             }
             for i in 0..self.tables[t].rows.len() {
-                let Some(new) = self.tables[t].rows[i].new.clone() else { continue };
+                let Some(new) = self.tables[t].rows[i].new.clone() else {
+                    continue;
+                };
                 let inserted = self.tables[t].rows[i].old.is_none();
                 let mut replaced: Vec<(usize, Datum)> = Vec::new();
                 for &c in &weak_cols {
                     let col = &ts.columns[c];
                     let d = &new.fields[c];
-                    let key_ref = col.ty.key.ref_table.as_deref().filter(|_| col.ty.key.is_weak_ref());
+                    let key_ref = col
+                        .ty
+                        .key
+                        .ref_table
+                        .as_deref()
+                        .filter(|_| col.ty.key.is_weak_ref());
                     let val_ref = col
                         .ty
                         .value
@@ -558,7 +622,10 @@ impl<'a> Commit<'a> {
         } else {
             (a_row, a_work, b_row, Some(b))
         };
-        let index_names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", ts.column_name(*c))).collect();
+        let index_names: Vec<String> = cols
+            .iter()
+            .map(|c| format!("\"{}\"", ts.column_name(*c)))
+            .collect();
         let mut s = format!(
             "Transaction causes multiple rows in \"{}\" table to have identical values ({}) for index on {} {}.  ",
             ts.name,
@@ -584,8 +651,19 @@ impl<'a> Commit<'a> {
                     (_, Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
                     (Some(_), None) => {}
                 }
-                let changed = r.changed.iter().enumerate().filter(|(_, f)| **f).map(|(c, _)| c).collect();
-                rows.push(RowChange { uuid: r.uuid, old: r.old, new: r.new, changed });
+                let changed = r
+                    .changed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| **f)
+                    .map(|(c, _)| c)
+                    .collect();
+                rows.push(RowChange {
+                    uuid: r.uuid,
+                    old: r.old,
+                    new: r.new,
+                    changed,
+                });
             }
             if !rows.is_empty() {
                 cs.tables.push(TableChanges { table: t, rows });
@@ -627,7 +705,10 @@ fn describe_index_row(
 
 /// A row's values for `cols`, as ovsdb-server prints them in messages ("a, 1, and true").
 pub fn columns_to_string(ts: &TableSchema, row: &Row, cols: &[usize]) -> String {
-    let items: Vec<String> = cols.iter().map(|c| datum_to_string(&row.datum(*c), &ts.column(*c).ty)).collect();
+    let items: Vec<String> = cols
+        .iter()
+        .map(|c| datum_to_string(&row.datum(*c), &ts.column(*c).ty))
+        .collect();
     english_list(&items)
 }
 
@@ -701,7 +782,9 @@ mod tests {
     const P: usize = 1;
 
     fn err(r: &Value) -> Option<String> {
-        r.as_array()?.iter().find_map(|x| x.get("error").and_then(Value::as_str).map(str::to_string))
+        r.as_array()?
+            .iter()
+            .find_map(|x| x.get("error").and_then(Value::as_str).map(str::to_string))
     }
 
     fn insert_p(db: &mut Database, name: &str, kids: usize) -> Value {
@@ -711,7 +794,11 @@ mod tests {
             ops.push(json!({"op": "insert", "table": "K", "row": {"v": i}, "uuid-name": format!("k{i}")}));
             refs.push(json!(["named-uuid", format!("k{i}")]));
         }
-        let must = if kids > 0 { json!(["named-uuid", "k0"]) } else { json!(["set", []]) };
+        let must = if kids > 0 {
+            json!(["named-uuid", "k0"])
+        } else {
+            json!(["set", []])
+        };
         ops.push(json!({"op": "insert", "table": "P", "row": {"name": name, "kids": ["set", refs], "must": must}}));
         db.transact(&ops)
     }
@@ -721,7 +808,11 @@ mod tests {
         let mut d = db();
         let r = d.transact(&[json!({"op": "insert", "table": "K", "row": {"v": 1}})]);
         assert_eq!(err(&r), None);
-        assert_eq!(d.tables[K].rows.len(), 0, "an unreferenced K row is collected at once");
+        assert_eq!(
+            d.tables[K].rows.len(),
+            0,
+            "an unreferenced K row is collected at once"
+        );
         let r = insert_p(&mut d, "a", 2);
         assert_eq!(err(&r), None, "{r}");
         assert_eq!(d.tables[K].rows.len(), 2);
@@ -734,10 +825,21 @@ mod tests {
         let mut d = db();
         insert_p(&mut d, "a", 1);
         let r = d.transact(&[json!({"op": "delete", "table": "K", "where": []})]);
-        assert_eq!(err(&r).as_deref(), Some("referential integrity violation"), "{r}");
+        assert_eq!(
+            err(&r).as_deref(),
+            Some("referential integrity violation"),
+            "{r}"
+        );
         let details = r[1]["details"].as_str().unwrap_or_default();
-        assert!(details.contains("because of 1 remaining reference(s)"), "{details}");
-        assert_eq!(r.as_array().map(Vec::len), Some(2), "commit failure adds an element");
+        assert!(
+            details.contains("because of 1 remaining reference(s)"),
+            "{details}"
+        );
+        assert_eq!(
+            r.as_array().map(Vec::len),
+            Some(2),
+            "commit failure adds an element"
+        );
         let r = d.transact(&[json!({"op": "insert", "table": "P", "row": {"name": "b", "kids": ["uuid", "6f3d2c6e-0000-4000-8000-000000000001"]}})]);
         assert_eq!(err(&r).as_deref(), Some("referential integrity violation"));
     }
@@ -749,19 +851,37 @@ mod tests {
         // Columns are numbered in name order: fav, kids, must, name.
         let p = d.tables[P].rows.values().next().cloned().expect("P");
         let must = p.fields[2].keys[0].as_uuid();
-        let other = d.tables[K].rows.keys().copied().find(|k| Some(*k) != must).expect("kid");
+        let other = d.tables[K]
+            .rows
+            .keys()
+            .copied()
+            .find(|k| Some(*k) != must)
+            .expect("kid");
         let fav = json!(["uuid", other.to_string()]);
-        let r = d.transact(&[json!({"op": "update", "table": "P", "where": [], "row": {"fav": fav}})]);
+        let r =
+            d.transact(&[json!({"op": "update", "table": "P", "where": [], "row": {"fav": fav}})]);
         assert_eq!(err(&r), None, "{r}");
         // Dropping the favourite kid from `kids` collects it, and the weak `fav` empties.
         let r = d.transact(&[json!({"op": "mutate", "table": "P", "where": [], "mutations": [["kids", "delete", fav]]})]);
         assert_eq!(err(&r), None, "{r}");
         let p = d.tables[P].rows.values().next().cloned().expect("P");
-        assert!(p.fields[0].is_empty(), "fav weak reference removed: {:?}", p.fields[0]);
+        assert!(
+            p.fields[0].is_empty(),
+            "fav weak reference removed: {:?}",
+            p.fields[0]
+        );
         // `must` has min 1: deleting its only target is a constraint violation.
-        let r = d.transact(&[json!({"op": "update", "table": "P", "where": [], "row": {"kids": ["set", []]}})]);
+        let r = d.transact(&[
+            json!({"op": "update", "table": "P", "where": [], "row": {"kids": ["set", []]}}),
+        ]);
         assert_eq!(err(&r).as_deref(), Some("constraint violation"), "{r}");
-        assert!(r[1]["details"].as_str().unwrap_or_default().starts_with("Deletion of 1 weak reference(s)"), "{r}");
+        assert!(
+            r[1]["details"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Deletion of 1 weak reference(s)"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -770,8 +890,15 @@ mod tests {
         insert_p(&mut d, "a", 1);
         let r = insert_p(&mut d, "a", 1);
         assert_eq!(err(&r).as_deref(), Some("constraint violation"));
-        let details = r.as_array().and_then(|a| a.last()).and_then(|e| e["details"].as_str()).unwrap_or_default();
-        assert!(details.contains("identical values (a) for index on column \"name\""), "{details}");
+        let details = r
+            .as_array()
+            .and_then(|a| a.last())
+            .and_then(|e| e["details"].as_str())
+            .unwrap_or_default();
+        assert!(
+            details.contains("identical values (a) for index on column \"name\""),
+            "{details}"
+        );
         // Renaming the old row in the same transaction frees the name.
         let r = d.transact(&[
             json!({"op": "update", "table": "P", "where": [["name", "==", "a"]], "row": {"name": "z"}}),
@@ -782,7 +909,11 @@ mod tests {
         insert_p(&mut d, "c", 1);
         let r = insert_p(&mut d, "d", 1);
         assert_eq!(err(&r).as_deref(), Some("constraint violation"));
-        assert!(r.to_string().contains("greater than the schema-defined limit of 3 row(s)"), "{r}");
+        assert!(
+            r.to_string()
+                .contains("greater than the schema-defined limit of 3 row(s)"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -790,12 +921,19 @@ mod tests {
         let mut d = db();
         insert_p(&mut d, "a", 1);
         let before = d.tables[P].rows.values().next().cloned().expect("row");
-        let (r, cs) = d.transact_with_changes(&[json!({"op": "update", "table": "P", "where": [], "row": {"name": "a"}})]);
+        let (r, cs) = d.transact_with_changes(&[
+            json!({"op": "update", "table": "P", "where": [], "row": {"name": "a"}}),
+        ]);
         assert_eq!(r, json!([{"count": 1}]));
         assert!(cs.is_empty());
         let after = d.tables[P].rows.values().next().cloned().expect("row");
-        assert_eq!(before.version, after.version, "_version kept when nothing changed");
-        let (_, cs) = d.transact_with_changes(&[json!({"op": "update", "table": "P", "where": [], "row": {"name": "b"}})]);
+        assert_eq!(
+            before.version, after.version,
+            "_version kept when nothing changed"
+        );
+        let (_, cs) = d.transact_with_changes(&[
+            json!({"op": "update", "table": "P", "where": [], "row": {"name": "b"}}),
+        ]);
         assert_eq!(cs.n_rows(), 1);
         let after2 = d.tables[P].rows.values().next().cloned().expect("row");
         assert_ne!(after.version, after2.version, "_version renewed on change");

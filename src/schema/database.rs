@@ -53,14 +53,21 @@ pub enum SchemaFileError {
 
 impl DatabaseSchema {
     /// Reads and parses an `.ovsschema` file.
-    pub fn from_file(path: impl AsRef<Path>) -> std::result::Result<DatabaseSchema, SchemaFileError> {
+    pub fn from_file(
+        path: impl AsRef<Path>,
+    ) -> std::result::Result<DatabaseSchema, SchemaFileError> {
         let p = path.as_ref();
         let name = p.display().to_string();
-        let text = std::fs::read_to_string(p)
-            .map_err(|source| SchemaFileError::Io { path: name.clone(), source })?;
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|source| SchemaFileError::Json { path: name.clone(), source })?;
-        DatabaseSchema::from_json(&json).map_err(|error| SchemaFileError::Schema { path: name, error })
+        let text = std::fs::read_to_string(p).map_err(|source| SchemaFileError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let json: Value = serde_json::from_str(&text).map_err(|source| SchemaFileError::Json {
+            path: name.clone(),
+            source,
+        })?;
+        DatabaseSchema::from_json(&json)
+            .map_err(|error| SchemaFileError::Schema { path: name, error })
     }
 
     /// Parses and validates a schema from JSON.
@@ -109,12 +116,19 @@ impl DatabaseSchema {
                 t.is_root = true;
             }
         }
-        let by_name: HashMap<String, usize> =
-            parsed.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let by_name: HashMap<String, usize> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
         for t in &parsed {
             for c in &t.columns {
                 for (base, which) in [(Some(&c.ty.key), "key"), (c.ty.value.as_ref(), "value")] {
-                    if let Some(BaseType { ref_table: Some(rt), .. }) = base {
+                    if let Some(BaseType {
+                        ref_table: Some(rt),
+                        ..
+                    }) = base
+                    {
                         if !by_name.contains_key(rt) {
                             return Err(OvsdbError::syntax(
                                 None,
@@ -161,8 +175,11 @@ impl DatabaseSchema {
             }
         }
         let default_root = self.tables.iter().all(|t| t.is_root);
-        let tables: Map<String, Value> =
-            self.tables.iter().map(|t| (t.name.clone(), t.to_json(default_root))).collect();
+        let tables: Map<String, Value> = self
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.to_json(default_root)))
+            .collect();
         m.insert("tables".into(), Value::Object(tables));
         Value::Object(m)
     }
@@ -194,7 +211,7 @@ pub const SERVER_SCHEMA: &str = include_str!("_server.ovsschema");
 pub fn is_valid_version(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok())
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok()
+        })
 }

@@ -34,7 +34,10 @@ impl TableSchema {
         let max_rows = p.member("maxRows", Kinds::INTEGER | Kinds::OPTIONAL);
         let indexes = p.member("indexes", Kinds::ARRAY | Kinds::OPTIONAL);
         p.finish()?;
-        let columns_json = columns.and_then(Value::as_object).cloned().unwrap_or_default();
+        let columns_json = columns
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         if columns_json.is_empty() {
             return Err(OvsdbError::syntax(
                 Some(json),
@@ -63,7 +66,11 @@ impl TableSchema {
                     .map_err(|e| in_table(name, in_column(cname, e)))?,
             );
         }
-        let by_name = cols.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let by_name = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         let mut table = TableSchema {
             name: name.to_string(),
             columns: cols,
@@ -90,7 +97,10 @@ impl TableSchema {
                 return Err(OvsdbError::syntax(
                     Some(index),
                     None,
-                    format!("table {}: index must be a non-empty array of column names", self.name),
+                    format!(
+                        "table {}: index must be a non-empty array of column names",
+                        self.name
+                    ),
                 ))
             }
         };
@@ -162,8 +172,11 @@ impl TableSchema {
     /// The table as schema JSON; `isRoot` printed when it differs from `default_root`.
     pub fn to_json(&self, default_root: bool) -> Value {
         let mut m = Map::new();
-        let cols: Map<String, Value> =
-            self.columns.iter().map(|c| (c.name.clone(), c.to_json())).collect();
+        let cols: Map<String, Value> = self
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.to_json()))
+            .collect();
         m.insert("columns".into(), Value::Object(cols));
         if self.is_root != default_root {
             m.insert("isRoot".into(), json!(self.is_root));
@@ -175,7 +188,9 @@ impl TableSchema {
             let idx: Vec<Value> = self
                 .indexes
                 .iter()
-                .map(|cols| Value::Array(cols.iter().map(|c| json!(self.column_name(*c))).collect()))
+                .map(|cols| {
+                    Value::Array(cols.iter().map(|c| json!(self.column_name(*c))).collect())
+                })
                 .collect();
             m.insert("indexes".into(), Value::Array(idx));
         }

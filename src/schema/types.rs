@@ -175,10 +175,18 @@ impl BaseType {
             AtomicType::Integer => {
                 let min = p.member("minInteger", Kinds::INTEGER | Kinds::OPTIONAL);
                 let max = p.member("maxInteger", Kinds::INTEGER | Kinds::OPTIONAL);
-                self.min_integer = min.and_then(crate::data::atom::json_integer).unwrap_or(i64::MIN);
-                self.max_integer = max.and_then(crate::data::atom::json_integer).unwrap_or(i64::MAX);
+                self.min_integer = min
+                    .and_then(crate::data::atom::json_integer)
+                    .unwrap_or(i64::MIN);
+                self.max_integer = max
+                    .and_then(crate::data::atom::json_integer)
+                    .unwrap_or(i64::MAX);
                 if self.min_integer > self.max_integer {
-                    return Err(OvsdbError::syntax(Some(json), None, "minInteger exceeds maxInteger"));
+                    return Err(OvsdbError::syntax(
+                        Some(json),
+                        None,
+                        "minInteger exceeds maxInteger",
+                    ));
                 }
             }
             AtomicType::Real => {
@@ -187,14 +195,22 @@ impl BaseType {
                 self.min_real = min.and_then(Value::as_f64).unwrap_or(-f64::MAX);
                 self.max_real = max.and_then(Value::as_f64).unwrap_or(f64::MAX);
                 if self.min_real > self.max_real {
-                    return Err(OvsdbError::syntax(Some(json), None, "minReal exceeds maxReal"));
+                    return Err(OvsdbError::syntax(
+                        Some(json),
+                        None,
+                        "minReal exceeds maxReal",
+                    ));
                 }
             }
             AtomicType::String => {
                 self.min_length = parse_optional_uint(p, "minLength")?.unwrap_or(0);
                 self.max_length = parse_optional_uint(p, "maxLength")?.unwrap_or(u32::MAX as u64);
                 if self.min_length > self.max_length {
-                    return Err(OvsdbError::syntax(Some(json), None, "minLength exceeds maxLength"));
+                    return Err(OvsdbError::syntax(
+                        Some(json),
+                        None,
+                        "minLength exceeds maxLength",
+                    ));
                 }
             }
             AtomicType::Uuid => {
@@ -231,7 +247,14 @@ impl BaseType {
         let mut m = Map::new();
         m.insert("type".into(), json!(self.atomic.name()));
         if let Some(values) = &self.enum_values {
-            m.insert("enum".into(), Datum { keys: values.clone(), values: None }.to_json());
+            m.insert(
+                "enum".into(),
+                Datum {
+                    keys: values.clone(),
+                    values: None,
+                }
+                .to_json(),
+            );
         }
         match self.atomic {
             AtomicType::Integer => {
@@ -305,7 +328,12 @@ pub struct Type {
 impl Type {
     /// A scalar of an unconstrained atomic type.
     pub fn scalar(atomic: AtomicType) -> Type {
-        Type { key: BaseType::new(atomic), value: None, min: 1, max: 1 }
+        Type {
+            key: BaseType::new(atomic),
+            value: None,
+            min: 1,
+            max: 1,
+        }
     }
 
     /// Whether values of this type are maps.
@@ -361,7 +389,12 @@ impl Type {
                         "ovsdb type fails constraint checks",
                     ));
                 }
-                Ok(Type { key, value, min, max })
+                Ok(Type {
+                    key,
+                    value,
+                    min,
+                    max,
+                })
             }
             _ => Err(OvsdbError::syntax(Some(json), None, "ovsdb type expected")),
         }

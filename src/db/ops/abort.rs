@@ -6,6 +6,10 @@ use crate::parser::Parser;
 use serde_json::{Map, Value};
 
 /// Always fails, so the transaction is rolled back.
-pub fn execute(_x: &mut Exec<'_, '_>, _p: &mut Parser<'_>, _result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    _x: &mut Exec<'_, '_>,
+    _p: &mut Parser<'_>,
+    _result: &mut Map<String, Value>,
+) -> Result<()> {
     Err(OvsdbError::new("aborted", "aborted by request"))
 }

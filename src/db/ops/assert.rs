@@ -6,13 +6,20 @@ use crate::parser::{Kinds, Parser};
 use serde_json::{Map, Value};
 
 /// Fails with `not owner` unless the session holds the named lock.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    _result: &mut Map<String, Value>,
+) -> Result<()> {
     let Some(name) = p.member("lock", Kinds::ID).and_then(Value::as_str) else {
         return Ok(());
     };
     if (x.ctx.owns_lock)(name) {
         Ok(())
     } else {
-        Err(OvsdbError::new("not owner", format!("Asserted lock {name} not held.")))
+        Err(OvsdbError::new(
+            "not owner",
+            format!("Asserted lock {name} not held."),
+        ))
     }
 }

@@ -6,7 +6,11 @@ use crate::parser::{Kinds, Parser};
 use serde_json::{Map, Value};
 
 /// Adds a comment to the transaction (written to the log with it).
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    _result: &mut Map<String, Value>,
+) -> Result<()> {
     if let Some(c) = p.member("comment", Kinds::STRING).and_then(Value::as_str) {
         x.txn.comments.push(c.to_string());
     }

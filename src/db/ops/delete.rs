@@ -8,14 +8,21 @@ use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
 
 /// Deletes every matching row; the result is `{"count": n}`.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
     let where_json = p.member("where", Kinds::ARRAY);
     let t = parse_table(x, p, "table");
     if let Some(e) = p.error() {
         return Err(e);
     }
     let (Some(t), Some(where_json)) = (t, where_json) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing member",
+        ));
     };
     let ts = &x.txn.db().schema.tables[t];
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;

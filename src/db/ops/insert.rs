@@ -10,7 +10,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Inserts one row; the result is `{"uuid": ["uuid", ...]}`.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
     let t = parse_table(x, p, "table");
     let uuid_json = p.member("uuid", Kinds::STRING | Kinds::OPTIONAL);
     let uuid_name = p.member("uuid-name", Kinds::ID | Kinds::OPTIONAL);
@@ -19,7 +23,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
         return Err(e);
     }
     let (Some(t), Some(row_json)) = (t, row_json) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing table or row"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing table or row",
+        ));
     };
     let mut row_uuid = None;
     if let Some(uj) = uuid_json {

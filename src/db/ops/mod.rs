@@ -70,7 +70,9 @@ pub fn parse_row(
 
 /// Parses a `columns` member: absent means every column (with `_uuid` and `_version`).
 pub fn parse_columns(json: Option<&Value>, ts: &TableSchema) -> Result<Vec<usize>> {
-    let Some(json) = json else { return Ok(ts.all_columns()) };
+    let Some(json) = json else {
+        return Ok(ts.all_columns());
+    };
     let bad = || OvsdbError::syntax(Some(json), None, "array of distinct column names expected");
     let arr = json.as_array().ok_or_else(bad)?;
     let mut cols = Vec::with_capacity(arr.len());

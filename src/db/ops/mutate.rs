@@ -9,7 +9,11 @@ use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
 
 /// Applies the mutations to every matching row; the result is `{"count": n}`.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let mutations_json = p.member("mutations", Kinds::ARRAY);
@@ -17,7 +21,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
         return Err(e);
     }
     let (Some(t), Some(where_json), Some(mutations_json)) = (t, where_json, mutations_json) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing member",
+        ));
     };
     let ts = &x.txn.db().schema.tables[t];
     let mutations = MutationSet::from_json(ts, mutations_json, Some(&mut x.symtab))?;

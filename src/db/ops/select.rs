@@ -10,7 +10,11 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 
 /// Returns the matching rows' chosen columns, without duplicate rows when `_uuid` is not chosen.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let columns_json = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
@@ -19,7 +23,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
         return Err(e);
     }
     let (Some(t), Some(where_json)) = (t, where_json) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing table or where"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing table or where",
+        ));
     };
     let ts = &x.txn.db().schema.tables[t];
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
@@ -28,10 +35,22 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
         Some(s) => parse_columns(Some(s), ts)?,
         None => Vec::new(),
     };
-    let mut rows: Vec<&Row> = x.txn.matching(t, &cond).iter().filter_map(|u| x.txn.get(t, u)).collect();
+    let mut rows: Vec<&Row> = x
+        .txn
+        .matching(t, &cond)
+        .iter()
+        .filter_map(|u| x.txn.get(t, u))
+        .collect();
     if !columns.contains(&crate::data::row::COL_UUID) {
         let mut seen = HashSet::new();
-        rows.retain(|r| seen.insert(columns.iter().map(|c| r.datum(*c).into_owned()).collect::<Vec<_>>()));
+        rows.retain(|r| {
+            seen.insert(
+                columns
+                    .iter()
+                    .map(|c| r.datum(*c).into_owned())
+                    .collect::<Vec<_>>(),
+            )
+        });
     }
     if !sort.is_empty() {
         rows.sort_by(|a, b| {
@@ -44,7 +63,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
             std::cmp::Ordering::Equal
         });
     }
-    let out: Vec<Value> = rows.iter().map(|r| r.to_json_columns(ts, &columns)).collect();
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| r.to_json_columns(ts, &columns))
+        .collect();
     result.insert("rows".into(), Value::Array(out));
     Ok(())
 }

@@ -9,7 +9,11 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 /// Sets the given columns of every matching row; the result is `{"count": n}`.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let row_json = p.member("row", Kinds::OBJECT);
@@ -17,7 +21,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
         return Err(e);
     }
     let (Some(t), Some(where_json), Some(row_json)) = (t, where_json, row_json) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing member",
+        ));
     };
     let ts = &x.txn.db().schema.tables[t];
     let (row, columns) = parse_row(ts, row_json, Some(&mut x.symtab), Uuid::nil())?;
@@ -27,7 +34,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, result: &mut Map<String
             return Err(OvsdbError::syntax(
                 Some(p.json()),
                 Some("constraint violation"),
-                format!("Cannot update immutable column {} in table {}.", col.name, ts.name),
+                format!(
+                    "Cannot update immutable column {} in table {}.",
+                    col.name, ts.name
+                ),
             ));
         }
     }

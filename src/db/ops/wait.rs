@@ -13,7 +13,11 @@ use uuid::Uuid;
 /// Succeeds when the matching rows (on `columns`) equal (`==`) or differ from
 /// (`!=`) `rows`; otherwise times out, or reports "not supported" so that the
 /// caller re-runs the transaction when the database changes.
-pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<String, Value>) -> Result<()> {
+pub fn execute(
+    x: &mut Exec<'_, '_>,
+    p: &mut Parser<'_>,
+    _result: &mut Map<String, Value>,
+) -> Result<()> {
     let timeout = p.member("timeout", Kinds::INTEGER | Kinds::OPTIONAL);
     let where_json = p.member("where", Kinds::ARRAY);
     let columns_json = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
@@ -24,7 +28,10 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<Strin
         return Err(e);
     }
     let (Some(t), Some(where_json), Some(until), Some(rows)) = (t, where_json, until, rows) else {
-        return Err(OvsdbError::new("ovsdb error", "internal error: missing member"));
+        return Err(OvsdbError::new(
+            "ovsdb error",
+            "internal error: missing member",
+        ));
     };
     let ts = &x.txn.db().schema.tables[t];
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
@@ -33,7 +40,11 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<Strin
         Some(tj) => {
             let ms = crate::data::atom::json_integer(tj).unwrap_or(0);
             if ms < 0 {
-                return Err(OvsdbError::syntax(Some(tj), None, "timeout must be nonnegative"));
+                return Err(OvsdbError::syntax(
+                    Some(tj),
+                    None,
+                    "timeout must be nonnegative",
+                ));
             }
             x.timeout_ms = Some(x.timeout_ms.map_or(ms, |cur| cur.min(ms)));
             ms
@@ -42,7 +53,11 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<Strin
     };
     let until_s = until.as_str().unwrap_or("");
     if until_s != "==" && until_s != "!=" {
-        return Err(OvsdbError::syntax(Some(until), None, "\"until\" must be \"==\" or \"!=\""));
+        return Err(OvsdbError::syntax(
+            Some(until),
+            None,
+            "\"until\" must be \"==\" or \"!=\"",
+        ));
     }
     let mut expected: HashSet<Vec<Datum>> = HashSet::new();
     for r in rows.as_array().map(Vec::as_slice).unwrap_or(&[]) {
@@ -52,7 +67,9 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>, _result: &mut Map<Strin
     let mut actual: HashSet<Vec<Datum>> = HashSet::new();
     let mut equal = true;
     for u in x.txn.matching(t, &cond) {
-        let Some(row) = x.txn.get(t, &u) else { continue };
+        let Some(row) = x.txn.get(t, &u) else {
+            continue;
+        };
         let key: Vec<Datum> = columns.iter().map(|c| row.datum(*c).into_owned()).collect();
         if expected.contains(&key) {
             actual.insert(key);

@@ -1,0 +1,880 @@
+//! The Database actor: one per database. Owns the replica, turns
+//! transactions into store commits one at a time (DESIGN.md's commit
+//! protocol), applies every commit from the store's watch, fans monitor
+//! updates out to sessions, and re-runs blocked `wait`s.
+
+use crate::actors::replica::{parse_txn_id, Replica};
+use crate::actors::{
+    CloseSession, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle, SessionId,
+};
+use crate::codec::framing::encode_message as encode_json;
+use crate::db::changes::ChangeSet;
+use crate::db::execution::{execute, ExecContext, Execution};
+use crate::db::monitor::{Monitor, MonitorVersion};
+use crate::error::OvsdbError;
+use crate::schema::DatabaseSchema;
+use crate::storage::{Revision, Storage, StorageError, WatchBatch};
+use actix::prelude::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How many committed transactions are kept for `monitor_cond_since`.
+pub const HISTORY_LEN: usize = 1000;
+/// How often a transaction is re-executed after losing a commit race before failing.
+pub const MAX_COMMIT_RETRIES: u32 = 64;
+
+/// Where commits go.
+pub enum Backend {
+    /// A store (memory, file or etcd); commits come back through its watch.
+    Store(Arc<dyn Storage>),
+    /// No store: commits apply at once (the `_Server` database).
+    Local,
+}
+
+/// `transact` from a session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Transact {
+    /// The requesting session.
+    pub session: SessionHandle,
+    /// The request id.
+    pub id: Value,
+    /// The operations (params after the database name).
+    pub ops: Vec<Value>,
+    /// Locks the session owns (for `assert`).
+    pub owned_locks: Vec<String>,
+    /// When the request arrived (for `wait` timeouts).
+    pub received: Instant,
+}
+
+/// A transaction from inside the server (e.g. `_Server` bookkeeping); may
+/// write reserved databases. Replies with the result array.
+#[derive(Message)]
+#[rtype(result = "Value")]
+pub struct InternalTransact {
+    /// The operations.
+    pub ops: Vec<Value>,
+}
+
+/// The `cancel` notification: fail a blocked transaction with "canceled".
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelTxn {
+    /// The session.
+    pub session: SessionId,
+    /// The id of the transaction to cancel.
+    pub id: Value,
+}
+
+/// `monitor`, `monitor_cond` or `monitor_cond_since`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddMonitor {
+    /// The requesting session.
+    pub session: SessionHandle,
+    /// The request id.
+    pub id: Value,
+    /// The monitor's `json-value`.
+    pub monitor_id: Value,
+    /// Which notification format.
+    pub version: MonitorVersion,
+    /// `<monitor-requests>`.
+    pub requests: Value,
+    /// `monitor_cond_since`'s last transaction id.
+    pub last_txn_id: Option<Value>,
+}
+
+/// `monitor_cancel`, or a session dropping a monitor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveMonitor {
+    /// The session.
+    pub session: SessionId,
+    /// The monitor's `json-value`.
+    pub monitor_id: Value,
+}
+
+/// `monitor_cond_change`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChangeMonitor {
+    /// The requesting session.
+    pub session: SessionHandle,
+    /// The request id.
+    pub id: Value,
+    /// The monitor's current `json-value`.
+    pub monitor_id: Value,
+    /// Its new `json-value`.
+    pub new_monitor_id: Value,
+    /// `<monitor-cond-change-requests>`.
+    pub requests: Value,
+}
+
+/// `convert`: replace the schema, converting the data.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Convert {
+    /// The requesting session.
+    pub session: SessionHandle,
+    /// The request id.
+    pub id: Value,
+    /// The new schema.
+    pub schema: Arc<DatabaseSchema>,
+    /// Called with the new schema once converted (registry and `_Server` updates).
+    pub on_done: Box<dyn FnOnce(Arc<DatabaseSchema>) + Send>,
+}
+
+/// Whether a session is change-aware (decides cancel vs disconnect on convert).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetChangeAware {
+    /// The session.
+    pub session: SessionId,
+    /// The flag.
+    pub aware: bool,
+}
+
+/// The number of rows and the applied revision (diagnostics, tests).
+#[derive(Message)]
+#[rtype(result = "(usize, Revision)")]
+pub struct Stats;
+
+struct Pending {
+    session: Option<SessionHandle>,
+    id: Value,
+    ops: Vec<Value>,
+    owned_locks: Vec<String>,
+    received: Instant,
+    retries: u32,
+    internal: Option<tokio::sync::oneshot::Sender<Value>>,
+}
+
+struct InFlight {
+    txn: Pending,
+    results: Vec<Value>,
+    changes: Arc<ChangeSet>,
+    revision: Option<Revision>,
+}
+
+struct Member {
+    session: SessionHandle,
+    monitor_id: Value,
+}
+
+struct Group {
+    monitor: Arc<Monitor>,
+    members: Vec<Member>,
+}
+
+/// The Database actor.
+pub struct DatabaseActor {
+    replica: Replica,
+    backend: Backend,
+    server_id: Uuid,
+    queue: VecDeque<Pending>,
+    in_flight: Option<InFlight>,
+    blocked: Vec<(Pending, Option<Instant>)>,
+    groups: HashMap<String, Group>,
+    member_of: HashMap<(SessionId, String), String>,
+    change_aware: HashMap<SessionId, bool>,
+    history: VecDeque<(Revision, Arc<ChangeSet>)>,
+    watch_from: Revision,
+    name: Arc<str>,
+}
+
+impl DatabaseActor {
+    /// A Database actor over a loaded replica; with a store, it watches from
+    /// the revision after the replica's.
+    pub fn new(replica: Replica, backend: Backend, server_id: Uuid) -> DatabaseActor {
+        let name: Arc<str> = Arc::from(replica.name.as_str());
+        let watch_from = replica.revision + 1;
+        DatabaseActor {
+            replica,
+            backend,
+            server_id,
+            queue: VecDeque::new(),
+            in_flight: None,
+            blocked: Vec::new(),
+            groups: HashMap::new(),
+            member_of: HashMap::new(),
+            change_aware: HashMap::new(),
+            history: VecDeque::new(),
+            watch_from,
+            name,
+        }
+    }
+
+    fn schema(&self) -> &Arc<DatabaseSchema> {
+        &self.replica.db.schema
+    }
+
+    fn start_watch(&mut self, ctx: &mut Context<Self>) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        let prefix = self
+            .replica
+            .keys
+            .db_prefix(&self.replica.name)
+            .unwrap_or_default();
+        let from = self.watch_from;
+        let fut = async move { store.watch(&prefix, from).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(stream) => {
+                ctx.add_stream(stream);
+            }
+            Err(e) => {
+                tracing::warn!(db = %act.name, error = %e, "cannot watch the store; retrying in 1 s");
+                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
+            }
+        }));
+    }
+
+    /// Executes queued transactions until one needs a store commit.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight.is_none() {
+            let Some(p) = self.queue.pop_front() else {
+                return;
+            };
+            self.run(p, ctx);
+        }
+    }
+
+    fn run(&mut self, p: Pending, ctx: &mut Context<Self>) {
+        let locks = p.owned_locks.clone();
+        let owns = move |name: &str| locks.iter().any(|l| l == name);
+        let ectx = ExecContext {
+            elapsed_ms: p.received.elapsed().as_millis() as i64,
+            owns_lock: &owns,
+            read_only: false,
+            allow_reserved: p.internal.is_some(),
+        };
+        match execute(&self.replica.db, &p.ops, &ectx) {
+            Execution::Blocked { timeout_ms } => {
+                let deadline =
+                    timeout_ms.map(|ms| p.received + Duration::from_millis(ms.max(0) as u64));
+                if let Some(d) = deadline {
+                    ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
+                        act.rerun_blocked(ctx)
+                    });
+                }
+                self.blocked.push((p, deadline));
+            }
+            Execution::Done(done) => {
+                if done.changes.is_empty() {
+                    self.finish(p, Value::Array(done.results));
+                    return;
+                }
+                let changes = Arc::new(done.changes);
+                match &self.backend {
+                    Backend::Local => {
+                        let rev = self.replica.revision + 1;
+                        self.commit_applied(rev, changes.clone());
+                        self.finish(p, Value::Array(done.results));
+                    }
+                    Backend::Store(store) => {
+                        let (cmp, writes) = self.replica.commit_request(
+                            &changes,
+                            self.server_id,
+                            done.comment.as_deref(),
+                        );
+                        let store = store.clone();
+                        self.in_flight = Some(InFlight {
+                            txn: p,
+                            results: done.results,
+                            changes,
+                            revision: None,
+                        });
+                        let fut = async move { store.commit(cmp, writes).await };
+                        ctx.spawn(
+                            fut.into_actor(self)
+                                .map(|res, act, ctx| act.committed(res, ctx)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn committed(
+        &mut self,
+        res: Result<crate::storage::CommitResult, StorageError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(mut f) = self.in_flight.take() else {
+            return;
+        };
+        match res {
+            Ok(r) if r.succeeded => {
+                if self.replica.revision >= r.revision {
+                    // The watch already delivered (and applied) our commit.
+                    self.finish(f.txn, Value::Array(f.results));
+                    self.pump(ctx);
+                } else {
+                    f.revision = Some(r.revision);
+                    self.in_flight = Some(f);
+                }
+            }
+            Ok(_) => {
+                // Another server committed first: execute again once our replica has caught up.
+                f.txn.retries += 1;
+                if f.txn.retries > MAX_COMMIT_RETRIES {
+                    let mut results = f.results;
+                    results.push(
+                        OvsdbError::new(
+                            "timed out",
+                            format!(
+                                "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
+                            ),
+                        )
+                        .to_json(),
+                    );
+                    self.finish(f.txn, Value::Array(results));
+                } else {
+                    self.queue.push_front(f.txn);
+                }
+                // Re-running waits for the watch to bring the newer fence.
+                ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
+            }
+            Err(e) => {
+                let mut results = f.results;
+                let err = match &e {
+                    StorageError::TooLarge(m) => OvsdbError::new("resources exhausted", m.clone()),
+                    other => OvsdbError::new(
+                        "ovsdb error",
+                        format!("cannot commit to the {} store: {other}", self.store_kind()),
+                    ),
+                };
+                results.push(err.to_json());
+                self.finish(f.txn, Value::Array(results));
+                self.pump(ctx);
+            }
+        }
+    }
+
+    fn store_kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Store(s) => s.kind(),
+            Backend::Local => "local",
+        }
+    }
+
+    fn finish(&mut self, p: Pending, result: Value) {
+        if let Some(tx) = p.internal {
+            let _ = tx.send(result);
+        } else if let Some(s) = p.session {
+            s.reply.do_send(SendReply {
+                id: p.id,
+                result: Ok(result),
+            });
+        }
+    }
+
+    /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
+    fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
+        self.replica.apply(&changes, revision);
+        self.history.push_back((revision, changes.clone()));
+        while self.history.len() > HISTORY_LEN {
+            self.history.pop_front();
+        }
+        let txn_id = self.replica.txn_id(revision);
+        for g in self.groups.values() {
+            let Some(body) = g.monitor.update(self.schema(), &changes) else {
+                continue;
+            };
+            let bytes = encode_json(&body);
+            for m in &g.members {
+                m.session.notify.do_send(Notify {
+                    db: self.name.clone(),
+                    monitor_id: m.monitor_id.clone(),
+                    monitor: g.monitor.clone(),
+                    schema: self.schema().clone(),
+                    txn_id,
+                    body: bytes.clone(),
+                    changes: changes.clone(),
+                });
+            }
+        }
+    }
+
+    fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
+        let blocked = std::mem::take(&mut self.blocked);
+        for (p, _) in blocked {
+            self.queue.push_back(p);
+        }
+        self.pump(ctx);
+    }
+
+    fn monitor_key(version: MonitorVersion, requests: &Value) -> String {
+        format!("{version:?}:{requests}")
+    }
+
+    fn leave(&mut self, session: SessionId, monitor_id: &Value) -> bool {
+        let k = (session, monitor_id.to_string());
+        let Some(gk) = self.member_of.remove(&k) else {
+            return false;
+        };
+        if let Some(g) = self.groups.get_mut(&gk) {
+            g.members
+                .retain(|m| !(m.session.id == session && &m.monitor_id == monitor_id));
+            if g.members.is_empty() {
+                self.groups.remove(&gk);
+            }
+        }
+        true
+    }
+
+    fn join(
+        &mut self,
+        key: String,
+        monitor: Arc<Monitor>,
+        session: SessionHandle,
+        monitor_id: Value,
+    ) {
+        self.member_of
+            .insert((session.id, monitor_id.to_string()), key.clone());
+        self.groups
+            .entry(key)
+            .or_insert_with(|| Group {
+                monitor,
+                members: Vec::new(),
+            })
+            .members
+            .push(Member {
+                session,
+                monitor_id,
+            });
+    }
+
+    /// The changes since `rev` (exclusive), if history still covers them.
+    fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
+        if rev == self.replica.revision {
+            return Some(ChangeSet::default());
+        }
+        if rev > self.replica.revision {
+            return None;
+        }
+        let first = self.history.front()?;
+        if first.0 > rev + 1 && rev != 0 {
+            return None;
+        }
+        let mut merged = ChangeSet::default();
+        for (r, cs) in &self.history {
+            if *r > rev {
+                merged = merged.merge(cs);
+            }
+        }
+        Some(merged)
+    }
+}
+
+impl Actor for DatabaseActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_watch(ctx);
+    }
+}
+
+impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
+    fn handle(&mut self, item: Result<WatchBatch, StorageError>, ctx: &mut Context<Self>) {
+        let batch = match item {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(db = %self.name, error = %e, "store watch failed; re-watching");
+                return;
+            }
+        };
+        if batch.revision <= self.replica.revision {
+            return;
+        }
+        let own = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.revision == Some(batch.revision));
+        let changes = if own {
+            // Our own commit: the change set we computed is what the store holds.
+            let _ = self.replica.decode_fence_only(&batch);
+            self.in_flight
+                .as_ref()
+                .map(|f| f.changes.clone())
+                .unwrap_or_default()
+        } else {
+            match self.replica.decode_batch(&batch) {
+                Ok(cs) => Arc::new(cs),
+                Err(e) => {
+                    tracing::error!(db = %self.name, revision = batch.revision, error = %e, "cannot decode a commit from the store; skipping it");
+                    self.replica.revision = batch.revision;
+                    return;
+                }
+            }
+        };
+        self.watch_from = batch.revision + 1;
+        if changes.is_empty() {
+            self.replica.revision = batch.revision;
+        } else {
+            self.commit_applied(batch.revision, changes);
+        }
+        if own {
+            if let Some(f) = self.in_flight.take() {
+                self.finish(f.txn, Value::Array(f.results));
+            }
+        }
+        if !self.blocked.is_empty() {
+            self.rerun_blocked(ctx);
+        }
+        self.pump(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
+        ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+    }
+}
+
+impl Handler<Transact> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: Transact, ctx: &mut Context<Self>) {
+        self.queue.push_back(Pending {
+            session: Some(m.session),
+            id: m.id,
+            ops: m.ops,
+            owned_locks: m.owned_locks,
+            received: m.received,
+            retries: 0,
+            internal: None,
+        });
+        self.pump(ctx);
+    }
+}
+
+impl Handler<InternalTransact> for DatabaseActor {
+    type Result = ResponseFuture<Value>;
+    fn handle(&mut self, m: InternalTransact, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue.push_back(Pending {
+            session: None,
+            id: Value::Null,
+            ops: m.ops,
+            owned_locks: Vec::new(),
+            received: Instant::now(),
+            retries: 0,
+            internal: Some(tx),
+        });
+        self.pump(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Value::Null) })
+    }
+}
+
+impl Handler<CancelTxn> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: CancelTxn, _: &mut Context<Self>) {
+        let mut i = 0;
+        while i < self.blocked.len() {
+            let p = &self.blocked[i].0;
+            if p.session.as_ref().map(|s| s.id) == Some(m.session) && p.id == m.id {
+                let (p, _) = self.blocked.remove(i);
+                if let Some(s) = p.session {
+                    s.reply.do_send(SendReply {
+                        id: p.id,
+                        result: Err(json!("canceled")),
+                    });
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+impl Handler<AddMonitor> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: AddMonitor, _: &mut Context<Self>) {
+        let monitor = match Monitor::from_json(self.schema(), m.version, &m.requests) {
+            Ok(mon) => Arc::new(mon),
+            Err(e) => {
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                });
+                return;
+            }
+        };
+        let last_id = self.replica.txn_id(self.replica.revision);
+        let result = match m.version {
+            MonitorVersion::V1 | MonitorVersion::V2 => monitor.initial(&self.replica.db),
+            MonitorVersion::V3 => {
+                let since = m
+                    .last_txn_id
+                    .as_ref()
+                    .and_then(parse_txn_id)
+                    .and_then(|u| self.replica.revision_of(&u))
+                    .and_then(|rev| self.changes_since(rev));
+                match since {
+                    Some(cs) => {
+                        let body = monitor
+                            .update(self.schema(), &cs)
+                            .unwrap_or_else(|| json!({}));
+                        json!([true, last_id.to_string(), body])
+                    }
+                    None => json!([
+                        false,
+                        last_id.to_string(),
+                        monitor.initial(&self.replica.db)
+                    ]),
+                }
+            }
+        };
+        let key = Self::monitor_key(m.version, &m.requests);
+        self.join(key, monitor, m.session.clone(), m.monitor_id);
+        m.session.reply.do_send(SendReply {
+            id: m.id,
+            result: Ok(result),
+        });
+    }
+}
+
+impl Handler<RemoveMonitor> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
+        self.leave(m.session, &m.monitor_id);
+    }
+}
+
+impl Handler<ChangeMonitor> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: ChangeMonitor, _: &mut Context<Self>) {
+        let k = (m.session.id, m.monitor_id.to_string());
+        let Some(gk) = self.member_of.get(&k).cloned() else {
+            let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
+            m.session.reply.do_send(SendReply {
+                id: m.id,
+                result: Err(e.to_json()),
+            });
+            return;
+        };
+        let Some(old) = self.groups.get(&gk).map(|g| g.monitor.clone()) else {
+            return;
+        };
+        let new = match old.with_conditions(self.schema(), &m.requests) {
+            Ok(n) => Arc::new(n),
+            Err(e) => {
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                });
+                return;
+            }
+        };
+        let update = old.condition_change_update(&new, &self.replica.db);
+        self.leave(m.session.id, &m.monitor_id);
+        let key = format!("{gk}|cond:{}", new.conditions_json());
+        self.join(
+            key,
+            new.clone(),
+            m.session.clone(),
+            m.new_monitor_id.clone(),
+        );
+        if let Some(body) = update {
+            m.session.notify.do_send(Notify {
+                db: self.name.clone(),
+                monitor_id: m.new_monitor_id.clone(),
+                monitor: new,
+                schema: self.schema().clone(),
+                txn_id: self.replica.txn_id(self.replica.revision),
+                body: encode_json(&body),
+                changes: Arc::new(ChangeSet::default()),
+            });
+        }
+        m.session.reply.do_send(SendReply {
+            id: m.id,
+            result: Ok(json!({})),
+        });
+    }
+}
+
+impl Handler<SetChangeAware> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: SetChangeAware, _: &mut Context<Self>) {
+        self.change_aware.insert(m.session, m.aware);
+    }
+}
+
+impl Handler<Convert> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
+        let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                });
+                return;
+            }
+        };
+        // Monitors were parsed against the old schema: cancel them (or
+        // disconnect clients that did not say they understand schema changes).
+        for g in self.groups.values() {
+            for mem in &g.members {
+                if self
+                    .change_aware
+                    .get(&mem.session.id)
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    mem.session.canceled.do_send(MonitorCanceled {
+                        db: self.name.clone(),
+                        monitor_id: mem.monitor_id.clone(),
+                    });
+                } else {
+                    mem.session.close.do_send(CloseSession {
+                        reason: format!("database {} was converted to a new schema", self.name),
+                    });
+                }
+            }
+        }
+        self.groups.clear();
+        self.member_of.clear();
+        self.history.clear();
+        let keys = self.replica.keys.clone();
+        let cluster = self.replica.cluster_id;
+        let old_rev = self.replica.revision;
+        let fence_rev = self.replica.fence_revision;
+        let schema = m.schema.clone();
+        match &self.backend {
+            Backend::Local => {
+                self.replica = Replica::new(schema.clone(), keys, cluster);
+                self.replica.db = converted;
+                self.replica.revision = old_rev + 1;
+                (m.on_done)(schema);
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Ok(json!({})),
+                });
+            }
+            Backend::Store(store) => {
+                let store = store.clone();
+                let old_db = std::mem::replace(&mut self.replica.db, converted);
+                let new_db = self.replica.db.clone();
+                let writes = crate::actors::replica::conversion_writes(
+                    &keys,
+                    &old_db,
+                    &new_db,
+                    self.server_id,
+                );
+                let fence = keys.fence(&schema.name).unwrap_or_default();
+                let server_key = keys.server_db(&schema.name).unwrap_or_default();
+                let schema_text = schema.to_json().to_string();
+                let fut = async move {
+                    let mut writes = writes;
+                    writes.push(crate::storage::WriteOp::Put {
+                        key: server_key,
+                        value: bytes::Bytes::from(schema_text),
+                        lease: None,
+                    });
+                    store
+                        .commit(
+                            vec![crate::storage::Compare::ModRevision {
+                                key: fence,
+                                revision: fence_rev,
+                            }],
+                            writes,
+                        )
+                        .await
+                };
+                let id = m.id;
+                let session = m.session;
+                let on_done = m.on_done;
+                // Pause transactions until the conversion is committed.
+                let placeholder = Pending {
+                    session: None,
+                    id: Value::Null,
+                    ops: Vec::new(),
+                    owned_locks: Vec::new(),
+                    received: Instant::now(),
+                    retries: 0,
+                    internal: None,
+                };
+                self.in_flight = Some(InFlight {
+                    txn: placeholder,
+                    results: Vec::new(),
+                    changes: Arc::new(ChangeSet::default()),
+                    revision: None,
+                });
+                self.replica = Replica {
+                    name: schema.name.clone(),
+                    db: new_db,
+                    keys,
+                    revision: old_rev,
+                    fence_revision: fence_rev,
+                    cluster_id: cluster,
+                };
+                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+                    act.in_flight = None;
+                    match res {
+                        Ok(r) if r.succeeded => {
+                            act.replica.revision = r.revision;
+                            act.replica.fence_revision = r.revision;
+                            act.watch_from = r.revision + 1;
+                            on_done(act.schema().clone());
+                            session.reply.do_send(SendReply {
+                                id,
+                                result: Ok(json!({})),
+                            });
+                        }
+                        other => {
+                            let e = OvsdbError::new(
+                                "ovsdb error",
+                                format!("conversion could not be committed: {other:?}"),
+                            );
+                            session.reply.do_send(SendReply {
+                                id,
+                                result: Err(e.to_json()),
+                            });
+                        }
+                    }
+                    act.pump(ctx);
+                }));
+            }
+        }
+    }
+}
+
+impl Handler<SessionGone> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: SessionGone, _: &mut Context<Self>) {
+        let ids: Vec<String> = self
+            .member_of
+            .keys()
+            .filter(|(s, _)| *s == m.id)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(gk) = self.member_of.remove(&(m.id, id)) {
+                if let Some(g) = self.groups.get_mut(&gk) {
+                    g.members.retain(|mem| mem.session.id != m.id);
+                    if g.members.is_empty() {
+                        self.groups.remove(&gk);
+                    }
+                }
+            }
+        }
+        self.blocked
+            .retain(|(p, _)| p.session.as_ref().map(|s| s.id) != Some(m.id));
+        self.queue
+            .retain(|p| p.session.as_ref().map(|s| s.id) != Some(m.id));
+        self.change_aware.remove(&m.id);
+    }
+}
+
+impl Handler<Stats> for DatabaseActor {
+    type Result = MessageResult<Stats>;
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.replica.db.n_rows(), self.replica.revision))
+    }
+}

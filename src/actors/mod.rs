@@ -1,0 +1,120 @@
+//! Actors (actix): all of oxsdb's concurrency lives here. Each actor is a
+//! thin shell that routes typed messages to the pure layers below.
+//!
+//! Every reply and notification a session receives is delivered through the
+//! session's mailbox by the actor that produced it, so that the order a
+//! client sees is the order the producer decided: a monitor update before the
+//! reply of the transaction that caused it, a monitor's initial reply before
+//! its first update.
+
+pub mod database;
+pub mod lock_table;
+pub mod registry;
+pub mod replica;
+pub mod server;
+pub mod server_db;
+pub mod session;
+
+use crate::db::changes::ChangeSet;
+use crate::db::monitor::Monitor;
+use crate::schema::DatabaseSchema;
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Identifies one client connection within the process.
+pub type SessionId = u64;
+
+/// A JSON-RPC reply for a session's request, from whichever actor completed it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SendReply {
+    /// The request's id.
+    pub id: Value,
+    /// `Ok(result)` or `Err(error)`, the two JSON-RPC reply forms.
+    pub result: Result<Value, Value>,
+}
+
+/// One monitor notification for a session. The body is encoded once for every
+/// session sharing the monitor; the change set lets a backlogged session merge
+/// pending updates instead of queueing them.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Notify {
+    /// The database.
+    pub db: Arc<str>,
+    /// The session's monitor id (the `json-value` of the monitor request).
+    pub monitor_id: Value,
+    /// The monitor, to re-render merged updates.
+    pub monitor: Arc<Monitor>,
+    /// The schema the monitor was parsed against.
+    pub schema: Arc<DatabaseSchema>,
+    /// The transaction id (for `update3`).
+    pub txn_id: Uuid,
+    /// The encoded `<table-updates>` body.
+    pub body: Bytes,
+    /// The change set behind the body.
+    pub changes: Arc<ChangeSet>,
+}
+
+/// A `locked` or `stolen` notification.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LockEvent {
+    /// The lock's name.
+    pub name: String,
+    /// `"locked"` or `"stolen"`.
+    pub method: &'static str,
+}
+
+/// A `monitor_canceled` notification (the database was converted or removed).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct MonitorCanceled {
+    /// The database.
+    pub db: Arc<str>,
+    /// The canceled monitor's id.
+    pub monitor_id: Value,
+}
+
+/// Asks a session to close its connection (e.g. a client that is not
+/// change-aware when its database's schema changes).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// Why, for the log.
+    pub reason: String,
+}
+
+/// How other actors reach a session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    /// The session's id.
+    pub id: SessionId,
+    /// Replies.
+    pub reply: Recipient<SendReply>,
+    /// Monitor updates.
+    pub notify: Recipient<Notify>,
+    /// Lock notifications.
+    pub lock_event: Recipient<LockEvent>,
+    /// Monitor cancellations.
+    pub canceled: Recipient<MonitorCanceled>,
+    /// Forced close.
+    pub close: Recipient<CloseSession>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "session {}", self.id)
+    }
+}
+
+/// Tells actors that hold per-session state that a session has ended.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SessionGone {
+    /// The session that ended.
+    pub id: SessionId,
+}

@@ -1,0 +1,307 @@
+//! A database replica fed by the store: the engine's [`Database`] plus the
+//! revision bookkeeping of DESIGN.md's commit protocol, and the translation
+//! between change sets and store keys. Pure: no actors, no I/O.
+
+use crate::data::atom::parse_uuid_str;
+use crate::data::Row;
+use crate::db::changes::{ChangeSet, RowChange, TableChanges};
+use crate::db::Database;
+use crate::error::OvsdbError;
+use crate::schema::DatabaseSchema;
+use crate::storage::keys::{Keys, ParsedKey};
+use crate::storage::{Compare, Event, EventKind, KeyValue, Revision, WatchBatch, WriteOp};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use uuid::Uuid;
+
+// Key builders fail only for names that are not OVSDB identifiers; every name
+// used here comes from a validated schema, so their errors cannot occur and
+// map to an empty key rather than a panic.
+
+/// A replica of one database at a store revision.
+pub struct Replica {
+    /// The database's name.
+    pub name: String,
+    /// The contents.
+    pub db: Database,
+    /// Key layout.
+    pub keys: Keys,
+    /// The last store revision applied.
+    pub revision: Revision,
+    /// The mod revision of the database's fence key as of `revision` (0: no commit yet).
+    pub fence_revision: Revision,
+    /// Identifies the cluster, for transaction ids.
+    pub cluster_id: Uuid,
+}
+
+impl Replica {
+    /// An empty replica.
+    pub fn new(schema: Arc<DatabaseSchema>, keys: Keys, cluster_id: Uuid) -> Replica {
+        Replica {
+            name: schema.name.clone(),
+            db: Database::new(schema),
+            keys,
+            revision: 0,
+            fence_revision: 0,
+            cluster_id,
+        }
+    }
+
+    /// Loads a replica from a range read of the database's prefix at `revision`.
+    pub fn load(
+        schema: Arc<DatabaseSchema>,
+        keys: Keys,
+        cluster_id: Uuid,
+        kvs: &[KeyValue],
+        revision: Revision,
+    ) -> Result<Replica, OvsdbError> {
+        let mut r = Replica::new(schema, keys, cluster_id);
+        let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
+        for kv in kvs {
+            match r.keys.parse(&kv.key) {
+                Some(ParsedKey::Row { db, table, uuid }) if db == r.name => {
+                    let Some(t) = r.db.schema.table_index(table) else {
+                        continue;
+                    };
+                    let row = decode_row(&r.db.schema, t, uuid, &kv.value)?;
+                    tables.entry(t).or_default().push(RowChange {
+                        uuid,
+                        old: None,
+                        new: Some(Arc::new(row)),
+                        changed: Vec::new(),
+                    });
+                }
+                Some(ParsedKey::Fence { db }) if db == r.name => r.fence_revision = kv.mod_revision,
+                _ => {}
+            }
+        }
+        let mut cs = ChangeSet::default();
+        let mut ts: Vec<_> = tables.into_iter().collect();
+        ts.sort_by_key(|(t, _)| *t);
+        for (table, rows) in ts {
+            cs.tables.push(TableChanges { table, rows });
+        }
+        r.db.apply(&cs);
+        r.revision = revision;
+        Ok(r)
+    }
+
+    /// The store commit for a change set computed against this replica: the
+    /// fence compare, the fence put, and one put or delete per changed row.
+    pub fn commit_request(
+        &self,
+        changes: &ChangeSet,
+        server_id: Uuid,
+        comment: Option<&str>,
+    ) -> (Vec<Compare>, Vec<WriteOp>) {
+        let fence = self.keys.fence(&self.name).unwrap_or_default();
+        let compares = vec![Compare::ModRevision {
+            key: fence.clone(),
+            revision: self.fence_revision,
+        }];
+        let mut writes = Vec::with_capacity(changes.n_rows() + 2);
+        writes.push(WriteOp::Put {
+            key: fence,
+            value: Bytes::from(server_id.to_string()),
+            lease: None,
+        });
+        for tc in &changes.tables {
+            let ts = &self.db.schema.tables[tc.table];
+            for rc in &tc.rows {
+                let key = self
+                    .keys
+                    .row(&self.name, &ts.name, &rc.uuid)
+                    .unwrap_or_default();
+                match &rc.new {
+                    Some(row) => writes.push(WriteOp::Put {
+                        key,
+                        value: Bytes::from(row.to_store_json(ts).to_string()),
+                        lease: None,
+                    }),
+                    None => writes.push(WriteOp::Delete { key }),
+                }
+            }
+        }
+        if let Some(c) = comment {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            writes.push(WriteOp::Put {
+                key: self.keys.comment(&format!("{ts:020}")).unwrap_or_default(),
+                value: Bytes::from(c.to_string()),
+                lease: None,
+            });
+        }
+        (compares, writes)
+    }
+
+    /// Decodes one watch batch into the change set it represents (rows of this
+    /// database only) and notes the fence. Does not apply it.
+    pub fn decode_batch(&mut self, batch: &WatchBatch) -> Result<ChangeSet, OvsdbError> {
+        let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
+        for ev in &batch.events {
+            match self.keys.parse(&ev.key) {
+                Some(ParsedKey::Row { db, table, uuid }) if db == self.name => {
+                    let Some(t) = self.db.schema.table_index(table) else {
+                        continue;
+                    };
+                    let rc = self.decode_event(t, uuid, ev)?;
+                    tables.entry(t).or_default().push(rc);
+                }
+                Some(ParsedKey::Fence { db }) if db == self.name => {
+                    self.fence_revision = ev.mod_revision
+                }
+                _ => {}
+            }
+        }
+        // Every commit of this database's rows also rewrites its fence (which
+        // lives outside the watched prefix), so the fence moved with the rows.
+        if !tables.is_empty() {
+            self.fence_revision = batch.revision;
+        }
+        let mut cs = ChangeSet::default();
+        let mut ts: Vec<_> = tables.into_iter().collect();
+        ts.sort_by_key(|(t, _)| *t);
+        for (table, rows) in ts {
+            cs.tables.push(TableChanges { table, rows });
+        }
+        Ok(cs)
+    }
+
+    /// Notes the fence of a batch whose rows are already known (our own commit).
+    pub fn decode_fence_only(&mut self, batch: &WatchBatch) {
+        self.fence_revision = batch.revision;
+    }
+
+    fn decode_event(&self, t: usize, uuid: Uuid, ev: &Event) -> Result<RowChange, OvsdbError> {
+        let schema = &self.db.schema;
+        let old = self.db.row(t, &uuid).cloned();
+        let new = match (&ev.kind, &ev.value) {
+            (EventKind::Put, Some(v)) => Some(Arc::new(decode_row(schema, t, uuid, v)?)),
+            _ => None,
+        };
+        let n = schema.tables[t].columns.len();
+        let changed = match (&old, &new) {
+            (Some(o), Some(nw)) => (0..n).filter(|c| o.fields[*c] != nw.fields[*c]).collect(),
+            _ => (0..n).collect(),
+        };
+        Ok(RowChange {
+            uuid,
+            old,
+            new,
+            changed,
+        })
+    }
+
+    /// Applies a change set at `revision`.
+    pub fn apply(&mut self, changes: &ChangeSet, revision: Revision) {
+        self.db.apply(changes);
+        self.revision = revision;
+    }
+
+    /// The transaction id of a revision (see [`txn_id`]).
+    pub fn txn_id(&self, revision: Revision) -> Uuid {
+        txn_id(self.cluster_id, &self.name, revision)
+    }
+
+    /// The revision a transaction id stands for, if it is one of this database's.
+    pub fn revision_of(&self, id: &Uuid) -> Option<Revision> {
+        revision_of(self.cluster_id, &self.name, id)
+    }
+}
+
+fn decode_row(
+    schema: &DatabaseSchema,
+    t: usize,
+    uuid: Uuid,
+    value: &[u8],
+) -> Result<Row, OvsdbError> {
+    let json: serde_json::Value = serde_json::from_slice(value).map_err(|e| {
+        OvsdbError::new(
+            "ovsdb error",
+            format!(
+                "stored row {uuid} of table {} is not JSON: {e}",
+                schema.tables[t].name
+            ),
+        )
+    })?;
+    Row::from_store_json(&schema.tables[t], uuid, &json)
+}
+
+fn db_hash(cluster_id: Uuid, db: &str) -> u64 {
+    // FNV-1a: stable across processes and versions (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cluster_id.as_bytes().iter().chain(db.as_bytes()) {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The transaction id of a store revision: the revision in the low 64 bits,
+/// a hash of the cluster id and database name in the high bits, so any server
+/// of the cluster can map an id back to a revision (DESIGN.md).
+pub fn txn_id(cluster_id: Uuid, db: &str, revision: Revision) -> Uuid {
+    Uuid::from_u64_pair(db_hash(cluster_id, db), revision as u64)
+}
+
+/// The revision in a transaction id made by [`txn_id`] for the same cluster and database.
+pub fn revision_of(cluster_id: Uuid, db: &str, id: &Uuid) -> Option<Revision> {
+    let (hi, lo) = id.as_u64_pair();
+    (hi == db_hash(cluster_id, db) && lo <= i64::MAX as u64).then_some(lo as Revision)
+}
+
+/// Parses a transaction id sent by a client.
+pub fn parse_txn_id(v: &serde_json::Value) -> Option<Uuid> {
+    v.as_str().and_then(parse_uuid_str)
+}
+
+/// A hashable fingerprint of JSON text (monitor grouping keys).
+pub fn fingerprint(s: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// The store writes that replace a database's rows by a converted copy:
+/// every old row deleted, every new row written, and the fence.
+pub fn conversion_writes(
+    keys: &Keys,
+    old: &Database,
+    new: &Database,
+    server_id: Uuid,
+) -> Vec<WriteOp> {
+    let name = &new.schema.name;
+    let mut writes = vec![WriteOp::Put {
+        key: keys.fence(name).unwrap_or_default(),
+        value: Bytes::from(server_id.to_string()),
+        lease: None,
+    }];
+    // etcd refuses a key both deleted and put in one Txn: delete only rows the
+    // converted database no longer has.
+    for (t, td) in old.tables.iter().enumerate() {
+        let tname = &old.schema.tables[t].name;
+        let kept = new.schema.table_index(tname).map(|nt| &new.tables[nt].rows);
+        for u in td.rows.keys() {
+            if !kept.is_some_and(|rows| rows.contains_key(u)) {
+                writes.push(WriteOp::Delete {
+                    key: keys.row(name, tname, u).unwrap_or_default(),
+                });
+            }
+        }
+    }
+    for (t, td) in new.tables.iter().enumerate() {
+        let ts = &new.schema.tables[t];
+        for (u, row) in &td.rows {
+            writes.push(WriteOp::Put {
+                key: keys.row(name, &ts.name, u).unwrap_or_default(),
+                value: Bytes::from(row.to_store_json(ts).to_string()),
+                lease: None,
+            });
+        }
+    }
+    writes
+}

@@ -1,0 +1,327 @@
+//! Starting a server: the databases, `_Server`, the lock table and one
+//! listener per remote, with sessions spread over one arbiter per core.
+
+use crate::actors::database::{Backend, DatabaseActor, InternalTransact};
+use crate::actors::lock_table::LockTable;
+use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::replica::Replica;
+use crate::actors::server_db::{upsert_ops, DatabaseStatus};
+use crate::actors::session::{Session, SessionConfig};
+use crate::schema::DatabaseSchema;
+use crate::storage::keys::Keys;
+use crate::storage::{Storage, WriteOp};
+use actix::prelude::*;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A passive remote to listen on, in ovsdb-server's notation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// `ptcp:PORT[:IP]`.
+    Tcp(SocketAddr),
+    /// `punix:PATH`.
+    Unix(PathBuf),
+}
+
+/// Why a remote could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// Not `ptcp:` or `punix:`.
+    #[error("{0}: unsupported remote; use ptcp:PORT[:IP] or punix:PATH")]
+    Unsupported(String),
+    /// A malformed port or address.
+    #[error("{0}: bad remote: {1}")]
+    Bad(String, String),
+}
+
+impl std::str::FromStr for Remote {
+    type Err = RemoteError;
+    fn from_str(s: &str) -> Result<Remote, RemoteError> {
+        if let Some(rest) = s.strip_prefix("ptcp:") {
+            let (port, ip) = match rest.split_once(':') {
+                Some((p, ip)) => (p, ip.trim_start_matches('[').trim_end_matches(']')),
+                None => (rest, "0.0.0.0"),
+            };
+            let port: u16 = port
+                .parse()
+                .map_err(|_| RemoteError::Bad(s.into(), format!("bad port {port:?}")))?;
+            let ip: std::net::IpAddr = ip
+                .parse()
+                .map_err(|_| RemoteError::Bad(s.into(), format!("bad IP address {ip:?}")))?;
+            Ok(Remote::Tcp(SocketAddr::new(ip, port)))
+        } else if let Some(path) = s.strip_prefix("punix:") {
+            if path.is_empty() {
+                return Err(RemoteError::Bad(s.into(), "empty path".into()));
+            }
+            Ok(Remote::Unix(PathBuf::from(path)))
+        } else {
+            Err(RemoteError::Unsupported(s.into()))
+        }
+    }
+}
+
+/// Everything needed to start a server.
+pub struct ServerConfig {
+    /// Where to listen.
+    pub remotes: Vec<Remote>,
+    /// Inactivity probe for TCP connections (`None`: off); Unix sockets have none.
+    pub inactivity_probe: Option<Duration>,
+    /// Largest message accepted.
+    pub max_message_size: usize,
+    /// The store.
+    pub store: Arc<dyn Storage>,
+    /// Key prefix and service name in the store.
+    pub keys: Keys,
+    /// `_Server` model: `standalone` or `clustered`.
+    pub model: &'static str,
+    /// Number of arbiters (threads) for sessions; 0 = one per core.
+    pub threads: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Listening failed.
+    #[error("cannot listen on {remote}: {source}")]
+    Listen {
+        /// The remote.
+        remote: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error("cannot load database {db} from the {kind} store: {message}")]
+    Store {
+        /// The database.
+        db: String,
+        /// The store kind.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The served databases.
+    pub registry: Arc<Registry>,
+    /// The addresses actually bound (with the port chosen for `ptcp:0`).
+    pub bound: Vec<String>,
+    arbiters: Vec<Arbiter>,
+    unix_paths: Vec<PathBuf>,
+}
+
+impl RunningServer {
+    /// Stops the listeners' arbiters and removes Unix socket files.
+    pub fn shutdown(self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+        for p in &self.unix_paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Starts databases, `_Server`, the lock table and listeners inside the
+/// current actix system.
+pub async fn start(
+    config: ServerConfig,
+    schemas: Vec<Arc<DatabaseSchema>>,
+) -> Result<RunningServer, StartError> {
+    let server_id = Uuid::new_v4();
+    let cluster_id = Uuid::new_v4();
+    let locks = LockTable::default().start();
+    let registry = Registry::new(server_id, locks);
+
+    // _Server first, so databases can be announced in it.
+    let server_schema = Arc::new(DatabaseSchema::server_schema());
+    let server_replica = Replica::new(server_schema.clone(), config.keys.clone(), cluster_id);
+    let server_addr = DatabaseActor::new(server_replica, Backend::Local, server_id).start();
+    registry.insert(
+        "_Server",
+        DbEntry {
+            addr: server_addr.clone(),
+            schema: server_schema.clone(),
+        },
+    );
+
+    let mut statuses = vec![status("_Server", "standalone", server_schema, None, None)];
+    for schema in schemas {
+        let name = schema.name.clone();
+        let store = config.store.clone();
+        let prefix = config.keys.db_prefix(&name).unwrap_or_default();
+        let fence_key = config.keys.fence(&name).unwrap_or_default();
+        let store_err = |e: String| StartError::Store {
+            db: name.clone(),
+            kind: store.kind(),
+            message: e,
+        };
+        // The fence lives outside the database's prefix: read it after the
+        // rows and retry if a commit slipped in between the two reads.
+        let mut attempt = 0;
+        let replica = loop {
+            let (kvs, rev) = store
+                .range(&prefix)
+                .await
+                .map_err(|e| store_err(e.to_string()))?;
+            let fence = store
+                .get(&fence_key)
+                .await
+                .map_err(|e| store_err(e.to_string()))?;
+            let fence_rev = fence.map_or(0, |kv| kv.mod_revision);
+            attempt += 1;
+            if fence_rev > rev && attempt < 100 {
+                continue;
+            }
+            let mut r = Replica::load(schema.clone(), config.keys.clone(), cluster_id, &kvs, rev)
+                .map_err(|e| store_err(e.to_string()))?;
+            r.fence_revision = fence_rev;
+            break r;
+        };
+        // Record the schema where other servers of the service find it.
+        let _ = store
+            .commit(
+                Vec::new(),
+                vec![WriteOp::Put {
+                    key: config.keys.server_db(&name).unwrap_or_default(),
+                    value: bytes::Bytes::from(schema.to_json().to_string()),
+                    lease: None,
+                }],
+            )
+            .await;
+        let addr = DatabaseActor::new(replica, Backend::Store(store), server_id).start();
+        registry.insert(
+            &name,
+            DbEntry {
+                addr,
+                schema: schema.clone(),
+            },
+        );
+        let (cid, sid) = if config.model == "clustered" {
+            (Some(cluster_id), Some(server_id))
+        } else {
+            (None, None)
+        };
+        statuses.push(status(&name, config.model, schema, cid, sid));
+    }
+    for st in &statuses {
+        let _ = server_addr
+            .send(InternalTransact {
+                ops: upsert_ops(st),
+            })
+            .await;
+    }
+
+    let n = if config.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        config.threads
+    };
+    let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+    let handles: Arc<Vec<ArbiterHandle>> = Arc::new(arbiters.iter().map(|a| a.handle()).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut bound = Vec::new();
+    let mut unix_paths = Vec::new();
+    for remote in &config.remotes {
+        match remote {
+            Remote::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Listen {
+                        remote: format!("ptcp:{addr}"),
+                        source,
+                    })?;
+                let local = listener.local_addr().map_err(|source| StartError::Listen {
+                    remote: format!("ptcp:{addr}"),
+                    source,
+                })?;
+                tracing::info!("listening on ptcp:{}:{}", local.port(), local.ip());
+                bound.push(format!("ptcp:{}:{}", local.port(), local.ip()));
+                let cfg = SessionConfig {
+                    inactivity_probe: config.inactivity_probe,
+                    max_message_size: config.max_message_size,
+                };
+                let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
+                actix::spawn(async move {
+                    loop {
+                        let Ok((stream, peer)) = listener.accept().await else {
+                            continue;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let Ok(std) = stream.into_std() else { continue };
+                        let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
+                        let (registry, cfg) = (registry.clone(), cfg.clone());
+                        handles[i].spawn(async move {
+                            if let Ok(s) = tokio::net::TcpStream::from_std(std) {
+                                Session::start(s, peer.to_string(), registry, cfg);
+                            }
+                        });
+                    }
+                });
+            }
+            Remote::Unix(path) => {
+                let _ = std::fs::remove_file(path);
+                let listener =
+                    tokio::net::UnixListener::bind(path).map_err(|source| StartError::Listen {
+                        remote: format!("punix:{}", path.display()),
+                        source,
+                    })?;
+                tracing::info!("listening on punix:{}", path.display());
+                bound.push(format!("punix:{}", path.display()));
+                unix_paths.push(path.clone());
+                let cfg = SessionConfig {
+                    inactivity_probe: None,
+                    max_message_size: config.max_message_size,
+                };
+                let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
+                actix::spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let Ok(std) = stream.into_std() else { continue };
+                        let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
+                        let (registry, cfg) = (registry.clone(), cfg.clone());
+                        handles[i].spawn(async move {
+                            if let Ok(s) = tokio::net::UnixStream::from_std(std) {
+                                Session::start(s, "unix".to_string(), registry, cfg);
+                            }
+                        });
+                    }
+                });
+            }
+        }
+    }
+    Ok(RunningServer {
+        registry,
+        bound,
+        arbiters,
+        unix_paths,
+    })
+}
+
+fn status(
+    name: &str,
+    model: &'static str,
+    schema: Arc<DatabaseSchema>,
+    cid: Option<Uuid>,
+    sid: Option<Uuid>,
+) -> DatabaseStatus {
+    DatabaseStatus {
+        name: name.to_string(),
+        model,
+        connected: true,
+        leader: true,
+        schema,
+        cid,
+        sid,
+        index: None,
+    }
+}

@@ -1,0 +1,680 @@
+//! The Session actor: one per client connection. Reads JSON-RPC messages,
+//! routes each request to the actor that serves it, and writes replies and
+//! notifications in the order those actors produced them.
+//!
+//! Back-pressure, as in ovsdb-server: while more than [`HIGH_WATER`] bytes
+//! of output wait for the socket, the session reads no new requests, and
+//! monitor updates that arrive meanwhile are merged per monitor (a row changed
+//! ten times is sent once, in its latest state) instead of queued. A slow
+//! client therefore costs the server at most one merged update per monitor
+//! plus the replies to requests it already sent.
+
+use crate::actors::database::{
+    AddMonitor, CancelTxn, ChangeMonitor, Convert, RemoveMonitor, SetChangeAware, Transact,
+};
+use crate::actors::lock_table::{Lock, LockMode, Unlock};
+use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::{
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle,
+    SessionId,
+};
+use crate::codec::framing::{encode_message as encode_json, JsonCodec};
+use crate::codec::jsonrpc::Message as RpcMessage;
+use crate::db::changes::ChangeSet;
+use crate::db::monitor::MonitorVersion;
+use crate::error::OvsdbError;
+use crate::parser::is_id;
+use crate::schema::DatabaseSchema;
+use actix::prelude::*;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::FramedRead;
+
+/// Output bytes waiting for the socket above which the session stops reading.
+pub const HIGH_WATER: usize = 64 * 1024;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Per-connection settings.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Send an echo after this much silence, and close after as much again; `None` disables.
+    pub inactivity_probe: Option<Duration>,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+}
+
+/// One decoded message (or the end of the input) from the reader task.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Incoming {
+    Message(Value),
+    Error(String),
+    Eof,
+}
+
+/// The writer drained below the high-water mark.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drained;
+
+struct Output {
+    tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl Output {
+    fn send(&self, b: Bytes) {
+        self.backlog.fetch_add(b.len(), Ordering::SeqCst);
+        let _ = self.tx.send(b);
+    }
+
+    fn backlogged(&self) -> bool {
+        self.backlog.load(Ordering::SeqCst) > HIGH_WATER
+    }
+}
+
+struct PendingUpdate {
+    first: Notify,
+    merged: ChangeSet,
+    n: usize,
+}
+
+/// The Session actor.
+pub struct Session {
+    id: SessionId,
+    peer: String,
+    registry: Arc<Registry>,
+    out: Output,
+    config: SessionConfig,
+    /// Monitor id (JSON text) -> (database, monitor id).
+    monitors: HashMap<String, (String, Value)>,
+    /// Request id (JSON text) of monitor requests in progress -> monitor id text.
+    monitor_requests: HashMap<String, String>,
+    /// Request id (JSON text) of lock requests in progress -> lock name.
+    lock_requests: HashMap<String, String>,
+    /// Locks requested and not yet unlocked.
+    locks: HashSet<String>,
+    /// Locks owned.
+    owned: HashSet<String>,
+    change_aware: bool,
+    last_rx: Instant,
+    echo_sent: Option<Instant>,
+    pending: Vec<(String, PendingUpdate)>,
+    closing: bool,
+}
+
+impl Session {
+    /// Starts a session on an accepted connection, in the current arbiter.
+    pub fn start<S>(
+        stream: S,
+        peer: String,
+        registry: Arc<Registry>,
+        config: SessionConfig,
+    ) -> Addr<Session>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let (rd, mut wr) = tokio::io::split(stream);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let readable = Arc::new(tokio::sync::Notify::new());
+        Session::create(move |ctx| {
+            let addr = ctx.address();
+            // Writer: drains the output queue to the socket.
+            let wbacklog = backlog.clone();
+            let wreadable = readable.clone();
+            let waddr = addr.clone();
+            actix::spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
+                    }
+                    let before = wbacklog.fetch_sub(b.len(), Ordering::SeqCst);
+                    let after = before.saturating_sub(b.len());
+                    if before > HIGH_WATER && after <= HIGH_WATER {
+                        wreadable.notify_waiters();
+                        waddr.do_send(Drained);
+                    }
+                    if rx.is_empty() {
+                        let _ = wr.flush().await;
+                    }
+                }
+                let _ = wr.shutdown().await;
+            });
+            // Reader: decodes messages, pausing while output is backlogged.
+            let rbacklog = backlog.clone();
+            let raddr = addr.clone();
+            let max = config.max_message_size;
+            actix::spawn(async move {
+                let mut frames = FramedRead::new(rd, JsonCodec::with_max_size(max));
+                loop {
+                    while rbacklog.load(Ordering::SeqCst) > HIGH_WATER {
+                        let wait = readable.notified();
+                        if rbacklog.load(Ordering::SeqCst) <= HIGH_WATER {
+                            break;
+                        }
+                        wait.await;
+                    }
+                    match frames.next().await {
+                        Some(Ok(v)) => {
+                            if raddr.send(Incoming::Message(v)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            raddr.do_send(Incoming::Error(e.to_string()));
+                            break;
+                        }
+                        None => {
+                            raddr.do_send(Incoming::Eof);
+                            break;
+                        }
+                    }
+                }
+            });
+            Session {
+                id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+                peer,
+                registry,
+                out: Output { tx, backlog },
+                config,
+                monitors: HashMap::new(),
+                monitor_requests: HashMap::new(),
+                lock_requests: HashMap::new(),
+                locks: HashSet::new(),
+                owned: HashSet::new(),
+                change_aware: false,
+                last_rx: Instant::now(),
+                echo_sent: None,
+                pending: Vec::new(),
+                closing: false,
+            }
+        })
+    }
+
+    fn handle_of(&self, ctx: &Context<Self>) -> SessionHandle {
+        let addr = ctx.address();
+        SessionHandle {
+            id: self.id,
+            reply: addr.clone().recipient(),
+            notify: addr.clone().recipient(),
+            lock_event: addr.clone().recipient(),
+            canceled: addr.clone().recipient(),
+            close: addr.recipient(),
+        }
+    }
+
+    fn send_json(&self, v: &Value) {
+        self.out.send(encode_json(v));
+    }
+
+    fn reply(&self, id: Value, result: Result<Value, Value>) {
+        let msg = match result {
+            Ok(r) => RpcMessage::reply(id, r),
+            Err(e) => RpcMessage::error(id, e),
+        };
+        self.out.send(msg.encode());
+    }
+
+    fn error(&self, id: Value, e: OvsdbError) {
+        self.reply(id, Err(e.to_json()));
+    }
+
+    fn lookup_db(&self, method: &str, params: &Value) -> Result<DbEntry, OvsdbError> {
+        let name = match params
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+        {
+            Some(n) => n,
+            None => {
+                return Err(OvsdbError::syntax(
+                    Some(params),
+                    None,
+                    format!("{method} request params must begin with <db-name>"),
+                ))
+            }
+        };
+        self.registry.get(name).ok_or_else(|| {
+            OvsdbError::syntax(
+                Some(params),
+                Some("unknown database"),
+                format!("{method} request specifies unknown database {name}"),
+            )
+        })
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, why: &str) {
+        if !self.closing {
+            tracing::debug!(session = self.id, peer = %self.peer, "closing: {why}");
+            self.closing = true;
+            ctx.stop();
+        }
+    }
+
+    fn handle_request(&mut self, method: &str, params: Value, id: Value, ctx: &mut Context<Self>) {
+        let p = params.as_array().cloned().unwrap_or_default();
+        match method {
+            "echo" => self.reply(id, Ok(params)),
+            "list_dbs" => self.reply(id, Ok(json!(self.registry.names()))),
+            "get_schema" => match self.lookup_db(method, &params) {
+                Ok(e) => self.reply(id, Ok(e.schema.to_json())),
+                Err(e) => self.error(id, e),
+            },
+            "get_server_id" => self.reply(id, Ok(json!(self.registry.server_id.to_string()))),
+            "transact" => match self.lookup_db(method, &params) {
+                Ok(e) => e.addr.do_send(Transact {
+                    session: self.handle_of(ctx),
+                    id,
+                    ops: p[1..].to_vec(),
+                    owned_locks: self.owned.iter().cloned().collect(),
+                    received: Instant::now(),
+                }),
+                Err(e) => self.error(id, e),
+            },
+            "monitor" | "monitor_cond" | "monitor_cond_since" => {
+                let version = match method {
+                    "monitor" => MonitorVersion::V1,
+                    "monitor_cond" => MonitorVersion::V2,
+                    _ => MonitorVersion::V3,
+                };
+                let entry = match self.lookup_db(method, &params) {
+                    Ok(e) => e,
+                    Err(e) => return self.error(id, e),
+                };
+                let n = if version == MonitorVersion::V3 { 4 } else { 3 };
+                if p.len() != n {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                    );
+                }
+                let monitor_id = p[1].clone();
+                let key = monitor_id.to_string();
+                if self.monitors.contains_key(&key) {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&monitor_id), None, "duplicate monitor ID"),
+                    );
+                }
+                let db = p[0].as_str().unwrap_or_default().to_string();
+                self.monitors.insert(key.clone(), (db, monitor_id.clone()));
+                self.monitor_requests.insert(id.to_string(), key);
+                entry.addr.do_send(AddMonitor {
+                    session: self.handle_of(ctx),
+                    id,
+                    monitor_id,
+                    version,
+                    requests: p[2].clone(),
+                    last_txn_id: p.get(3).cloned(),
+                });
+            }
+            "monitor_cond_change" => {
+                if p.len() != 3 {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                    );
+                }
+                let key = p[0].to_string();
+                let Some((db, _)) = self.monitors.get(&key).cloned() else {
+                    return self.error(
+                        id.clone(),
+                        OvsdbError::syntax(Some(&id), None, "unknown monitor session"),
+                    );
+                };
+                let new_key = p[1].to_string();
+                if new_key != key && self.monitors.contains_key(&new_key) {
+                    return self.error(
+                        id.clone(),
+                        OvsdbError::syntax(Some(&id), None, "duplicate monitor ID"),
+                    );
+                }
+                let Some(entry) = self.registry.get(&db) else {
+                    return self.error(
+                        id.clone(),
+                        OvsdbError::syntax(Some(&id), None, "unknown monitor session"),
+                    );
+                };
+                self.monitors.remove(&key);
+                self.monitors.insert(new_key, (db, p[1].clone()));
+                entry.addr.do_send(ChangeMonitor {
+                    session: self.handle_of(ctx),
+                    id,
+                    monitor_id: p[0].clone(),
+                    new_monitor_id: p[1].clone(),
+                    requests: p[2].clone(),
+                });
+            }
+            "monitor_cancel" => {
+                if p.len() != 1 {
+                    return self.reply(id, Err(json!("invalid parameters")));
+                }
+                let key = p[0].to_string();
+                match self.monitors.remove(&key) {
+                    Some((db, mid)) => {
+                        self.pending.retain(|(k, _)| k != &key);
+                        if let Some(e) = self.registry.get(&db) {
+                            e.addr.do_send(RemoveMonitor {
+                                session: self.id,
+                                monitor_id: mid,
+                            });
+                        }
+                        self.reply(id, Ok(json!({})));
+                    }
+                    None => self.reply(id, Err(json!("unknown monitor"))),
+                }
+            }
+            "lock" | "steal" | "unlock" => {
+                let name = match p.as_slice() {
+                    [Value::String(n)] if is_id(n) => n.clone(),
+                    _ => {
+                        return self.error(
+                            id,
+                            OvsdbError::syntax(Some(&params), None, "invalid lock name"),
+                        )
+                    }
+                };
+                let handle = self.handle_of(ctx);
+                if method == "unlock" {
+                    if !self.locks.remove(&name) {
+                        return self.error(
+                            id,
+                            OvsdbError::syntax(
+                                Some(&params),
+                                None,
+                                "\"unlock\" without \"lock\" or \"steal\"",
+                            ),
+                        );
+                    }
+                    self.owned.remove(&name);
+                    self.registry.locks.do_send(Unlock {
+                        session: handle,
+                        id: Some(id),
+                        name,
+                    });
+                } else {
+                    if self.locks.contains(&name) {
+                        return self.error(
+                            id,
+                            OvsdbError::syntax(
+                                Some(&params),
+                                None,
+                                format!("must issue \"unlock\" before new \"{method}\""),
+                            ),
+                        );
+                    }
+                    self.locks.insert(name.clone());
+                    let mode = if method == "lock" {
+                        LockMode::Wait
+                    } else {
+                        LockMode::Steal
+                    };
+                    self.lock_requests.insert(id.to_string(), name.clone());
+                    self.registry.locks.do_send(Lock {
+                        session: handle,
+                        id,
+                        name,
+                        mode,
+                    });
+                }
+            }
+            "set_db_change_aware" => match p.as_slice() {
+                [Value::Bool(b)] => {
+                    self.change_aware = *b;
+                    for (_, e) in self.registry.all() {
+                        e.addr.do_send(SetChangeAware {
+                            session: self.id,
+                            aware: *b,
+                        });
+                    }
+                    self.reply(id, Ok(json!({})));
+                }
+                _ => self.error(
+                    id,
+                    OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                ),
+            },
+            "convert" => {
+                let entry = match self.lookup_db(method, &params) {
+                    Ok(e) => e,
+                    Err(e) => return self.error(id, e),
+                };
+                if p.len() != 2 {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                    );
+                }
+                let schema = match DatabaseSchema::from_json(&p[1]) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => return self.error(id, e),
+                };
+                let registry = self.registry.clone();
+                let name = p[0].as_str().unwrap_or_default().to_string();
+                entry.addr.do_send(Convert {
+                    session: self.handle_of(ctx),
+                    id,
+                    schema,
+                    on_done: Box::new(move |s| {
+                        crate::actors::server_db::database_converted(&registry, &name, s)
+                    }),
+                });
+            }
+            _ => self.reply(id, Err(json!("unknown method"))),
+        }
+    }
+
+    fn deliver(&self, n: &Notify) {
+        let mut out = BytesMut::with_capacity(n.body.len() + 96);
+        let method = match n.monitor.version {
+            MonitorVersion::V1 => "update",
+            MonitorVersion::V2 => "update2",
+            MonitorVersion::V3 => "update3",
+        };
+        out.put_slice(b"{\"id\":null,\"method\":\"");
+        out.put_slice(method.as_bytes());
+        out.put_slice(b"\",\"params\":[");
+        out.put_slice(&encode_json(&n.monitor_id));
+        out.put_u8(b',');
+        if n.monitor.version == MonitorVersion::V3 {
+            out.put_u8(b'"');
+            out.put_slice(n.txn_id.to_string().as_bytes());
+            out.put_slice(b"\",");
+        }
+        out.put_slice(&n.body);
+        out.put_slice(b"]}");
+        self.out.send(out.freeze());
+    }
+
+    fn flush_pending(&mut self) {
+        for (_, p) in std::mem::take(&mut self.pending) {
+            if p.n == 1 {
+                self.deliver(&p.first);
+            } else if let Some(body) = p.first.monitor.update(&p.first.schema, &p.merged) {
+                let mut n = p.first.clone();
+                n.body = encode_json(&body);
+                self.deliver(&n);
+            }
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(probe) = self.config.inactivity_probe {
+            ctx.run_interval(
+                probe
+                    .min(Duration::from_millis(500))
+                    .max(Duration::from_millis(50)),
+                move |act, ctx| {
+                    let now = Instant::now();
+                    match act.echo_sent {
+                        Some(t) if now.duration_since(t) >= probe => {
+                            act.close(ctx, "inactivity probe unanswered")
+                        }
+                        None if now.duration_since(act.last_rx) >= probe => {
+                            act.send_json(&json!({"id": "echo", "method": "echo", "params": []}));
+                            act.echo_sent = Some(now);
+                        }
+                        _ => {}
+                    }
+                },
+            );
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let gone = SessionGone { id: self.id };
+        self.registry.locks.do_send(gone);
+        for (_, e) in self.registry.all() {
+            e.addr.do_send(gone);
+        }
+    }
+}
+
+impl Handler<Incoming> for Session {
+    type Result = ();
+    fn handle(&mut self, m: Incoming, ctx: &mut Context<Self>) {
+        match m {
+            Incoming::Eof => self.close(ctx, "connection closed by peer"),
+            Incoming::Error(e) => {
+                tracing::warn!(session = self.id, peer = %self.peer, "{e}; closing the connection");
+                self.close(ctx, &e)
+            }
+            Incoming::Message(v) => {
+                self.last_rx = Instant::now();
+                self.echo_sent = None;
+                match RpcMessage::from_json(v) {
+                    Ok(RpcMessage::Request { method, params, id }) => {
+                        self.handle_request(&method, params, id, ctx)
+                    }
+                    Ok(RpcMessage::Notification { method, params }) => {
+                        if method == "cancel" {
+                            if let Some([tid]) = params.as_array().map(Vec::as_slice) {
+                                for (_, e) in self.registry.all() {
+                                    e.addr.do_send(CancelTxn {
+                                        session: self.id,
+                                        id: tid.clone(),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    Ok(m) if m.is_echo_reply() => {}
+                    Ok(m) => {
+                        // ovsdb-server sends no requests but echo: any other reply or error is unexpected.
+                        tracing::warn!(session = self.id, peer = %self.peer, "received unexpected {} message; closing the connection", m.kind().as_str());
+                        self.close(ctx, "unexpected reply")
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = self.id, peer = %self.peer, "received bad JSON-RPC message: {e}; closing the connection");
+                        self.close(ctx, "bad JSON-RPC message")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Handler<SendReply> for Session {
+    type Result = ();
+    fn handle(&mut self, m: SendReply, _: &mut Context<Self>) {
+        let id_text = m.id.to_string();
+        if let Some(key) = self.monitor_requests.remove(&id_text) {
+            if m.result.is_err() {
+                self.monitors.remove(&key);
+            }
+        }
+        if let Some(name) = self.lock_requests.remove(&id_text) {
+            if m.result.as_ref().ok().and_then(|r| r.get("locked")) == Some(&Value::Bool(true)) {
+                self.owned.insert(name);
+            }
+        }
+        // Earlier updates first: a reply must not overtake the updates it caused.
+        if !self.pending.is_empty() {
+            self.flush_pending();
+        }
+        self.reply(m.id, m.result);
+    }
+}
+
+impl Handler<Notify> for Session {
+    type Result = ();
+    fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
+        let key = n.monitor_id.to_string();
+        match self.monitors.get(&key) {
+            Some((db, _)) if **db == *n.db => {}
+            _ => return,
+        }
+        if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
+            p.merged = p.merged.merge(&n.changes);
+            p.n += 1;
+            return;
+        }
+        if self.out.backlogged() {
+            let merged = (*n.changes).clone();
+            self.pending.push((
+                key,
+                PendingUpdate {
+                    first: n,
+                    merged,
+                    n: 1,
+                },
+            ));
+        } else {
+            self.deliver(&n);
+        }
+    }
+}
+
+impl Handler<Drained> for Session {
+    type Result = ();
+    fn handle(&mut self, _: Drained, _: &mut Context<Self>) {
+        self.flush_pending();
+    }
+}
+
+impl Handler<LockEvent> for Session {
+    type Result = ();
+    fn handle(&mut self, m: LockEvent, _: &mut Context<Self>) {
+        if !self.locks.contains(&m.name) {
+            return;
+        }
+        if m.method == "locked" {
+            self.owned.insert(m.name.clone());
+        } else {
+            self.owned.remove(&m.name);
+        }
+        self.send_json(&json!({"id": null, "method": m.method, "params": [m.name]}));
+    }
+}
+
+impl Handler<MonitorCanceled> for Session {
+    type Result = ();
+    fn handle(&mut self, m: MonitorCanceled, _: &mut Context<Self>) {
+        let key = m.monitor_id.to_string();
+        if self.monitors.remove(&key).is_some() {
+            self.pending.retain(|(k, _)| *k != key);
+            self.send_json(
+                &json!({"id": null, "method": "monitor_canceled", "params": [m.monitor_id]}),
+            );
+        }
+    }
+}
+
+impl Handler<CloseSession> for Session {
+    type Result = ();
+    fn handle(&mut self, m: CloseSession, ctx: &mut Context<Self>) {
+        self.close(ctx, &m.reason);
+    }
+}
