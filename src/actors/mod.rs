@@ -8,6 +8,7 @@
 //! its first update.
 
 pub mod database;
+pub mod local_client;
 pub mod lock_table;
 pub mod registry;
 pub mod replica;
