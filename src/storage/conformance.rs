@@ -1447,3 +1447,16 @@ macro_rules! storage_conformance_tests {
         ]);
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    #[tokio::test]
+    async fn run_all_passes_on_the_memory_store() {
+        run_all(&|| MemoryStore::new() as Arc<dyn Storage>, true)
+            .await
+            .unwrap();
+    }
+}

@@ -524,6 +524,7 @@ impl MemoryStore {
     /// it becomes visible (commits, revocations and expiries). An `Err`
     /// aborts that batch: a commit or revocation returns the error, an expiry
     /// is retried a second later. For a store that persists its commits.
+    /// The hook must not call back into the store (it would deadlock).
     pub fn set_commit_hook(&self, hook: Option<CommitHook>) {
         self.shared.lock().hook = hook;
     }
