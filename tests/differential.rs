@@ -68,7 +68,11 @@ impl Case {
 #[derive(Debug)]
 pub enum Step<'a> {
     Transact(&'a [Value]),
-    Monitor { id: &'a str, version: u8, requests: &'a Value },
+    Monitor {
+        id: &'a str,
+        version: u8,
+        requests: &'a Value,
+    },
     Cancel(&'a str),
 }
 
@@ -87,21 +91,36 @@ pub fn parse_step(step: &Value) -> Result<Step<'_>, String> {
         return Err("step must have exactly one member".into());
     }
     if let Some(ops) = obj.get("transact") {
-        let ops = ops.as_array().ok_or("transact: array of operations expected")?;
+        let ops = ops
+            .as_array()
+            .ok_or("transact: array of operations expected")?;
         return Ok(Step::Transact(ops));
     }
     if let Some(m) = obj.get("monitor") {
-        let id = m.get("id").and_then(Value::as_str).ok_or("monitor: string id expected")?;
-        let method = m.get("method").and_then(Value::as_str).unwrap_or("monitor_cond");
+        let id = m
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("monitor: string id expected")?;
+        let method = m
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("monitor_cond");
         let version = monitor_version(method).ok_or("monitor: unknown method")?;
         let requests = m.get("requests").ok_or("monitor: requests expected")?;
-        return Ok(Step::Monitor { id, version, requests });
+        return Ok(Step::Monitor {
+            id,
+            version,
+            requests,
+        });
     }
     if let Some(id) = obj.get("monitor_cancel") {
         let id = id.as_str().ok_or("monitor_cancel: string id expected")?;
         return Ok(Step::Cancel(id));
     }
-    Err(format!("unknown step kind {:?}", obj.keys().collect::<Vec<_>>()))
+    Err(format!(
+        "unknown step kind {:?}",
+        obj.keys().collect::<Vec<_>>()
+    ))
 }
 
 fn root() -> PathBuf {
@@ -124,7 +143,10 @@ pub fn load_cases() -> Vec<Case> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| p.file_name().is_some_and(|n| n != "known_reference_bugs.json"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n != "known_reference_bugs.json")
+        })
         .collect();
     files.sort();
     let mut cases = Vec::new();
@@ -133,18 +155,39 @@ pub fn load_cases() -> Vec<Case> {
         let file = f.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&f).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let schema = resolve_schema(v["schema"].as_str().unwrap_or_else(|| panic!("{file}: schema")));
-        for c in v["cases"].as_array().unwrap_or_else(|| panic!("{file}: cases")) {
-            let name = c["name"].as_str().unwrap_or_else(|| panic!("{file}: case name")).to_string();
-            let steps = c["steps"].as_array().unwrap_or_else(|| panic!("{file}: {name}: steps")).clone();
+        let schema = resolve_schema(
+            v["schema"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: schema")),
+        );
+        for c in v["cases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: cases"))
+        {
+            let name = c["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: case name"))
+                .to_string();
+            let steps = c["steps"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: {name}: steps"))
+                .clone();
             assert!(!steps.is_empty(), "{file}: {name}: no steps");
             for (i, s) in steps.iter().enumerate() {
                 if let Err(e) = parse_step(s) {
                     panic!("{file}: {name}: step {i}: {e}");
                 }
             }
-            assert!(names.insert(name.clone()), "{file}: duplicate case name {name:?}");
-            cases.push(Case { file: file.clone(), schema: schema.clone(), name, steps });
+            assert!(
+                names.insert(name.clone()),
+                "{file}: duplicate case name {name:?}"
+            );
+            cases.push(Case {
+                file: file.clone(),
+                schema: schema.clone(),
+                name,
+                steps,
+            });
         }
     }
     if let Ok(filter) = std::env::var("OXSDB_DIFF_FILTER") {
@@ -207,7 +250,11 @@ pub fn run_reference(case: &Case) -> Vec<Value> {
                     "notifications": record_notifications(&notes),
                 }));
             }
-            Step::Monitor { id, version, requests } => {
+            Step::Monitor {
+                id,
+                version,
+                requests,
+            } => {
                 let method = match version {
                     1 => "monitor",
                     2 => "monitor_cond",
@@ -251,7 +298,11 @@ pub fn normalize_records(records: &[Value]) -> Vec<Value> {
 }
 
 fn threads() -> usize {
-    std::env::var("OXSDB_DIFF_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+    std::env::var("OXSDB_DIFF_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1)
 }
 
 /// Runs `f` on every case, `threads()` at a time; results in case order.
@@ -270,7 +321,12 @@ pub fn run_parallel<R: Send>(cases: &[Case], f: impl Fn(&Case) -> R + Sync) -> V
             });
         }
     });
-    results.into_inner().unwrap().into_iter().map(|r| r.expect("case did not run")).collect()
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("case did not run"))
+        .collect()
 }
 
 fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
@@ -299,7 +355,10 @@ fn write_reference_dump(cases: &[Case], outcomes: &[Vec<Value>]) {
         .collect();
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential-reference.json");
     std::fs::write(&path, serde_json::to_string_pretty(&dump).unwrap()).ok();
-    eprintln!("normalised reference outcomes written to {}", path.display());
+    eprintln!(
+        "normalised reference outcomes written to {}",
+        path.display()
+    );
 }
 
 /// `ovsdb-tool` accepts the example schemas.
@@ -321,12 +380,18 @@ fn schemas_load() {
 fn reference_runs_every_case() {
     let cases = load_cases();
     if std::env::var("OXSDB_DIFF_FILTER").is_err() {
-        assert!(cases.len() >= MIN_CASES, "only {} cases (want >= {MIN_CASES})", cases.len());
+        assert!(
+            cases.len() >= MIN_CASES,
+            "only {} cases (want >= {MIN_CASES})",
+            cases.len()
+        );
     }
     let start = Instant::now();
     let outcomes = run_parallel(&cases, |c| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| normalize_records(&run_reference(c))))
-            .map_err(|e| panic_message(&*e))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            normalize_records(&run_reference(c))
+        }))
+        .map_err(|e| panic_message(&*e))
     });
     let elapsed = start.elapsed();
     let mut failures = Vec::new();
@@ -343,7 +408,9 @@ fn reference_runs_every_case() {
                     notes += r["notifications"].as_array().map_or(0, |a| a.len());
                     let reply = &r["reply"];
                     if let Some(e) = reply.get("error") {
-                        *tags.entry(format!("jsonrpc: {}", e["error"].as_str().unwrap_or("?"))).or_default() += 1;
+                        *tags
+                            .entry(format!("jsonrpc: {}", e["error"].as_str().unwrap_or("?")))
+                            .or_default() += 1;
                     }
                     if let Some(results) = reply.get("result").and_then(Value::as_array) {
                         let mut failed = false;
@@ -377,11 +444,18 @@ fn reference_runs_every_case() {
     if failures.is_empty() {
         write_reference_dump(&cases, &ok);
     }
-    assert!(failures.is_empty(), "reference harness failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "reference harness failed:\n{}",
+        failures.join("\n")
+    );
 
     // OXSDB_DIFF_REPEAT=n: run the reference n-1 more times and report the
     // cases whose normalised outcome is not deterministic.
-    let repeat: usize = std::env::var("OXSDB_DIFF_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let repeat: usize = std::env::var("OXSDB_DIFF_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let mut unstable = Vec::new();
     for _ in 1..repeat {
         let again = run_parallel(&cases, |c| normalize_records(&run_reference(c)));
@@ -397,7 +471,10 @@ fn reference_runs_every_case() {
             }
         }
     }
-    assert!(unstable.is_empty(), "non-deterministic reference outcomes: {unstable:?}");
+    assert!(
+        unstable.is_empty(),
+        "non-deterministic reference outcomes: {unstable:?}"
+    );
 }
 
 /// The path of the first place where two values differ, and the values there.
@@ -426,7 +503,11 @@ fn first_difference(a: &Value, b: &Value, path: String) -> (String, String, Stri
         }
         _ => {}
     }
-    let path = if path.is_empty() { "top level".to_string() } else { path };
+    let path = if path.is_empty() {
+        "top level".to_string()
+    } else {
+        path
+    };
     (path, a.to_string(), b.to_string())
 }
 
@@ -445,7 +526,10 @@ fn known_reference_bugs() -> Vec<KnownBug> {
         .iter()
         .map(|b| KnownBug {
             name: b["name"].as_str().expect("known bug: name").to_string(),
-            explanation: b["explanation"].as_str().expect("known bug: explanation").to_string(),
+            explanation: b["explanation"]
+                .as_str()
+                .expect("known bug: explanation")
+                .to_string(),
         })
         .collect()
 }
@@ -496,7 +580,11 @@ fn engine_matches_reference() {
             equal += 1;
         } else if let Some(bug) = allow.iter().find(|b| b.name == c.name) {
             allowed += 1;
-            report.push_str(&format!("ALLOWED {} ({})\n{diffs}", c.label(), bug.explanation));
+            report.push_str(&format!(
+                "ALLOWED {} ({})\n{diffs}",
+                c.label(),
+                bug.explanation
+            ));
         } else {
             different += 1;
             report.push_str(&format!("DIFF {}\n{diffs}", c.label()));
@@ -508,5 +596,8 @@ fn engine_matches_reference() {
         cases.len(),
         elapsed
     );
-    assert_eq!(different, 0, "{different} cases differ from ovsdb-server (see above)");
+    assert_eq!(
+        different, 0,
+        "{different} cases differ from ovsdb-server (see above)"
+    );
 }

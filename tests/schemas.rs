@@ -21,11 +21,18 @@ fn loads_ovn_northbound() {
     assert!(ls.is_root);
     let ports = &ls.columns[ls.column_index("ports").expect("ports")];
     assert_eq!(ports.ty.key.atomic, AtomicType::Uuid);
-    assert_eq!(ports.ty.key.ref_table.as_deref(), Some("Logical_Switch_Port"));
+    assert_eq!(
+        ports.ty.key.ref_table.as_deref(),
+        Some("Logical_Switch_Port")
+    );
     assert_eq!(ports.ty.key.ref_type, RefType::Strong);
     assert_eq!(ports.ty.max, UNLIMITED);
     assert!(!s.table("Logical_Switch_Port").expect("LSP").is_root);
-    assert!(!s.table("Logical_Switch_Port").expect("LSP").indexes.is_empty());
+    assert!(!s
+        .table("Logical_Switch_Port")
+        .expect("LSP")
+        .indexes
+        .is_empty());
 }
 
 #[test]
@@ -87,7 +94,11 @@ fn to_json_round_trips() {
 /// for the same file (ovsdb-client is the reference's own client).
 #[test]
 fn to_json_equals_reference_get_schema() {
-    for path in ["/usr/share/ovn/ovn-nb.ovsschema", "/usr/share/openvswitch/vswitch.ovsschema", "examples/alltypes.ovsschema"] {
+    for path in [
+        "/usr/share/ovn/ovn-nb.ovsschema",
+        "/usr/share/openvswitch/vswitch.ovsschema",
+        "examples/alltypes.ovsschema",
+    ] {
         let s = need(path);
         let out = std::process::Command::new("ovsdb-tool")
             .args(["schema-name", path])
@@ -120,12 +131,19 @@ fn bad(schema: Value) -> String {
 #[test]
 fn bad_schemas_name_the_problem() {
     let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "bogus"}}}}}));
-    assert!(e.contains("table T") && e.contains("column c") && e.contains("bogus"), "{e}");
+    assert!(
+        e.contains("table T") && e.contains("column c") && e.contains("bogus"),
+        "{e}"
+    );
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": "integer", "min": 2}}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": "integer", "min": 2}}}}}}),
+    );
     assert!(e.contains("column c") && e.contains("constraint"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "uuid", "refTable": "Nope"}}}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "uuid", "refTable": "Nope"}}}}}}}),
+    );
     assert!(e.contains("Nope") && e.contains("column c"), "{e}");
 
     let e = bad(json!({"name": "d", "version": "1.2", "tables": {}}));
@@ -137,19 +155,29 @@ fn bad_schemas_name_the_problem() {
     let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"_c": {"type": "integer"}}}}}));
     assert!(e.contains("reserved"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "integer", "minInteger": 5, "maxInteger": 1}}}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "integer", "minInteger": 5, "maxInteger": 1}}}}}}}),
+    );
     assert!(e.contains("minInteger exceeds maxInteger"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "string", "minReal": 1.0}}}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "string", "minReal": 1.0}}}}}}}),
+    );
     assert!(e.contains("minReal") && e.contains("not allowed"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer"}}, "indexes": [["nope"]]}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer"}}, "indexes": [["nope"]]}}}),
+    );
     assert!(e.contains("nope"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer"}}, "maxRows": 0}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer"}}, "maxRows": 0}}}),
+    );
     assert!(e.contains("maxRows"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer", "bogus": true}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": "integer", "bogus": true}}}}}),
+    );
     assert!(e.contains("bogus"), "{e}");
 
     let e = bad(json!({"name": "d", "tables": {"T": {"columns": {}}}}));
@@ -158,7 +186,9 @@ fn bad_schemas_name_the_problem() {
     let e = bad(json!({"tables": {}}));
     assert!(e.contains("'name'"), "{e}");
 
-    let e = bad(json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "uuid", "refTable": "T", "refType": "medium"}}}}}}}));
+    let e = bad(
+        json!({"name": "d", "tables": {"T": {"columns": {"c": {"type": {"key": {"type": "uuid", "refTable": "T", "refType": "medium"}}}}}}}),
+    );
     assert!(e.contains("refType"), "{e}");
 }
 
@@ -167,8 +197,12 @@ fn schema_file_errors_name_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("broken.ovsschema");
     std::fs::write(&p, "{not json").expect("write");
-    let e = DatabaseSchema::from_file(&p).expect_err("must fail").to_string();
+    let e = DatabaseSchema::from_file(&p)
+        .expect_err("must fail")
+        .to_string();
     assert!(e.contains("broken.ovsschema") && e.contains("JSON"), "{e}");
-    let e = DatabaseSchema::from_file(dir.path().join("missing.ovsschema")).expect_err("must fail").to_string();
+    let e = DatabaseSchema::from_file(dir.path().join("missing.ovsschema"))
+        .expect_err("must fail")
+        .to_string();
     assert!(e.contains("missing.ovsschema"), "{e}");
 }

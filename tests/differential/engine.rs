@@ -16,9 +16,10 @@ pub fn run(case: &Case) -> Vec<Value> {
     let text = std::fs::read_to_string(&case.schema)
         .unwrap_or_else(|e| panic!("{}: {e}", case.schema.display()));
     let schema_json: Value = serde_json::from_str(&text).expect("schema JSON");
-    let schema = Arc::new(DatabaseSchema::from_json(&schema_json).unwrap_or_else(|e| {
-        panic!("oxsdb rejects {}: {}", case.schema.display(), e.to_json())
-    }));
+    let schema =
+        Arc::new(DatabaseSchema::from_json(&schema_json).unwrap_or_else(|e| {
+            panic!("oxsdb rejects {}: {}", case.schema.display(), e.to_json())
+        }));
     #[allow(unused_mut)]
     let mut db = Database::new(schema.clone());
     let mut monitors: Vec<(String, MonitorVersion, Monitor)> = Vec::new();
@@ -32,7 +33,9 @@ pub fn run(case: &Case) -> Vec<Value> {
                     if let Some(body) = monitor.update(&schema, &changes) {
                         notes.push(match version {
                             MonitorVersion::V1 => json!({"method": "update", "params": [id, body]}),
-                            MonitorVersion::V2 => json!({"method": "update2", "params": [id, body]}),
+                            MonitorVersion::V2 => {
+                                json!({"method": "update2", "params": [id, body]})
+                            }
                             MonitorVersion::V3 => json!({
                                 "method": "update3",
                                 "params": [id, TXN_PLACEHOLDER, body],
@@ -45,7 +48,11 @@ pub fn run(case: &Case) -> Vec<Value> {
                     "notifications": record_notifications(&notes),
                 }));
             }
-            Step::Monitor { id, version, requests } => {
+            Step::Monitor {
+                id,
+                version,
+                requests,
+            } => {
                 let version = match version {
                     1 => MonitorVersion::V1,
                     2 => MonitorVersion::V2,

@@ -95,7 +95,9 @@ pub fn normalize_number(n: &Number) -> Value {
     if rounded.fract() == 0.0 && rounded.abs() < 9.2e18 {
         return Value::from(rounded as i64);
     }
-    Number::from_f64(rounded).map(Value::Number).unwrap_or(Value::Null)
+    Number::from_f64(rounded)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// Replaces every `_version` member's value by [`VERSION_PLACEHOLDER`].
@@ -127,7 +129,9 @@ fn is_uuid_set_or_map(a: &[Value]) -> bool {
     if a.len() != 2 {
         return false;
     }
-    let Some(elems) = a[1].as_array() else { return false };
+    let Some(elems) = a[1].as_array() else {
+        return false;
+    };
     match (a[0].as_str(), elems.first()) {
         (Some("set"), Some(e)) => is_uuid_atom(e),
         (Some("map"), Some(Value::Array(pair))) => pair.first().is_some_and(is_uuid_atom),
@@ -156,8 +160,12 @@ impl Normalizer {
             })),
             Value::Number(n) => normalize_number(n),
             Value::Array(a) if is_uuid_set_or_map(a) => {
-                let mut elems: Vec<String> =
-                    a[1].as_array().unwrap().iter().map(|e| self.canon(e).to_string()).collect();
+                let mut elems: Vec<String> = a[1]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| self.canon(e).to_string())
+                    .collect();
                 elems.sort();
                 Value::Array(vec![a[0].clone(), Value::from(elems)])
             }
@@ -182,7 +190,8 @@ impl Normalizer {
     }
 
     fn sorted<'a>(&self, items: &'a [Value]) -> Vec<&'a Value> {
-        let mut keyed: Vec<(String, &Value)> = items.iter().map(|e| (self.sort_key(e), e)).collect();
+        let mut keyed: Vec<(String, &Value)> =
+            items.iter().map(|e| (self.sort_key(e), e)).collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         keyed.into_iter().map(|(_, e)| e).collect()
     }
@@ -217,7 +226,11 @@ impl Normalizer {
         let first = &s[i + FIRST.len()..j];
         let second = &s[j + SECOND.len()..];
         let key = |x: &str| self.sort_key(&Value::String(x.to_string()));
-        let (a, b) = if key(second) < key(first) { (second, first) } else { (first, second) };
+        let (a, b) = if key(second) < key(first) {
+            (second, first)
+        } else {
+            (first, second)
+        };
         format!("{}{FIRST}{a}{SECOND}{b}", &s[..i])
     }
 
@@ -296,7 +309,11 @@ mod tests {
         let mut n = Normalizer::new();
         let a = "aaaaaaaa-0000-0000-0000-000000000001";
         let b = "bbbbbbbb-0000-0000-0000-000000000002";
-        let v = n.normalize(&json!([{"uuid": ["uuid", b]}, {"details": format!("row {a} and {b}")}]));
-        assert_eq!(v, json!([{"uuid": ["uuid", "<0>"]}, {"details": "row <1> and <0>"}]));
+        let v =
+            n.normalize(&json!([{"uuid": ["uuid", b]}, {"details": format!("row {a} and {b}")}]));
+        assert_eq!(
+            v,
+            json!([{"uuid": ["uuid", "<0>"]}, {"details": "row <1> and <0>"}])
+        );
     }
 }

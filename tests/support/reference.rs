@@ -28,7 +28,14 @@ pub fn find_tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    for d in ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/bin"] {
+    for d in [
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/local/bin",
+        "/bin",
+    ] {
         dirs.push(PathBuf::from(d));
     }
     for d in dirs {
@@ -81,9 +88,15 @@ impl ReferenceServer {
             &fs::read_to_string(schema).unwrap_or_else(|e| panic!("{}: {e}", schema.display())),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", schema.display()));
-        let db_name = schema_json["name"].as_str().expect("schema name").to_string();
+        let db_name = schema_json["name"]
+            .as_str()
+            .expect("schema name")
+            .to_string();
 
-        let dir = tempfile::Builder::new().prefix("oxsdb-ref-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("oxsdb-ref-")
+            .tempdir()
+            .expect("tempdir");
         let db = dir.path().join("db");
         if let Err(e) = ovsdb_tool_create(&db, schema) {
             panic!("ovsdb-tool create {} failed: {e}", schema.display());
@@ -102,7 +115,12 @@ impl ReferenceServer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start ovsdb-server: {e}; {INSTALL_HINT}"));
-        let mut server = ReferenceServer { child, port: 0, db_name, dir };
+        let mut server = ReferenceServer {
+            child,
+            port: 0,
+            db_name,
+            dir,
+        };
         server.port = server.wait_for_port(&log);
         server
     }
@@ -114,7 +132,8 @@ impl ReferenceServer {
                 for line in text.lines() {
                     if let Some(pos) = line.find("listening on port ") {
                         let rest = &line[pos + "listening on port ".len()..];
-                        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                        let digits: String =
+                            rest.chars().take_while(|c| c.is_ascii_digit()).collect();
                         if let Ok(port) = digits.parse() {
                             return port;
                         }
@@ -183,11 +202,8 @@ impl Reply {
     }
 }
 
-type Messages = serde_json::StreamDeserializer<
-    'static,
-    serde_json::de::IoRead<BufReader<TcpStream>>,
-    Value,
->;
+type Messages =
+    serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<TcpStream>>, Value>;
 
 /// A blocking JSON-RPC 1.0 client: messages are JSON values back to back.
 pub struct Client {
@@ -203,12 +219,18 @@ impl Client {
         stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
         let reader = BufReader::new(stream.try_clone().expect("clone stream"));
         let messages = serde_json::Deserializer::from_reader(reader).into_iter::<Value>();
-        Client { writer: stream, messages, next_id: 1 }
+        Client {
+            writer: stream,
+            messages,
+            next_id: 1,
+        }
     }
 
     pub fn send(&mut self, message: &Value) {
         let bytes = serde_json::to_vec(message).expect("serialize");
-        self.writer.write_all(&bytes).expect("write to ovsdb-server");
+        self.writer
+            .write_all(&bytes)
+            .expect("write to ovsdb-server");
         self.writer.flush().ok();
     }
 
@@ -241,7 +263,10 @@ impl Client {
                 continue;
             }
             if msg_id == json!(id) {
-                return Reply { message: msg, notifications };
+                return Reply {
+                    message: msg,
+                    notifications,
+                };
             }
             // A reply to something else: ignore it.
         }
