@@ -41,13 +41,13 @@ impl ColumnSchema {
             Err(OvsdbError::syntax(
                 Some(json),
                 None,
-                format!("column {name}: names beginning with \"_\" are reserved"),
+                "names beginning with \"_\" are reserved",
             ))
         } else if !is_id(name) {
             Err(OvsdbError::syntax(
                 Some(json),
                 None,
-                format!("column {name}: name must be a valid id"),
+                "name must be a valid id",
             ))
         } else {
             Ok(())

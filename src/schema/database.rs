@@ -66,8 +66,20 @@ impl DatabaseSchema {
             path: name.clone(),
             source,
         })?;
-        DatabaseSchema::from_json(&json)
+        DatabaseSchema::from_json_located(&json)
             .map_err(|error| SchemaFileError::Schema { path: name, error })
+    }
+
+    /// Like [`from_json`](Self::from_json), with the offending table and
+    /// column named at the front of the error's details (ovsdb-server's own
+    /// messages, which `from_json` keeps exact, often omit them).
+    pub fn from_json_located(json: &Value) -> Result<DatabaseSchema> {
+        DatabaseSchema::from_json(json).map_err(|mut e| {
+            if let Some(place) = locate_error(json) {
+                e.details = Some(format!("{place}: {}", e.details.unwrap_or_default()));
+            }
+            e
+        })
     }
 
     /// Parses and validates a schema from JSON.
@@ -97,14 +109,14 @@ impl DatabaseSchema {
                 return Err(OvsdbError::syntax(
                     Some(json),
                     None,
-                    format!("table {tname}: names beginning with \"_\" are reserved"),
+                    "names beginning with \"_\" are reserved",
                 ));
             }
             if !is_id(tname) {
                 return Err(OvsdbError::syntax(
                     Some(json),
                     None,
-                    format!("table {tname}: name must be a valid id"),
+                    "name must be a valid id",
                 ));
             }
             parsed.push(TableSchema::from_json(tname, tjson)?);
@@ -133,10 +145,7 @@ impl DatabaseSchema {
                             return Err(OvsdbError::syntax(
                                 None,
                                 None,
-                                format!(
-                                    "table {} column {} {} refers to undefined table {}",
-                                    t.name, c.name, which, rt
-                                ),
+                                format!("column {} {} refers to undefined table {}", c.name, which, rt),
                             ));
                         }
                     }
@@ -214,4 +223,41 @@ pub fn is_valid_version(s: &str) -> bool {
         && parts.iter().all(|p| {
             !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok()
         })
+}
+
+/// Which table (and column) of a schema fails to parse, if one does.
+fn locate_error(json: &Value) -> Option<String> {
+    let tables = json.get("tables")?.as_object()?;
+    for (tname, tjson) in tables {
+        if TableSchema::from_json(tname, tjson).is_ok() {
+            if let Some(cols) = tjson.get("columns").and_then(Value::as_object) {
+                for (cname, cjson) in cols {
+                    if let Some(rt) = ref_tables(cjson).into_iter().find(|rt| !tables.contains_key(rt)) {
+                        return Some(format!("table {tname} column {cname} (refTable {rt})"));
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(cols) = tjson.get("columns").and_then(Value::as_object) {
+            for (cname, cjson) in cols {
+                let bad = crate::schema::ColumnSchema::check_name(cname, tjson).is_err()
+                    || crate::schema::ColumnSchema::from_json(cname, cjson).is_err();
+                if bad {
+                    return Some(format!("table {tname} column {cname}"));
+                }
+            }
+        }
+        return Some(format!("table {tname}"));
+    }
+    None
+}
+
+fn ref_tables(column: &Value) -> Vec<String> {
+    let ty = column.get("type");
+    ["key", "value"]
+        .iter()
+        .filter_map(|k| ty.and_then(|t| t.get(*k)).and_then(|b| b.get("refTable")).and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }

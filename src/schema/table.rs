@@ -28,7 +28,7 @@ pub struct TableSchema {
 impl TableSchema {
     /// Parses the table named `name`; `isRoot` is resolved later by the database schema.
     pub fn from_json(name: &str, json: &Value) -> Result<TableSchema> {
-        let mut p = Parser::new(json, format!("schema for table {name}"));
+        let mut p = Parser::new(json, format!("table schema for table {name}"));
         let columns = p.member("columns", Kinds::OBJECT);
         let is_root = p.member("isRoot", Kinds::BOOLEAN | Kinds::OPTIONAL);
         let max_rows = p.member("maxRows", Kinds::INTEGER | Kinds::OPTIONAL);
@@ -42,7 +42,7 @@ impl TableSchema {
             return Err(OvsdbError::syntax(
                 Some(json),
                 None,
-                format!("table {name}: table must have at least one column"),
+                "table must have at least one column",
             ));
         }
         let max_rows = match max_rows {
@@ -51,20 +51,17 @@ impl TableSchema {
                 Some(n) if n >= 1 => Some(n as u64),
                 _ => {
                     return Err(OvsdbError::syntax(
-                        Some(v),
+                        Some(json),
                         None,
-                        format!("table {name}: maxRows must be at least 1"),
+                        "maxRows must be at least 1",
                     ))
                 }
             },
         };
         let mut cols = Vec::new();
         for (cname, cjson) in &columns_json {
-            ColumnSchema::check_name(cname, json).map_err(|e| in_table(name, e))?;
-            cols.push(
-                ColumnSchema::from_json(cname, cjson)
-                    .map_err(|e| in_table(name, in_column(cname, e)))?,
-            );
+            ColumnSchema::check_name(cname, json)?;
+            cols.push(ColumnSchema::from_json(cname, cjson)?);
         }
         let by_name = cols
             .iter()
@@ -196,22 +193,4 @@ impl TableSchema {
         }
         Value::Object(m)
     }
-}
-
-fn in_table(table: &str, mut e: OvsdbError) -> OvsdbError {
-    if let Some(d) = &e.details {
-        if !d.starts_with("table ") {
-            e.details = Some(format!("table {table}: {d}"));
-        }
-    }
-    e
-}
-
-fn in_column(column: &str, mut e: OvsdbError) -> OvsdbError {
-    if let Some(d) = &e.details {
-        if !d.starts_with("column ") {
-            e.details = Some(format!("column {column}: {d}"));
-        }
-    }
-    e
 }
