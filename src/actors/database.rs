@@ -5,7 +5,7 @@
 
 use crate::actors::replica::{parse_txn_id, Replica};
 use crate::actors::{
-    CloseSession, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle, SessionId,
+    MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle, SessionId, TxnBlocked,
 };
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::changes::ChangeSet;
@@ -261,6 +261,9 @@ impl DatabaseActor {
                     ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
                         act.rerun_blocked(ctx)
                     });
+                }
+                if let Some(s) = &p.session {
+                    s.blocked.do_send(TxnBlocked { id: p.id.clone() });
                 }
                 self.blocked.push((p, deadline));
             }
@@ -717,8 +720,8 @@ impl Handler<Convert> for DatabaseActor {
                 return;
             }
         };
-        // Monitors were parsed against the old schema: cancel them (or
-        // disconnect clients that did not say they understand schema changes).
+        // Monitors were parsed against the old schema: cancel them for
+        // change-aware clients (the others are disconnected by `on_done`).
         for g in self.groups.values() {
             for mem in &g.members {
                 if self
@@ -730,10 +733,6 @@ impl Handler<Convert> for DatabaseActor {
                     mem.session.canceled.do_send(MonitorCanceled {
                         db: self.name.clone(),
                         monitor_id: mem.monitor_id.clone(),
-                    });
-                } else {
-                    mem.session.close.do_send(CloseSession {
-                        reason: format!("database {} was converted to a new schema", self.name),
                     });
                 }
             }
@@ -751,11 +750,11 @@ impl Handler<Convert> for DatabaseActor {
                 self.replica = Replica::new(schema.clone(), keys, cluster);
                 self.replica.db = converted;
                 self.replica.revision = old_rev + 1;
-                (m.on_done)(schema);
                 m.session.reply.do_send(SendReply {
                     id: m.id,
                     result: Ok(json!({})),
                 });
+                (m.on_done)(schema);
             }
             Backend::Store(store) => {
                 let store = store.clone();
@@ -821,11 +820,11 @@ impl Handler<Convert> for DatabaseActor {
                             act.replica.revision = r.revision;
                             act.replica.fence_revision = r.revision;
                             act.watch_from = r.revision + 1;
-                            on_done(act.schema().clone());
                             session.reply.do_send(SendReply {
                                 id,
                                 result: Ok(json!({})),
                             });
+                            on_done(act.schema().clone());
                         }
                         other => {
                             let e = OvsdbError::new(

@@ -3,7 +3,10 @@
 
 use crate::actors::database::{AddMonitor, RemoveMonitor, Transact};
 use crate::actors::registry::Registry;
-use crate::actors::{CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle};
+use crate::actors::{
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle,
+    TxnBlocked,
+};
 use crate::db::monitor::MonitorVersion;
 use actix::prelude::*;
 use serde_json::Value;
@@ -103,7 +106,10 @@ impl Handler<Notify> for ClientActor {
     fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
         if let Some(tx) = self.monitors.get(&n.monitor_id.to_string()) {
             let body = serde_json::from_slice(&n.body).unwrap_or(Value::Null);
-            let _ = tx.send(Update { body, txn_id: n.txn_id });
+            let _ = tx.send(Update {
+                body,
+                txn_id: n.txn_id,
+            });
         }
     }
 }
@@ -149,13 +155,22 @@ impl LocalClient {
             lock_event: addr.clone().recipient(),
             canceled: addr.clone().recipient(),
             close: addr.clone().recipient(),
+            blocked: addr.clone().recipient(),
         };
-        LocalClient { registry, addr, handle, next_id: AtomicU64::new(1) }
+        LocalClient {
+            registry,
+            addr,
+            handle,
+            next_id: AtomicU64::new(1),
+        }
     }
 
     async fn request(&self, id: u64) -> Result<Value, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.addr.send(Expect { id, tx }).await.map_err(|_| ClientError::Gone)?;
+        self.addr
+            .send(Expect { id, tx })
+            .await
+            .map_err(|_| ClientError::Gone)?;
         match rx.await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(ClientError::Server(e)),
@@ -165,7 +180,10 @@ impl LocalClient {
 
     /// Runs one transaction; returns the result array, as `transact` does.
     pub async fn transact(&self, db: &str, ops: Vec<Value>) -> Result<Value, ClientError> {
-        let entry = self.registry.get(db).ok_or_else(|| ClientError::UnknownDatabase(db.to_string()))?;
+        let entry = self
+            .registry
+            .get(db)
+            .ok_or_else(|| ClientError::UnknownDatabase(db.to_string()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         entry.addr.do_send(Transact {
             session: self.handle.clone(),
@@ -186,11 +204,17 @@ impl LocalClient {
         version: MonitorVersion,
         requests: Value,
     ) -> Result<(Value, mpsc::UnboundedReceiver<Update>), ClientError> {
-        let entry = self.registry.get(db).ok_or_else(|| ClientError::UnknownDatabase(db.to_string()))?;
+        let entry = self
+            .registry
+            .get(db)
+            .ok_or_else(|| ClientError::UnknownDatabase(db.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mid = Value::String(monitor_id.to_string());
         self.addr
-            .send(Subscribe { monitor_id: mid.to_string(), tx })
+            .send(Subscribe {
+                monitor_id: mid.to_string(),
+                tx,
+            })
             .await
             .map_err(|_| ClientError::Gone)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -209,7 +233,10 @@ impl LocalClient {
     /// Stops a monitor.
     pub fn monitor_cancel(&self, db: &str, monitor_id: &str) {
         if let Some(entry) = self.registry.get(db) {
-            entry.addr.do_send(RemoveMonitor { session: self.handle.id, monitor_id: Value::String(monitor_id.to_string()) });
+            entry.addr.do_send(RemoveMonitor {
+                session: self.handle.id,
+                monitor_id: Value::String(monitor_id.to_string()),
+            });
         }
     }
 }
@@ -222,4 +249,9 @@ impl Drop for LocalClient {
         }
         self.registry.locks.do_send(gone);
     }
+}
+
+impl Handler<TxnBlocked> for ClientActor {
+    type Result = ();
+    fn handle(&mut self, _: TxnBlocked, _: &mut Context<Self>) {}
 }

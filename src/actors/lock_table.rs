@@ -58,11 +58,8 @@ impl LockState {
                 (q.front() == Some(&s), None)
             }
             LockMode::Steal => {
-                // The robbed owner leaves the queue: it must unlock before asking again.
+                // The robbed owner stays in line behind the thief, as in ovsdb-server.
                 let victim = q.front().copied().filter(|o| *o != s);
-                if victim.is_some() {
-                    q.pop_front();
-                }
                 q.retain(|x| *x != s);
                 q.push_front(s);
                 (true, victim)
@@ -174,12 +171,12 @@ mod tests {
         assert!(st.owns("a", 2));
         assert_eq!(st.lock("a", 3, LockMode::Steal), (true, Some(2)));
         assert!(st.owns("a", 3));
-        assert!(
-            st.locks_of(2).is_empty(),
-            "the robbed session no longer waits"
+        assert_eq!(
+            st.unlock("a", 3),
+            Some(2),
+            "the robbed session is next in line"
         );
-        assert_eq!(st.lock("a", 4, LockMode::Wait), (false, None));
-        assert_eq!(st.unlock("a", 3), Some(4));
         assert_eq!(st.unlock("a", 2), None);
+        assert!(st.locks_of(2).is_empty());
     }
 }

@@ -89,6 +89,15 @@ pub struct CloseSession {
     pub reason: String,
 }
 
+/// A transaction is waiting for the database to change (a `wait`): the
+/// session may go on reading requests, as ovsdb-server does with triggers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TxnBlocked {
+    /// The blocked transaction's request id.
+    pub id: Value,
+}
+
 /// How other actors reach a session.
 #[derive(Clone)]
 pub struct SessionHandle {
@@ -104,6 +113,8 @@ pub struct SessionHandle {
     pub canceled: Recipient<MonitorCanceled>,
     /// Forced close.
     pub close: Recipient<CloseSession>,
+    /// Blocked transactions.
+    pub blocked: Recipient<TxnBlocked>,
 }
 
 impl std::fmt::Debug for SessionHandle {

@@ -2,9 +2,12 @@
 
 use crate::actors::database::DatabaseActor;
 use crate::actors::lock_table::LockTable;
+use crate::actors::{CloseSession, SessionId};
 use crate::schema::DatabaseSchema;
-use actix::Addr;
+use actix::{Addr, Recipient};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -25,6 +28,8 @@ pub struct Registry {
     pub server_id: Uuid,
     /// The lock table.
     pub locks: Addr<LockTable>,
+    /// Every connected session: how to close it, and whether it is change-aware.
+    sessions: Mutex<HashMap<SessionId, (Recipient<CloseSession>, bool)>>,
 }
 
 impl Registry {
@@ -34,6 +39,7 @@ impl Registry {
             dbs: RwLock::new(BTreeMap::new()),
             server_id,
             locks,
+            sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -72,5 +78,42 @@ impl Registry {
             .read()
             .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// Records a connected session.
+    pub fn add_session(&self, id: SessionId, close: Recipient<CloseSession>) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(id, (close, false));
+        }
+    }
+
+    /// Forgets a session.
+    pub fn remove_session(&self, id: SessionId) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(&id);
+        }
+    }
+
+    /// Records `set_db_change_aware`.
+    pub fn set_change_aware(&self, id: SessionId, aware: bool) {
+        if let Ok(mut s) = self.sessions.lock() {
+            if let Some(e) = s.get_mut(&id) {
+                e.1 = aware;
+            }
+        }
+    }
+
+    /// Closes every session that did not declare itself change-aware, as
+    /// ovsdb-server does when the set or schemas of databases change.
+    pub fn disconnect_unaware(&self, reason: &str) {
+        if let Ok(s) = self.sessions.lock() {
+            for (close, aware) in s.values() {
+                if !aware {
+                    close.do_send(CloseSession {
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
     }
 }

@@ -58,6 +58,7 @@ pub fn upsert_ops(st: &DatabaseStatus) -> Vec<Value> {
 /// After `convert`: record the new schema in the registry and in `_Server`.
 pub fn database_converted(registry: &Arc<Registry>, name: &str, schema: Arc<DatabaseSchema>) {
     registry.set_schema(name, schema.clone());
+    registry.disconnect_unaware(&format!("database {name} was converted to a new schema"));
     if let Some(server) = registry.get("_Server") {
         let ops = vec![json!({
             "op": "update",

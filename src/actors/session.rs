@@ -16,7 +16,7 @@ use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle,
-    SessionId,
+    SessionId, TxnBlocked,
 };
 use crate::codec::framing::{encode_message as encode_json, JsonCodec};
 use crate::codec::jsonrpc::Message as RpcMessage;
@@ -30,7 +30,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -108,6 +108,20 @@ pub struct Session {
     echo_sent: Option<Instant>,
     pending: Vec<(String, PendingUpdate)>,
     closing: bool,
+    /// Set while a request is being served by another actor: like
+    /// ovsdb-server, a session handles one request at a time (replies come
+    /// in request order), except transactions blocked in a `wait`.
+    busy: Arc<AtomicBool>,
+    /// The request being awaited (JSON text of its id).
+    awaiting: Option<String>,
+    /// Wakes the reader when the session is no longer busy or backlogged.
+    readable: Arc<tokio::sync::Notify>,
+    /// Ids (JSON text) of transactions not yet answered.
+    pending_txns: HashSet<String>,
+    /// `monitor_cond_change` requests in progress: request id -> (old id, new id), to undo on error.
+    cond_changes: HashMap<String, (Value, Value)>,
+    /// When the inactivity-probe check is next due.
+    probe_due: Option<actix::SpawnHandle>,
 }
 
 impl Session {
@@ -125,6 +139,7 @@ impl Session {
         let backlog = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let readable = Arc::new(tokio::sync::Notify::new());
+        let busy = Arc::new(AtomicBool::new(false));
         Session::create(move |ctx| {
             let addr = ctx.address();
             // Writer: drains the output queue to the socket.
@@ -150,14 +165,19 @@ impl Session {
             });
             // Reader: decodes messages, pausing while output is backlogged.
             let rbacklog = backlog.clone();
+            let rbusy = busy.clone();
+            let rreadable = readable.clone();
             let raddr = addr.clone();
             let max = config.max_message_size;
             actix::spawn(async move {
                 let mut frames = FramedRead::new(rd, JsonCodec::with_max_size(max));
                 loop {
-                    while rbacklog.load(Ordering::SeqCst) > HIGH_WATER {
-                        let wait = readable.notified();
-                        if rbacklog.load(Ordering::SeqCst) <= HIGH_WATER {
+                    let blocked = || {
+                        rbacklog.load(Ordering::SeqCst) > HIGH_WATER || rbusy.load(Ordering::SeqCst)
+                    };
+                    while blocked() {
+                        let wait = rreadable.notified();
+                        if !blocked() {
                             break;
                         }
                         wait.await;
@@ -195,8 +215,59 @@ impl Session {
                 echo_sent: None,
                 pending: Vec::new(),
                 closing: false,
+                busy,
+                awaiting: None,
+                readable,
+                pending_txns: HashSet::new(),
+                cond_changes: HashMap::new(),
+                probe_due: None,
             }
         })
+    }
+
+    /// Stops reading requests until `id` is answered (or blocks in a `wait`).
+    fn await_reply(&mut self, id: &Value) {
+        self.awaiting = Some(id.to_string());
+        self.busy.store(true, Ordering::SeqCst);
+    }
+
+    /// Resumes reading if `id` is the request being awaited.
+    fn answered(&mut self, id_text: &str) {
+        if self.awaiting.as_deref() == Some(id_text) {
+            self.awaiting = None;
+            self.busy.store(false, Ordering::SeqCst);
+            self.readable.notify_waiters();
+        }
+    }
+
+    /// Schedules the next inactivity-probe check at its exact deadline.
+    fn arm_probe(&mut self, ctx: &mut Context<Self>) {
+        let Some(probe) = self.config.inactivity_probe else {
+            return;
+        };
+        if let Some(h) = self.probe_due.take() {
+            ctx.cancel_future(h);
+        }
+        let due = match self.echo_sent {
+            Some(t) => t + probe,
+            None => self.last_rx + probe,
+        };
+        let wait = due.saturating_duration_since(Instant::now());
+        self.probe_due = Some(ctx.run_later(wait, move |act, ctx| {
+            act.probe_due = None;
+            let now = Instant::now();
+            match act.echo_sent {
+                Some(t) if now.duration_since(t) >= probe => {
+                    return act.close(ctx, "inactivity probe unanswered");
+                }
+                None if now.duration_since(act.last_rx) >= probe => {
+                    act.send_json(&json!({"id": "echo", "method": "echo", "params": []}));
+                    act.echo_sent = Some(now);
+                }
+                _ => {}
+            }
+            act.arm_probe(ctx);
+        }));
     }
 
     fn handle_of(&self, ctx: &Context<Self>) -> SessionHandle {
@@ -207,7 +278,8 @@ impl Session {
             notify: addr.clone().recipient(),
             lock_event: addr.clone().recipient(),
             canceled: addr.clone().recipient(),
-            close: addr.recipient(),
+            close: addr.clone().recipient(),
+            blocked: addr.recipient(),
         }
     }
 
@@ -269,16 +341,27 @@ impl Session {
                 Err(e) => self.error(id, e),
             },
             "get_server_id" => self.reply(id, Ok(json!(self.registry.server_id.to_string()))),
-            "transact" => match self.lookup_db(method, &params) {
-                Ok(e) => e.addr.do_send(Transact {
+            "transact" => {
+                let entry = match self.lookup_db(method, &params) {
+                    Ok(e) => e,
+                    Err(e) => return self.error(id, e),
+                };
+                let key = id.to_string();
+                if self.pending_txns.contains(&key) {
+                    let e =
+                        OvsdbError::syntax(Some(&params), None, "transact: duplicate request ID");
+                    return self.error(id, e);
+                }
+                self.pending_txns.insert(key);
+                self.await_reply(&id);
+                entry.addr.do_send(Transact {
                     session: self.handle_of(ctx),
                     id,
                     ops: p[1..].to_vec(),
                     owned_locks: self.owned.iter().cloned().collect(),
                     received: Instant::now(),
-                }),
-                Err(e) => self.error(id, e),
-            },
+                });
+            }
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
                 let version = match method {
                     "monitor" => MonitorVersion::V1,
@@ -304,9 +387,20 @@ impl Session {
                         OvsdbError::syntax(Some(&monitor_id), None, "duplicate monitor ID"),
                     );
                 }
+                if let Some(last) = p.get(3) {
+                    let err = match last {
+                        Value::String(s) if crate::data::atom::parse_uuid_str(s).is_some() => None,
+                        Value::String(_) => Some("last-txn-id must be UUID format."),
+                        _ => Some("last-txn-id must be string"),
+                    };
+                    if let Some(msg) = err {
+                        return self.error(id, OvsdbError::syntax(Some(last), None, msg));
+                    }
+                }
                 let db = p[0].as_str().unwrap_or_default().to_string();
                 self.monitors.insert(key.clone(), (db, monitor_id.clone()));
                 self.monitor_requests.insert(id.to_string(), key);
+                self.await_reply(&id);
                 entry.addr.do_send(AddMonitor {
                     session: self.handle_of(ctx),
                     id,
@@ -326,25 +420,28 @@ impl Session {
                 let key = p[0].to_string();
                 let Some((db, _)) = self.monitors.get(&key).cloned() else {
                     return self.error(
-                        id.clone(),
-                        OvsdbError::syntax(Some(&id), None, "unknown monitor session"),
+                        id,
+                        OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
                     );
                 };
                 let new_key = p[1].to_string();
                 if new_key != key && self.monitors.contains_key(&new_key) {
                     return self.error(
-                        id.clone(),
-                        OvsdbError::syntax(Some(&id), None, "duplicate monitor ID"),
+                        id,
+                        OvsdbError::syntax(Some(&p[1]), None, "duplicate monitor ID"),
                     );
                 }
                 let Some(entry) = self.registry.get(&db) else {
                     return self.error(
-                        id.clone(),
-                        OvsdbError::syntax(Some(&id), None, "unknown monitor session"),
+                        id,
+                        OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
                     );
                 };
                 self.monitors.remove(&key);
                 self.monitors.insert(new_key, (db, p[1].clone()));
+                self.cond_changes
+                    .insert(id.to_string(), (p[0].clone(), p[1].clone()));
+                self.await_reply(&id);
                 entry.addr.do_send(ChangeMonitor {
                     session: self.handle_of(ctx),
                     id,
@@ -376,25 +473,18 @@ impl Session {
                 let name = match p.as_slice() {
                     [Value::String(n)] if is_id(n) => n.clone(),
                     _ => {
-                        return self.error(
-                            id,
-                            OvsdbError::syntax(Some(&params), None, "invalid lock name"),
-                        )
+                        let msg = format!("{method} request params must be <id>");
+                        return self.error(id, OvsdbError::syntax(Some(&params), None, msg));
                     }
                 };
                 let handle = self.handle_of(ctx);
                 if method == "unlock" {
                     if !self.locks.remove(&name) {
-                        return self.error(
-                            id,
-                            OvsdbError::syntax(
-                                Some(&params),
-                                None,
-                                "\"unlock\" without \"lock\" or \"steal\"",
-                            ),
-                        );
+                        let msg = "unlock: \"unlock\" without \"lock\" or \"steal\"";
+                        return self.error(id, OvsdbError::syntax(Some(&params), None, msg));
                     }
                     self.owned.remove(&name);
+                    self.await_reply(&id);
                     self.registry.locks.do_send(Unlock {
                         session: handle,
                         id: Some(id),
@@ -402,14 +492,8 @@ impl Session {
                     });
                 } else {
                     if self.locks.contains(&name) {
-                        return self.error(
-                            id,
-                            OvsdbError::syntax(
-                                Some(&params),
-                                None,
-                                format!("must issue \"unlock\" before new \"{method}\""),
-                            ),
-                        );
+                        let msg = format!("must issue \"unlock\" before new \"{method}\"");
+                        return self.error(id, OvsdbError::syntax(Some(&params), None, msg));
                     }
                     self.locks.insert(name.clone());
                     let mode = if method == "lock" {
@@ -418,6 +502,7 @@ impl Session {
                         LockMode::Steal
                     };
                     self.lock_requests.insert(id.to_string(), name.clone());
+                    self.await_reply(&id);
                     self.registry.locks.do_send(Lock {
                         session: handle,
                         id,
@@ -429,6 +514,7 @@ impl Session {
             "set_db_change_aware" => match p.as_slice() {
                 [Value::Bool(b)] => {
                     self.change_aware = *b;
+                    self.registry.set_change_aware(self.id, *b);
                     for (_, e) in self.registry.all() {
                         e.addr.do_send(SetChangeAware {
                             session: self.id,
@@ -437,10 +523,10 @@ impl Session {
                     }
                     self.reply(id, Ok(json!({})));
                 }
-                _ => self.error(
-                    id,
-                    OvsdbError::syntax(Some(&params), None, "invalid parameters"),
-                ),
+                _ => {
+                    let msg = "set_db_change_aware: true or false parameter expected";
+                    self.error(id, OvsdbError::syntax(Some(&params), None, msg))
+                }
             },
             "convert" => {
                 let entry = match self.lookup_db(method, &params) {
@@ -450,15 +536,26 @@ impl Session {
                 if p.len() != 2 {
                     return self.error(
                         id,
-                        OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                        OvsdbError::syntax(Some(&params), None, "array expected"),
                     );
                 }
                 let schema = match DatabaseSchema::from_json(&p[1]) {
                     Ok(s) => Arc::new(s),
                     Err(e) => return self.error(id, e),
                 };
-                let registry = self.registry.clone();
                 let name = p[0].as_str().unwrap_or_default().to_string();
+                if schema.name != name {
+                    let msg = format!(
+                        "new schema name ({}) does not match database name ({name})",
+                        schema.name
+                    );
+                    return self.reply(
+                        id,
+                        Err(OvsdbError::new("invalid parameters", msg).to_json()),
+                    );
+                }
+                let registry = self.registry.clone();
+                self.await_reply(&id);
                 entry.addr.do_send(Convert {
                     session: self.handle_of(ctx),
                     id,
@@ -511,29 +608,13 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(probe) = self.config.inactivity_probe {
-            ctx.run_interval(
-                probe
-                    .min(Duration::from_millis(500))
-                    .max(Duration::from_millis(50)),
-                move |act, ctx| {
-                    let now = Instant::now();
-                    match act.echo_sent {
-                        Some(t) if now.duration_since(t) >= probe => {
-                            act.close(ctx, "inactivity probe unanswered")
-                        }
-                        None if now.duration_since(act.last_rx) >= probe => {
-                            act.send_json(&json!({"id": "echo", "method": "echo", "params": []}));
-                            act.echo_sent = Some(now);
-                        }
-                        _ => {}
-                    }
-                },
-            );
-        }
+        self.registry
+            .add_session(self.id, ctx.address().recipient());
+        self.arm_probe(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.registry.remove_session(self.id);
         let gone = SessionGone { id: self.id };
         self.registry.locks.do_send(gone);
         for (_, e) in self.registry.all() {
@@ -590,6 +671,15 @@ impl Handler<SendReply> for Session {
     type Result = ();
     fn handle(&mut self, m: SendReply, _: &mut Context<Self>) {
         let id_text = m.id.to_string();
+        self.pending_txns.remove(&id_text);
+        self.answered(&id_text);
+        if let Some((old, new)) = self.cond_changes.remove(&id_text) {
+            if m.result.is_err() {
+                if let Some(entry) = self.monitors.remove(&new.to_string()) {
+                    self.monitors.insert(old.to_string(), (entry.0, old));
+                }
+            }
+        }
         if let Some(key) = self.monitor_requests.remove(&id_text) {
             if m.result.is_err() {
                 self.monitors.remove(&key);
@@ -676,5 +766,12 @@ impl Handler<CloseSession> for Session {
     type Result = ();
     fn handle(&mut self, m: CloseSession, ctx: &mut Context<Self>) {
         self.close(ctx, &m.reason);
+    }
+}
+
+impl Handler<TxnBlocked> for Session {
+    type Result = ();
+    fn handle(&mut self, m: TxnBlocked, _: &mut Context<Self>) {
+        self.answered(&m.id.to_string());
     }
 }

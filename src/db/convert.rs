@@ -15,9 +15,9 @@ use std::sync::Arc;
 pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
     if schema.name != db.schema.name {
         return Err(OvsdbError::new(
-            "syntax error",
+            "invalid parameters",
             format!(
-                "convert: new schema is for database {} but this database is {}",
+                "new schema name ({}) does not match database name ({})",
                 schema.name, db.schema.name
             ),
         ));
@@ -40,18 +40,8 @@ pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
                     continue;
                 };
                 let json = old.fields[oc].to_json();
-                let d = Datum::from_json(&col.ty, &json, None).map_err(|e| {
-                    OvsdbError::new(
-                        "constraint violation",
-                        format!(
-                            "table {} column {} row {}: value does not fit the new schema: {}",
-                            nts.name,
-                            col.name,
-                            u,
-                            e.details.unwrap_or_default()
-                        ),
-                    )
-                })?;
+                // ovsdb-server reports the value's own parse error, unadorned.
+                let d = Datum::from_json(&col.ty, &json, None)?;
                 row.fields[nc] = d;
             }
             rows.push(RowChange {

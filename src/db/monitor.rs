@@ -207,15 +207,25 @@ impl Monitor {
                         format!("no table named {name} in monitor session"),
                     )
                 })?;
-            let list: Vec<&Value> = match reqs {
-                Value::Array(a) => a.iter().collect(),
-                other => vec![other],
+            let Some(list) = reqs.as_array() else {
+                return Err(OvsdbError::syntax(
+                    None,
+                    None,
+                    format!("table {name} no monitor-cond-change JSON array"),
+                ));
             };
             for r in list {
                 let mut p = Parser::new(r, format!("table {name}"));
                 let w = p.member("where", Kinds::ARRAY | Kinds::OPTIONAL);
-                let _columns = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
+                let columns = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
                 p.finish()?;
+                if columns.is_some() {
+                    return Err(OvsdbError::syntax(
+                        Some(r),
+                        None,
+                        "changing columns is unsupported",
+                    ));
+                }
                 mt.condition = match w {
                     Some(w) => Some(Condition::from_json(ts, w, None)?),
                     None => None,

@@ -145,7 +145,10 @@ impl DatabaseSchema {
                             return Err(OvsdbError::syntax(
                                 None,
                                 None,
-                                format!("column {} {} refers to undefined table {}", c.name, which, rt),
+                                format!(
+                                    "column {} {} refers to undefined table {}",
+                                    c.name, which, rt
+                                ),
                             ));
                         }
                     }
@@ -232,7 +235,10 @@ fn locate_error(json: &Value) -> Option<String> {
         if TableSchema::from_json(tname, tjson).is_ok() {
             if let Some(cols) = tjson.get("columns").and_then(Value::as_object) {
                 for (cname, cjson) in cols {
-                    if let Some(rt) = ref_tables(cjson).into_iter().find(|rt| !tables.contains_key(rt)) {
+                    if let Some(rt) = ref_tables(cjson)
+                        .into_iter()
+                        .find(|rt| !tables.contains_key(rt))
+                    {
                         return Some(format!("table {tname} column {cname} (refTable {rt})"));
                     }
                 }
@@ -257,7 +263,11 @@ fn ref_tables(column: &Value) -> Vec<String> {
     let ty = column.get("type");
     ["key", "value"]
         .iter()
-        .filter_map(|k| ty.and_then(|t| t.get(*k)).and_then(|b| b.get("refTable")).and_then(Value::as_str))
+        .filter_map(|k| {
+            ty.and_then(|t| t.get(*k))
+                .and_then(|b| b.get("refTable"))
+                .and_then(Value::as_str)
+        })
         .map(str::to_string)
         .collect()
 }

@@ -47,11 +47,7 @@ impl AtomicType {
     fn from_json(json: &Value) -> Result<AtomicType> {
         match json {
             Value::String(s) => AtomicType::from_name(s).ok_or_else(|| {
-                OvsdbError::syntax(
-                    Some(json),
-                    Some("unknown atomic type"),
-                    format!("\"{s}\" is not an atomic-type"),
-                )
+                OvsdbError::syntax(Some(json), None, format!("\"{s}\" is not an atomic-type"))
             }),
             _ => Err(OvsdbError::syntax(Some(json), None, "atomic-type expected")),
         }

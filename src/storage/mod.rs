@@ -3,7 +3,8 @@
 //! Every backend implements [`Storage`] and passes the one
 //! [`conformance`] suite:
 //! - [`memory`]: in process, nothing persisted (tests, benchmarks, scratch);
-//! - `file` (later): the memory store plus OVSDB's standalone file format;
+//! - [`file`]: the memory store plus OVSDB's standalone file format
+//!   ([`ovsdb_log`] frames its records, [`ovsdb_txn`] translates them);
 //! - `etcd` (later): one to one onto etcd v3 through `etcd-client`.
 //!
 //! The model, which is etcd's:
@@ -37,9 +38,14 @@
 //!   and watch from its revision + 1.
 
 pub mod conformance;
+pub mod file;
 pub mod keys;
 pub mod memory;
+pub mod ovsdb_log;
+pub mod ovsdb_txn;
+mod sha1;
 
+pub use file::{FileDb, FileOptions, FileStore, FileStoreError};
 pub use keys::{KeyError, Keys, ParsedKey};
 pub use memory::{MemoryConfig, MemoryStore};
 
@@ -280,6 +286,20 @@ pub trait Storage: Send + Sync + 'static {
         compares: Vec<Compare>,
         writes: Vec<WriteOp>,
     ) -> Result<CommitResult, StorageError>;
+
+    /// [`Storage::commit`], and with `durable` the commit is also on stable
+    /// storage (fsynced) before this returns: for the `commit` operation's
+    /// `"durable": true`. Backends that are always durable (etcd) or never
+    /// (memory) just commit.
+    async fn commit_durable(
+        &self,
+        compares: Vec<Compare>,
+        writes: Vec<WriteOp>,
+        durable: bool,
+    ) -> Result<CommitResult, StorageError> {
+        let _ = durable;
+        self.commit(compares, writes).await
+    }
 
     /// Every commit touching `prefix` (a plain byte prefix: watch `a/`, not
     /// `a`, to exclude `ab/`) with revision >= `from`, one batch per revision,
