@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 #[actix::main]
 async fn main() -> anyhow::Result<()> {
-    let schema = Arc::new(DatabaseSchema::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/todo.ovsschema"))?);
+    let schema = Arc::new(DatabaseSchema::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/todo.ovsschema"
+    ))?);
     let config = ServerConfig {
         remotes: Vec::new(), // add Remote::Tcp(...) to also serve ovsdb-client and friends
         inactivity_probe: None,
@@ -29,7 +32,12 @@ async fn main() -> anyhow::Result<()> {
     let client = LocalClient::new(running.registry.clone());
 
     let (initial, mut updates) = client
-        .monitor("todo", "everything", MonitorVersion::V2, json!({"List": {}, "Item": {}}))
+        .monitor(
+            "todo",
+            "everything",
+            MonitorVersion::V2,
+            json!({"List": {}, "Item": {}}),
+        )
         .await?;
     println!("initial: {initial}");
 
@@ -49,7 +57,12 @@ async fn main() -> anyhow::Result<()> {
         println!("update2: {}", update.body);
     }
 
-    let rows = client.transact("todo", vec![json!({"op": "select", "table": "List", "where": [], "columns": ["name"]})]).await?;
+    let rows = client
+        .transact(
+            "todo",
+            vec![json!({"op": "select", "table": "List", "where": [], "columns": ["name"]})],
+        )
+        .await?;
     println!("select: {rows}");
     running.shutdown();
     Ok(())

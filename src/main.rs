@@ -4,9 +4,12 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use oxsdb::actors::server::{self, Remote, ServerConfig};
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::file::{FileDb, FileOptions, FileStore};
 use oxsdb::storage::keys::{Keys, DEFAULT_PREFIX};
 use oxsdb::storage::memory::MemoryStore;
-use std::path::PathBuf;
+use oxsdb::storage::ovsdb_log::LogReader;
+use oxsdb::storage::Storage;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +21,29 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "oxsdb", version, about, long_about = None)]
 struct Cli {
-    /// Schema files (.ovsschema) of the databases to serve.
-    #[arg(value_name = "SCHEMA")]
+    /// Databases to serve: OVSDB database files (served in place, e.g. made by
+    /// `ovsdb-tool create` or ovsdb-server) or schema files (.ovsschema; the
+    /// database is created as DATA_DIR/<name>.db on first start).
+    #[arg(value_name = "DATABASE|SCHEMA")]
     schemas: Vec<PathBuf>,
 
     /// Listen for clients: ptcp:PORT[:IP] or punix:PATH (repeatable).
     #[arg(long = "remote", value_name = "REMOTE")]
     remotes: Vec<String>,
 
-    /// Where committed data lives: memory (nothing kept across restarts).
-    #[arg(long, value_name = "STORE", default_value = "memory")]
+    /// Where committed data lives: file (OVSDB database files, durable, the
+    /// default) or memory (nothing kept across restarts).
+    #[arg(long, value_name = "STORE", default_value = "file")]
     store: String,
+
+    /// Directory of the database files created from schemas (file store).
+    #[arg(long = "data-dir", value_name = "DIR", default_value = ".")]
+    data_dir: PathBuf,
+
+    /// fsync every commit before replying (file store); without it only
+    /// transactions with a durable "commit" operation are fsynced.
+    #[arg(long)]
+    fsync: bool,
 
     /// Milliseconds of client silence before the server sends an echo (TCP
     /// only; a second silent interval closes the connection); 0 disables.
@@ -97,32 +112,100 @@ fn main() {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    // Schemas first: a bad file is a one-line error naming it, before anything starts.
-    let mut schemas = Vec::new();
-    for path in &cli.schemas {
-        let s = DatabaseSchema::from_file(path).map_err(anyhow::Error::msg)?;
-        schemas.push(Arc::new(s));
+/// What one positional argument is: a database file or a schema file.
+enum Source {
+    Database(PathBuf, String),
+    Schema(Arc<DatabaseSchema>),
+}
+
+/// Database files start with OVSDB's record header; anything else must be a schema.
+fn classify(path: &Path) -> anyhow::Result<Source> {
+    let mut head = [0u8; 13];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    if head[..n].starts_with(b"OVSDB JSON ") || head[..n].starts_with(b"OVSDB CLUSTER") {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let mut reader = LogReader::new(std::io::BufReader::new(file));
+        let name = match reader.read() {
+            Ok(Some(rec)) => rec
+                .json
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            _ => None,
+        }
+        .with_context(|| {
+            format!(
+                "{}: the first record is not a database schema",
+                path.display()
+            )
+        })?;
+        return Ok(Source::Database(path.to_path_buf(), name));
     }
-    if schemas.is_empty() {
-        bail!("no schema given: oxsdb [OPTIONS] SCHEMA... (see --help)");
+    let s = DatabaseSchema::from_file(path).map_err(anyhow::Error::msg)?;
+    Ok(Source::Schema(Arc::new(s)))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // Arguments first: a bad file is a one-line error naming it, before anything starts.
+    let sources = cli
+        .schemas
+        .iter()
+        .map(|p| classify(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if sources.is_empty() {
+        bail!("no database or schema given: oxsdb [OPTIONS] DATABASE|SCHEMA... (see --help)");
     }
     let remotes = cli
         .remotes
         .iter()
         .map(|r| r.parse::<Remote>())
         .collect::<Result<Vec<_>, _>>()?;
-    if cli.store != "memory" {
-        bail!(
-            "--store={}: only the memory store is available in this build",
-            cli.store
-        );
-    }
+    let first_name = match &sources[0] {
+        Source::Database(_, n) => n.clone(),
+        Source::Schema(s) => s.name.clone(),
+    };
     let service = cli
         .service
         .clone()
-        .unwrap_or_else(|| schemas[0].name.to_lowercase());
+        .unwrap_or_else(|| first_name.to_lowercase());
     let keys = Keys::new(&cli.prefix, &service).map_err(anyhow::Error::msg)?;
+    let (store, schemas): (Arc<dyn Storage>, Vec<Arc<DatabaseSchema>>) = match cli.store.as_str() {
+        "memory" => {
+            let mut schemas = Vec::new();
+            for s in sources {
+                match s {
+                    Source::Schema(s) => schemas.push(s),
+                    Source::Database(p, _) => {
+                        bail!("{}: --store=memory serves schemas only; use --store=file for database files", p.display())
+                    }
+                }
+            }
+            (MemoryStore::new(), schemas)
+        }
+        "file" => {
+            let dbs = sources
+                .into_iter()
+                .map(|s| match s {
+                    Source::Database(path, _) => FileDb { path, schema: None },
+                    Source::Schema(schema) => FileDb {
+                        path: cli.data_dir.join(format!("{}.db", schema.name)),
+                        schema: Some(schema),
+                    },
+                })
+                .collect();
+            let options = FileOptions {
+                fsync_every_commit: cli.fsync,
+                ..FileOptions::default()
+            };
+            let store = FileStore::open(keys.clone(), dbs, options).map_err(anyhow::Error::msg)?;
+            let schemas = store.schemas();
+            (store, schemas)
+        }
+        other => bail!("--store={other}: unknown store; use file or memory"),
+    };
     init_logging(&cli)?;
     if let Some(p) = &cli.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -133,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         remotes,
         inactivity_probe: probe,
         max_message_size: cli.max_message_size,
-        store: MemoryStore::new(),
+        store,
         keys,
         model: "standalone",
         threads: cli.threads,

@@ -22,7 +22,12 @@ impl Drop for Server {
 
 fn start() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxsdb"))
-        .args(["--remote=ptcp:0:127.0.0.1", "--inactivity-probe=0", "examples/todo.ovsschema"])
+        .args([
+            "--remote=ptcp:0:127.0.0.1",
+            "--store=memory",
+            "--inactivity-probe=0",
+            "examples/todo.ovsschema",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start oxsdb");
@@ -31,7 +36,11 @@ fn start() -> Server {
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr line");
         if let Some(rest) = line.strip_prefix("oxsdb: listening on ptcp:") {
-            port = rest.split(':').next().and_then(|p| p.parse().ok()).expect("port");
+            port = rest
+                .split(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port");
             break;
         }
     }
@@ -42,7 +51,8 @@ fn start() -> Server {
 fn call(s: &mut TcpStream, msg: Value) -> Value {
     let id = msg["id"].clone();
     s.write_all(msg.to_string().as_bytes()).expect("send");
-    let mut de = serde_json::Deserializer::from_reader(s.try_clone().expect("clone")).into_iter::<Value>();
+    let mut de =
+        serde_json::Deserializer::from_reader(s.try_clone().expect("clone")).into_iter::<Value>();
     loop {
         let v = de.next().expect("a message").expect("valid JSON");
         if v["id"] == id {
@@ -63,9 +73,14 @@ fn a_stalled_monitor_client_neither_blocks_others_nor_queues_without_bound() {
     // From here on `stalled` reads nothing.
 
     let mut writer = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    writer.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    writer
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     let big = "x".repeat(64 * 1024);
-    let r = call(&mut writer, json!({"method": "transact", "params": ["todo", {"op": "insert", "table": "List", "row": {"name": "l"}}], "id": 0}));
+    let r = call(
+        &mut writer,
+        json!({"method": "transact", "params": ["todo", {"op": "insert", "table": "List", "row": {"name": "l"}}], "id": 0}),
+    );
     assert!(r["result"][0]["uuid"].is_array(), "{r}");
     let n = 300;
     for i in 0..n {
@@ -78,11 +93,16 @@ fn a_stalled_monitor_client_neither_blocks_others_nor_queues_without_bound() {
                 {"op": "insert", "table": "Item", "uuid-name": "i", "row": {"description": format!("{i}{big}"), "status": "todo"}},
                 {"op": "update", "table": "List", "where": [], "row": {"items": ["named-uuid", "i"]}}], "id": i + 1}),
         );
-        assert!(r["error"].is_null() && r["result"][2]["count"] == json!(1), "transaction {i} failed: {r}");
+        assert!(
+            r["error"].is_null() && r["result"][2]["count"] == json!(1),
+            "transaction {i} failed: {r}"
+        );
     }
 
     // Now read everything the stalled client was sent.
-    stalled.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let mut bytes = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -117,6 +137,13 @@ fn a_stalled_monitor_client_neither_blocks_others_nor_queues_without_bound() {
         }
     }
     assert_eq!(items.len(), 1, "exactly the last Item remains");
-    let last = items.values().next().and_then(|r| r["description"].as_str()).unwrap_or_default();
-    assert!(last.starts_with(&(n - 1).to_string()), "the final state is the last commit's");
+    let last = items
+        .values()
+        .next()
+        .and_then(|r| r["description"].as_str())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with(&(n - 1).to_string()),
+        "the final state is the last commit's"
+    );
 }

@@ -13,14 +13,24 @@ fn help_explains_the_options() {
     let out = oxsdb().arg("--help").output().expect("run oxsdb");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--remote", "--inactivity-probe", "--pidfile", "--log-file", "--store", "--max-message-size"] {
+    for opt in [
+        "--remote",
+        "--inactivity-probe",
+        "--pidfile",
+        "--log-file",
+        "--store",
+        "--max-message-size",
+    ] {
         assert!(text.contains(opt), "--help lacks {opt}:\n{text}");
     }
 }
 
 #[test]
 fn missing_schema_is_one_line_naming_the_file() {
-    let out = oxsdb().arg("/nonexistent/x.ovsschema").output().expect("run oxsdb");
+    let out = oxsdb()
+        .arg("/nonexistent/x.ovsschema")
+        .output()
+        .expect("run oxsdb");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -31,17 +41,27 @@ fn missing_schema_is_one_line_naming_the_file() {
 fn invalid_schema_is_one_line_naming_the_file_and_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("bad.ovsschema");
-    std::fs::write(&p, r#"{"name": "d", "tables": {"T": {"columns": {"c": {"type": "bogus"}}}}}"#).expect("write");
+    std::fs::write(
+        &p,
+        r#"{"name": "d", "tables": {"T": {"columns": {"c": {"type": "bogus"}}}}}"#,
+    )
+    .expect("write");
     let out = oxsdb().arg(&p).output().expect("run oxsdb");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("bad.ovsschema") && err.contains("bogus"), "{err}");
+    assert!(
+        err.contains("bad.ovsschema") && err.contains("bogus"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_remote_is_refused() {
-    let out = oxsdb().args(["--remote=tcp:1:2", "examples/todo.ovsschema"]).output().expect("run oxsdb");
+    let out = oxsdb()
+        .args(["--remote=tcp:1:2", "examples/todo.ovsschema"])
+        .output()
+        .expect("run oxsdb");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ptcp:PORT"));
 }
@@ -55,6 +75,7 @@ fn sigterm_exits_zero_and_removes_the_pidfile() {
         .arg(format!("--pidfile={}", pidfile.display()))
         .arg(format!("--remote=punix:{}", sock.display()))
         .arg("--remote=ptcp:0:127.0.0.1")
+        .arg(format!("--data-dir={}", dir.path().display()))
         .arg("examples/todo.ovsschema")
         .stderr(Stdio::piped())
         .spawn()
@@ -74,7 +95,10 @@ fn sigterm_exits_zero_and_removes_the_pidfile() {
     let pid = std::fs::read_to_string(&pidfile).expect("pidfile written");
     assert_eq!(pid.trim(), child.id().to_string());
     assert!(sock.exists());
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(ok.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

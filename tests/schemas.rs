@@ -118,7 +118,11 @@ fn to_json_equals_reference_get_schema() {
         let schema_line = text.lines().nth(1).expect("schema record");
         let reference: Value = serde_json::from_str(schema_line).expect("schema json");
         // Compare as ovsdb-server prints JSON (reals as %.15g: 1.0 is "1").
-        assert_eq!(oxsdb::data::json_text(&s.to_json()), oxsdb::data::json_text(&reference), "{path}");
+        assert_eq!(
+            oxsdb::data::json_text(&s.to_json()),
+            oxsdb::data::json_text(&reference),
+            "{path}"
+        );
     }
 }
 

@@ -292,7 +292,8 @@ impl DatabaseActor {
                             changes,
                             revision: None,
                         });
-                        let fut = async move { store.commit(cmp, writes).await };
+                        let durable = done.durable;
+                        let fut = async move { store.commit_durable(cmp, writes, durable).await };
                         ctx.spawn(
                             fut.into_actor(self)
                                 .map(|res, act, ctx| act.committed(res, ctx)),

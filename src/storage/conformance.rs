@@ -788,9 +788,16 @@ pub async fn range_snapshot(ctx: &Ctx) -> CheckResult {
     // sets count = i, so a consistent snapshot has items 0..=count.
     let store = ctx.store.clone();
     let ns = ctx.ns.clone();
+    // The writer pauses every 25 commits until the reader has read once, so
+    // reads really interleave with commits whatever the scheduler does.
+    let read_done = std::sync::Arc::new(tokio::sync::Notify::new());
+    let read_done_w = read_done.clone();
     let writer = tokio::spawn(async move {
         let key = |k: String| Bytes::from([&ns[..], k.as_bytes()].concat());
         for i in 0..200 {
+            if i % 25 == 0 {
+                read_done_w.notified().await;
+            }
             store
                 .commit(
                     vec![],
@@ -814,6 +821,7 @@ pub async fn range_snapshot(ctx: &Ctx) -> CheckResult {
             .await
             .or_fail("range during commits")?;
         reads += 1;
+        read_done.notify_one();
         let (count, items): (Vec<&KeyValue>, Vec<&KeyValue>) =
             kvs.iter().partition(|kv| kv.key == ctx.key("c/count"));
         let n: i64 = match count.first() {

@@ -3,7 +3,7 @@
 //! Every backend implements [`Storage`] and passes the one
 //! [`conformance`] suite:
 //! - [`memory`]: in process, nothing persisted (tests, benchmarks, scratch);
-//! - [`file`]: the memory store plus OVSDB's standalone file format
+//! - [`file`](mod@file): the memory store plus OVSDB's standalone file format
 //!   ([`ovsdb_log`] frames its records, [`ovsdb_txn`] translates them);
 //! - `etcd` (later): one to one onto etcd v3 through `etcd-client`.
 //!

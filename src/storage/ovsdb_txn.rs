@@ -575,6 +575,18 @@ mod tests {
             json!({"T": {us.clone(): {"i": 6, "o": 4, "s": ["set", [1, 7]], "m": ["map", [["a", "1"], ["b", "22"], ["c", "3"]]]}},
                    "_date": 8, "_is_diff": true})
         );
+        // Without column diffs (`--disable-file-column-diff`): whole values.
+        let mut b = codec.builder();
+        b.add(RowEvent {
+            table: 0,
+            uuid: u,
+            old: Some(&r0),
+            new: Some(&r1),
+        })
+        .unwrap();
+        let rec = b.finish(None, 8, false).unwrap();
+        assert_eq!(rec["T"][&us]["s"], json!(["set", [2, 3, 7]]));
+        assert!(rec.get("_is_diff").is_none());
         // Only an ephemeral column changed: no record.
         let r2 = stored(
             &s,

@@ -260,7 +260,7 @@ impl WireServer {
         let log = dir.path().join("stderr");
         let stderr = fs::File::create(&log).expect("create stderr file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxsdb"));
-        cmd.arg("--remote=ptcp:0:127.0.0.1");
+        cmd.arg("--remote=ptcp:0:127.0.0.1").arg("--store=memory");
         if let Some(ms) = opts.probe_ms {
             cmd.arg(format!("--inactivity-probe={ms}"));
         }
