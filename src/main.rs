@@ -45,6 +45,16 @@ struct Cli {
     #[arg(long)]
     fsync: bool,
 
+    /// Compact a database file once it exceeds this many bytes and twice its
+    /// size after the last compaction (file store; ovsdb-server's rule is 10 MB).
+    #[arg(long = "compact-min-size", value_name = "BYTES", default_value_t = 10 << 20)]
+    compact_min_size: u64,
+
+    /// ... and at least this many seconds passed since the last compaction
+    /// (ovsdb-server waits 10 minutes).
+    #[arg(long = "compact-min-interval", value_name = "SECONDS", default_value_t = 600)]
+    compact_min_interval: u64,
+
     /// Milliseconds of client silence before the server sends an echo (TCP
     /// only; a second silent interval closes the connection); 0 disables.
     #[arg(long = "inactivity-probe", value_name = "MS", default_value_t = 5000)]
@@ -198,6 +208,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect();
             let options = FileOptions {
                 fsync_every_commit: cli.fsync,
+                compact_min_bytes: cli.compact_min_size,
+                compact_min_interval: Duration::from_secs(cli.compact_min_interval),
                 ..FileOptions::default()
             };
             let store = FileStore::open(keys.clone(), dbs, options).map_err(anyhow::Error::msg)?;
