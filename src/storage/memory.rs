@@ -558,7 +558,9 @@ impl MemoryStore {
                 .spawn(move || reaper.run(weak))
                 .map_err(|e| StorageError::Other(format!("starting the lease thread: {e}")))?;
         }
-        Ok(self.reaper.get().expect("set above"))
+        self.reaper
+            .get()
+            .ok_or_else(|| StorageError::Other("the lease thread is not running".into()))
     }
 }
 
