@@ -2,5 +2,7 @@
 //! harness and the normalisation used to compare its replies with oxsdb's.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod normalize;
 pub mod reference;
+pub mod servers;
