@@ -52,7 +52,11 @@ struct Cli {
 
     /// ... and at least this many seconds passed since the last compaction
     /// (ovsdb-server waits 10 minutes).
-    #[arg(long = "compact-min-interval", value_name = "SECONDS", default_value_t = 600)]
+    #[arg(
+        long = "compact-min-interval",
+        value_name = "SECONDS",
+        default_value_t = 600
+    )]
     compact_min_interval: u64,
 
     /// Milliseconds of client silence before the server sends an echo (TCP
