@@ -186,6 +186,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| first_name.to_lowercase());
     let keys = Keys::new(&cli.prefix, &service).map_err(anyhow::Error::msg)?;
+    // Logging first: opening database files reports what it repairs.
+    init_logging(&cli)?;
     let (store, schemas): (Arc<dyn Storage>, Vec<Arc<DatabaseSchema>>) = match cli.store.as_str() {
         "memory" => {
             let mut schemas = Vec::new();
@@ -222,7 +224,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         other => bail!("--store={other}: unknown store; use file or memory"),
     };
-    init_logging(&cli)?;
     if let Some(p) = &cli.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("{}: cannot write pidfile", p.display()))?;
@@ -239,11 +240,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let sys = actix::System::new();
     let result = sys.block_on(async move {
+        // Handlers first: a SIGTERM right after "listening" must still exit cleanly.
+        let signals = Signals::install();
         let running = server::start(config, schemas).await?;
         for b in &running.bound {
             eprintln!("oxsdb: listening on {b}");
         }
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down");
         running.shutdown();
         Ok::<(), anyhow::Error>(())
@@ -254,19 +257,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
+/// SIGTERM and SIGINT, installed before the server starts listening.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn wait(self) {
+        match (self.term, self.int) {
+            (Some(mut t), Some(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

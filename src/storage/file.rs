@@ -64,6 +64,7 @@ use super::{
     WatchBatch, WatchStream, WriteOp,
 };
 use crate::schema::DatabaseSchema;
+use crate::storage::file_lock::FileLock;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -252,6 +253,8 @@ struct Writer {
 struct DbFile {
     name: String,
     path: PathBuf,
+    /// Held for the store's lifetime.
+    _lock: FileLock,
     state: Mutex<DbState>,
     /// Serialises fsyncs, so that waiting committers share them.
     sync_lock: Mutex<()>,
@@ -414,12 +417,30 @@ fn replace_file(
 struct Opened {
     state: DbState,
     replay: Replay,
+    lock: FileLock,
 }
 
 /// Opens (or creates) one database file.
 fn open_db(db: &FileDb) -> Result<Opened, FileStoreError> {
     let path = db.path.as_path();
     let p = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io_err(dir, "create the directory"))?;
+    }
+    // Before touching the file: another oxsdb, ovsdb-server or ovsdb-tool may own it.
+    let lock = FileLock::acquire(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            FileStoreError::Unusable {
+                path: p.clone(),
+                message: format!(
+                    "in use by another process (it holds {}); stop that server first",
+                    FileLock::path_for(path).display()
+                ),
+            }
+        } else {
+            io_err(&FileLock::path_for(path), "lock")(e)
+        }
+    })?;
     for stale in [tmp_path(path), convert_tmp_path(path)] {
         if stale.exists() {
             tracing::warn!(path = %stale.display(),
@@ -460,6 +481,7 @@ fn open_db(db: &FileDb) -> Result<Opened, FileStoreError> {
         return Ok(Opened {
             state: new_state(Codec::new(schema.clone()), file, ends[0], ends[0], 0, 0),
             replay: Replay::new(schema.clone()),
+            lock,
         });
     }
     let file = OpenOptions::new()
@@ -581,6 +603,7 @@ fn open_db(db: &FileDb) -> Result<Opened, FileStoreError> {
     Ok(Opened {
         state: new_state(Codec::new(schema), file, good_end, base, n_txns, rows),
         replay,
+        lock,
     })
 }
 
@@ -666,6 +689,7 @@ impl FileStore {
             files.push(DbFile {
                 name,
                 path: db.path.clone(),
+                _lock: opened.lock,
                 state: Mutex::new(opened.state),
                 sync_lock: Mutex::new(()),
                 synced: AtomicU64::new(0),

@@ -39,6 +39,7 @@
 
 pub mod conformance;
 pub mod file;
+pub mod file_lock;
 pub mod keys;
 pub mod memory;
 pub mod ovsdb_log;

@@ -231,7 +231,7 @@ pub fn schema_name(schema: &Path) -> String {
 /// An oxsdb process (or a stopped one that can be started again with the
 /// same arguments and port), killed on drop. Its stderr (where it prints
 /// `oxsdb: listening on ...` and, without `--log-file`, its log) goes to a
-/// file per start in `log_dir`.
+/// file per instance and start in `log_dir`.
 pub struct Oxsdb {
     args: Vec<OsString>,
     /// The TCP port: 0 before the first start, then kept for restarts.
@@ -240,8 +240,12 @@ pub struct Oxsdb {
     pub unix: Option<PathBuf>,
     child: Option<Child>,
     log_dir: PathBuf,
+    /// Distinguishes the stderr files of several instances in one directory.
+    instance: usize,
     starts: usize,
 }
+
+static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 impl Oxsdb {
     /// Starts oxsdb with `args` (everything but `--remote`) listening on
@@ -257,6 +261,7 @@ impl Oxsdb {
             unix,
             child: None,
             log_dir: log_dir.to_path_buf(),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             starts: 0,
         };
         o.launch();
@@ -264,7 +269,8 @@ impl Oxsdb {
     }
 
     fn stderr_path(&self, start: usize) -> PathBuf {
-        self.log_dir.join(format!("oxsdb-{start}.stderr"))
+        self.log_dir
+            .join(format!("oxsdb-{}-{start}.stderr", self.instance))
     }
 
     fn command(&self) -> Command {
@@ -278,6 +284,14 @@ impl Oxsdb {
     }
 
     fn launch(&mut self) {
+        if let Err((status, text)) = self.try_launch() {
+            panic!("oxsdb exited with {status} before listening; stderr:\n{text}");
+        }
+    }
+
+    /// Starts the process; `Err((exit status, stderr))` if it exits before
+    /// listening. Panics if it neither listens nor exits in time.
+    fn try_launch(&mut self) -> Result<(), (ExitStatus, String)> {
         assert!(self.child.is_none(), "oxsdb is already running");
         self.starts += 1;
         let path = self.stderr_path(self.starts);
@@ -298,12 +312,13 @@ impl Oxsdb {
                     assert_eq!(port, self.port, "oxsdb restarted on another port");
                 }
                 self.port = port;
-                return;
+                return Ok(());
             }
             let child = self.child.as_mut().unwrap();
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                panic!("oxsdb exited with {status} before listening; stderr:\n{text}");
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                return Err((status, text));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -313,6 +328,25 @@ impl Oxsdb {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Like [`Oxsdb::start`], but an oxsdb that exits before listening is
+    /// `Err((exit status, stderr))` instead of a panic.
+    pub fn try_start<S: Into<OsString> + Clone>(
+        args: &[S],
+        log_dir: &Path,
+        unix: Option<PathBuf>,
+    ) -> Result<Oxsdb, (ExitStatus, String)> {
+        let mut o = Oxsdb {
+            args: args.iter().cloned().map(Into::into).collect(),
+            port: 0,
+            unix,
+            child: None,
+            log_dir: log_dir.to_path_buf(),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            starts: 0,
+        };
+        o.try_launch().map(|()| o)
     }
 
     /// Starts it again (same arguments, same port) after [`Oxsdb::stop`] or [`Oxsdb::kill9`].
