@@ -5,7 +5,7 @@
 //! - [`memory`]: in process, nothing persisted (tests, benchmarks, scratch);
 //! - [`file`](mod@file): the memory store plus OVSDB's standalone file format
 //!   ([`ovsdb_log`] frames its records, [`ovsdb_txn`] translates them);
-//! - `etcd` (later): one to one onto etcd v3 through `etcd-client`.
+//! - `etcd`: one to one onto etcd v3 through `etcd-client`.
 //!
 //! The model, which is etcd's:
 //! - keys and values are bytes; the store has one global revision that every
@@ -38,6 +38,7 @@
 //!   and watch from its revision + 1.
 
 pub mod conformance;
+pub mod etcd;
 pub mod file;
 pub mod file_lock;
 pub mod keys;

@@ -1,0 +1,940 @@
+//! [`EtcdStore`]: [`Storage`] one to one onto etcd v3 through `etcd-client`.
+//!
+//! - [`Storage::commit`] is one `Txn`: the compares (`mod_revision ==` /
+//!   `value ==`), then one put (with its lease) or delete per write; the
+//!   result's revision is the Txn header's.
+//! - [`Storage::range`] reads pages of [`RANGE_PAGE`] keys at the revision of
+//!   the first page, so a range is one consistent snapshot of any size.
+//! - [`Storage::watch`] is an etcd watch with `prev_kv`, its responses split
+//!   into one [`WatchBatch`] per `mod_revision`. A watch whose connection
+//!   breaks (a member died) is resumed transparently from the last revision
+//!   delivered + 1 for up to [`WATCH_RESUME_FOR`]; only then, or on
+//!   compaction, does the stream yield its one `Err`.
+//! - Leases: grant, a single keep-alive request per [`Storage::keep_alive`]
+//!   (TTL 0 in the answer means the lease is gone), revoke.
+//!
+//! The client runs on a small tokio runtime of its own: the gRPC connections
+//! then outlive whatever runtime called [`EtcdStore::connect`] (each actix
+//! arbiter, each `#[tokio::test]` has its own), and every call works from any
+//! runtime. The runtime lives as long as the store or any of its watch
+//! streams.
+//!
+//! Limits of etcd that show through:
+//! - lease TTLs are whole seconds, at least etcd's minimum (2 s by default);
+//! - events replayed from the compaction revision may lack their previous
+//!   value (etcd no longer has it): `prev_value` is then `None`;
+//! - a commit is limited by the server's `--max-txn-ops` (operations) and
+//!   `--max-request-bytes` (size): over them it fails with
+//!   [`StorageError::TooLarge`] naming the flag, and writes nothing.
+
+use super::{
+    CommitResult, Compare, Event, EventKind, KeyValue, LeaseId, Revision, Storage, StorageError,
+    WatchBatch, WatchStream, WriteOp,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_client as ec;
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Keys per page of [`Storage::range`].
+pub const RANGE_PAGE: i64 = 2000;
+/// The largest gRPC message the client accepts (tonic's default is 4 MiB;
+/// etcd's values go up to `--max-request-bytes`, and a watch response holds a
+/// whole commit).
+pub const MAX_DECODING_MESSAGE: usize = 512 << 20;
+/// How long a broken watch is retried before its stream yields
+/// [`StorageError::Unavailable`].
+pub const WATCH_RESUME_FOR: Duration = Duration::from_secs(30);
+
+/// TLS settings: PEM files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA that signed the servers' certificates (the system roots are not
+    /// used).
+    pub ca: Option<PathBuf>,
+    /// A client certificate, for servers with `--client-cert-auth`.
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key: Option<PathBuf>,
+    /// The name to check the servers' certificates against (default: the
+    /// endpoint's host).
+    pub domain: Option<String>,
+}
+
+/// How to reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// `host:port` or `http(s)://host:port`, one per member.
+    pub endpoints: Vec<String>,
+    /// User name, for etcd with authentication enabled.
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<String>,
+    /// TLS (then endpoints without a scheme use https).
+    pub tls: Option<EtcdTls>,
+    /// Timeout of establishing one connection.
+    pub connect_timeout: Duration,
+    /// Timeout of one request (a commit, a range, a lease call; for a watch,
+    /// of its creation).
+    pub request_timeout: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            user: None,
+            password: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl EtcdOptions {
+    /// Options for these endpoints, the rest default.
+    pub fn new<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> EtcdOptions {
+        EtcdOptions {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            ..EtcdOptions::default()
+        }
+    }
+}
+
+/// Shuts the store's runtime down when the store and all its watch streams
+/// are gone.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            // Allowed from inside an async context, unlike dropping it.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// What the store's tasks share.
+struct Inner {
+    client: ec::Client,
+    kv: ec::KvClient,
+    watch: ec::WatchClient,
+    request_timeout: Duration,
+}
+
+/// The etcd backend. See the [module documentation](self).
+pub struct EtcdStore {
+    inner: Arc<Inner>,
+    handle: tokio::runtime::Handle,
+    runtime: Arc<RuntimeGuard>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore").finish_non_exhaustive()
+    }
+}
+
+impl EtcdStore {
+    /// Connects, and checks that etcd answers (within the connect and
+    /// request timeouts): `Unavailable` if not.
+    pub async fn connect(options: EtcdOptions) -> Result<Arc<EtcdStore>, StorageError> {
+        if options.endpoints.is_empty() {
+            return Err(StorageError::Invalid("no etcd endpoint given".into()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("oxsdb-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Other(format!("etcd client runtime: {e}")))?;
+        let handle = runtime.handle().clone();
+        let runtime = Arc::new(RuntimeGuard(Some(runtime)));
+        let mut connect = ec::ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true)
+            // A member cut off from its cluster fails requests and watches
+            // rather than serving stale data or staying silent.
+            .with_require_leader(true);
+        match (&options.user, &options.password) {
+            (Some(u), p) => connect = connect.with_user(u.clone(), p.clone().unwrap_or_default()),
+            (None, Some(_)) => {
+                return Err(StorageError::Invalid(
+                    "an etcd password without a user".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls_config(tls)?);
+        }
+        let endpoints = options.endpoints.clone();
+        let timeout = options.connect_timeout + options.request_timeout;
+        let client = handle
+            .spawn(async move {
+                tokio::time::timeout(timeout, ec::Client::connect(endpoints, Some(connect))).await
+            })
+            .await
+            .map_err(|e| StorageError::Other(format!("etcd connect task: {e}")))?
+            .map_err(|_| {
+                StorageError::Unavailable(format!("etcd connect timed out after {timeout:?}"))
+            })?
+            .map_err(|e| map_err(e, None))?;
+        let inner = Arc::new(Inner {
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_DECODING_MESSAGE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_DECODING_MESSAGE),
+            client,
+            request_timeout: options.request_timeout,
+        });
+        let store = Arc::new(EtcdStore {
+            inner,
+            handle,
+            runtime,
+        });
+        // Fail now if nothing answers.
+        store.current_revision().await?;
+        Ok(store)
+    }
+
+    /// Runs `f` on the store's runtime within the request timeout, again
+    /// while it fails as `retry` allows (a dead member stays in the client's
+    /// balancer: requests sent its way fail to connect, the next attempt
+    /// most likely goes to a live one).
+    async fn run<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Inner>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        let timeout = self.inner.request_timeout;
+        let inner = self.inner.clone();
+        self.handle
+            .spawn(async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let mut delay = Duration::from_millis(10);
+                loop {
+                    let r = match tokio::time::timeout_at(deadline, f(inner.clone())).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            return Err(StorageError::Unavailable(format!(
+                                "etcd request timed out after {timeout:?}"
+                            )))
+                        }
+                    };
+                    match r {
+                        Err(e) if retry.allows(&e) => {
+                            if tokio::time::Instant::now() + delay >= deadline {
+                                return Err(e);
+                            }
+                            tracing::debug!(error = %e, "retrying an etcd request");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_millis(500));
+                        }
+                        r => return r,
+                    }
+                }
+            })
+            .await
+            .map_err(|e| StorageError::Other(format!("etcd request task: {e}")))?
+    }
+}
+
+/// Which failures [`EtcdStore::run`] retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Any `Unavailable`: for reads and other requests that may be repeated.
+    Unavailable,
+    /// Only failures before the request was sent (no connection): for
+    /// writes, which must not be applied twice.
+    NotSent,
+}
+
+impl Retry {
+    fn allows(self, e: &StorageError) -> bool {
+        let StorageError::Unavailable(m) = e else {
+            return false;
+        };
+        match self {
+            Retry::Unavailable => true,
+            Retry::NotSent => {
+                m.contains("connect error")
+                    || m.contains("error trying to connect")
+                    || m.contains("Connection refused")
+                    || m.contains("connection refused")
+            }
+        }
+    }
+}
+
+fn read_pem(path: &PathBuf, what: &str) -> Result<Vec<u8>, StorageError> {
+    std::fs::read(path)
+        .map_err(|e| StorageError::Invalid(format!("etcd TLS {what} {}: {e}", path.display())))
+}
+
+fn tls_config(tls: &EtcdTls) -> Result<ec::TlsOptions, StorageError> {
+    let mut cfg = ec::TlsOptions::new();
+    if let Some(ca) = &tls.ca {
+        cfg = cfg.ca_certificate(ec::Certificate::from_pem(read_pem(ca, "CA")?));
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            cfg = cfg.identity(ec::Identity::from_pem(
+                read_pem(cert, "certificate")?,
+                read_pem(key, "key")?,
+            ));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(StorageError::Invalid(
+                "an etcd client certificate needs both its certificate and key files".into(),
+            ))
+        }
+    }
+    if let Some(d) = &tls.domain {
+        cfg = cfg.domain_name(d.clone());
+    }
+    Ok(cfg)
+}
+
+/// The end of the key range of every key starting with `prefix` (etcd's
+/// `range_end`): `\0` for all keys.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn key_value(kv: &ec::KeyValue) -> KeyValue {
+    KeyValue {
+        key: Bytes::copy_from_slice(kv.key()),
+        value: Bytes::copy_from_slice(kv.value()),
+        create_revision: kv.create_revision(),
+        mod_revision: kv.mod_revision(),
+        lease: (kv.lease() != 0).then_some(kv.lease()),
+    }
+}
+
+const TXN_OPS_HINT: &str =
+    "more operations in one commit than etcd allows (raise etcd's --max-txn-ops)";
+const REQUEST_BYTES_HINT: &str =
+    "a request larger than etcd allows (raise etcd's --max-request-bytes)";
+
+/// Maps a client error; `lease` names the lease for "lease not found".
+fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
+    use tonic::Code;
+    match e {
+        ec::Error::GRpcStatus(s) => {
+            let msg = s.message();
+            if msg.contains("too many operations in txn request") {
+                StorageError::TooLarge(format!("{TXN_OPS_HINT}: {msg}"))
+            } else if msg.contains("request is too large")
+                || (s.code() == Code::ResourceExhausted && msg.contains("larger than max"))
+            {
+                StorageError::TooLarge(format!("{REQUEST_BYTES_HINT}: {msg}"))
+            } else if msg.contains("message length too large")
+                || msg.contains("decoded message length too large")
+            {
+                StorageError::TooLarge(format!(
+                    "a response over the client's limit of {MAX_DECODING_MESSAGE} bytes: {msg}"
+                ))
+            } else if msg.contains("requested lease not found") || msg.contains("lease not found") {
+                StorageError::LeaseNotFound(lease.unwrap_or(0))
+            } else if msg.contains("required revision has been compacted") {
+                // The caller finds the compaction revision where it matters.
+                StorageError::Compacted { compacted: 0 }
+            } else if msg.contains("duplicate key given in txn request")
+                || msg.contains("key is not provided")
+                || msg.contains("required revision is a future revision")
+            {
+                StorageError::Invalid(format!("etcd: {msg}"))
+            } else {
+                match s.code() {
+                    Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::Aborted => {
+                        StorageError::Unavailable(format!("etcd: {msg} ({:?})", s.code()))
+                    }
+                    Code::Unknown if msg.contains("transport") || msg.contains("connect") => {
+                        StorageError::Unavailable(format!("etcd: {msg}"))
+                    }
+                    Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                        StorageError::Invalid(format!("etcd: {msg}"))
+                    }
+                    Code::Unauthenticated | Code::PermissionDenied => {
+                        StorageError::Other(format!("etcd refused: {msg}"))
+                    }
+                    c => StorageError::Other(format!("etcd: {msg} ({c:?})")),
+                }
+            }
+        }
+        ec::Error::TransportError(e) => StorageError::Unavailable(format!("etcd: {e}")),
+        ec::Error::IoError(e) => StorageError::Unavailable(format!("etcd: {e}")),
+        ec::Error::LeaseKeepAliveError(m) if m.contains("not found") => {
+            StorageError::LeaseNotFound(lease.unwrap_or(0))
+        }
+        ec::Error::LeaseKeepAliveError(m) | ec::Error::WatchError(m) => {
+            StorageError::Unavailable(format!("etcd: {m}"))
+        }
+        ec::Error::InvalidArgs(m) => StorageError::Invalid(format!("etcd client: {m}")),
+        ec::Error::InvalidUri(e) => StorageError::Invalid(format!("etcd endpoint: {e}")),
+        e => StorageError::Other(format!("etcd: {e}")),
+    }
+}
+
+/// The oldest revision still watchable (found by a watch from revision 1,
+/// which etcd cancels with the compaction revision).
+async fn compacted_revision(inner: &Inner) -> Result<Revision, StorageError> {
+    let mut wc = inner.watch.clone();
+    let mut stream = wc
+        .watch(
+            b"\0oxsdb-compaction-probe".to_vec(),
+            Some(ec::WatchOptions::new().with_start_revision(1)),
+        )
+        .await
+        .map_err(|e| map_err(e, None))?;
+    let mut result = 1;
+    // The created response, then (if compacted) the cancel.
+    for _ in 0..2 {
+        match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
+            Ok(Ok(Some(r))) => {
+                if r.compact_revision() > 0 {
+                    result = r.compact_revision();
+                    break;
+                }
+                if r.canceled() {
+                    break;
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(map_err(e, None)),
+            Err(_) => break,
+        }
+    }
+    Ok(result)
+}
+
+async fn current_revision(inner: &Inner) -> Result<Revision, StorageError> {
+    let mut kv = inner.kv.clone();
+    let r = kv
+        .get(
+            b"\0".to_vec(),
+            Some(ec::GetOptions::new().with_count_only()),
+        )
+        .await
+        .map_err(|e| map_err(e, None))?;
+    header_revision(r.header())
+}
+
+fn header_revision(h: Option<&ec::ResponseHeader>) -> Result<Revision, StorageError> {
+    h.map(|h| h.revision())
+        .ok_or_else(|| StorageError::Other("etcd answered without a header".into()))
+}
+
+async fn range(inner: &Inner, prefix: Vec<u8>) -> Result<(Vec<KeyValue>, Revision), StorageError> {
+    let end = prefix_end(&prefix);
+    // A compaction between pages fails the later page: start over.
+    'again: for _ in 0..5 {
+        let mut kv = inner.kv.clone();
+        let mut out = Vec::new();
+        let mut start = prefix.clone();
+        let mut revision = 0;
+        loop {
+            let mut opts = ec::GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(RANGE_PAGE);
+            if revision != 0 {
+                opts = opts.with_revision(revision);
+            }
+            let r = match kv.get(start.clone(), Some(opts)).await {
+                Ok(r) => r,
+                Err(e) => match map_err(e, None) {
+                    StorageError::Compacted { .. } if revision != 0 => continue 'again,
+                    e => return Err(e),
+                },
+            };
+            if revision == 0 {
+                revision = header_revision(r.header())?;
+            }
+            out.extend(r.kvs().iter().map(key_value));
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => return Ok((out, revision)),
+            }
+        }
+    }
+    Err(StorageError::Unavailable(
+        "etcd: range kept being compacted under its pages".into(),
+    ))
+}
+
+/// After a commit failed with "lease not found": which of its leases is
+/// gone.
+async fn missing_lease(inner: &Inner, leases: &[LeaseId]) -> LeaseId {
+    let mut lc = inner.client.lease_client();
+    for &l in leases {
+        match lc.time_to_live(l, None).await {
+            Ok(r) if r.ttl() > 0 => continue,
+            _ => return l,
+        }
+    }
+    leases.first().copied().unwrap_or(0)
+}
+
+async fn commit(
+    inner: &Inner,
+    compares: Vec<Compare>,
+    writes: Vec<WriteOp>,
+) -> Result<CommitResult, StorageError> {
+    let cmps: Vec<ec::Compare> = compares
+        .into_iter()
+        .map(|c| match c {
+            Compare::ModRevision { key, revision } => {
+                ec::Compare::mod_revision(key.to_vec(), ec::CompareOp::Equal, revision)
+            }
+            Compare::Value { key, value } => {
+                ec::Compare::value(key.to_vec(), ec::CompareOp::Equal, value.to_vec())
+            }
+        })
+        .collect();
+    let mut leases: Vec<LeaseId> = Vec::new();
+    let ops: Vec<ec::TxnOp> = writes
+        .into_iter()
+        .map(|w| match w {
+            WriteOp::Put { key, value, lease } => {
+                let opts = lease.map(|l| {
+                    if !leases.contains(&l) {
+                        leases.push(l);
+                    }
+                    ec::PutOptions::new().with_lease(l)
+                });
+                ec::TxnOp::put(key.to_vec(), value.to_vec(), opts)
+            }
+            WriteOp::Delete { key } => ec::TxnOp::delete(key.to_vec(), None),
+        })
+        .collect();
+    let mut kv = inner.kv.clone();
+    match kv.txn(ec::Txn::new().when(cmps).and_then(ops)).await {
+        Ok(r) => Ok(CommitResult {
+            succeeded: r.succeeded(),
+            revision: header_revision(r.header())?,
+        }),
+        Err(e) => match map_err(e, None) {
+            StorageError::LeaseNotFound(_) => Err(StorageError::LeaseNotFound(
+                missing_lease(inner, &leases).await,
+            )),
+            e => Err(e),
+        },
+    }
+}
+
+/// Splits one watch response into batches, one per revision.
+fn batches(resp: &ec::WatchResponse) -> Vec<WatchBatch> {
+    let mut out: Vec<WatchBatch> = Vec::new();
+    for ev in resp.events() {
+        let Some(kv) = ev.kv() else { continue };
+        let rev = kv.mod_revision();
+        let kind = match ev.event_type() {
+            ec::EventType::Put => EventKind::Put,
+            ec::EventType::Delete => EventKind::Delete,
+        };
+        let event = Event {
+            kind,
+            key: Bytes::copy_from_slice(kv.key()),
+            value: (kind == EventKind::Put).then(|| Bytes::copy_from_slice(kv.value())),
+            prev_value: ev.prev_kv().map(|p| Bytes::copy_from_slice(p.value())),
+            mod_revision: rev,
+        };
+        match out.last_mut() {
+            Some(b) if b.revision == rev => b.events.push(event),
+            _ => out.push(WatchBatch {
+                revision: rev,
+                events: vec![event],
+            }),
+        }
+    }
+    out
+}
+
+enum WatchEnd {
+    /// The consumer is gone.
+    Dropped,
+    /// Fatal: send it and stop.
+    Fatal(StorageError),
+    /// The connection broke: resume.
+    Broken(StorageError),
+}
+
+/// Creates an etcd watch from `from` and waits for its creation.
+async fn open_watch(
+    inner: &Inner,
+    prefix: &[u8],
+    from: Revision,
+) -> Result<ec::WatchStream, StorageError> {
+    let mut wc = inner.watch.clone();
+    let opts = ec::WatchOptions::new()
+        .with_range(prefix_end(prefix))
+        .with_start_revision(from)
+        .with_prev_key();
+    let mut stream = wc
+        .watch(prefix.to_vec(), Some(opts))
+        .await
+        .map_err(|e| map_err(e, None))?;
+    // The first response says whether the watch was created, or canceled at
+    // once because `from` is compacted.
+    let first = stream.message().await.map_err(|e| map_err(e, None))?;
+    match first {
+        None => Err(StorageError::Unavailable(
+            "etcd closed the watch before creating it".into(),
+        )),
+        Some(r) if r.compact_revision() > 0 => Err(StorageError::Compacted {
+            compacted: r.compact_revision(),
+        }),
+        Some(r) if r.canceled() => Err(canceled(&r)),
+        Some(r) if r.created() => Ok(stream),
+        Some(_) => Err(StorageError::Other(
+            "etcd's first watch response was not its creation".into(),
+        )),
+    }
+}
+
+fn canceled(r: &ec::WatchResponse) -> StorageError {
+    if r.compact_revision() > 0 {
+        return StorageError::Compacted {
+            compacted: r.compact_revision(),
+        };
+    }
+    let reason = r.cancel_reason();
+    if reason.contains("no leader") || reason.is_empty() {
+        StorageError::Unavailable(format!("etcd canceled the watch: {reason}"))
+    } else {
+        StorageError::Other(format!("etcd canceled the watch: {reason}"))
+    }
+}
+
+/// Forwards one etcd watch until it ends; `next` is the next revision due.
+async fn pump(
+    stream: &mut ec::WatchStream,
+    tx: &mpsc::Sender<Result<WatchBatch, StorageError>>,
+    next: &mut Revision,
+) -> WatchEnd {
+    loop {
+        let msg = tokio::select! {
+            _ = tx.closed() => return WatchEnd::Dropped,
+            m = stream.message() => m,
+        };
+        let resp = match msg {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return WatchEnd::Broken(StorageError::Unavailable(
+                    "etcd ended the watch stream".into(),
+                ))
+            }
+            Err(e) => {
+                return match map_err(e, None) {
+                    e @ StorageError::Unavailable(_) => WatchEnd::Broken(e),
+                    e => WatchEnd::Fatal(e),
+                }
+            }
+        };
+        for b in batches(&resp) {
+            // After a resume, skip what was already delivered.
+            if b.revision < *next {
+                continue;
+            }
+            *next = b.revision + 1;
+            if tx.send(Ok(b)).await.is_err() {
+                return WatchEnd::Dropped;
+            }
+        }
+        if resp.canceled() {
+            return match canceled(&resp) {
+                e @ StorageError::Unavailable(_) => WatchEnd::Broken(e),
+                e => WatchEnd::Fatal(e),
+            };
+        }
+    }
+}
+
+/// The task behind a [`WatchStream`]: pumps, and resumes broken watches.
+async fn watch_task(
+    inner: Arc<Inner>,
+    prefix: Vec<u8>,
+    mut next: Revision,
+    mut stream: ec::WatchStream,
+    tx: mpsc::Sender<Result<WatchBatch, StorageError>>,
+) {
+    loop {
+        let err = match pump(&mut stream, &tx, &mut next).await {
+            WatchEnd::Dropped => return,
+            WatchEnd::Fatal(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            WatchEnd::Broken(e) => e,
+        };
+        drop(stream);
+        let broke = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        let mut last_err = err;
+        stream = loop {
+            if broke.elapsed() > WATCH_RESUME_FOR {
+                let _ = tx.send(Err(last_err)).await;
+                return;
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(1));
+            let attempt =
+                tokio::time::timeout(inner.request_timeout, open_watch(&inner, &prefix, next))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StorageError::Unavailable(
+                            "etcd watch creation timed out".into(),
+                        ))
+                    });
+            match attempt {
+                Ok(s) => break s,
+                Err(e @ StorageError::Unavailable(_)) => last_err = e,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        };
+        tracing::debug!(next, "etcd watch resumed");
+    }
+}
+
+#[async_trait]
+impl Storage for EtcdStore {
+    async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, Revision), StorageError> {
+        let prefix = prefix.to_vec();
+        self.run(Retry::Unavailable, move |inner| {
+            let prefix = prefix.clone();
+            async move { range(&inner, prefix).await }
+        })
+        .await
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
+        if key.is_empty() {
+            return Err(StorageError::Invalid("empty key".into()));
+        }
+        let key = key.to_vec();
+        self.run(Retry::Unavailable, move |inner| {
+            let key = key.clone();
+            async move {
+                let mut kv = inner.kv.clone();
+                let r = kv.get(key, None).await.map_err(|e| map_err(e, None))?;
+                Ok(r.kvs().first().map(key_value))
+            }
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        compares: Vec<Compare>,
+        writes: Vec<WriteOp>,
+    ) -> Result<CommitResult, StorageError> {
+        // Checked here as the memory store does, with its messages (etcd
+        // would refuse them too, less clearly).
+        let mut seen = HashSet::with_capacity(writes.len());
+        for w in &writes {
+            if w.key().is_empty() {
+                return Err(StorageError::Invalid("a write with an empty key".into()));
+            }
+            if !seen.insert(w.key().clone()) {
+                return Err(StorageError::Invalid(format!(
+                    "key {:?} written twice in one commit",
+                    String::from_utf8_lossy(w.key())
+                )));
+            }
+        }
+        for c in &compares {
+            if c.key().is_empty() {
+                return Err(StorageError::Invalid("a compare with an empty key".into()));
+            }
+        }
+        self.run(Retry::NotSent, move |inner| {
+            let (compares, writes) = (compares.clone(), writes.clone());
+            async move { commit(&inner, compares, writes).await }
+        })
+        .await
+    }
+
+    async fn watch(&self, prefix: &[u8], from: Revision) -> Result<WatchStream, StorageError> {
+        if from < 0 {
+            return Err(StorageError::Invalid(format!(
+                "watch from a negative revision {from}"
+            )));
+        }
+        let prefix = prefix.to_vec();
+        let handle = self.handle.clone();
+        let rx = self
+            .run(Retry::Unavailable, move |inner| {
+                let (prefix, handle) = (prefix.clone(), handle.clone());
+                async move {
+                    // "Now" is the next revision: etcd's start_revision 0 races
+                    // with commits made just before the watch is created.
+                    let from = if from == 0 {
+                        current_revision(&inner).await? + 1
+                    } else {
+                        from
+                    };
+                    let stream = match open_watch(&inner, &prefix, from).await {
+                        Err(StorageError::Compacted { compacted: 0 }) => {
+                            return Err(StorageError::Compacted {
+                                compacted: compacted_revision(&inner).await?,
+                            })
+                        }
+                        r => r?,
+                    };
+                    let (tx, rx) = mpsc::channel(64);
+                    handle.spawn(watch_task(inner, prefix, from, stream, tx));
+                    Ok(rx)
+                }
+            })
+            .await?;
+        let guard = self.runtime.clone();
+        Ok(Box::pin(futures_util::stream::unfold(
+            (rx, guard, false),
+            |(mut rx, guard, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let item = rx.recv().await?;
+                let ended = item.is_err();
+                Some((item, (rx, guard, ended)))
+            },
+        )))
+    }
+
+    async fn current_revision(&self) -> Result<Revision, StorageError> {
+        self.run(Retry::Unavailable, |inner| async move {
+            current_revision(&inner).await
+        })
+        .await
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StorageError> {
+        if ttl.is_zero() {
+            return Err(StorageError::Invalid("lease TTL must be positive".into()));
+        }
+        // Whole seconds, rounded up.
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let secs = i64::try_from(secs)
+            .map_err(|_| StorageError::Invalid(format!("lease TTL {ttl:?} too long")))?;
+        // A grant repeated after a lost answer leaves an unused lease that
+        // expires by itself: harmless.
+        self.run(Retry::Unavailable, move |inner| async move {
+            let mut lc = inner.client.lease_client();
+            let r = lc.grant(secs, None).await.map_err(|e| map_err(e, None))?;
+            if !r.error().is_empty() {
+                return Err(StorageError::Other(format!(
+                    "etcd lease grant: {}",
+                    r.error()
+                )));
+            }
+            Ok(r.id())
+        })
+        .await
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StorageError> {
+        self.run(Retry::Unavailable, move |inner| async move {
+            let mut lc = inner.client.lease_client();
+            // etcd-client sends one request and checks the first answer's
+            // TTL (0: the lease is gone); the stream closes when dropped.
+            let (_keeper, _stream) = lc
+                .keep_alive(lease)
+                .await
+                .map_err(|e| map_err(e, Some(lease)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StorageError> {
+        self.run(Retry::NotSent, move |inner| async move {
+            let mut lc = inner.client.lease_client();
+            lc.revoke(lease)
+                .await
+                .map_err(|e| map_err(e, Some(lease)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
+        self.run(Retry::NotSent, move |inner| async move {
+            let mut kv = inner.kv.clone();
+            match kv.compact(revision, None).await {
+                Ok(_) => Ok(()),
+                Err(e) => match map_err(e, None) {
+                    StorageError::Compacted { .. } => Err(StorageError::Compacted {
+                        compacted: compacted_revision(&inner).await?,
+                    }),
+                    e => Err(e),
+                },
+            }
+        })
+        .await
+    }
+
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"a/"), b"a0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[tokio::test]
+    async fn unreachable_etcd_is_unavailable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = EtcdStore::connect(EtcdOptions {
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(500),
+            ..EtcdOptions::new([format!("127.0.0.1:{port}")])
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(e, StorageError::Unavailable(_)), "{e:?}");
+    }
+}

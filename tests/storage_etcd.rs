@@ -1,0 +1,254 @@
+//! The etcd store against real etcd servers (`/usr/bin/etcd`, Debian's
+//! `etcd-server`): the conformance suite on a fresh single member per check
+//! and shared by all checks on a three-member cluster; a member killed under
+//! commits and watches; etcd's `--max-txn-ops` / `--max-request-bytes`.
+
+#[path = "support/etcd.rs"]
+mod etcd_support;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_support::EtcdCluster;
+use futures_util::StreamExt;
+use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
+use oxsdb::storage::{
+    CommitResult, Compare, KeyValue, LeaseId, Revision, Storage, StorageError, WatchStream, WriteOp,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn connect(etcd: &EtcdCluster) -> Arc<EtcdStore> {
+    EtcdStore::connect(EtcdOptions::new(etcd.endpoints()))
+        .await
+        .unwrap()
+}
+
+/// A store with the etcd it talks to, which lives as long as the store.
+struct WithEtcd {
+    store: Arc<EtcdStore>,
+    _etcd: EtcdCluster,
+}
+
+#[async_trait]
+impl Storage for WithEtcd {
+    async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, Revision), StorageError> {
+        self.store.range(prefix).await
+    }
+    async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
+        self.store.get(key).await
+    }
+    async fn commit(
+        &self,
+        compares: Vec<Compare>,
+        writes: Vec<WriteOp>,
+    ) -> Result<CommitResult, StorageError> {
+        self.store.commit(compares, writes).await
+    }
+    async fn watch(&self, prefix: &[u8], from: Revision) -> Result<WatchStream, StorageError> {
+        self.store.watch(prefix, from).await
+    }
+    async fn current_revision(&self) -> Result<Revision, StorageError> {
+        self.store.current_revision().await
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StorageError> {
+        self.store.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StorageError> {
+        self.store.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StorageError> {
+        self.store.revoke_lease(lease).await
+    }
+    async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
+        self.store.compact(revision).await
+    }
+    fn kind(&self) -> &'static str {
+        self.store.kind()
+    }
+}
+
+/// A fresh single-member etcd and a store on it.
+async fn fresh() -> Arc<WithEtcd> {
+    let etcd = tokio::task::block_in_place(EtcdCluster::single);
+    Arc::new(WithEtcd {
+        store: connect(&etcd).await,
+        _etcd: etcd,
+    })
+}
+
+// Every check on an etcd of its own: exact revision arithmetic and compaction.
+oxsdb::storage_conformance_tests!(fresh().await);
+
+/// Every check at once on one three-member cluster, each with its own client.
+mod cluster {
+    use super::*;
+    use std::sync::OnceLock;
+
+    static CLUSTER: OnceLock<EtcdCluster> = OnceLock::new();
+
+    async fn store() -> Arc<EtcdStore> {
+        let c = tokio::task::block_in_place(|| CLUSTER.get_or_init(|| EtcdCluster::start(3, &[])));
+        connect(c).await
+    }
+
+    oxsdb::storage_conformance_tests!(shared: store().await);
+}
+
+/// Retries a commit while etcd is unavailable (a member just died, an
+/// election is going on), for at most 30 s.
+async fn commit_retrying(s: &EtcdStore, key: &[u8], value: String) -> Revision {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match s
+            .commit(vec![], vec![WriteOp::put(key.to_vec(), value.clone())])
+            .await
+        {
+            Ok(r) => {
+                assert!(r.succeeded);
+                return r.revision;
+            }
+            Err(e @ StorageError::Unavailable(_)) if Instant::now() < deadline => {
+                eprintln!("retrying a commit: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("commit: {e}"),
+        }
+    }
+}
+
+/// The index of the cluster's leader.
+async fn leader(etcd: &EtcdCluster) -> usize {
+    for (i, m) in etcd.members.iter().enumerate() {
+        let mut c = etcd_client::Client::connect([m.endpoint()], None)
+            .await
+            .unwrap();
+        let st = c.status().await.unwrap();
+        if st.header().unwrap().member_id() == st.leader() {
+            return i;
+        }
+    }
+    panic!("no leader");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_and_watches_survive_losing_a_member() {
+    let mut etcd = tokio::task::block_in_place(|| EtcdCluster::start(3, &[]));
+    let s = connect(&etcd).await;
+    let prefix = b"survive/".to_vec();
+    let key = |i: usize| format!("survive/k{}", i % 5).into_bytes();
+    let start = s.current_revision().await.unwrap() + 1;
+    // Debug logs say when a watch resumes (shown for a failing test).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("oxsdb::storage::etcd=debug")
+        .with_test_writer()
+        .try_init();
+    // Several watches, spread over the members by the client's balancer:
+    // most likely one of them is on the member killed.
+    let mut watches = Vec::new();
+    for _ in 0..4 {
+        watches.push(s.watch(&prefix, 0).await.unwrap());
+    }
+    let mut revs = Vec::new();
+    for i in 0..20 {
+        revs.push((commit_retrying(&s, &key(i), i.to_string()).await, i));
+    }
+    // Kill the leader: an election, and some of the client's connections
+    // (maybe the watch's) break.
+    let l = leader(&etcd).await;
+    etcd.members[l].kill();
+    for i in 20..60 {
+        revs.push((commit_retrying(&s, &key(i), i.to_string()).await, i));
+    }
+    // Each watch delivers every commit, in order, without gap or duplicate.
+    for w in &mut watches {
+        for (rev, i) in &revs {
+            let b = tokio::time::timeout(Duration::from_secs(30), w.next())
+                .await
+                .unwrap_or_else(|_| panic!("no batch for revision {rev}"))
+                .expect("the watch ended")
+                .unwrap_or_else(|e| panic!("watch error: {e}"));
+            assert_eq!(b.revision, *rev);
+            assert_eq!(b.events.len(), 1);
+            assert_eq!(b.events[0].key, Bytes::from(key(*i)));
+            assert_eq!(b.events[0].value.as_deref(), Some(i.to_string().as_bytes()));
+        }
+    }
+    // A new watch from before the kill replays everything; reads work.
+    let mut replay = s.watch(&prefix, start).await.unwrap();
+    for (rev, _) in &revs {
+        let b = tokio::time::timeout(Duration::from_secs(30), replay.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.revision, *rev);
+    }
+    let (kvs, _) = s.range(&prefix).await.unwrap();
+    assert_eq!(kvs.len(), 5);
+    // Still a quorum: a fresh client works too, and so do leases.
+    let s2 = EtcdStore::connect(EtcdOptions::new(etcd.endpoints()))
+        .await
+        .unwrap();
+    let lease = s2.grant_lease(Duration::from_secs(10)).await.unwrap();
+    s2.keep_alive(lease).await.unwrap();
+    s2.revoke_lease(lease).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_etcd_limits_is_too_large_and_writes_nothing() {
+    let etcd = tokio::task::block_in_place(|| {
+        EtcdCluster::start(1, &["--max-txn-ops=16", "--max-request-bytes=1048576"])
+    });
+    let s = connect(&etcd).await;
+    let before = s.current_revision().await.unwrap();
+    let puts = |n: usize| -> Vec<WriteOp> {
+        (0..n)
+            .map(|i| WriteOp::put(format!("big/{i:02}"), "v"))
+            .collect()
+    };
+    match s.commit(vec![], puts(17)).await {
+        Err(StorageError::TooLarge(m)) => assert!(m.contains("--max-txn-ops"), "{m}"),
+        other => panic!("17 operations with --max-txn-ops=16: {other:?}"),
+    }
+    assert_eq!(s.current_revision().await.unwrap(), before);
+    assert!(s.range(b"big/").await.unwrap().0.is_empty());
+
+    let value = vec![b'x'; 2 << 20];
+    match s
+        .commit(vec![], vec![WriteOp::put("big/value", value)])
+        .await
+    {
+        Err(StorageError::TooLarge(m)) => assert!(m.contains("--max-request-bytes"), "{m}"),
+        other => panic!("2 MiB with --max-request-bytes=1048576: {other:?}"),
+    }
+    assert_eq!(s.current_revision().await.unwrap(), before);
+    assert!(s.range(b"big/").await.unwrap().0.is_empty());
+
+    // At the limit, it works.
+    let r = s.commit(vec![], puts(16)).await.unwrap();
+    assert!(r.succeeded && r.revision == before + 1);
+    assert_eq!(s.range(b"big/").await.unwrap().0.len(), 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_etcd_is_unavailable() {
+    let mut etcd = tokio::task::block_in_place(EtcdCluster::single);
+    let s = EtcdStore::connect(EtcdOptions {
+        connect_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(2),
+        ..EtcdOptions::new(etcd.endpoints())
+    })
+    .await
+    .unwrap();
+    s.commit(vec![], vec![WriteOp::put("k", "v")])
+        .await
+        .unwrap();
+    etcd.members[0].kill();
+    let e = s.get(b"k").await.unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    let e = s
+        .commit(vec![], vec![WriteOp::put("k", "w")])
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+}

@@ -1,0 +1,190 @@
+//! Real etcd servers for tests: one member or a cluster on free loopback
+//! ports, each in a temporary data directory, killed (and the directory
+//! removed) when dropped — or when the test process exits, even for a
+//! cluster kept in a `static`: each member runs under a small `sh` watchdog
+//! that kills it once its stdin (a pipe from the test process) closes.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where Debian's `etcd-server` installs etcd.
+pub const ETCD: &str = "/usr/bin/etcd";
+
+/// One etcd member.
+pub struct Member {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub dir: PathBuf,
+    watchdog: Option<Child>,
+}
+
+impl Member {
+    /// `http://127.0.0.1:<client port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Kills the member (SIGKILL) and removes its data.
+    pub fn kill(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            // Closing its stdin makes the watchdog kill etcd, wait for it and
+            // remove the data directory.
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.watchdog.is_some()
+    }
+
+    /// The member's log (stderr), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.with_extension("log"));
+    }
+}
+
+/// A cluster of `n` members (1 for a single server).
+pub struct EtcdCluster {
+    pub members: Vec<Member>,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Held together so that they are distinct.
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Whether `GET /health` on the client port says healthy.
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.contains("\"health\":\"true\"")
+}
+
+impl EtcdCluster {
+    /// A single member with the test defaults.
+    pub fn single() -> EtcdCluster {
+        EtcdCluster::start(1, &[])
+    }
+
+    /// `n` members, each started with the test defaults
+    /// (`--max-txn-ops=10000 --max-request-bytes=33554432`) then `extra`
+    /// (a later flag wins), and waits until every member is healthy.
+    pub fn start(n: usize, extra: &[&str]) -> EtcdCluster {
+        assert!(
+            std::path::Path::new(ETCD).exists(),
+            "{ETCD} is missing: apt-get install etcd-server"
+        );
+        let ports = free_ports(2 * n);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let initial_cluster = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{name}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
+            let dir = std::env::temp_dir().join(format!("oxsdb-etcd-{token}-{name}"));
+            let client_url = format!("http://127.0.0.1:{client_port}");
+            let peer_url = format!("http://127.0.0.1:{peer_port}");
+            let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+            let mut args: Vec<String> = vec![
+                format!("--name={name}"),
+                format!("--data-dir={}", dir.display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster={initial_cluster}"),
+                format!("--initial-cluster-token={token}"),
+                "--initial-cluster-state=new".into(),
+                "--max-txn-ops=10000".into(),
+                "--max-request-bytes=33554432".into(),
+                "--log-level=warn".into(),
+                "--logger=zap".into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            // The watchdog: etcd in the background, killed (and its data
+            // removed) when stdin reaches EOF.
+            let script = r#"dir="$1"; shift
+"$0" "$@" &
+pid=$!
+read -r _ignored
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+rm -rf "$dir" "$dir.log"
+"#;
+            let watchdog = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(ETCD)
+                .arg(&dir)
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start etcd");
+            members.push(Member {
+                name: name.clone(),
+                client_port,
+                peer_port,
+                dir,
+                watchdog: Some(watchdog),
+            });
+        }
+        let cluster = EtcdCluster { members };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for m in &cluster.members {
+            while !healthy(m.client_port) {
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd member {} did not become healthy: {}",
+                    m.name,
+                    m.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::endpoint).collect()
+    }
+}
