@@ -251,8 +251,14 @@ pub async fn start(
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {
                     loop {
-                        let Ok((stream, peer)) = listener.accept().await else {
-                            continue;
+                        let (stream, peer) = match listener.accept().await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                // Out of descriptors, say: back off instead of spinning.
+                                tracing::warn!("accept failed: {e}; retrying in 100 ms");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
                         };
                         let _ = stream.set_nodelay(true);
                         let Ok(std) = stream.into_std() else { continue };
@@ -283,8 +289,14 @@ pub async fn start(
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {
                     loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
+                        let (stream, _) = match listener.accept().await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                // Out of descriptors, say: back off instead of spinning.
+                                tracing::warn!("accept failed: {e}; retrying in 100 ms");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
                         };
                         let Ok(std) = stream.into_std() else { continue };
                         let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
