@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 # The real components the tests run against, from Debian's packages:
 # etcd, the reference ovsdb-server/ovsdb-client/ovsdb-tool, OVN (ovn-nbctl,
 # ovn-northd, schemas), ovs-vsctl and vswitch.ovsschema, the Python IDL,
-# and protoc for etcd-client's build.
+# and protoc with its well-known .proto files for etcd-client's build.
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-common)
@@ -15,6 +15,7 @@ command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-common)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-central)
 /usr/bin/python3 -c 'import ovs.db.idl' >/dev/null 2>&1 || need+=(python3-openvswitch)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""

@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         store: MemoryStore::new(),
         keys: Keys::new("ovsdb", "todo")?,
         model: "standalone",
+        lock_ttl: std::time::Duration::from_secs(5),
         threads: 1,
     };
     let running = server::start(config, vec![schema]).await?;

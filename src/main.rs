@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use oxsdb::actors::server::{self, Remote, ServerConfig};
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use oxsdb::storage::file::{FileDb, FileOptions, FileStore};
 use oxsdb::storage::keys::{Keys, DEFAULT_PREFIX};
 use oxsdb::storage::memory::MemoryStore;
@@ -32,9 +33,63 @@ struct Cli {
     remotes: Vec<String>,
 
     /// Where committed data lives: file (OVSDB database files, durable, the
-    /// default) or memory (nothing kept across restarts).
+    /// default), memory (nothing kept across restarts) or etcd (an etcd v3
+    /// cluster that any number of oxsdb servers share).
     #[arg(long, value_name = "STORE", default_value = "file")]
     store: String,
+
+    /// etcd members to use with --store=etcd: URL[,URL...] (http://host:2379,
+    /// or https:// with the TLS options); repeatable.
+    #[arg(
+        long = "etcd-endpoints",
+        value_name = "URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    etcd_endpoints: Vec<String>,
+
+    /// PEM file of the CA that signed the etcd members' certificates.
+    #[arg(long = "etcd-cacert", value_name = "FILE")]
+    etcd_cacert: Option<PathBuf>,
+
+    /// PEM client certificate for etcd members that check client certificates.
+    #[arg(long = "etcd-cert", value_name = "FILE")]
+    etcd_cert: Option<PathBuf>,
+
+    /// PEM key of --etcd-cert.
+    #[arg(long = "etcd-key", value_name = "FILE")]
+    etcd_key: Option<PathBuf>,
+
+    /// etcd user, for etcd with authentication enabled.
+    #[arg(long = "etcd-user", value_name = "NAME")]
+    etcd_user: Option<String>,
+
+    /// Password of --etcd-user (or the environment variable OXSDB_ETCD_PASSWORD).
+    #[arg(
+        long = "etcd-password",
+        value_name = "PASSWORD",
+        env = "OXSDB_ETCD_PASSWORD",
+        hide_env_values = true
+    )]
+    etcd_password: Option<String>,
+
+    /// Milliseconds one etcd request may take before it fails (a dead etcd
+    /// fails transactions within about this long).
+    #[arg(long = "etcd-timeout", value_name = "MS", default_value_t = 5000)]
+    etcd_timeout: u64,
+
+    /// Milliseconds to establish a connection to an etcd member.
+    #[arg(
+        long = "etcd-connect-timeout",
+        value_name = "MS",
+        default_value_t = 3000
+    )]
+    etcd_connect_timeout: u64,
+
+    /// Seconds a killed server's OVSDB locks outlive it (its etcd lease's TTL;
+    /// etcd rounds up to whole seconds, at least 2 with default settings).
+    #[arg(long = "lock-ttl", value_name = "SECONDS", default_value_t = 5)]
+    lock_ttl: u64,
 
     /// Directory of the database files created from schemas (file store).
     #[arg(long = "data-dir", value_name = "DIR", default_value = ".")]
@@ -169,7 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|p| classify(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if sources.is_empty() {
+    if sources.is_empty() && cli.store != "etcd" {
         bail!("no database or schema given: oxsdb [OPTIONS] DATABASE|SCHEMA... (see --help)");
     }
     let remotes = cli
@@ -177,18 +232,60 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|r| r.parse::<Remote>())
         .collect::<Result<Vec<_>, _>>()?;
-    let first_name = match &sources[0] {
-        Source::Database(_, n) => n.clone(),
-        Source::Schema(s) => s.name.clone(),
+    let first_name = match sources.first() {
+        Some(Source::Database(_, n)) => Some(n.clone()),
+        Some(Source::Schema(s)) => Some(s.name.clone()),
+        None => None,
     };
-    let service = cli
-        .service
-        .clone()
-        .unwrap_or_else(|| first_name.to_lowercase());
+    let service = match (&cli.service, first_name) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => n.to_lowercase(),
+        (None, None) => bail!(
+            "--store=etcd without a schema serves the databases stored for a service: name it with --service"
+        ),
+    };
     let keys = Keys::new(&cli.prefix, &service).map_err(anyhow::Error::msg)?;
     // Logging first: opening database files reports what it repairs.
     init_logging(&cli)?;
+    let mut model = "standalone";
     let (store, schemas): (Arc<dyn Storage>, Vec<Arc<DatabaseSchema>>) = match cli.store.as_str() {
+        "etcd" => {
+            let mut schemas = Vec::new();
+            for s in sources {
+                match s {
+                    Source::Schema(s) => schemas.push(s),
+                    Source::Database(p, _) => bail!(
+                        "{}: --store=etcd serves schemas only; load a database file into etcd by serving its schema and restoring a backup (ovsdb-client backup/restore)",
+                        p.display()
+                    ),
+                }
+            }
+            let tls =
+                (cli.etcd_cacert.is_some() || cli.etcd_cert.is_some() || cli.etcd_key.is_some())
+                    .then(|| EtcdTls {
+                        ca: cli.etcd_cacert.clone(),
+                        cert: cli.etcd_cert.clone(),
+                        key: cli.etcd_key.clone(),
+                        domain: None,
+                    });
+            let options = EtcdOptions {
+                endpoints: cli.etcd_endpoints.clone(),
+                user: cli.etcd_user.clone(),
+                password: cli.etcd_password.clone(),
+                tls,
+                connect_timeout: Duration::from_millis(cli.etcd_connect_timeout),
+                request_timeout: Duration::from_millis(cli.etcd_timeout),
+                ..EtcdOptions::default()
+            };
+            model = "clustered";
+            // The store runs its client on a runtime of its own; this one only waits for it.
+            let store: Arc<dyn Storage> = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(EtcdStore::connect(options))
+                .map_err(|e| anyhow::anyhow!("etcd: {e}"))?;
+            (store, schemas)
+        }
         "memory" => {
             let mut schemas = Vec::new();
             for s in sources {
@@ -222,7 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let schemas = store.schemas();
             (store, schemas)
         }
-        other => bail!("--store={other}: unknown store; use file or memory"),
+        other => bail!("--store={other}: unknown store; use file, memory or etcd"),
     };
     if let Some(p) = &cli.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -234,14 +331,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         inactivity_probe: probe,
         max_message_size: cli.max_message_size,
         store,
-        keys,
-        model: "standalone",
+        keys: keys.clone(),
+        model,
+        lock_ttl: Duration::from_secs(cli.lock_ttl.max(1)),
         threads: cli.threads,
     };
     let sys = actix::System::new();
     let result = sys.block_on(async move {
         // Handlers first: a SIGTERM right after "listening" must still exit cleanly.
         let signals = Signals::install();
+        let schemas = if model == "clustered" {
+            server::shared_schemas(&*config.store, &keys, schemas).await?
+        } else {
+            schemas
+        };
         let running = server::start(config, schemas).await?;
         for b in &running.bound {
             eprintln!("oxsdb: listening on {b}");

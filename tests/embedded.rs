@@ -20,6 +20,7 @@ async fn start() -> server::RunningServer {
         store: MemoryStore::new(),
         keys: Keys::new("ovsdb", "todo").expect("keys"),
         model: "standalone",
+        lock_ttl: std::time::Duration::from_secs(5),
         threads: 1,
     };
     server::start(config, vec![schema])

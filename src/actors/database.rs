@@ -25,6 +25,13 @@ use uuid::Uuid;
 pub const HISTORY_LEN: usize = 1000;
 /// How often a transaction is re-executed after losing a commit race before failing.
 pub const MAX_COMMIT_RETRIES: u32 = 64;
+/// How long a committed transaction waits for the store's watch to deliver
+/// its revision before it is answered anyway (the store went away between
+/// the commit and its watch event; its monitor update comes when the watch
+/// resumes).
+pub const WATCH_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest pause between attempts to open a database while the store is down.
+pub const MAX_OPEN_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where commits go.
 pub enum Backend {
@@ -142,6 +149,34 @@ pub struct SetChangeAware {
 #[rtype(result = "(usize, Revision)")]
 pub struct Stats;
 
+/// The store's liveness changed (etcd reachable or not).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StoreLiveness(pub bool);
+
+/// What a database tells `_Server` about itself (clustered model).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DbStatusChanged {
+    /// The database.
+    pub name: String,
+    /// Whether it is loaded and its store reachable.
+    pub connected: bool,
+    /// The applied store revision.
+    pub index: Revision,
+    /// The cluster id, once known from the store.
+    pub cid: Uuid,
+}
+
+/// How a database in a shared store (etcd) behaves: clustered semantics.
+pub struct Shared {
+    /// Where to report connectivity and the applied revision.
+    pub status: Recipient<DbStatusChanged>,
+    /// The schema given on the command line, checked against the stored one
+    /// when the database is opened.
+    pub given_schema: Option<Arc<DatabaseSchema>>,
+}
+
 struct Pending {
     session: Option<SessionHandle>,
     id: Value,
@@ -157,6 +192,9 @@ struct InFlight {
     results: Vec<Value>,
     changes: Arc<ChangeSet>,
     revision: Option<Revision>,
+    /// Lock names asserted in a shared store, with their keys and the value
+    /// the commit compared them with.
+    asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
 }
 
 struct Member {
@@ -183,6 +221,17 @@ pub struct DatabaseActor {
     history: VecDeque<(Revision, Arc<ChangeSet>)>,
     watch_from: Revision,
     name: Arc<str>,
+    /// Whether the replica holds the store's data (false while the store
+    /// was unreachable at start).
+    loaded: bool,
+    /// Why the database is not loaded, for transaction errors.
+    load_error: Option<String>,
+    open_backoff: Duration,
+    /// Whether the store answers (always, for embedded stores).
+    connected: bool,
+    /// The watch lost history to a compaction: reload before watching again.
+    reload_needed: bool,
+    shared: Option<Shared>,
 }
 
 impl DatabaseActor {
@@ -204,7 +253,143 @@ impl DatabaseActor {
             history: VecDeque::new(),
             watch_from,
             name,
+            loaded: true,
+            load_error: None,
+            open_backoff: Duration::from_millis(100),
+            connected: true,
+            reload_needed: false,
+            shared: None,
         }
+    }
+
+    /// A Database actor for a shared store (etcd) that opens the database
+    /// itself once started, retrying while the store is unreachable; until
+    /// then transactions and monitors get an error saying why.
+    pub fn shared(
+        schema: Arc<DatabaseSchema>,
+        keys: crate::storage::keys::Keys,
+        store: Arc<dyn Storage>,
+        server_id: Uuid,
+        shared: Shared,
+    ) -> DatabaseActor {
+        let replica = Replica::new(schema, keys, Uuid::nil());
+        let mut a = DatabaseActor::new(replica, Backend::Store(store), server_id);
+        a.loaded = false;
+        // A store that reports no liveness is taken as always reachable.
+        a.connected = match &a.backend {
+            Backend::Store(s) => s.liveness().is_none(),
+            Backend::Local => true,
+        };
+        a.load_error = Some("it is being opened".into());
+        a.shared = Some(shared);
+        a
+    }
+
+    /// Opens (or re-opens, after a compaction) the database from the store.
+    fn open(&mut self, ctx: &mut Context<Self>) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        let keys = self.replica.keys.clone();
+        let name = self.replica.name.clone();
+        let given = self
+            .shared
+            .as_ref()
+            .and_then(|s| s.given_schema.clone())
+            .or_else(|| Some(self.schema().clone()));
+        let fut = async move {
+            let rec =
+                crate::actors::loader::ensure_record(&*store, &keys, &name, given.as_ref()).await?;
+            crate::actors::loader::load_replica(&*store, &keys, rec.schema.clone(), rec.cid).await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(replica) => act.opened(replica, ctx),
+            Err(e) => {
+                let retry = e.is_retryable();
+                if act.load_error.as_deref() != Some(&e.to_string()) {
+                    if retry {
+                        tracing::warn!(db = %act.name, error = %e, "cannot open the database; retrying");
+                    } else {
+                        tracing::error!(db = %act.name, error = %e, "cannot open the database");
+                    }
+                }
+                act.load_error = Some(e.to_string());
+                if retry || act.loaded {
+                    let delay = act.open_backoff;
+                    act.open_backoff = (delay * 2).min(MAX_OPEN_BACKOFF);
+                    ctx.run_later(delay, |act, ctx| act.open(ctx));
+                }
+            }
+        }));
+    }
+
+    /// A fresh replica from the store: the first one, or one replacing the
+    /// current replica after the watch lost history (monitors then get
+    /// exactly the difference).
+    fn opened(&mut self, fresh: Replica, ctx: &mut Context<Self>) {
+        self.open_backoff = Duration::from_millis(100);
+        self.load_error = None;
+        let revision = fresh.revision;
+        if self.loaded {
+            let diff = crate::db::changes::diff(&self.replica.db, &fresh.db);
+            tracing::info!(db = %self.name, revision, rows = diff.n_rows(), "reloaded from the store");
+            self.replica = fresh;
+            // Ids older than the reload can no longer be resumed from memory.
+            self.history.clear();
+            if !diff.is_empty() {
+                self.notify_monitors(revision, Arc::new(diff));
+            }
+        } else {
+            tracing::info!(db = %self.name, revision, rows = fresh.db.n_rows(), "opened from the {} store", self.store_kind());
+            self.replica = fresh;
+            self.loaded = true;
+        }
+        self.watch_from = revision + 1;
+        self.reload_needed = false;
+        self.report_status();
+        self.start_watch(ctx);
+        if !self.blocked.is_empty() {
+            self.rerun_blocked(ctx);
+        }
+        self.pump(ctx);
+    }
+
+    /// Tells `_Server` the current state (clustered model only).
+    fn report_status(&self) {
+        if let Some(sh) = &self.shared {
+            sh.status.do_send(DbStatusChanged {
+                name: self.replica.name.clone(),
+                connected: self.loaded && self.connected,
+                index: self.replica.revision,
+                cid: self.replica.cluster_id,
+            });
+        }
+    }
+
+    /// Why a write can't be committed now, if it can't.
+    fn unavailable(&self) -> Option<OvsdbError> {
+        if !self.loaded {
+            return Some(OvsdbError::new(
+                "not leader",
+                format!(
+                    "database {} is not available on this server yet ({}); retry, or use another server",
+                    self.name,
+                    self.load_error.as_deref().unwrap_or("it is being opened")
+                ),
+            ));
+        }
+        if !self.connected {
+            return Some(OvsdbError::new(
+                "not leader",
+                format!(
+                    "this server has lost its connection to the {} store, so nothing can be committed \
+                     (nothing was); retry, or use another server",
+                    self.store_kind()
+                ),
+            ));
+        }
+        None
     }
 
     fn schema(&self) -> &Arc<DatabaseSchema> {
@@ -227,8 +412,12 @@ impl DatabaseActor {
             Ok(stream) => {
                 ctx.add_stream(stream);
             }
+            Err(StorageError::Compacted { .. }) => {
+                act.reload_needed = true;
+                act.open(ctx);
+            }
             Err(e) => {
-                tracing::warn!(db = %act.name, error = %e, "cannot watch the store; retrying in 1 s");
+                tracing::debug!(db = %act.name, error = %e, "cannot watch the store; retrying in 1 s");
                 ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
             }
         }));
@@ -245,8 +434,18 @@ impl DatabaseActor {
     }
 
     fn run(&mut self, p: Pending, ctx: &mut Context<Self>) {
+        if !self.loaded {
+            if let Some(e) = self.unavailable() {
+                self.finish(p, Value::Array(vec![e.to_json()]));
+                return;
+            }
+        }
         let locks = p.owned_locks.clone();
-        let owns = move |name: &str| locks.iter().any(|l| l == name);
+        let asserted = std::cell::RefCell::new(Vec::<String>::new());
+        let owns = |name: &str| {
+            asserted.borrow_mut().push(name.to_string());
+            locks.iter().any(|l| l == name)
+        };
         let ectx = ExecContext {
             elapsed_ms: p.received.elapsed().as_millis() as i64,
             owns_lock: &owns,
@@ -272,6 +471,12 @@ impl DatabaseActor {
                     self.finish(p, Value::Array(done.results));
                     return;
                 }
+                if let Some(e) = self.unavailable() {
+                    let mut results = done.results;
+                    results.push(e.to_json());
+                    self.finish(p, Value::Array(results));
+                    return;
+                }
                 let changes = Arc::new(done.changes);
                 match &self.backend {
                     Backend::Local => {
@@ -280,17 +485,51 @@ impl DatabaseActor {
                         self.finish(p, Value::Array(done.results));
                     }
                     Backend::Store(store) => {
-                        let (cmp, writes) = self.replica.commit_request(
+                        let (mut cmp, writes) = self.replica.commit_request(
                             &changes,
                             self.server_id,
                             done.comment.as_deref(),
                         );
+                        // In a shared store a lock is only held while its key
+                        // says so: `assert` is checked in the same commit.
+                        if self.shared.is_some() {
+                            if let Some(s) = &p.session {
+                                for name in asserted.borrow().iter() {
+                                    if let Ok(key) = self.replica.keys.lock(name) {
+                                        cmp.push(crate::storage::Compare::value(
+                                            key,
+                                            crate::actors::shared_locks::owner_value(
+                                                self.server_id,
+                                                s.id,
+                                            ),
+                                        ));
+                                    }
+                                }
+                            }
+                        }
                         let store = store.clone();
+                        let asserted_keys = cmp
+                            .iter()
+                            .skip(1)
+                            .filter_map(|c| match c {
+                                crate::storage::Compare::Value { key, value } => {
+                                    let name = match self.replica.keys.parse(key) {
+                                        Some(crate::storage::ParsedKey::Lock { name }) => {
+                                            name.to_string()
+                                        }
+                                        _ => String::new(),
+                                    };
+                                    Some((name, key.clone(), value.clone()))
+                                }
+                                _ => None,
+                            })
+                            .collect();
                         self.in_flight = Some(InFlight {
                             txn: p,
                             results: done.results,
                             changes,
                             revision: None,
+                            asserted: asserted_keys,
                         });
                         let durable = done.durable;
                         let fut = async move { store.commit_durable(cmp, writes, durable).await };
@@ -321,7 +560,68 @@ impl DatabaseActor {
                 } else {
                     f.revision = Some(r.revision);
                     self.in_flight = Some(f);
+                    let rev = r.revision;
+                    ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
+                        if act.in_flight.as_ref().and_then(|f| f.revision) == Some(rev) {
+                            tracing::warn!(db = %act.name, revision = rev,
+                                "the store's watch has not delivered a commit of this server; answering it anyway");
+                            if let Some(f) = act.in_flight.take() {
+                                act.finish(f.txn, Value::Array(f.results));
+                            }
+                            act.pump(ctx);
+                        }
+                    });
                 }
+            }
+            Ok(_) if !f.asserted.is_empty() => {
+                // A failed compare may be a lock lost to another server:
+                // `not owner` then, as the engine would have said.
+                let Backend::Store(store) = &self.backend else {
+                    return;
+                };
+                let store = store.clone();
+                let asserted = f.asserted.clone();
+                self.in_flight = Some(f);
+                let fut = async move {
+                    for (name, key, value) in asserted {
+                        match store.get(&key).await {
+                            Ok(Some(kv)) if kv.value == value => {}
+                            Ok(_) => return Some(name),
+                            Err(_) => return None,
+                        }
+                    }
+                    None
+                };
+                ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| {
+                    let Some(mut f) = act.in_flight.take() else {
+                        return;
+                    };
+                    match lost {
+                        Some(name) => {
+                            let mut results = f.results;
+                            results.push(
+                                OvsdbError::new(
+                                    "not owner",
+                                    format!("Asserted lock {name} not held."),
+                                )
+                                .to_json(),
+                            );
+                            act.finish(f.txn, Value::Array(results));
+                            act.pump(ctx);
+                        }
+                        None => {
+                            f.asserted.clear();
+                            act.in_flight = Some(f);
+                            act.committed(
+                                Ok(crate::storage::CommitResult {
+                                    succeeded: false,
+                                    revision: 0,
+                                }),
+                                ctx,
+                            );
+                        }
+                    }
+                }));
             }
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.
@@ -348,6 +648,14 @@ impl DatabaseActor {
                 let mut results = f.results;
                 let err = match &e {
                     StorageError::TooLarge(m) => OvsdbError::new("resources exhausted", m.clone()),
+                    StorageError::Unavailable(m) => OvsdbError::new(
+                        "not leader",
+                        format!(
+                            "lost the {} store while committing ({m}): the transaction may or may not have \
+                             been committed; check, retry or use another server",
+                            self.store_kind()
+                        ),
+                    ),
                     other => OvsdbError::new(
                         "ovsdb error",
                         format!("cannot commit to the {} store: {other}", self.store_kind()),
@@ -385,6 +693,12 @@ impl DatabaseActor {
         while self.history.len() > HISTORY_LEN {
             self.history.pop_front();
         }
+        self.notify_monitors(revision, changes);
+        self.report_status();
+    }
+
+    /// Sends every monitor group its update for a change set applied at `revision`.
+    fn notify_monitors(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         let txn_id = self.replica.txn_id(revision);
         for g in self.groups.values() {
             let Some(body) = g.monitor.update(self.schema(), &changes) else {
@@ -480,7 +794,28 @@ impl Actor for DatabaseActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.start_watch(ctx);
+        if let Backend::Store(store) = &self.backend {
+            if let Some(mut rx) = store.liveness() {
+                let addr = ctx.address();
+                actix::spawn(async move {
+                    loop {
+                        let up = *rx.borrow_and_update();
+                        if !addr.connected() {
+                            break;
+                        }
+                        addr.do_send(StoreLiveness(up));
+                        if rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+        if self.loaded {
+            self.start_watch(ctx);
+        } else {
+            self.open(ctx);
+        }
     }
 }
 
@@ -488,6 +823,12 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
     fn handle(&mut self, item: Result<WatchBatch, StorageError>, ctx: &mut Context<Self>) {
         let batch = match item {
             Ok(b) => b,
+            Err(StorageError::Compacted { compacted }) => {
+                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
+                    "the store compacted history this server had not applied yet; reloading");
+                self.reload_needed = true;
+                return;
+            }
             Err(e) => {
                 tracing::warn!(db = %self.name, error = %e, "store watch failed; re-watching");
                 return;
@@ -535,8 +876,22 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.reload_needed {
+            self.open(ctx);
+            return;
+        }
         tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
         ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+    }
+}
+
+impl Handler<StoreLiveness> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: StoreLiveness, _: &mut Context<Self>) {
+        if self.connected != m.0 {
+            self.connected = m.0;
+            self.report_status();
+        }
     }
 }
 
@@ -598,6 +953,15 @@ impl Handler<CancelTxn> for DatabaseActor {
 impl Handler<AddMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: AddMonitor, _: &mut Context<Self>) {
+        if !self.loaded {
+            if let Some(e) = self.unavailable() {
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                });
+                return;
+            }
+        }
         let monitor = match Monitor::from_json(self.schema(), m.version, &m.requests) {
             Ok(mon) => Arc::new(mon),
             Err(e) => {
@@ -805,6 +1169,7 @@ impl Handler<Convert> for DatabaseActor {
                     results: Vec::new(),
                     changes: Arc::new(ChangeSet::default()),
                     revision: None,
+                    asserted: Vec::new(),
                 });
                 self.replica = Replica {
                     name: schema.name.clone(),

@@ -1,10 +1,16 @@
 //! The lock table: OVSDB's named locks (RFC 7047 section 4.1.8-4.1.10),
 //! shared by every database and session of the server.
 
+use crate::actors::shared_locks::{owner_value, Effect, OpOutcome, SharedLocks, StoreOp};
 use crate::actors::{LockEvent, SendReply, SessionGone, SessionHandle, SessionId};
+use crate::storage::keys::{Keys, ParsedKey};
+use crate::storage::{Compare, EventKind, LeaseId, Storage, StorageError, WatchBatch, WriteOp};
 use actix::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
 
 /// How a session asks for a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,15 +100,253 @@ impl LockState {
     }
 }
 
+/// Locks kept in a shared store (etcd): keys bound to this server's lease.
+pub struct SharedBackend {
+    store: Arc<dyn Storage>,
+    keys: Keys,
+    server_id: Uuid,
+    ttl: Duration,
+    lease: Option<LeaseId>,
+    state: SharedLocks,
+}
+
 /// The lock table actor.
 #[derive(Default)]
 pub struct LockTable {
     state: LockState,
     sessions: HashMap<SessionId, SessionHandle>,
+    shared: Option<SharedBackend>,
+}
+
+impl LockTable {
+    /// A lock table whose locks live in a shared store, so that they hold
+    /// across every server of the service; a dead server's locks are
+    /// released when its lease of `ttl` expires.
+    pub fn shared(
+        store: Arc<dyn Storage>,
+        keys: Keys,
+        server_id: Uuid,
+        ttl: Duration,
+    ) -> LockTable {
+        LockTable {
+            shared: Some(SharedBackend {
+                store,
+                keys,
+                server_id,
+                ttl,
+                lease: None,
+                state: SharedLocks::default(),
+            }),
+            ..LockTable::default()
+        }
+    }
+
+    fn grant_lease(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = &self.shared else { return };
+        let (store, ttl) = (sh.store.clone(), sh.ttl);
+        ctx.spawn(
+            async move { store.grant_lease(ttl).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(lease) => {
+                        tracing::debug!(lease, "lock lease granted");
+                        if let Some(sh) = &mut act.shared {
+                            sh.lease = Some(lease);
+                        }
+                        act.resync(ctx);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot grant the lock lease; retrying");
+                        ctx.run_later(Duration::from_millis(500), |act, ctx| act.grant_lease(ctx));
+                    }
+                }),
+        );
+    }
+
+    fn keep_alive(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = &self.shared else { return };
+        let Some(lease) = sh.lease else { return };
+        let store = sh.store.clone();
+        ctx.spawn(
+            async move { store.keep_alive(lease).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if let Err(StorageError::LeaseNotFound(_)) = res {
+                        // Expired while the store was away: our lock keys are gone too.
+                        tracing::warn!(
+                            lease,
+                            "the lock lease expired; locks held here were released"
+                        );
+                        if let Some(sh) = &mut act.shared {
+                            if sh.lease == Some(lease) {
+                                sh.lease = None;
+                                act.grant_lease(ctx);
+                            }
+                        }
+                    }
+                }),
+        );
+    }
+
+    fn watch_locks(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = &self.shared else { return };
+        let store = sh.store.clone();
+        let prefix = sh.keys.locks_prefix();
+        ctx.spawn(
+            async move { store.watch(&prefix, 0).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(stream) => {
+                        ctx.add_stream(stream);
+                        act.resync(ctx);
+                    }
+                    Err(_) => {
+                        ctx.run_later(Duration::from_millis(500), |act, ctx| act.watch_locks(ctx));
+                    }
+                }),
+        );
+    }
+
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = &mut self.shared else { return };
+        for (name, fx) in sh.state.resync() {
+            self.apply(&name, fx, ctx);
+        }
+    }
+
+    /// Carries out what the shared lock state decided.
+    fn apply(&mut self, name: &str, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        for e in effects {
+            match e {
+                Effect::Reply {
+                    session,
+                    id,
+                    locked,
+                } => {
+                    if let Some(h) = self.sessions.get(&session) {
+                        h.reply.do_send(SendReply {
+                            id,
+                            result: Ok(json!({ "locked": locked })),
+                        });
+                    }
+                }
+                Effect::Notify { session, method } => self.tell(session, name, method),
+                Effect::RetryLater => {
+                    let name = name.to_string();
+                    ctx.run_later(Duration::from_millis(500), move |act, ctx| {
+                        let fx = match &mut act.shared {
+                            Some(sh) => sh.state.reconcile(&name),
+                            None => Vec::new(),
+                        };
+                        act.apply(&name, fx, ctx);
+                    });
+                }
+                Effect::Run(op) => self.run_op(name, op, ctx),
+            }
+        }
+    }
+
+    fn run_op(&mut self, name: &str, op: StoreOp, ctx: &mut Context<Self>) {
+        let Some(sh) = &self.shared else { return };
+        let Ok(key) = sh.keys.lock(name) else { return };
+        let value = |s: SessionId| bytes::Bytes::from(owner_value(sh.server_id, s));
+        let put = |s: SessionId| match sh.lease {
+            Some(l) => WriteOp::put_with_lease(key.clone(), value(s), l),
+            None => WriteOp::put(key.clone(), value(s)),
+        };
+        let (compares, writes) = match op {
+            StoreOp::Acquire(d) => (vec![Compare::absent(key.clone())], vec![put(d)]),
+            StoreOp::Steal { to, .. } => (Vec::new(), vec![put(to)]),
+            StoreOp::Transfer { from, to } => (
+                vec![Compare::value(key.clone(), value(from))],
+                vec![put(to)],
+            ),
+            StoreOp::Release(h) => (
+                vec![Compare::value(key.clone(), value(h))],
+                vec![WriteOp::delete(key.clone())],
+            ),
+        };
+        let needs_lease = !matches!(op, StoreOp::Release(_));
+        let no_lease = needs_lease && sh.lease.is_none();
+        let store = sh.store.clone();
+        let name = name.to_string();
+        ctx.spawn(
+            async move {
+                if no_lease {
+                    // A key without the lease would outlive this server.
+                    return Err(StorageError::Unavailable("no lock lease yet".into()));
+                }
+                store.commit(compares, writes).await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let outcome = match &res {
+                    Ok(r) if r.succeeded => OpOutcome::Done,
+                    Ok(_) => OpOutcome::Refused,
+                    Err(e) => {
+                        tracing::debug!(lock = %name, error = %e, "lock operation failed; retrying");
+                        if let (StorageError::LeaseNotFound(_), Some(sh)) = (e, &mut act.shared) {
+                            if sh.lease.is_some() {
+                                sh.lease = None;
+                                act.grant_lease(ctx);
+                            }
+                        }
+                        OpOutcome::Failed
+                    }
+                };
+                let fx = match &mut act.shared {
+                    Some(sh) => sh.state.op_done(&name, op, outcome),
+                    None => Vec::new(),
+                };
+                act.apply(&name, fx, ctx);
+            }),
+        );
+    }
 }
 
 impl Actor for LockTable {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(sh) = &self.shared {
+            let period = (sh.ttl / 3).max(Duration::from_millis(200));
+            self.grant_lease(ctx);
+            self.watch_locks(ctx);
+            ctx.run_interval(period, |act, ctx| act.keep_alive(ctx));
+        }
+    }
+}
+
+impl StreamHandler<Result<WatchBatch, StorageError>> for LockTable {
+    fn handle(&mut self, item: Result<WatchBatch, StorageError>, ctx: &mut Context<Self>) {
+        let Ok(batch) = item else { return };
+        let Some(sh) = &mut self.shared else { return };
+        let ours = format!("{}/", sh.server_id);
+        let mut todo = Vec::new();
+        for ev in &batch.events {
+            let Some(ParsedKey::Lock { name }) = sh.keys.parse(&ev.key) else {
+                continue;
+            };
+            let by_us = match ev.kind {
+                EventKind::Put => Some(
+                    ev.value
+                        .as_ref()
+                        .is_some_and(|v| v.starts_with(ours.as_bytes())),
+                ),
+                EventKind::Delete => None,
+            };
+            let fx = sh.state.key_event(name, by_us);
+            todo.push((name.to_string(), fx));
+        }
+        for (name, fx) in todo {
+            self.apply(&name, fx, ctx);
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The watch broke (the store went away for long): watch anew and try every lock again.
+        ctx.run_later(Duration::from_millis(500), |act, ctx| act.watch_locks(ctx));
+    }
 }
 
 impl LockTable {
@@ -118,8 +362,15 @@ impl LockTable {
 
 impl Handler<Lock> for LockTable {
     type Result = ();
-    fn handle(&mut self, m: Lock, _: &mut Context<Self>) {
+    fn handle(&mut self, m: Lock, ctx: &mut Context<Self>) {
         self.sessions.insert(m.session.id, m.session.clone());
+        if let Some(sh) = &mut self.shared {
+            let fx = sh
+                .state
+                .lock(&m.name, m.session.id, m.mode == LockMode::Steal, m.id);
+            self.apply(&m.name, fx, ctx);
+            return;
+        }
         let (locked, victim) = self.state.lock(&m.name, m.session.id, m.mode);
         if let Some(v) = victim {
             self.tell(v, &m.name, "stolen");
@@ -133,7 +384,18 @@ impl Handler<Lock> for LockTable {
 
 impl Handler<Unlock> for LockTable {
     type Result = ();
-    fn handle(&mut self, m: Unlock, _: &mut Context<Self>) {
+    fn handle(&mut self, m: Unlock, ctx: &mut Context<Self>) {
+        if let Some(sh) = &mut self.shared {
+            let fx = sh.state.unlock(&m.name, m.session.id);
+            self.apply(&m.name, fx, ctx);
+            if let Some(id) = m.id {
+                m.session.reply.do_send(SendReply {
+                    id,
+                    result: Ok(json!({})),
+                });
+            }
+            return;
+        }
         if let Some(next) = self.state.unlock(&m.name, m.session.id) {
             self.tell(next, &m.name, "locked");
         }
@@ -148,7 +410,18 @@ impl Handler<Unlock> for LockTable {
 
 impl Handler<SessionGone> for LockTable {
     type Result = ();
-    fn handle(&mut self, m: SessionGone, _: &mut Context<Self>) {
+    fn handle(&mut self, m: SessionGone, ctx: &mut Context<Self>) {
+        if let Some(sh) = &mut self.shared {
+            for name in sh.state.locks_of(m.id) {
+                let fx = match &mut self.shared {
+                    Some(sh) => sh.state.unlock(&name, m.id),
+                    None => Vec::new(),
+                };
+                self.apply(&name, fx, ctx);
+            }
+            self.sessions.remove(&m.id);
+            return;
+        }
         for name in self.state.locks_of(m.id) {
             if let Some(next) = self.state.unlock(&name, m.id) {
                 self.tell(next, &name, "locked");

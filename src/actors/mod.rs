@@ -8,6 +8,7 @@
 //! its first update.
 
 pub mod database;
+pub mod loader;
 pub mod local_client;
 pub mod lock_table;
 pub mod registry;
@@ -15,6 +16,7 @@ pub mod replica;
 pub mod server;
 pub mod server_db;
 pub mod session;
+pub mod shared_locks;
 
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::Monitor;

@@ -1,11 +1,12 @@
 //! Starting a server: the databases, `_Server`, the lock table and one
 //! listener per remote, with sessions spread over one arbiter per core.
 
-use crate::actors::database::{Backend, DatabaseActor, InternalTransact};
+use crate::actors::database::{Backend, DatabaseActor, InternalTransact, Shared};
+use crate::actors::loader::{ensure_record, stored_records, OpenError};
 use crate::actors::lock_table::LockTable;
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::replica::Replica;
-use crate::actors::server_db::{upsert_ops, DatabaseStatus};
+use crate::actors::server_db::{upsert_ops, DatabaseStatus, StatusBoard};
 use crate::actors::session::{Session, SessionConfig};
 use crate::schema::DatabaseSchema;
 use crate::storage::keys::Keys;
@@ -76,8 +77,13 @@ pub struct ServerConfig {
     pub store: Arc<dyn Storage>,
     /// Key prefix and service name in the store.
     pub keys: Keys,
-    /// `_Server` model: `standalone` or `clustered`.
+    /// `_Server` model: `standalone`, or `clustered` for a store shared by
+    /// several servers (etcd): databases then open themselves from the store
+    /// (retrying while it is unreachable), locks live in the store, and
+    /// `_Server` follows the store's liveness.
     pub model: &'static str,
+    /// With the clustered model: how long a dead server's locks outlive it.
+    pub lock_ttl: Duration,
     /// Number of arbiters (threads) for sessions; 0 = one per core.
     pub threads: usize,
 }
@@ -135,7 +141,18 @@ pub async fn start(
 ) -> Result<RunningServer, StartError> {
     let server_id = Uuid::new_v4();
     let cluster_id = Uuid::new_v4();
-    let locks = LockTable::default().start();
+    let clustered = config.model == "clustered";
+    let locks = if clustered {
+        LockTable::shared(
+            config.store.clone(),
+            config.keys.clone(),
+            server_id,
+            config.lock_ttl,
+        )
+        .start()
+    } else {
+        LockTable::default().start()
+    };
     let registry = Registry::new(server_id, locks);
 
     // _Server first, so databases can be announced in it.
@@ -151,7 +168,49 @@ pub async fn start(
     );
 
     let mut statuses = vec![status("_Server", "standalone", server_schema, None, None)];
-    for schema in schemas {
+    if clustered {
+        let mut rows = Vec::new();
+        for schema in &schemas {
+            let mut st = status(
+                &schema.name,
+                "clustered",
+                schema.clone(),
+                None,
+                Some(server_id),
+            );
+            st.connected = false;
+            st.leader = false;
+            rows.push(st);
+        }
+        statuses.extend(rows.iter().cloned());
+        for st in &statuses {
+            let _ = server_addr
+                .send(InternalTransact {
+                    ops: upsert_ops(st),
+                })
+                .await;
+        }
+        let board = StatusBoard::new(server_addr.clone(), rows).start();
+        for schema in schemas.clone() {
+            let shared = Shared {
+                status: board.clone().recipient(),
+                given_schema: Some(schema.clone()),
+            };
+            let addr = DatabaseActor::shared(
+                schema.clone(),
+                config.keys.clone(),
+                config.store.clone(),
+                server_id,
+                shared,
+            )
+            .start();
+            let name = schema.name.clone();
+            registry.insert(&name, DbEntry { addr, schema });
+        }
+        statuses.clear();
+    }
+    let standalone = if clustered { Vec::new() } else { schemas };
+    for schema in standalone {
         let name = schema.name.clone();
         let store = config.store.clone();
         let prefix = config.keys.db_prefix(&name).unwrap_or_default();
@@ -317,6 +376,60 @@ pub async fn start(
         arbiters,
         unix_paths,
     })
+}
+
+/// The databases a server on a shared store serves: with `given` schemas,
+/// those (each checked against the schema stored for it, which the first
+/// server stores; a different version is refused); without, every database
+/// stored for the service, waiting for the store if it is unreachable. A
+/// store unreachable with schemas given is no error: the databases open
+/// when it answers.
+pub async fn shared_schemas(
+    store: &dyn Storage,
+    keys: &Keys,
+    given: Vec<Arc<DatabaseSchema>>,
+) -> Result<Vec<Arc<DatabaseSchema>>, StartError> {
+    let refused = |db: &str, e: OpenError| StartError::Store {
+        db: db.to_string(),
+        kind: store.kind(),
+        message: e.to_string(),
+    };
+    if given.is_empty() {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match stored_records(store, keys).await {
+                Ok(recs) if recs.is_empty() => {
+                    return Err(StartError::Store {
+                        db: "(any)".into(),
+                        kind: store.kind(),
+                        message: format!(
+                            "no database is stored for service {} under prefix {}: give a schema to create one",
+                            keys.service(),
+                            keys.prefix()
+                        ),
+                    })
+                }
+                Ok(recs) => return Ok(recs.into_iter().map(|r| r.schema).collect()),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "cannot list the stored databases; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(refused("(any)", e)),
+            }
+        }
+    }
+    for schema in &given {
+        match ensure_record(store, keys, &schema.name, Some(schema)).await {
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "the store is unreachable: serving anyway, databases open once it answers");
+                break;
+            }
+            Err(e) => return Err(refused(&schema.name, e)),
+        }
+    }
+    Ok(given)
 }
 
 fn status(

@@ -69,3 +69,92 @@ pub fn database_converted(registry: &Arc<Registry>, name: &str, schema: Arc<Data
         server.addr.do_send(InternalTransact { ops });
     }
 }
+
+/// Keeps the `Database` rows of a clustered server's `_Server` up to date:
+/// connectivity follows the store at once, the applied index at most every
+/// [`INDEX_FLUSH`] (it changes with every commit).
+pub struct StatusBoard {
+    server: actix::Addr<crate::actors::database::DatabaseActor>,
+    rows: std::collections::HashMap<String, DatabaseStatus>,
+    dirty: std::collections::BTreeSet<String>,
+    flush_scheduled: bool,
+}
+
+/// How long index changes are gathered before `_Server` is updated.
+pub const INDEX_FLUSH: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl StatusBoard {
+    /// A board over the rows already inserted into `_Server`.
+    pub fn new(
+        server: actix::Addr<crate::actors::database::DatabaseActor>,
+        rows: Vec<DatabaseStatus>,
+    ) -> StatusBoard {
+        StatusBoard {
+            server,
+            rows: rows.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            dirty: Default::default(),
+            flush_scheduled: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.flush_scheduled = false;
+        for name in std::mem::take(&mut self.dirty) {
+            let Some(st) = self.rows.get(&name) else {
+                continue;
+            };
+            let ops = vec![json!({
+                "op": "update",
+                "table": "Database",
+                "where": [["name", "==", name]],
+                "row": {
+                    "connected": st.connected,
+                    "leader": st.leader,
+                    "cid": opt_uuid(st.cid),
+                    "index": opt_int(st.index),
+                },
+            })];
+            self.server.do_send(InternalTransact { ops });
+        }
+    }
+}
+
+impl actix::Actor for StatusBoard {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<crate::actors::database::DbStatusChanged> for StatusBoard {
+    type Result = ();
+    fn handle(
+        &mut self,
+        m: crate::actors::database::DbStatusChanged,
+        ctx: &mut actix::Context<Self>,
+    ) {
+        use actix::AsyncContext;
+        let Some(st) = self.rows.get_mut(&m.name) else {
+            return;
+        };
+        let cid = (!m.cid.is_nil()).then_some(m.cid).or(st.cid);
+        let index = (m.index > 0).then_some(m.index).or(st.index);
+        // The IDLs take a server whose index went backwards for stale.
+        let index = match (st.index, index) {
+            (Some(old), Some(new)) if new < old => Some(old),
+            (_, i) => i,
+        };
+        let urgent = st.connected != m.connected || st.cid != cid;
+        if !urgent && st.index == index {
+            return;
+        }
+        st.connected = m.connected;
+        st.leader = m.connected;
+        st.cid = cid;
+        st.index = index;
+        self.dirty.insert(m.name);
+        if urgent {
+            self.flush();
+        } else if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(INDEX_FLUSH, |act, _| act.flush());
+        }
+    }
+}

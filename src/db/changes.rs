@@ -94,3 +94,51 @@ impl ChangeSet {
         out
     }
 }
+
+/// The change set that turns database `old` into `new` (same schema): rows
+/// only in `new` inserted, only in `old` deleted, different ones modified.
+/// Used after a reload from the store, so monitors get exactly the difference.
+pub fn diff(old: &crate::db::Database, new: &crate::db::Database) -> ChangeSet {
+    let mut cs = ChangeSet::default();
+    for (t, (ot, nt)) in old.tables.iter().zip(&new.tables).enumerate() {
+        let n = new.schema.tables[t].columns.len();
+        let mut rows = Vec::new();
+        for (u, o) in &ot.rows {
+            match nt.rows.get(u) {
+                None => rows.push(RowChange {
+                    uuid: *u,
+                    old: Some(o.clone()),
+                    new: None,
+                    changed: (0..n).collect(),
+                }),
+                Some(nw) => {
+                    let changed: Vec<usize> =
+                        (0..n).filter(|c| o.fields[*c] != nw.fields[*c]).collect();
+                    if !changed.is_empty() {
+                        rows.push(RowChange {
+                            uuid: *u,
+                            old: Some(o.clone()),
+                            new: Some(nw.clone()),
+                            changed,
+                        });
+                    }
+                }
+            }
+        }
+        for (u, nw) in &nt.rows {
+            if !ot.rows.contains_key(u) {
+                rows.push(RowChange {
+                    uuid: *u,
+                    old: None,
+                    new: Some(nw.clone()),
+                    changed: (0..n).collect(),
+                });
+            }
+        }
+        if !rows.is_empty() {
+            rows.sort_by_key(|r| r.uuid);
+            cs.tables.push(TableChanges { table: t, rows });
+        }
+    }
+    cs
+}

@@ -38,6 +38,7 @@
 //!   and watch from its revision + 1.
 
 pub mod conformance;
+pub mod db_record;
 pub mod etcd;
 pub mod file;
 pub mod file_lock;
@@ -330,6 +331,12 @@ pub trait Storage: Send + Sync + 'static {
     /// past `revision` (callers may ignore that), `Err(Invalid)` for a future
     /// revision.
     async fn compact(&self, revision: Revision) -> Result<(), StorageError>;
+
+    /// Whether the backend answers, as it changes (`Unavailable` and
+    /// deadline errors mean down). `None`: always connected (embedded stores).
+    fn liveness(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 
     /// Short name for logs (`memory`, `file`, `etcd`).
     fn kind(&self) -> &'static str;

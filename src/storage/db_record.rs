@@ -1,0 +1,107 @@
+//! The value of a database's `_Server/Database/<db>` key: its schema and the
+//! cluster id every server of the service shows in `_Server` and derives
+//! transaction ids from. Written once by the first server that serves the
+//! database (and rewritten by `convert`); read by every later one.
+
+use crate::schema::DatabaseSchema;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A database as recorded in the store.
+#[derive(Debug, Clone)]
+pub struct DbRecord {
+    /// The schema the database's rows follow.
+    pub schema: Arc<DatabaseSchema>,
+    /// The database's cluster id (`_Server`'s `cid`).
+    pub cid: Uuid,
+}
+
+/// Why a stored record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbRecordError {
+    /// Not JSON, or not the record's shape.
+    #[error("the stored record of database {db} is damaged: {reason}")]
+    Damaged {
+        /// The database (from the key).
+        db: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl DbRecord {
+    /// A new record with a fresh cluster id.
+    pub fn new(schema: Arc<DatabaseSchema>) -> DbRecord {
+        DbRecord {
+            schema,
+            cid: Uuid::new_v4(),
+        }
+    }
+
+    /// The stored form: `{"cid": "<uuid>", "schema": <schema>}`.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        let v = json!({"cid": self.cid.to_string(), "schema": self.schema.to_json()});
+        bytes::Bytes::from(v.to_string())
+    }
+
+    /// Parses a stored record. A bare schema (as written before records had
+    /// a cluster id) gets a cluster id derived from the database's name.
+    pub fn from_bytes(db: &str, value: &[u8]) -> Result<DbRecord, DbRecordError> {
+        let damaged = |reason: String| DbRecordError::Damaged {
+            db: db.to_string(),
+            reason,
+        };
+        let v: Value = serde_json::from_slice(value).map_err(|e| damaged(e.to_string()))?;
+        let (schema_json, cid) = match v.get("schema") {
+            Some(s) => {
+                let cid = v
+                    .get("cid")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| damaged("no valid \"cid\"".into()))?;
+                (s, cid)
+            }
+            None => (&v, Uuid::new_v5(&Uuid::NAMESPACE_OID, db.as_bytes())),
+        };
+        let schema = DatabaseSchema::from_json(schema_json).map_err(|e| damaged(e.to_string()))?;
+        Ok(DbRecord {
+            schema: Arc::new(schema),
+            cid,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        let j = json!({"name": "db", "version": "1.2.3", "tables": {"T": {"columns": {"a": {"type": "integer"}}}}});
+        Arc::new(DatabaseSchema::from_json(&j).unwrap())
+    }
+
+    #[test]
+    fn round_trip() {
+        let r = DbRecord::new(schema());
+        let back = DbRecord::from_bytes("db", &r.to_bytes()).unwrap();
+        assert_eq!(back.cid, r.cid);
+        assert_eq!(back.schema.to_json(), r.schema.to_json());
+        assert_eq!(back.schema.version, "1.2.3");
+    }
+
+    #[test]
+    fn bare_schema_gets_a_stable_cid() {
+        let text = schema().to_json().to_string();
+        let a = DbRecord::from_bytes("db", text.as_bytes()).unwrap();
+        let b = DbRecord::from_bytes("db", text.as_bytes()).unwrap();
+        assert_eq!(a.cid, b.cid);
+    }
+
+    #[test]
+    fn damage_is_an_error() {
+        assert!(DbRecord::from_bytes("db", b"{").is_err());
+        assert!(DbRecord::from_bytes("db", b"{\"schema\": {}}").is_err());
+        assert!(DbRecord::from_bytes("db", b"[1]").is_err());
+    }
+}
