@@ -13,6 +13,19 @@
 //! - Leases: grant, a single keep-alive request per [`Storage::keep_alive`]
 //!   (TTL 0 in the answer means the lease is gone), revoke.
 //!
+//! Connecting is lazy: [`EtcdStore::connect`] fails only for invalid options
+//! and returns a store whose requests fail with
+//! [`StorageError::Unavailable`] until etcd answers, then work by themselves
+//! (the gRPC connections are re-established on demand). Credentials are
+//! checked by the first request that reaches etcd, and re-sent whenever etcd
+//! forgets the token (it keeps simple tokens in memory only).
+//!
+//! [`Storage::liveness`] follows whether etcd answers, as a Go client's
+//! wrapper does (VOLTHA's `kvclient`: `Unavailable` and `DeadlineExceeded`
+//! mean "backend down"): every request's outcome sets it, and a probe sends
+//! one cheap request every [`EtcdOptions::probe_interval`] so that it also
+//! changes while the store is idle.
+//!
 //! The client runs on a small tokio runtime of its own: the gRPC connections
 //! then outlive whatever runtime called [`EtcdStore::connect`] (each actix
 //! arbiter, each `#[tokio::test]` has its own), and every call works from any
@@ -37,9 +50,10 @@ use etcd_client as ec;
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, OnceCell};
 
 /// Keys per page of [`Storage::range`].
 pub const RANGE_PAGE: i64 = 2000;
@@ -80,8 +94,12 @@ pub struct EtcdOptions {
     /// Timeout of establishing one connection.
     pub connect_timeout: Duration,
     /// Timeout of one request (a commit, a range, a lease call; for a watch,
-    /// of its creation).
+    /// of its creation), retries included: bounds how long a transaction
+    /// waits for a dead etcd.
     pub request_timeout: Duration,
+    /// How often the liveness probe asks etcd for its revision (also the
+    /// probe's timeout).
+    pub probe_interval: Duration,
 }
 
 impl Default for EtcdOptions {
@@ -92,7 +110,8 @@ impl Default for EtcdOptions {
             password: None,
             tls: None,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(5),
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -120,12 +139,63 @@ impl Drop for RuntimeGuard {
     }
 }
 
+/// Whether etcd answers, with the transitions logged once each.
+struct Liveness {
+    tx: watch::Sender<bool>,
+    /// Whether an outcome was recorded yet: the first one is logged even when
+    /// it leaves the value (false) as it was, so that an etcd unreachable at
+    /// start-up shows in the log.
+    known: AtomicBool,
+}
+
+impl Liveness {
+    fn new() -> Liveness {
+        Liveness {
+            tx: watch::channel(false).0,
+            known: AtomicBool::new(false),
+        }
+    }
+
+    /// Records a request's outcome: `Unavailable` means etcd is down, any
+    /// other answer (a failed compare, `TooLarge`, `Compacted`, ...) that it
+    /// is up.
+    fn record<T>(&self, outcome: &Result<T, StorageError>) {
+        let down = match outcome {
+            Err(e @ StorageError::Unavailable(_)) => Some(e),
+            _ => None,
+        };
+        let up = down.is_none();
+        // The closure runs under the channel's lock: transitions (and their
+        // logs) are serialized.
+        self.tx.send_if_modified(|live| {
+            let first = !self.known.swap(true, Ordering::Relaxed);
+            if *live == up && !first {
+                return false;
+            }
+            match down {
+                Some(e) => tracing::warn!("etcd is unreachable: {e}"),
+                None if first => tracing::info!("etcd is reachable"),
+                None => tracing::info!("etcd is reachable again"),
+            }
+            let changed = *live != up;
+            *live = up;
+            changed
+        });
+    }
+}
+
 /// What the store's tasks share.
 struct Inner {
     client: ec::Client,
     kv: ec::KvClient,
     watch: ec::WatchClient,
     request_timeout: Duration,
+    /// User and password, sent by the first request that reaches etcd
+    /// (`Client::connect` would need etcd up to authenticate).
+    credentials: Option<(String, String)>,
+    /// Set once etcd accepted the credentials.
+    authenticated: OnceCell<()>,
+    liveness: Liveness,
 }
 
 /// The etcd backend. See the [module documentation](self).
@@ -142,11 +212,40 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
-    /// Connects, and checks that etcd answers (within the connect and
-    /// request timeouts): `Unavailable` if not.
+    /// A store on these endpoints. Fails only for invalid options (no
+    /// endpoint, unreadable TLS files, a password without a user, ...): an
+    /// etcd that does not answer yet makes requests fail with `Unavailable`
+    /// until it does.
     pub async fn connect(options: EtcdOptions) -> Result<Arc<EtcdStore>, StorageError> {
         if options.endpoints.is_empty() {
             return Err(StorageError::Invalid("no etcd endpoint given".into()));
+        }
+        if options.request_timeout.is_zero() || options.probe_interval.is_zero() {
+            return Err(StorageError::Invalid(
+                "etcd request timeout and probe interval must be positive".into(),
+            ));
+        }
+        let credentials = match (&options.user, &options.password) {
+            (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
+            (None, Some(_)) => {
+                return Err(StorageError::Invalid(
+                    "an etcd password without a user".into(),
+                ))
+            }
+            (None, None) => None,
+        };
+        let mut connect = ec::ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true)
+            // A member cut off from its cluster fails requests and watches
+            // rather than serving stale data or staying silent.
+            .with_require_leader(true)
+            // etcd forgets simple tokens when it restarts, and they expire:
+            // authenticate again instead of failing every later request.
+            .with_auto_token_refresh(true);
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls_config(tls)?);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -156,37 +255,15 @@ impl EtcdStore {
             .map_err(|e| StorageError::Other(format!("etcd client runtime: {e}")))?;
         let handle = runtime.handle().clone();
         let runtime = Arc::new(RuntimeGuard(Some(runtime)));
-        let mut connect = ec::ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true)
-            // A member cut off from its cluster fails requests and watches
-            // rather than serving stale data or staying silent.
-            .with_require_leader(true);
-        match (&options.user, &options.password) {
-            (Some(u), p) => connect = connect.with_user(u.clone(), p.clone().unwrap_or_default()),
-            (None, Some(_)) => {
-                return Err(StorageError::Invalid(
-                    "an etcd password without a user".into(),
-                ))
-            }
-            (None, None) => {}
-        }
-        if let Some(tls) = &options.tls {
-            connect = connect.with_tls(tls_config(tls)?);
-        }
         let endpoints = options.endpoints.clone();
-        let timeout = options.connect_timeout + options.request_timeout;
+        // Without credentials `Client::connect` sends nothing (its channels
+        // connect on first use), so whatever fails here is a bad option. It
+        // runs on the store's runtime, where the channels' tasks must live.
         let client = handle
-            .spawn(async move {
-                tokio::time::timeout(timeout, ec::Client::connect(endpoints, Some(connect))).await
-            })
+            .spawn(async move { ec::Client::connect(endpoints, Some(connect)).await })
             .await
             .map_err(|e| StorageError::Other(format!("etcd connect task: {e}")))?
-            .map_err(|_| {
-                StorageError::Unavailable(format!("etcd connect timed out after {timeout:?}"))
-            })?
-            .map_err(|e| map_err(e, None))?;
+            .map_err(|e| StorageError::Invalid(format!("etcd client options: {e}")))?;
         let inner = Arc::new(Inner {
             kv: client
                 .kv_client()
@@ -196,21 +273,25 @@ impl EtcdStore {
                 .max_decoding_message_size(MAX_DECODING_MESSAGE),
             client,
             request_timeout: options.request_timeout,
+            credentials,
+            authenticated: OnceCell::new(),
+            liveness: Liveness::new(),
         });
-        let store = Arc::new(EtcdStore {
+        handle.spawn(probe(Arc::downgrade(&inner), options.probe_interval));
+        Ok(Arc::new(EtcdStore {
             inner,
             handle,
             runtime,
-        });
-        // Fail now if nothing answers.
-        store.current_revision().await?;
-        Ok(store)
+        }))
     }
 
-    /// Runs `f` on the store's runtime within the request timeout, again
-    /// while it fails as `retry` allows (a dead member stays in the client's
-    /// balancer: requests sent its way fail to connect, the next attempt
-    /// most likely goes to a live one).
+    /// Whether etcd answered the last request or probe.
+    pub fn is_connected(&self) -> bool {
+        *self.inner.liveness.tx.borrow()
+    }
+
+    /// Runs `f` on the store's runtime within the request timeout (see
+    /// [`attempt`]).
     async fn run<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
@@ -220,33 +301,102 @@ impl EtcdStore {
         let timeout = self.inner.request_timeout;
         let inner = self.inner.clone();
         self.handle
-            .spawn(async move {
-                let deadline = tokio::time::Instant::now() + timeout;
-                let mut delay = Duration::from_millis(10);
-                loop {
-                    let r = match tokio::time::timeout_at(deadline, f(inner.clone())).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            return Err(StorageError::Unavailable(format!(
-                                "etcd request timed out after {timeout:?}"
-                            )))
-                        }
-                    };
-                    match r {
-                        Err(e) if retry.allows(&e) => {
-                            if tokio::time::Instant::now() + delay >= deadline {
-                                return Err(e);
-                            }
-                            tracing::debug!(error = %e, "retrying an etcd request");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_millis(500));
-                        }
-                        r => return r,
-                    }
-                }
-            })
+            .spawn(attempt(inner, timeout, retry, f))
             .await
             .map_err(|e| StorageError::Other(format!("etcd request task: {e}")))?
+    }
+}
+
+/// Runs `f` within `timeout`, again while it fails as `retry` allows (a
+/// dead member stays in the client's balancer: requests sent its way fail
+/// to connect, the next attempt most likely goes to a live one), after
+/// authenticating if need be; records the outcome in the liveness.
+async fn attempt<T, F, Fut>(
+    inner: Arc<Inner>,
+    timeout: Duration,
+    retry: Retry,
+    f: F,
+) -> Result<T, StorageError>
+where
+    F: Fn(Arc<Inner>) -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(10);
+    let mut last_err: Option<StorageError> = None;
+    let outcome = loop {
+        let request = f(inner.clone());
+        let once = async {
+            authenticate(&inner).await?;
+            request.await
+        };
+        let r = match tokio::time::timeout_at(deadline, once).await {
+            Ok(r) => r,
+            Err(_) => {
+                // Say why the earlier attempts failed, if they did.
+                let why = last_err.map(|e| format!(" ({e})")).unwrap_or_default();
+                break Err(StorageError::Unavailable(format!(
+                    "etcd request timed out after {timeout:?}{why}"
+                )));
+            }
+        };
+        match r {
+            Err(e) if retry.allows(&e) => {
+                if tokio::time::Instant::now() + delay >= deadline {
+                    break Err(e);
+                }
+                tracing::debug!(error = %e, "retrying an etcd request");
+                last_err = Some(e);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            r => break r,
+        }
+    };
+    inner.liveness.record(&outcome);
+    outcome
+}
+
+/// Sends the credentials once, if there are any: until etcd accepts them,
+/// every request tries again first.
+async fn authenticate(inner: &Inner) -> Result<(), StorageError> {
+    let Some((user, password)) = &inner.credentials else {
+        return Ok(());
+    };
+    inner
+        .authenticated
+        .get_or_try_init(|| async {
+            // The clone shares the credentials and token with every client
+            // of `inner` (etcd-client keeps them behind `Arc`s).
+            let mut client = inner.client.clone();
+            client
+                .update_user(Some((user.clone(), password.clone())))
+                .await
+                .map_err(|e| map_err(e, None))
+        })
+        .await?;
+    Ok(())
+}
+
+/// The liveness probe: one revision request every `interval`, until the
+/// store and its watch streams are gone (it holds `inner` only while
+/// probing, so it does not keep the store alive).
+async fn probe(inner: Weak<Inner>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // The first tick is immediate: the liveness is known soon after
+        // connecting.
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        // Retried within the interval like any read, so that one dead
+        // member among live ones does not make the liveness flap.
+        let _ = attempt(inner, interval, Retry::Unavailable, |inner| async move {
+            current_revision(&inner).await
+        })
+        .await;
     }
 }
 
@@ -590,6 +740,29 @@ async fn open_watch(
     prefix: &[u8],
     from: Revision,
 ) -> Result<ec::WatchStream, StorageError> {
+    match open_watch_once(inner, prefix, from).await {
+        // etcd refuses a watch with a token it no longer knows (it restarted,
+        // or the token expired) by canceling it, which etcd-client's token
+        // refresh does not see: authenticate again and retry once.
+        Err(StorageError::Other(m))
+            if inner.credentials.is_some() && m.contains("permission denied") =>
+        {
+            inner
+                .client
+                .refresh_token()
+                .await
+                .map_err(|e| map_err(e, None))?;
+            open_watch_once(inner, prefix, from).await
+        }
+        r => r,
+    }
+}
+
+async fn open_watch_once(
+    inner: &Inner,
+    prefix: &[u8],
+    from: Revision,
+) -> Result<ec::WatchStream, StorageError> {
     let mut wc = inner.watch.clone();
     let opts = ec::WatchOptions::new()
         .with_range(prefix_end(prefix))
@@ -714,8 +887,13 @@ async fn watch_task(
                             "etcd watch creation timed out".into(),
                         ))
                     });
+            // Only a success is recorded in the liveness: with several
+            // members, an attempt on a dead one says little about the others.
             match attempt {
-                Ok(s) => break s,
+                Ok(s) => {
+                    inner.liveness.record(&Ok(()));
+                    break s;
+                }
                 Err(e @ StorageError::Unavailable(_)) => last_err = e,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -907,6 +1085,10 @@ impl Storage for EtcdStore {
     fn kind(&self) -> &'static str {
         "etcd"
     }
+
+    fn liveness(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.inner.liveness.tx.subscribe())
+    }
 }
 
 #[cfg(test)]
@@ -921,20 +1103,100 @@ mod tests {
         assert_eq!(prefix_end(b""), b"\0");
     }
 
-    #[tokio::test]
-    async fn unreachable_etcd_is_unavailable() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
-        let e = EtcdStore::connect(EtcdOptions {
+            .port()
+    }
+
+    #[tokio::test]
+    async fn unreachable_etcd_is_unavailable() {
+        let port = free_port();
+        let s = EtcdStore::connect(EtcdOptions {
             connect_timeout: Duration::from_millis(300),
             request_timeout: Duration::from_millis(500),
+            probe_interval: Duration::from_millis(100),
             ..EtcdOptions::new([format!("127.0.0.1:{port}")])
         })
         .await
-        .unwrap_err();
+        .unwrap();
+        let started = Instant::now();
+        let e = s.current_revision().await.unwrap_err();
         assert!(matches!(e, StorageError::Unavailable(_)), "{e:?}");
+        let e = s
+            .commit(vec![], vec![WriteOp::put("k", "v")])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Unavailable(_)), "{e:?}");
+        match s.watch(b"k", 0).await {
+            Err(StorageError::Unavailable(_)) => {}
+            Err(e) => panic!("watch: {e:?}"),
+            Ok(_) => panic!("a watch on an unreachable etcd"),
+        }
+        // Three requests of at most 500 ms each.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!s.is_connected());
+        let live = s.liveness().unwrap();
+        assert!(!*live.borrow());
+    }
+
+    #[tokio::test]
+    async fn invalid_options_fail_connect() {
+        let invalid = |o: EtcdOptions| async move {
+            match EtcdStore::connect(o).await {
+                Err(StorageError::Invalid(m)) => m,
+                Err(e) => panic!("{e:?}"),
+                Ok(_) => panic!("connected with invalid options"),
+            }
+        };
+        invalid(EtcdOptions::new(Vec::<String>::new())).await;
+        let m = invalid(EtcdOptions {
+            password: Some("secret".into()),
+            ..EtcdOptions::default()
+        })
+        .await;
+        assert!(m.contains("password without a user"), "{m}");
+        let m = invalid(EtcdOptions {
+            tls: Some(EtcdTls {
+                ca: Some("/nonexistent/ca.pem".into()),
+                ..EtcdTls::default()
+            }),
+            ..EtcdOptions::default()
+        })
+        .await;
+        assert!(m.contains("/nonexistent/ca.pem"), "{m}");
+        invalid(EtcdOptions {
+            probe_interval: Duration::ZERO,
+            ..EtcdOptions::default()
+        })
+        .await;
+        invalid(EtcdOptions::new(["http://[bad"])).await;
+    }
+
+    #[tokio::test]
+    async fn the_probe_ends_with_the_store() {
+        let s = EtcdStore::connect(EtcdOptions {
+            probe_interval: Duration::from_millis(10),
+            ..EtcdOptions::new([format!("127.0.0.1:{}", free_port())])
+        })
+        .await
+        .unwrap();
+        let weak = Arc::downgrade(&s.inner);
+        let mut live = s.liveness().unwrap();
+        drop(s);
+        // The runtime is shut down with the store: the probe is gone, the
+        // liveness channel closed, nothing holds the shared state.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while live.changed().await.is_ok() {}
+        })
+        .await
+        .unwrap();
+        assert!(weak.upgrade().is_none());
     }
 }
