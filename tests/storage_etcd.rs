@@ -252,3 +252,57 @@ async fn a_stopped_etcd_is_unavailable() {
         .unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_at_reads_a_past_revision_until_it_is_compacted() {
+    let etcd = tokio::task::block_in_place(EtcdCluster::single);
+    let s = connect(&etcd).await;
+    let r1 = s
+        .commit(
+            vec![],
+            vec![WriteOp::put("p/a", "1"), WriteOp::put("p/b", "1")],
+        )
+        .await
+        .unwrap()
+        .revision;
+    let r2 = s
+        .commit(
+            vec![],
+            vec![WriteOp::put("p/a", "2"), WriteOp::delete("p/b")],
+        )
+        .await
+        .unwrap()
+        .revision;
+    s.commit(vec![], vec![WriteOp::put("q/x", "1")])
+        .await
+        .unwrap();
+    let values = |kvs: Vec<KeyValue>| -> Vec<(Bytes, Bytes)> {
+        kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+    };
+    assert_eq!(
+        values(s.range_at(b"p/", r1).await.unwrap()),
+        vec![
+            (Bytes::from("p/a"), Bytes::from("1")),
+            (Bytes::from("p/b"), Bytes::from("1"))
+        ]
+    );
+    assert_eq!(
+        values(s.range_at(b"p/", r2).await.unwrap()),
+        vec![(Bytes::from("p/a"), Bytes::from("2"))]
+    );
+    // More keys than one page, at a past revision.
+    let many: Vec<WriteOp> = (0..2500)
+        .map(|i| WriteOp::put(format!("m/{i:05}"), "v"))
+        .collect();
+    let rm = s.commit(vec![], many).await.unwrap().revision;
+    s.commit(vec![], vec![WriteOp::put("m/99999", "later")])
+        .await
+        .unwrap();
+    assert_eq!(s.range_at(b"m/", rm).await.unwrap().len(), 2500);
+    s.compact(r2).await.unwrap();
+    match s.range_at(b"p/", r1).await {
+        Err(StorageError::Compacted { compacted }) => assert_eq!(compacted, r2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.range_at(b"p/", r2).await.unwrap().len(), 1);
+}

@@ -219,6 +219,8 @@ pub struct DatabaseActor {
     member_of: HashMap<(SessionId, String), String>,
     change_aware: HashMap<SessionId, bool>,
     history: VecDeque<(Revision, Arc<ChangeSet>)>,
+    /// The revision `history` starts after: every change since it is there.
+    history_base: Revision,
     watch_from: Revision,
     name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
@@ -251,6 +253,7 @@ impl DatabaseActor {
             member_of: HashMap::new(),
             change_aware: HashMap::new(),
             history: VecDeque::new(),
+            history_base: watch_from - 1,
             watch_from,
             name,
             loaded: true,
@@ -331,6 +334,7 @@ impl DatabaseActor {
         self.open_backoff = Duration::from_millis(100);
         self.load_error = None;
         let revision = fresh.revision;
+        self.history_base = revision;
         if self.loaded {
             let diff = crate::db::changes::diff(&self.replica.db, &fresh.db);
             tracing::info!(db = %self.name, revision, rows = diff.n_rows(), "reloaded from the store");
@@ -626,6 +630,8 @@ impl DatabaseActor {
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.
                 f.txn.retries += 1;
+                tracing::debug!(db = %self.name, retries = f.txn.retries,
+                    "lost a commit race to another server; executing the transaction again");
                 if f.txn.retries > MAX_COMMIT_RETRIES {
                     let mut results = f.results;
                     results.push(
@@ -691,7 +697,9 @@ impl DatabaseActor {
         self.replica.apply(&changes, revision);
         self.history.push_back((revision, changes.clone()));
         while self.history.len() > HISTORY_LEN {
-            self.history.pop_front();
+            if let Some((r, _)) = self.history.pop_front() {
+                self.history_base = r;
+            }
         }
         self.notify_monitors(revision, changes);
         self.report_status();
@@ -768,16 +776,13 @@ impl DatabaseActor {
             });
     }
 
-    /// The changes since `rev` (exclusive), if history still covers them.
+    /// The changes since `rev` (exclusive), if the in-memory history still
+    /// covers them.
     fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
         if rev == self.replica.revision {
             return Some(ChangeSet::default());
         }
-        if rev > self.replica.revision {
-            return None;
-        }
-        let first = self.history.front()?;
-        if first.0 > rev + 1 && rev != 0 {
+        if rev > self.replica.revision || rev < self.history_base {
             return None;
         }
         let mut merged = ChangeSet::default();
@@ -952,7 +957,7 @@ impl Handler<CancelTxn> for DatabaseActor {
 
 impl Handler<AddMonitor> for DatabaseActor {
     type Result = ();
-    fn handle(&mut self, m: AddMonitor, _: &mut Context<Self>) {
+    fn handle(&mut self, m: AddMonitor, ctx: &mut Context<Self>) {
         if !self.loaded {
             if let Some(e) = self.unavailable() {
                 m.session.reply.do_send(SendReply {
@@ -972,30 +977,90 @@ impl Handler<AddMonitor> for DatabaseActor {
                 return;
             }
         };
-        let last_id = self.replica.txn_id(self.replica.revision);
-        let result = match m.version {
-            MonitorVersion::V1 | MonitorVersion::V2 => monitor.initial(&self.replica.db),
-            MonitorVersion::V3 => {
-                let since = m
-                    .last_txn_id
-                    .as_ref()
-                    .and_then(parse_txn_id)
-                    .and_then(|u| self.replica.revision_of(&u))
-                    .and_then(|rev| self.changes_since(rev));
-                match since {
-                    Some(cs) => {
-                        let body = monitor
-                            .update(self.schema(), &cs)
-                            .unwrap_or_else(|| json!({}));
-                        json!([true, last_id.to_string(), body])
-                    }
-                    None => json!([
-                        false,
-                        last_id.to_string(),
-                        monitor.initial(&self.replica.db)
-                    ]),
-                }
+        let since = match m.version {
+            MonitorVersion::V3 => m
+                .last_txn_id
+                .as_ref()
+                .and_then(parse_txn_id)
+                .and_then(|u| self.replica.revision_of(&u)),
+            _ => None,
+        };
+        if let Some(rev) = since {
+            if let Some(cs) = self.changes_since(rev) {
+                self.answer_monitor(m, monitor, Some(cs));
+                return;
             }
+            if let (Backend::Store(store), true) =
+                (&self.backend, 0 < rev && rev < self.history_base)
+            {
+                // Older than this server's memory (it restarted, or the
+                // client comes from another server): what the store held
+                // then, compared with now, is exactly what the client missed.
+                let store = store.clone();
+                let prefix = self
+                    .replica
+                    .keys
+                    .db_prefix(&self.replica.name)
+                    .unwrap_or_default();
+                let fut = async move { store.range_at(&prefix, rev).await };
+                ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
+                    let missed = res
+                        .ok()
+                        .and_then(|kvs| act.changes_from_snapshot(&kvs, rev));
+                    act.answer_monitor(m, monitor, missed);
+                }));
+                return;
+            }
+        }
+        self.answer_monitor(m, monitor, None);
+    }
+}
+
+impl DatabaseActor {
+    /// What changed since the database held `kvs` (read at `rev`), if they
+    /// decode.
+    fn changes_from_snapshot(
+        &self,
+        kvs: &[crate::storage::KeyValue],
+        rev: Revision,
+    ) -> Option<ChangeSet> {
+        let then = Replica::load(
+            self.schema().clone(),
+            self.replica.keys.clone(),
+            self.replica.cluster_id,
+            kvs,
+            rev,
+        )
+        .map_err(|e| {
+            tracing::warn!(db = %self.name, revision = rev, error = %e,
+                "cannot decode a past revision for monitor_cond_since; sending the full state");
+        })
+        .ok()?;
+        Some(crate::db::changes::diff(&then.db, &self.replica.db))
+    }
+
+    /// Replies to a monitor request and adds the monitor: `missed` is what a
+    /// `monitor_cond_since` client missed (`found: true`), `None` the full
+    /// state.
+    fn answer_monitor(&mut self, m: AddMonitor, monitor: Arc<Monitor>, missed: Option<ChangeSet>) {
+        if !m.session.reply.connected() {
+            // The session ended while its past was being read.
+            return;
+        }
+        let last_id = self.replica.txn_id(self.replica.revision);
+        let result = match (m.version, missed) {
+            (MonitorVersion::V1 | MonitorVersion::V2, _) => monitor.initial(&self.replica.db),
+            (MonitorVersion::V3, Some(cs)) => {
+                let body = monitor
+                    .update(self.schema(), &cs)
+                    .unwrap_or_else(|| json!({}));
+                json!([true, last_id.to_string(), body])
+            }
+            (MonitorVersion::V3, None) => json!([
+                false,
+                last_id.to_string(),
+                monitor.initial(&self.replica.db)
+            ]),
         };
         let key = Self::monitor_key(m.version, &m.requests);
         self.join(key, monitor, m.session.clone(), m.monitor_id);
@@ -1075,6 +1140,24 @@ impl Handler<SetChangeAware> for DatabaseActor {
 impl Handler<Convert> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
+        if self.shared.is_some() {
+            // The other servers of the service would keep serving the old
+            // schema over the new rows.
+            let e = OvsdbError::new(
+                "not allowed",
+                format!(
+                    "database {} is shared through the {} store with other oxsdb servers, which \
+                     could not follow a new schema: converting a shared database is not supported yet",
+                    self.name,
+                    self.store_kind()
+                ),
+            );
+            m.session.reply.do_send(SendReply {
+                id: m.id,
+                result: Err(e.to_json()),
+            });
+            return;
+        }
         let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -1105,6 +1188,7 @@ impl Handler<Convert> for DatabaseActor {
         self.groups.clear();
         self.member_of.clear();
         self.history.clear();
+        self.history_base = self.replica.revision;
         let keys = self.replica.keys.clone();
         let cluster = self.replica.cluster_id;
         let old_rev = self.replica.revision;

@@ -597,14 +597,21 @@ fn header_revision(h: Option<&ec::ResponseHeader>) -> Result<Revision, StorageEr
         .ok_or_else(|| StorageError::Other("etcd answered without a header".into()))
 }
 
-async fn range(inner: &Inner, prefix: Vec<u8>) -> Result<(Vec<KeyValue>, Revision), StorageError> {
+/// The keys under `prefix` at revision `at` (0: now), page by page at one
+/// revision, and that revision.
+async fn range(
+    inner: &Inner,
+    prefix: Vec<u8>,
+    at: Revision,
+) -> Result<(Vec<KeyValue>, Revision), StorageError> {
     let end = prefix_end(&prefix);
-    // A compaction between pages fails the later page: start over.
+    // A compaction between pages fails the later page: start over (unless
+    // the past revision asked for is the one compacted).
     'again: for _ in 0..5 {
         let mut kv = inner.kv.clone();
         let mut out = Vec::new();
         let mut start = prefix.clone();
-        let mut revision = 0;
+        let mut revision = at;
         loop {
             let mut opts = ec::GetOptions::new()
                 .with_range(end.clone())
@@ -615,6 +622,11 @@ async fn range(inner: &Inner, prefix: Vec<u8>) -> Result<(Vec<KeyValue>, Revisio
             let r = match kv.get(start.clone(), Some(opts)).await {
                 Ok(r) => r,
                 Err(e) => match map_err(e, None) {
+                    StorageError::Compacted { .. } if at != 0 => {
+                        return Err(StorageError::Compacted {
+                            compacted: compacted_revision(inner).await?,
+                        })
+                    }
                     StorageError::Compacted { .. } if revision != 0 => continue 'again,
                     e => return Err(e),
                 },
@@ -911,7 +923,25 @@ impl Storage for EtcdStore {
         let prefix = prefix.to_vec();
         self.run(Retry::Unavailable, move |inner| {
             let prefix = prefix.clone();
-            async move { range(&inner, prefix).await }
+            async move { range(&inner, prefix, 0).await }
+        })
+        .await
+    }
+
+    async fn range_at(
+        &self,
+        prefix: &[u8],
+        revision: Revision,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if revision <= 0 {
+            return Err(StorageError::Invalid(format!(
+                "no revision {revision} to read at"
+            )));
+        }
+        let prefix = prefix.to_vec();
+        self.run(Retry::Unavailable, move |inner| {
+            let prefix = prefix.clone();
+            async move { range(&inner, prefix, revision).await.map(|(kvs, _)| kvs) }
         })
         .await
     }

@@ -277,6 +277,21 @@ pub trait Storage: Send + Sync + 'static {
     /// revision of the snapshot they were read at.
     async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, Revision), StorageError>;
 
+    /// Every key under `prefix` as it was at the past `revision`, sorted by
+    /// key: what a client that last saw `revision` missed is the difference
+    /// with now. `Err(Compacted)` if the store no longer keeps that revision,
+    /// or (the default) keeps no past versions at all.
+    async fn range_at(
+        &self,
+        prefix: &[u8],
+        revision: Revision,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let _ = (prefix, revision);
+        Err(StorageError::Compacted {
+            compacted: self.current_revision().await?,
+        })
+    }
+
     /// One key.
     async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StorageError>;
 

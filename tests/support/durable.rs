@@ -234,6 +234,8 @@ pub fn schema_name(schema: &Path) -> String {
 /// file per instance and start in `log_dir`.
 pub struct Oxsdb {
     args: Vec<OsString>,
+    /// Environment variables set for the process (e.g. `RUST_LOG`).
+    envs: Vec<(OsString, OsString)>,
     /// The TCP port: 0 before the first start, then kept for restarts.
     pub port: u16,
     /// A `punix:` socket, if any.
@@ -257,8 +259,29 @@ impl Oxsdb {
     ) -> Oxsdb {
         let mut o = Oxsdb {
             args: args.iter().cloned().map(Into::into).collect(),
+            envs: Vec::new(),
             port: 0,
             unix,
+            child: None,
+            log_dir: log_dir.to_path_buf(),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            starts: 0,
+        };
+        o.launch();
+        o
+    }
+
+    /// [`Oxsdb::start`] with environment variables set for the process.
+    pub fn start_with_env<S: Into<OsString> + Clone>(
+        args: &[S],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+    ) -> Oxsdb {
+        let mut o = Oxsdb {
+            args: args.iter().cloned().map(Into::into).collect(),
+            envs: envs.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            port: 0,
+            unix: None,
             child: None,
             log_dir: log_dir.to_path_buf(),
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -280,6 +303,7 @@ impl Oxsdb {
             c.arg(format!("--remote=punix:{}", u.display()));
         }
         c.args(&self.args);
+        c.envs(self.envs.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -339,6 +363,7 @@ impl Oxsdb {
     ) -> Result<Oxsdb, (ExitStatus, String)> {
         let mut o = Oxsdb {
             args: args.iter().cloned().map(Into::into).collect(),
+            envs: Vec::new(),
             port: 0,
             unix,
             child: None,

@@ -21,7 +21,40 @@ pub struct Member {
     pub client_port: u16,
     pub peer_port: u16,
     pub dir: PathBuf,
+    /// etcd's arguments, for [`Member::restart`].
+    args: Vec<String>,
     watchdog: Option<Child>,
+}
+
+/// Runs etcd (`$0`, arguments after the data directory `$1`) in the
+/// background until a line or EOF arrives on stdin, then kills it; the data
+/// is removed unless the line is `keep`.
+const WATCHDOG: &str = r#"dir="$1"; shift
+"$0" "$@" &
+pid=$!
+read -r cmd
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+[ "$cmd" = keep ] || rm -rf "$dir" "$dir.log"
+"#;
+
+fn spawn_watchdog(dir: &std::path::Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .unwrap();
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(ETCD)
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start etcd")
 }
 
 impl Member {
@@ -37,6 +70,38 @@ impl Member {
             // remove the data directory.
             drop(w.stdin.take());
             let _ = w.wait();
+        }
+    }
+
+    /// Kills the member (SIGKILL) keeping its data, for [`Member::restart`].
+    pub fn kill_keeping_data(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            if let Some(mut stdin) = w.stdin.take() {
+                let _ = stdin.write_all(b"keep\n");
+            }
+            let _ = w.wait();
+        }
+    }
+
+    /// Starts a member killed by [`Member::kill_keeping_data`] again, on
+    /// its data and ports, and waits until it is healthy (for a member of
+    /// a cluster: until it has rejoined).
+    pub fn restart(&mut self) {
+        assert!(
+            self.watchdog.is_none(),
+            "etcd member {} is running",
+            self.name
+        );
+        self.watchdog = Some(spawn_watchdog(&self.dir, &self.args));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !healthy(self.client_port) {
+            assert!(
+                Instant::now() < deadline,
+                "etcd member {} did not become healthy again: {}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -121,7 +186,7 @@ impl EtcdCluster {
             let dir = std::env::temp_dir().join(format!("oxsdb-etcd-{token}-{name}"));
             let client_url = format!("http://127.0.0.1:{client_port}");
             let peer_url = format!("http://127.0.0.1:{peer_port}");
-            let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+            std::fs::File::create(dir.with_extension("log")).unwrap();
             let mut args: Vec<String> = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", dir.display()),
@@ -138,32 +203,13 @@ impl EtcdCluster {
                 "--logger=zap".into(),
             ];
             args.extend(extra.iter().map(|s| s.to_string()));
-            // The watchdog: etcd in the background, killed (and its data
-            // removed) when stdin reaches EOF.
-            let script = r#"dir="$1"; shift
-"$0" "$@" &
-pid=$!
-read -r _ignored
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-rm -rf "$dir" "$dir.log"
-"#;
-            let watchdog = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .arg(ETCD)
-                .arg(&dir)
-                .args(&args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start etcd");
+            let watchdog = spawn_watchdog(&dir, &args);
             members.push(Member {
                 name: name.clone(),
                 client_port,
                 peer_port,
                 dir,
+                args,
                 watchdog: Some(watchdog),
             });
         }
