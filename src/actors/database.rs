@@ -283,7 +283,6 @@ impl DatabaseActor {
             Backend::Store(s) => s.liveness().is_none(),
             Backend::Local => true,
         };
-        a.load_error = Some("it is being opened".into());
         a.shared = Some(shared);
         a
     }
@@ -374,12 +373,22 @@ impl DatabaseActor {
     /// Why a write can't be committed now, if it can't.
     fn unavailable(&self) -> Option<OvsdbError> {
         if !self.loaded {
+            // Until the first open attempt fails there is no load error yet;
+            // the store's liveness already tells whether it can be reached.
+            let why = match (&self.load_error, self.connected) {
+                (_, false) => format!(
+                    "it is being opened, but the {} store cannot be reached: {}",
+                    self.store_kind(),
+                    self.load_error.as_deref().unwrap_or("no reply yet")
+                ),
+                (Some(e), true) => e.clone(),
+                (None, true) => "it is being opened".to_string(),
+            };
             return Some(OvsdbError::new(
                 "not leader",
                 format!(
-                    "database {} is not available on this server yet ({}); retry, or use another server",
+                    "database {} is not available on this server yet ({why}); retry, or use another server",
                     self.name,
-                    self.load_error.as_deref().unwrap_or("it is being opened")
                 ),
             ));
         }

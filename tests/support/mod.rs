@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod etcd;
 pub mod normalize;
 pub mod reference;
 pub mod servers;

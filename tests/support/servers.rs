@@ -11,16 +11,25 @@
 //! Every client test runs one scenario against both kinds and compares the
 //! normalised outputs. `OXSDB_CLIENT_TESTS_SUBJECT=reference` replaces oxsdb
 //! by a second reference server (to check a test itself: both sides must then
-//! be equal). `OXSDB_CLIENT_TESTS_STORE=file` runs oxsdb on its file store
-//! (default: `--store=memory`).
+//! be equal). `OXSDB_CLIENT_TESTS_STORE=file` runs oxsdb on its file store,
+//! `OXSDB_CLIENT_TESTS_STORE=etcd` on etcd (default: `--store=memory`).
+//!
+//! On etcd, one etcd member serves the whole test process (started at the
+//! first oxsdb launch, killed when the process exits) and every [`Server`]
+//! keeps its data under a key prefix of its own, so that tests running in
+//! parallel never see each other's databases; a [`Server::restart`] moves
+//! to a fresh prefix (empty databases, like the other stores), a
+//! [`Server::restart_keeping_data`] stays on the same one.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::etcd::EtcdCluster;
 use super::reference::{find_tool, ovsdb_tool_create, require_file, Client, INSTALL_HINT};
 
 /// How long a server may take to start listening.
@@ -61,9 +70,23 @@ impl Kind {
 
 /// The store oxsdb runs on: `memory` unless `OXSDB_CLIENT_TESTS_STORE`
 /// says otherwise (`file`: database files in the server's directory, removed
-/// at every start).
+/// at every start; `etcd`: a fresh key prefix in the process's etcd, see
+/// [`etcd_endpoint`]).
 pub fn oxsdb_store() -> String {
     std::env::var("OXSDB_CLIENT_TESTS_STORE").unwrap_or_else(|_| "memory".to_string())
+}
+
+/// The client URL of the etcd member that every oxsdb of this test process
+/// uses on the etcd store: started at the first call, killed by its
+/// watchdog when the process exits (a `static` is never dropped).
+pub fn etcd_endpoint() -> String {
+    static ETCD: OnceLock<EtcdCluster> = OnceLock::new();
+    ETCD.get_or_init(EtcdCluster::single).endpoints()[0].clone()
+}
+
+/// A key prefix no other server uses.
+fn fresh_etcd_prefix() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The path of the oxsdb binary built for the integration tests.
@@ -97,8 +120,10 @@ pub struct Server {
     stderr: PathBuf,
     /// Number of starts so far (a fresh stderr file per start).
     starts: usize,
-    /// oxsdb's store (`memory` or `file`).
+    /// oxsdb's store (`memory`, `file` or `etcd`).
     store: String,
+    /// The etcd key prefix of the current start (etcd store).
+    etcd_prefix: String,
     /// Keep the data of the previous start (database files) at the next.
     keep_data: bool,
     // Kept last: removed after the server has been killed.
@@ -113,9 +138,14 @@ impl Server {
     }
 
     /// Starts a server whose data survives [`Server::restart_keeping_data`]:
-    /// oxsdb on its file store, ovsdb-server on its database files.
+    /// oxsdb on its file store (on etcd when the tests run on etcd, which is
+    /// durable too), ovsdb-server on its database files.
     pub fn start_durable(kind: Kind, schemas: &[&Path]) -> Server {
-        Server::start_on_store(kind, schemas, "file")
+        let store = match oxsdb_store().as_str() {
+            "etcd" => "etcd",
+            _ => "file",
+        };
+        Server::start_on_store(kind, schemas, store)
     }
 
     fn start_on_store(kind: Kind, schemas: &[&Path], store: &str) -> Server {
@@ -143,6 +173,7 @@ impl Server {
             stderr,
             starts: 0,
             store: store.to_string(),
+            etcd_prefix: String::new(),
             keep_data: false,
             dir,
         };
@@ -249,6 +280,17 @@ impl Server {
                         cmd.arg("--store=file")
                             .arg(format!("--data-dir={}", data.display()));
                     }
+                    "etcd" => {
+                        // A prefix of its own, new at every start (a restart
+                        // loses the data, as on the other stores) unless
+                        // restarted with the data kept.
+                        if !self.keep_data || self.etcd_prefix.is_empty() {
+                            self.etcd_prefix = fresh_etcd_prefix();
+                        }
+                        cmd.arg("--store=etcd")
+                            .arg(format!("--etcd-endpoints={}", etcd_endpoint()))
+                            .arg(format!("--etcd-prefix={}", self.etcd_prefix));
+                    }
                     store => {
                         cmd.arg(format!("--store={store}"));
                     }
@@ -300,6 +342,52 @@ impl Server {
             self.port
         );
         self.port = port;
+        if self.kind == Kind::Oxsdb && self.store == "etcd" {
+            self.wait_opened();
+        }
+    }
+
+    /// On etcd, oxsdb listens first and then opens its databases from the
+    /// store (until then transactions fail with "not leader"): waits until
+    /// `_Server` says that every database is connected, so that a test's
+    /// first client finds the server as ready as a standalone one.
+    fn wait_opened(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut client = self.connect();
+        loop {
+            let reply = client.request(
+                "transact",
+                json!(["_Server", {"op": "select", "table": "Database", "where": [],
+                                   "columns": ["name", "connected"]}]),
+            );
+            let rows = reply
+                .result()
+                .and_then(|r| r[0]["rows"].as_array())
+                .cloned()
+                .unwrap_or_default();
+            let connected = |name: &str| {
+                rows.iter()
+                    .any(|r| r["name"] == json!(name) && r["connected"] == json!(true))
+            };
+            if self.db_names.iter().all(|n| connected(n)) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "oxsdb exited with {status} while opening its databases from etcd; output:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "oxsdb did not open {:?} from etcd within {START_TIMEOUT:?} (last _Server reply: {}); output:\n{}",
+                    self.db_names,
+                    reply.message,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits until the server reports its TCP port and its unix socket exists.
@@ -392,8 +480,8 @@ impl Server {
     }
 
     /// Stops the server (SIGTERM) and starts it again on the same port and
-    /// socket with the data it had (oxsdb: only on the file store, see
-    /// [`Server::start_durable`]); returns the exit status of the stop.
+    /// socket with the data it had (oxsdb: only on the file and etcd stores,
+    /// see [`Server::start_durable`]); returns the exit status of the stop.
     pub fn restart_keeping_data(&mut self) -> Option<ExitStatus> {
         let status = self.stop();
         self.keep_data = true;
