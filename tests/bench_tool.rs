@@ -1,0 +1,130 @@
+//! The load tool (`oxsdb-bench`) against oxsdb and ovsdb-server, briefly:
+//! every scenario runs to completion on both, its checks find nothing wrong
+//! on either (no error, no missed or duplicated notification, whole
+//! snapshots), and its report holds the figures the side-by-side script
+//! reads. `etcd-txn` runs against a real etcd. Timings are not asserted.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::etcd::EtcdCluster;
+use support::servers::{Kind, Server};
+
+const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+
+/// Runs the tool; returns its JSON report after checking its exit status.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_oxsdb-bench"))
+        .args(args)
+        .output()
+        .expect("running oxsdb-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "oxsdb-bench {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("report {last:?}: {e}\n{stderr}"))
+}
+
+fn number(report: &Value, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("report without {key}: {report}"))
+}
+
+/// Every scenario against one server.
+fn scenarios(kind: Kind) {
+    support::reference::require_file(Path::new(NB_SCHEMA));
+    let server = Server::start(kind, &[Path::new(NB_SCHEMA)]);
+    let remote = server.tcp();
+    let pid = server.pid().expect("server pid").to_string();
+    let global = ["--remote", remote.as_str(), "--server-pid", pid.as_str()];
+    let with = |rest: &[&str]| -> Value {
+        let args: Vec<&str> = global.iter().chain(rest).copied().collect();
+        bench(&args)
+    };
+    let name = kind.name();
+
+    let r = with(&["txn", "--clients", "4", "--seconds", "1"]);
+    assert!(number(&r, "committed") >= 4.0, "{name} txn: {r}");
+    assert_eq!(number(&r, "errors"), 0.0, "{name} txn: {r}");
+    assert!(
+        number(&r, "rate") > 0.0 && number(&r, "p99_ms") >= number(&r, "p50_ms"),
+        "{name}: {r}"
+    );
+    assert!(
+        r["cpu_us_per_op"].is_number(),
+        "{name} txn: CPU from /proc: {r}"
+    );
+
+    let r = with(&["fanout", "--monitors", "50", "--txns", "20"]);
+    assert_eq!(
+        number(&r, "delivered"),
+        1000.0,
+        "{name} fanout: every monitor, every insert: {r}"
+    );
+    for k in ["missed", "duplicated", "unexpected", "errors"] {
+        assert_eq!(number(&r, k), 0.0, "{name} fanout {k}: {r}");
+    }
+    assert!(number(&r, "max_ms") >= number(&r, "p99_ms"), "{name}: {r}");
+
+    let r = with(&[
+        "snapshot",
+        "--ports",
+        "1000",
+        "--switches",
+        "10",
+        "--fetches",
+        "2",
+    ]);
+    assert_eq!(number(&r, "rows"), 1010.0, "{name} snapshot: {r}");
+    assert_eq!(number(&r, "errors"), 0.0, "{name} snapshot: {r}");
+
+    let r = with(&["bulk", "--rows", "1000", "--repeat", "2"]);
+    assert_eq!(number(&r, "errors"), 0.0, "{name} bulk: {r}");
+    assert!(number(&r, "rows_per_s") > 0.0, "{name} bulk: {r}");
+}
+
+#[test]
+fn every_scenario_on_oxsdb() {
+    scenarios(Kind::Oxsdb);
+}
+
+#[test]
+fn every_scenario_on_ovsdb_server() {
+    scenarios(Kind::Reference);
+}
+
+#[test]
+fn etcd_txn_on_a_real_etcd() {
+    let etcd = EtcdCluster::single();
+    let endpoints = etcd.endpoints().join(",");
+    let r = bench(&[
+        "etcd-txn",
+        "--endpoints",
+        &endpoints,
+        "--clients",
+        "4",
+        "--seconds",
+        "1",
+    ]);
+    assert!(number(&r, "committed") >= 4.0, "{r}");
+    assert_eq!(number(&r, "errors"), 0.0, "{r}");
+}
+
+#[test]
+fn a_server_that_is_not_there_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_oxsdb-bench"))
+        .args(["--remote", "tcp:127.0.0.1:1", "txn", "--seconds", "0.1"])
+        .output()
+        .expect("running oxsdb-bench");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connecting to tcp:127.0.0.1:1"), "{stderr}");
+}
