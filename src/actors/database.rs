@@ -214,6 +214,10 @@ pub struct DatabaseActor {
     server_id: Uuid,
     queue: VecDeque<Pending>,
     in_flight: Option<InFlight>,
+    /// The timer answering the in-flight commit if the watch never delivers
+    /// it: one at a time, cancelled on delivery, because every live timer of
+    /// an actor is polled at each of its wake-ups.
+    delivery_timer: Option<SpawnHandle>,
     blocked: Vec<(Pending, Option<Instant>)>,
     groups: HashMap<String, Group>,
     member_of: HashMap<(SessionId, String), String>,
@@ -248,6 +252,7 @@ impl DatabaseActor {
             server_id,
             queue: VecDeque::new(),
             in_flight: None,
+            delivery_timer: None,
             blocked: Vec::new(),
             groups: HashMap::new(),
             member_of: HashMap::new(),
@@ -574,7 +579,11 @@ impl DatabaseActor {
                     f.revision = Some(r.revision);
                     self.in_flight = Some(f);
                     let rev = r.revision;
-                    ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
+                    if let Some(h) = self.delivery_timer.take() {
+                        ctx.cancel_future(h);
+                    }
+                    self.delivery_timer = Some(ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
+                        act.delivery_timer = None;
                         if act.in_flight.as_ref().and_then(|f| f.revision) == Some(rev) {
                             tracing::warn!(db = %act.name, revision = rev,
                                 "the store's watch has not delivered a commit of this server; answering it anyway");
@@ -583,7 +592,7 @@ impl DatabaseActor {
                             }
                             act.pump(ctx);
                         }
-                    });
+                    }));
                 }
             }
             Ok(_) if !f.asserted.is_empty() => {
@@ -879,6 +888,9 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
             self.commit_applied(batch.revision, changes);
         }
         if own {
+            if let Some(h) = self.delivery_timer.take() {
+                ctx.cancel_future(h);
+            }
             if let Some(f) = self.in_flight.take() {
                 self.finish(f.txn, Value::Array(f.results));
             }
