@@ -32,6 +32,11 @@ pub const MAX_COMMIT_RETRIES: u32 = 64;
 pub const WATCH_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest pause between attempts to open a database while the store is down.
 pub const MAX_OPEN_BACKOFF: Duration = Duration::from_secs(5);
+/// At most this many transactions share one store commit.
+pub const GROUP_MAX_TXNS: usize = 64;
+/// A commit group stops growing at this many changed rows, so that with the
+/// fence it stays within etcd's default `--max-txn-ops` (128).
+pub const GROUP_MAX_ROWS: usize = 100;
 
 /// Where commits go.
 pub enum Backend {
@@ -187,14 +192,56 @@ struct Pending {
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
 }
 
-struct InFlight {
+/// A request handled later, on the replica without uncommitted changes.
+type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>;
+
+/// A transaction of a commit group, executed and waiting for the commit.
+struct GroupMember {
     txn: Pending,
     results: Vec<Value>,
+    /// Whether it changed anything (a read only waits for the writes before it).
+    writes: bool,
+}
+
+/// Transactions being gathered into one store commit (see `pump`).
+#[derive(Default)]
+struct CommitGroup {
+    members: Vec<GroupMember>,
+    /// Each writing member's changes, in order.
+    changes: Vec<Arc<ChangeSet>>,
+    /// Rows changed by the members (before merging).
+    rows: usize,
+    durable: bool,
+    comment: Option<String>,
+    /// Lock names asserted in a shared store, with their keys and the value
+    /// the commit compares them with.
+    asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
+    /// A member that must commit alone (comment, asserted locks) is in.
+    solo: bool,
+}
+
+impl CommitGroup {
+    /// Whether no further transaction may join.
+    fn is_full(&self, solo_only: bool) -> bool {
+        !self.members.is_empty()
+            && (self.solo
+                || solo_only
+                || self.members.len() >= GROUP_MAX_TXNS
+                || self.rows >= GROUP_MAX_ROWS)
+    }
+}
+
+/// The commit in flight: its members, in order, and what they changed.
+struct InFlight {
+    members: Vec<GroupMember>,
+    /// The members' changes merged: what the commit writes.
     changes: Arc<ChangeSet>,
     revision: Option<Revision>,
     /// Lock names asserted in a shared store, with their keys and the value
     /// the commit compared them with.
     asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
+    /// Whether the replica holds `changes` ahead of the store.
+    speculative: bool,
 }
 
 struct Member {
@@ -218,6 +265,10 @@ pub struct DatabaseActor {
     /// it: one at a time, cancelled on delivery, because every live timer of
     /// an actor is polled at each of its wake-ups.
     delivery_timer: Option<SpawnHandle>,
+    /// Commits to make one transaction at a time (a group was over the store's limits).
+    solo_txns: usize,
+    /// Requests that read the replica, held while it is ahead of the store.
+    deferred: Vec<Deferred>,
     blocked: Vec<(Pending, Option<Instant>)>,
     groups: HashMap<String, Group>,
     member_of: HashMap<(SessionId, String), String>,
@@ -253,6 +304,8 @@ impl DatabaseActor {
             queue: VecDeque::new(),
             in_flight: None,
             delivery_timer: None,
+            solo_txns: 0,
+            deferred: Vec::new(),
             blocked: Vec::new(),
             groups: HashMap::new(),
             member_of: HashMap::new(),
@@ -335,6 +388,8 @@ impl DatabaseActor {
     /// current replica after the watch lost history (monitors then get
     /// exactly the difference).
     fn opened(&mut self, fresh: Replica, ctx: &mut Context<Self>) {
+        // The diff below must be between committed states.
+        self.undo_speculation();
         self.open_backoff = Duration::from_millis(100);
         self.load_error = None;
         let revision = fresh.revision;
@@ -441,21 +496,67 @@ impl DatabaseActor {
         }));
     }
 
-    /// Executes queued transactions until one needs a store commit.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.in_flight.is_none() {
-            let Some(p) = self.queue.pop_front() else {
-                return;
-            };
-            self.run(p, ctx);
+    /// Whether the replica holds changes the store has not confirmed.
+    fn speculating(&self) -> bool {
+        self.in_flight.as_ref().is_some_and(|f| f.speculative)
+    }
+
+    /// Handles the requests deferred while the replica was ahead of the store.
+    fn run_deferred(&mut self, ctx: &mut Context<Self>) {
+        while !self.speculating() && !self.deferred.is_empty() {
+            let d = self.deferred.remove(0);
+            d(self, ctx);
         }
     }
 
-    fn run(&mut self, p: Pending, ctx: &mut Context<Self>) {
+    /// Executes queued transactions. Reads and failed transactions are
+    /// answered at once; writes go to the store in groups (group commit):
+    /// while nothing is in flight, the queued transactions are executed one
+    /// after the other, each on top of the previous ones (the replica holds
+    /// their changes ahead of the store, undone if the commit fails), and
+    /// the group is committed as one store transaction. Its members are
+    /// answered in order once the store's watch delivered the commit and the
+    /// monitors were sent its update.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        self.run_deferred(ctx);
+        let mut group = CommitGroup::default();
+        while self.in_flight.is_none() {
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            if group.is_full(self.solo_txns > 0) {
+                self.queue.push_front(p);
+                break;
+            }
+            if let Some(p) = self.run(p, &mut group, ctx) {
+                // It can't join this group: it runs after the group's commit.
+                self.queue.push_front(p);
+                break;
+            }
+        }
+        if !group.members.is_empty() {
+            self.solo_txns = self.solo_txns.saturating_sub(1);
+            self.start_commit(group, ctx);
+        }
+    }
+
+    /// Executes one transaction on the replica (which holds `group`'s changes
+    /// already): answers it, parks it (`wait`), or adds it to the group.
+    /// Returns it when it must wait for the group's commit instead.
+    fn run(
+        &mut self,
+        p: Pending,
+        group: &mut CommitGroup,
+        ctx: &mut Context<Self>,
+    ) -> Option<Pending> {
+        let speculating = !group.members.is_empty();
         if !self.loaded {
             if let Some(e) = self.unavailable() {
                 self.finish(p, Value::Array(vec![e.to_json()]));
-                return;
+                return None;
             }
         }
         let locks = p.owned_locks.clone();
@@ -470,7 +571,13 @@ impl DatabaseActor {
             read_only: false,
             allow_reserved: p.internal.is_some(),
         };
-        match execute(&self.replica.db, &p.ops, &ectx) {
+        let execution = execute(&self.replica.db, &p.ops, &ectx);
+        let asserted = asserted.into_inner();
+        match execution {
+            Execution::Blocked { .. } if speculating => {
+                // It saw uncommitted changes: it waits on committed ones.
+                Some(p)
+            }
             Execution::Blocked { timeout_ms } => {
                 let deadline =
                     timeout_ms.map(|ms| p.received + Duration::from_millis(ms.max(0) as u64));
@@ -483,80 +590,155 @@ impl DatabaseActor {
                     s.blocked.do_send(TxnBlocked { id: p.id.clone() });
                 }
                 self.blocked.push((p, deadline));
+                None
             }
             Execution::Done(done) => {
                 if done.changes.is_empty() {
-                    self.finish(p, Value::Array(done.results));
-                    return;
+                    if speculating {
+                        // Its results may show uncommitted changes: answered
+                        // with the group, re-executed if the group fails.
+                        group.members.push(GroupMember {
+                            txn: p,
+                            results: done.results,
+                            writes: false,
+                        });
+                    } else {
+                        self.finish(p, Value::Array(done.results));
+                    }
+                    return None;
                 }
                 if let Some(e) = self.unavailable() {
                     let mut results = done.results;
                     results.push(e.to_json());
                     self.finish(p, Value::Array(results));
-                    return;
+                    return None;
                 }
                 let changes = Arc::new(done.changes);
-                match &self.backend {
-                    Backend::Local => {
-                        let rev = self.replica.revision + 1;
-                        self.commit_applied(rev, changes.clone());
-                        self.finish(p, Value::Array(done.results));
-                    }
-                    Backend::Store(store) => {
-                        let (mut cmp, writes) = self.replica.commit_request(
-                            &changes,
-                            self.server_id,
-                            done.comment.as_deref(),
-                        );
-                        // In a shared store a lock is only held while its key
-                        // says so: `assert` is checked in the same commit.
-                        if self.shared.is_some() {
-                            if let Some(s) = &p.session {
-                                for name in asserted.borrow().iter() {
-                                    if let Ok(key) = self.replica.keys.lock(name) {
-                                        cmp.push(crate::storage::Compare::value(
-                                            key,
-                                            crate::actors::shared_locks::owner_value(
-                                                self.server_id,
-                                                s.id,
-                                            ),
-                                        ));
-                                    }
-                                }
+                if let Backend::Local = &self.backend {
+                    let rev = self.replica.revision + 1;
+                    self.commit_applied(rev, changes);
+                    self.finish(p, Value::Array(done.results));
+                    return None;
+                }
+                // A comment or an asserted lock in a shared store is part of
+                // the commit itself: such a transaction commits alone.
+                let asserts = self.shared.is_some() && !asserted.is_empty();
+                let solo = done.comment.is_some() || asserts;
+                if speculating && (solo || group.rows + changes.n_rows() > GROUP_MAX_ROWS) {
+                    return Some(p);
+                }
+                if asserts {
+                    if let Some(s) = &p.session {
+                        for name in &asserted {
+                            if let Ok(key) = self.replica.keys.lock(name) {
+                                let value =
+                                    crate::actors::shared_locks::owner_value(self.server_id, s.id);
+                                group
+                                    .asserted
+                                    .push((name.clone(), key, bytes::Bytes::from(value)));
                             }
                         }
-                        let store = store.clone();
-                        let asserted_keys = cmp
-                            .iter()
-                            .skip(1)
-                            .filter_map(|c| match c {
-                                crate::storage::Compare::Value { key, value } => {
-                                    let name = match self.replica.keys.parse(key) {
-                                        Some(crate::storage::ParsedKey::Lock { name }) => {
-                                            name.to_string()
-                                        }
-                                        _ => String::new(),
-                                    };
-                                    Some((name, key.clone(), value.clone()))
-                                }
-                                _ => None,
-                            })
-                            .collect();
-                        self.in_flight = Some(InFlight {
-                            txn: p,
-                            results: done.results,
-                            changes,
-                            revision: None,
-                            asserted: asserted_keys,
-                        });
-                        let durable = done.durable;
-                        let fut = async move { store.commit_durable(cmp, writes, durable).await };
-                        ctx.spawn(
-                            fut.into_actor(self)
-                                .map(|res, act, ctx| act.committed(res, ctx)),
-                        );
                     }
                 }
+                self.replica.db.apply(&changes);
+                group.rows += changes.n_rows();
+                group.durable |= done.durable;
+                group.comment = done.comment;
+                group.solo = solo;
+                group.changes.push(changes);
+                group.members.push(GroupMember {
+                    txn: p,
+                    results: done.results,
+                    writes: true,
+                });
+                None
+            }
+        }
+    }
+
+    /// Sends a group's changes to the store as one commit.
+    fn start_commit(&mut self, group: CommitGroup, ctx: &mut Context<Self>) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        let sets: Vec<&ChangeSet> = group.changes.iter().map(|c| c.as_ref()).collect();
+        let changes = match sets.as_slice() {
+            [] => Arc::new(ChangeSet::default()),
+            [_] => group.changes[0].clone(),
+            _ => Arc::new(ChangeSet::merge_all(&sets)),
+        };
+        let (mut cmp, writes) =
+            self.replica
+                .commit_request(&changes, self.server_id, group.comment.as_deref());
+        for (_, key, value) in &group.asserted {
+            cmp.push(crate::storage::Compare::value(key.clone(), value.clone()));
+        }
+        let speculative = !group.changes.is_empty();
+        self.in_flight = Some(InFlight {
+            members: group.members,
+            changes,
+            revision: None,
+            asserted: group.asserted,
+            speculative,
+        });
+        if writes.len() <= 1 {
+            // Only reads held back behind writes that merged into nothing
+            // (a row inserted and deleted again): nothing to commit.
+            self.committed(
+                Ok(crate::storage::CommitResult {
+                    succeeded: true,
+                    revision: self.replica.revision,
+                }),
+                ctx,
+            );
+            return;
+        }
+        let durable = group.durable;
+        let fut = async move { store.commit_durable(cmp, writes, durable).await };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|res, act, ctx| act.committed(res, ctx)),
+        );
+    }
+
+    /// Takes the in-flight group's changes back out of the replica.
+    fn undo_speculation(&mut self) {
+        if let Some(f) = self.in_flight.as_mut() {
+            if f.speculative {
+                f.speculative = false;
+                self.replica.db.apply(&f.changes.inverse());
+            }
+        }
+    }
+
+    /// Answers the members of a group in order.
+    fn finish_group(&mut self, members: Vec<GroupMember>) {
+        for m in members {
+            self.finish(m.txn, Value::Array(m.results));
+        }
+    }
+
+    /// Puts a failed group's members back at the head of the queue, to be
+    /// executed again (after the watch brought what beat them).
+    fn requeue(&mut self, members: Vec<GroupMember>) {
+        for m in members.into_iter().rev() {
+            let mut txn = m.txn;
+            txn.retries += 1;
+            if txn.retries > MAX_COMMIT_RETRIES && m.writes {
+                let mut results = m.results;
+                results.push(
+                    OvsdbError::new(
+                        "timed out",
+                        format!(
+                            "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
+                        ),
+                    )
+                    .to_json(),
+                );
+                self.finish(txn, Value::Array(results));
+            } else {
+                self.queue.push_front(txn);
             }
         }
     }
@@ -566,44 +748,64 @@ impl DatabaseActor {
         res: Result<crate::storage::CommitResult, StorageError>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(mut f) = self.in_flight.take() else {
+        if self.in_flight.is_none() {
             return;
-        };
+        }
         match res {
             Ok(r) if r.succeeded => {
                 if self.replica.revision >= r.revision {
-                    // The watch already delivered (and applied) our commit.
-                    self.finish(f.txn, Value::Array(f.results));
-                    self.pump(ctx);
-                } else {
-                    f.revision = Some(r.revision);
-                    self.in_flight = Some(f);
-                    let rev = r.revision;
-                    if let Some(h) = self.delivery_timer.take() {
-                        ctx.cancel_future(h);
-                    }
-                    self.delivery_timer = Some(ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
-                        act.delivery_timer = None;
-                        if act.in_flight.as_ref().and_then(|f| f.revision) == Some(rev) {
-                            tracing::warn!(db = %act.name, revision = rev,
-                                "the store's watch has not delivered a commit of this server; answering it anyway");
-                            if let Some(f) = act.in_flight.take() {
-                                act.finish(f.txn, Value::Array(f.results));
-                            }
-                            act.pump(ctx);
+                    // The watch already delivered (and applied) our commit,
+                    // or there was nothing to commit.
+                    if let Some(f) = self.in_flight.take() {
+                        if f.speculative && !f.changes.is_empty() {
+                            // Nothing reached the store: nothing to keep.
+                            self.replica.db.apply(&f.changes.inverse());
                         }
-                    }));
+                        self.finish_group(f.members);
+                    }
+                    self.pump(ctx);
+                    return;
                 }
+                let rev = r.revision;
+                if let Some(f) = self.in_flight.as_mut() {
+                    f.revision = Some(rev);
+                }
+                if let Some(h) = self.delivery_timer.take() {
+                    ctx.cancel_future(h);
+                }
+                self.delivery_timer = Some(ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
+                    act.delivery_timer = None;
+                    if act.in_flight.as_ref().and_then(|f| f.revision) == Some(rev) {
+                        tracing::warn!(db = %act.name, revision = rev,
+                            "the store's watch has not delivered a commit of this server; answering it anyway");
+                        // The watch, when it resumes, brings the commit to
+                        // the replica and the monitors.
+                        act.undo_speculation();
+                        if let Some(f) = act.in_flight.take() {
+                            act.finish_group(f.members);
+                        }
+                        act.pump(ctx);
+                    }
+                }));
             }
-            Ok(_) if !f.asserted.is_empty() => {
+            Ok(_)
+                if self
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| !f.asserted.is_empty()) =>
+            {
                 // A failed compare may be a lock lost to another server:
                 // `not owner` then, as the engine would have said.
+                self.undo_speculation();
                 let Backend::Store(store) = &self.backend else {
                     return;
                 };
                 let store = store.clone();
-                let asserted = f.asserted.clone();
-                self.in_flight = Some(f);
+                let asserted = self
+                    .in_flight
+                    .as_ref()
+                    .map(|f| f.asserted.clone())
+                    .unwrap_or_default();
                 let fut = async move {
                     for (name, key, value) in asserted {
                         match store.get(&key).await {
@@ -620,15 +822,16 @@ impl DatabaseActor {
                     };
                     match lost {
                         Some(name) => {
-                            let mut results = f.results;
-                            results.push(
-                                OvsdbError::new(
-                                    "not owner",
-                                    format!("Asserted lock {name} not held."),
-                                )
-                                .to_json(),
-                            );
-                            act.finish(f.txn, Value::Array(results));
+                            for mut m in f.members {
+                                m.results.push(
+                                    OvsdbError::new(
+                                        "not owner",
+                                        format!("Asserted lock {name} not held."),
+                                    )
+                                    .to_json(),
+                                );
+                                act.finish(m.txn, Value::Array(m.results));
+                            }
                             act.pump(ctx);
                         }
                         None => {
@@ -647,30 +850,29 @@ impl DatabaseActor {
             }
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.
-                f.txn.retries += 1;
-                tracing::debug!(db = %self.name, retries = f.txn.retries,
-                    "lost a commit race to another server; executing the transaction again");
-                if f.txn.retries > MAX_COMMIT_RETRIES {
-                    let mut results = f.results;
-                    results.push(
-                        OvsdbError::new(
-                            "timed out",
-                            format!(
-                                "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
-                            ),
-                        )
-                        .to_json(),
-                    );
-                    self.finish(f.txn, Value::Array(results));
-                } else {
-                    self.queue.push_front(f.txn);
+                self.undo_speculation();
+                if let Some(f) = self.in_flight.take() {
+                    tracing::debug!(db = %self.name, transactions = f.members.len(),
+                        "lost a commit race to another server; executing the transaction again");
+                    self.requeue(f.members);
                 }
                 // Re-running waits for the watch to bring the newer fence.
                 ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
             }
             Err(e) => {
-                let mut results = f.results;
+                self.undo_speculation();
+                let Some(f) = self.in_flight.take() else {
+                    return;
+                };
                 let err = match &e {
+                    StorageError::TooLarge(_) if f.members.len() > 1 => {
+                        // The group is over the store's limits, not
+                        // necessarily any member: each commits alone.
+                        self.solo_txns = f.members.len();
+                        self.queue_front(f.members);
+                        self.pump(ctx);
+                        return;
+                    }
                     StorageError::TooLarge(m) => OvsdbError::new("resources exhausted", m.clone()),
                     StorageError::Unavailable(m) => OvsdbError::new(
                         "not leader",
@@ -685,10 +887,26 @@ impl DatabaseActor {
                         format!("cannot commit to the {} store: {other}", self.store_kind()),
                     ),
                 };
-                results.push(err.to_json());
-                self.finish(f.txn, Value::Array(results));
+                let mut reads = Vec::new();
+                for mut m in f.members {
+                    if m.writes {
+                        m.results.push(err.to_json());
+                        self.finish(m.txn, Value::Array(m.results));
+                    } else {
+                        // A read held behind the group: executed again.
+                        reads.push(m);
+                    }
+                }
+                self.queue_front(reads);
                 self.pump(ctx);
             }
+        }
+    }
+
+    /// Puts members back at the head of the queue, in order, as they were.
+    fn queue_front(&mut self, members: Vec<GroupMember>) {
+        for m in members.into_iter().rev() {
+            self.queue.push_front(m.txn);
         }
     }
 
@@ -713,6 +931,12 @@ impl DatabaseActor {
     /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
     fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         self.replica.apply(&changes, revision);
+        self.record_commit(revision, changes);
+    }
+
+    /// Keeps a commit applied to the replica for `monitor_cond_since` and
+    /// sends it to the monitors.
+    fn record_commit(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         self.history.push_back((revision, changes.clone()));
         while self.history.len() > HISTORY_LEN {
             if let Some((r, _)) = self.history.pop_front() {
@@ -864,6 +1088,13 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
             .in_flight
             .as_ref()
             .is_some_and(|f| f.revision == Some(batch.revision));
+        if !own {
+            // A commit we did not make (or ours, delivered before the store
+            // answered it): decoded against exactly the store's state. If it
+            // is another server's, our commit fails its fence and re-runs.
+            self.undo_speculation();
+        }
+        let speculative = own && self.speculating();
         let changes = if own {
             // Our own commit: the change set we computed is what the store holds.
             let _ = self.replica.decode_fence_only(&batch);
@@ -884,6 +1115,10 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
         self.watch_from = batch.revision + 1;
         if changes.is_empty() {
             self.replica.revision = batch.revision;
+        } else if speculative {
+            // The replica holds these changes already.
+            self.replica.revision = batch.revision;
+            self.record_commit(batch.revision, changes);
         } else {
             self.commit_applied(batch.revision, changes);
         }
@@ -892,7 +1127,7 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
                 ctx.cancel_future(h);
             }
             if let Some(f) = self.in_flight.take() {
-                self.finish(f.txn, Value::Array(f.results));
+                self.finish_group(f.members);
             }
         }
         if !self.blocked.is_empty() {
@@ -979,6 +1214,13 @@ impl Handler<CancelTxn> for DatabaseActor {
 impl Handler<AddMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: AddMonitor, ctx: &mut Context<Self>) {
+        if self.speculating() {
+            // It reads the replica, which is ahead of the store right now.
+            self.deferred.push(Box::new(move |act, ctx| {
+                <Self as Handler<AddMonitor>>::handle(act, m, ctx)
+            }));
+            return;
+        }
         if !self.loaded {
             if let Some(e) = self.unavailable() {
                 m.session.reply.do_send(SendReply {
@@ -1102,6 +1344,13 @@ impl Handler<RemoveMonitor> for DatabaseActor {
 impl Handler<ChangeMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: ChangeMonitor, _: &mut Context<Self>) {
+        if self.speculating() {
+            // It reads the replica, which is ahead of the store right now.
+            self.deferred.push(Box::new(move |act, ctx| {
+                <Self as Handler<ChangeMonitor>>::handle(act, m, ctx)
+            }));
+            return;
+        }
         let k = (m.session.id, m.monitor_id.to_string());
         let Some(gk) = self.member_of.get(&k).cloned() else {
             let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
@@ -1161,6 +1410,13 @@ impl Handler<SetChangeAware> for DatabaseActor {
 impl Handler<Convert> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
+        if self.speculating() {
+            // It reads the replica, which is ahead of the store right now.
+            self.deferred.push(Box::new(move |act, ctx| {
+                <Self as Handler<Convert>>::handle(act, m, ctx)
+            }));
+            return;
+        }
         if self.shared.is_some() {
             // The other servers of the service would keep serving the old
             // schema over the new rows.
@@ -1270,11 +1526,15 @@ impl Handler<Convert> for DatabaseActor {
                     internal: None,
                 };
                 self.in_flight = Some(InFlight {
-                    txn: placeholder,
-                    results: Vec::new(),
+                    members: vec![GroupMember {
+                        txn: placeholder,
+                        results: Vec::new(),
+                        writes: false,
+                    }],
                     changes: Arc::new(ChangeSet::default()),
                     revision: None,
                     asserted: Vec::new(),
+                    speculative: false,
                 });
                 self.replica = Replica {
                     name: schema.name.clone(),

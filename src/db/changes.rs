@@ -55,11 +55,16 @@ impl ChangeSet {
     /// `old` and the newest `new`; a row inserted and then deleted vanishes.
     /// Used to merge the pending updates of a slow client into one.
     pub fn merge(&self, later: &ChangeSet) -> ChangeSet {
+        ChangeSet::merge_all(&[self, later])
+    }
+
+    /// The combined effect of several change sets in order (see [`ChangeSet::merge`]).
+    pub fn merge_all(sets: &[&ChangeSet]) -> ChangeSet {
         let mut tables: std::collections::BTreeMap<
             usize,
             (Vec<Uuid>, std::collections::HashMap<Uuid, RowChange>),
         > = std::collections::BTreeMap::new();
-        for cs in [self, later] {
+        for cs in sets {
             for tc in &cs.tables {
                 let (order, rows) = tables.entry(tc.table).or_default();
                 for rc in &tc.rows {
@@ -92,6 +97,32 @@ impl ChangeSet {
             }
         }
         out
+    }
+}
+
+impl ChangeSet {
+    /// The change set that undoes this one (every row's `old` and `new`
+    /// swapped): applied after it, the database is as before.
+    pub fn inverse(&self) -> ChangeSet {
+        ChangeSet {
+            tables: self
+                .tables
+                .iter()
+                .map(|tc| TableChanges {
+                    table: tc.table,
+                    rows: tc
+                        .rows
+                        .iter()
+                        .map(|rc| RowChange {
+                            uuid: rc.uuid,
+                            old: rc.new.clone(),
+                            new: rc.old.clone(),
+                            changed: rc.changed.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 }
 
