@@ -695,6 +695,8 @@ impl DatabaseActor {
             return;
         }
         let durable = group.durable;
+        tracing::trace!(db = %self.name, transactions = self.in_flight.as_ref().map_or(0, |f| f.members.len()),
+            writes = writes.len(), "committing a group");
         let fut = async move { store.commit_durable(cmp, writes, durable).await };
         ctx.spawn(
             fut.into_actor(self)
