@@ -33,7 +33,7 @@ cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
 # The real-client suites again with oxsdb on etcd (an etcd member started by
 # each test binary, a key prefix per server).
 OXSDB_CLIENT_TESTS_STORE=etcd cargo test --test clients_ovsdb_client --test clients_ovn \
-  --test clients_vsctl --test clients_python_idl "$@" 2>&1 | tee -a "$log" || status=$?
+  --test clients_vsctl --test clients_python_idl --test group_commit "$@" 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "oxsdb: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

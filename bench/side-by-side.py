@@ -62,7 +62,7 @@ START_TIMEOUT = 60  # seconds for a contender to come up
 RUN_TIMEOUT = 1800  # seconds for one oxsdb-bench run
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 
-CONTENDERS = ["oxsdb-memory", "oxsdb-etcd", "ovsdb-server", "ovsdb-server-clustered", "etcd-raw"]
+CONTENDERS = ["oxsdb-memory", "oxsdb-file", "oxsdb-etcd", "ovsdb-server", "ovsdb-server-clustered", "etcd-raw"]
 BASELINE = "ovsdb-server"
 
 # name -> what oxsdb-bench runs (full and --quick; None: not in --quick), the
@@ -365,6 +365,13 @@ def contender_oxsdb_memory(env, d):
     return Running("oxsdb-memory", [p], f"tcp:127.0.0.1:{port}", [p.pid], p.pid)
 
 
+def contender_oxsdb_file(env, d):
+    data = d / "oxsdb-data"
+    data.mkdir(exist_ok=True)
+    p, port = start_oxsdb(env, d, ["--store=file", f"--data-dir={data}"])
+    return Running("oxsdb-file", [p], f"tcp:127.0.0.1:{port}", [p.pid], p.pid)
+
+
 def contender_oxsdb_etcd(env, d):
     e, url = start_etcd(env, d)
     p, port = start_oxsdb(env, d, ["--store=etcd", f"--etcd-endpoints={url}"], [e])
@@ -441,6 +448,7 @@ def contender_etcd_raw(env, d):
 
 DESCRIBE = {
     "oxsdb-memory": "--store=memory",
+    "oxsdb-file": "--store=file (the default: an OVSDB database file, as ovsdb-server's)",
     "oxsdb-etcd": "--store=etcd on a one-member etcd, durable (fsync), " + " ".join(ETCD_LIMITS),
     "ovsdb-server": "standalone, the baseline of the ratios",
     "ovsdb-server-clustered": "three raft members, load on the leader, election timer raised to "
@@ -450,6 +458,7 @@ DESCRIBE = {
 
 START = {
     "oxsdb-memory": contender_oxsdb_memory,
+    "oxsdb-file": contender_oxsdb_file,
     "oxsdb-etcd": contender_oxsdb_etcd,
     "ovsdb-server": contender_ovsdb_server,
     "ovsdb-server-clustered": contender_ovsdb_clustered,
