@@ -143,7 +143,10 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 
-    /// Number of threads serving client connections (0: one per core).
+    /// Threads serving client connections besides the one running the
+    /// databases (0: everything on one thread, which costs the least CPU per
+    /// transaction; more help only when encoding and socket work for
+    /// thousands of clients outweigh the databases' work).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
 }

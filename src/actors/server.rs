@@ -1,5 +1,5 @@
 //! Starting a server: the databases, `_Server`, the lock table and one
-//! listener per remote, with sessions spread over one arbiter per core.
+//! listener per remote, with sessions on the databases' arbiter or spread over extra ones.
 
 use crate::actors::database::{Backend, DatabaseActor, InternalTransact, Shared};
 use crate::actors::loader::{ensure_record, stored_records, OpenError};
@@ -84,7 +84,8 @@ pub struct ServerConfig {
     pub model: &'static str,
     /// With the clustered model: how long a dead server's locks outlive it.
     pub lock_ttl: Duration,
-    /// Number of arbiters (threads) for sessions; 0 = one per core.
+    /// Extra arbiters (threads) for sessions; 0 = sessions run on the
+    /// arbiter that calls [`start`], with the databases.
     pub threads: usize,
 }
 
@@ -276,15 +277,16 @@ pub async fn start(
             .await;
     }
 
-    let n = if config.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+    let arbiters: Vec<Arbiter> = (0..config.threads).map(|_| Arbiter::new()).collect();
+    // Without extra threads, sessions share the databases' thread: every
+    // request, reply and notification is then a same-thread hand-off instead
+    // of a cross-thread wake-up (measured: about half the CPU per
+    // transaction; see the benchmark table in README.md).
+    let handles: Arc<Vec<ArbiterHandle>> = Arc::new(if arbiters.is_empty() {
+        vec![Arbiter::current()]
     } else {
-        config.threads
-    };
-    let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
-    let handles: Arc<Vec<ArbiterHandle>> = Arc::new(arbiters.iter().map(|a| a.handle()).collect());
+        arbiters.iter().map(|a| a.handle()).collect()
+    });
     let next = Arc::new(AtomicUsize::new(0));
     let mut bound = Vec::new();
     let mut unix_paths = Vec::new();
