@@ -469,16 +469,20 @@ impl DatabaseActor {
         &self.replica.db.schema
     }
 
+    /// The store prefix of this database's rows.
+    fn db_prefix(&self) -> bytes::Bytes {
+        self.replica
+            .keys
+            .db_prefix(&self.replica.name)
+            .unwrap_or_default()
+    }
+
     fn start_watch(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
         let store = store.clone();
-        let prefix = self
-            .replica
-            .keys
-            .db_prefix(&self.replica.name)
-            .unwrap_or_default();
+        let prefix = self.db_prefix();
         let from = self.watch_from;
         let fut = async move { store.watch(&prefix, from).await };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
@@ -1262,11 +1266,7 @@ impl Handler<AddMonitor> for DatabaseActor {
                 // client comes from another server): what the store held
                 // then, compared with now, is exactly what the client missed.
                 let store = store.clone();
-                let prefix = self
-                    .replica
-                    .keys
-                    .db_prefix(&self.replica.name)
-                    .unwrap_or_default();
+                let prefix = self.db_prefix();
                 let fut = async move { store.range_at(&prefix, rev).await };
                 ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
                     let missed = res

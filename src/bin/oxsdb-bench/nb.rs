@@ -21,17 +21,24 @@ pub fn insert_switch_with_port(switch: &str, port: &str) -> Vec<Value> {
     ]
 }
 
+/// The `"MAC IP"` address of port number `i` (distinct for every `i` < 2^24).
+fn address(i: u64) -> String {
+    let b = |shift: u64| (i >> shift) & 255;
+    format!(
+        "0a:00:{:02x}:{:02x}:{:02x}:{:02x} 10.{}.{}.{}",
+        b(24),
+        b(16),
+        b(8),
+        b(0),
+        b(16),
+        b(8),
+        b(0)
+    )
+}
+
 /// Sets a port's addresses and port security.
 pub fn update_port(port: &str, i: u64) -> Vec<Value> {
-    let mac = format!(
-        "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
-        (i >> 24) & 255,
-        (i >> 16) & 255,
-        (i >> 8) & 255,
-        i & 255
-    );
-    let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-    let addr = format!("{mac} {ip}");
+    let addr = address(i);
     vec![
         json!({"op": "update", "table": "Logical_Switch_Port", "where": by_uuid(port),
                 "row": {"addresses": addr, "port_security": addr, "up": false}}),
@@ -74,16 +81,9 @@ pub fn insert_switches(
             let name = format!("p{s}x{p}");
             refs.push(json!(["named-uuid", name]));
             let i = (s * ports_per_switch + p) as u64;
-            let mac = format!(
-                "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
-                (i >> 24) & 255,
-                (i >> 16) & 255,
-                (i >> 8) & 255,
-                i & 255
-            );
             ops.push(json!({"op": "insert", "table": "Logical_Switch_Port", "uuid-name": name,
                             "row": {"name": format!("{prefix}-s{s}-p{p}"),
-                                    "addresses": format!("{mac} 10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+                                    "addresses": address(i),
                                     "external_ids": ["map", [["neutron:port_name", format!("{prefix}-{i}")]]]}}));
         }
         ops.push(json!({"op": "insert", "table": "Logical_Switch",
