@@ -22,6 +22,9 @@
 //! (elements) for the batches.
 //!
 //! Run: `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3`.
+mod common;
+
+use common::{mac, schema_text};
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -30,26 +33,10 @@ use oxsdb::codec::jsonrpc::{reply_bytes, write_notification_raw, Message};
 use serde_json::{json, Value};
 use tokio_util::codec::Decoder;
 
-const OVN_NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const BATCH: usize = 1_000;
 /// Port inserts in the large transaction: enough for more than 1 MiB.
 const LARGE_PORTS: usize = 4_000;
 const READ_SIZE: usize = 4096;
-
-fn schema_text() -> String {
-    std::fs::read_to_string(OVN_NB)
-        .unwrap_or_else(|e| panic!("{OVN_NB}: {e} (install it with `apt-get install ovn-central`)"))
-}
-
-fn mac(i: usize) -> String {
-    format!(
-        "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
-        (i >> 24) & 255,
-        (i >> 16) & 255,
-        (i >> 8) & 255,
-        i & 255
-    )
-}
 
 /// A deterministic UUID, so that runs compare byte for byte.
 fn uuid(i: usize) -> String {

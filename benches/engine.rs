@@ -13,6 +13,9 @@
 //! - `schema_parse`: parsing `ovn-nb.ovsschema` (from a `Value`, and from text).
 //!
 //! Run: `cargo bench --bench engine -- --warm-up-time 1 --measurement-time 3`.
+mod common;
+
+use common::{mac, schema, schema_text};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use oxsdb::db::monitor::{Monitor, MonitorVersion};
@@ -20,33 +23,12 @@ use oxsdb::db::{execute, ChangeSet, Database, ExecContext, Execution};
 use oxsdb::schema::DatabaseSchema;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const OVN_NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SWITCHES: usize = 100;
 const PORTS_PER_SWITCH: usize = 100;
 /// Switches inserted per preload transaction.
 const SWITCHES_PER_TXN: usize = 20;
-
-fn schema_text() -> String {
-    std::fs::read_to_string(OVN_NB)
-        .unwrap_or_else(|e| panic!("{OVN_NB}: {e} (install it with `apt-get install ovn-central`)"))
-}
-
-fn schema() -> Arc<DatabaseSchema> {
-    Arc::new(DatabaseSchema::from_json(&serde_json::from_str(&schema_text()).unwrap()).unwrap())
-}
-
-fn mac(i: usize) -> String {
-    format!(
-        "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
-        (i >> 24) & 255,
-        (i >> 16) & 255,
-        (i >> 8) & 255,
-        i & 255
-    )
-}
 
 fn port_row(name: &str, i: usize) -> Value {
     json!({

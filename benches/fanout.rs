@@ -39,6 +39,9 @@
 //! happens once per group (about a second).
 //!
 //! Run: `cargo bench --bench fanout -- --warm-up-time 1 --measurement-time 3`.
+mod common;
+
+use common::{mac, schema};
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -51,7 +54,6 @@ use oxsdb::actors::{
 };
 use oxsdb::codec::jsonrpc::write_notification_raw;
 use oxsdb::db::monitor::MonitorVersion;
-use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::keys::Keys;
 use oxsdb::storage::memory::MemoryStore;
 use serde_json::{json, Value};
@@ -59,7 +61,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const OVN_NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const DB: &str = "OVN_Northbound";
 const SIZES: [usize; 4] = [1, 100, 1_000, 10_000];
 /// Rows in the monitored table: each `[true]` session's initial reply holds
@@ -69,26 +70,6 @@ const PORTS: usize = 10;
 /// then fails the bench instead of hanging it.
 const TIMEOUT: Duration = Duration::from_secs(120);
 const COLUMNS: [&str; 4] = ["name", "addresses", "up", "external_ids"];
-
-fn schema_text() -> String {
-    std::fs::read_to_string(OVN_NB)
-        .unwrap_or_else(|e| panic!("{OVN_NB}: {e} (install it with `apt-get install ovn-central`)"))
-}
-
-fn schema() -> Arc<DatabaseSchema> {
-    let json = serde_json::from_str(&schema_text()).expect("ovn-nb.ovsschema is JSON");
-    Arc::new(DatabaseSchema::from_json(&json).expect("ovn-nb.ovsschema is a valid schema"))
-}
-
-fn mac(i: usize) -> String {
-    format!(
-        "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
-        (i >> 24) & 255,
-        (i >> 16) & 255,
-        (i >> 8) & 255,
-        i & 255
-    )
-}
 
 /// Counts deliveries across arbiter threads and wakes the bench when the
 /// expected number has arrived.
