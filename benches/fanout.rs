@@ -50,7 +50,8 @@ use oxsdb::actors::database::AddMonitor;
 use oxsdb::actors::local_client::LocalClient;
 use oxsdb::actors::server::{self, RunningServer, ServerConfig};
 use oxsdb::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionHandle, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionHandle,
+    TxnBlocked,
 };
 use oxsdb::codec::jsonrpc::write_notification_raw;
 use oxsdb::db::monitor::MonitorVersion;
@@ -258,7 +259,7 @@ impl Fixture {
                 updates,
                 out: BytesMut::with_capacity(1024),
             });
-            let session = SessionHandle {
+            let session = SessionHandle::new(SessionChannels {
                 id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
                 reply: addr.clone().recipient(),
                 notify: addr.clone().recipient(),
@@ -266,7 +267,7 @@ impl Fixture {
                 canceled: addr.clone().recipient(),
                 close: addr.clone().recipient(),
                 blocked: addr.recipient(),
-            };
+            });
             db.do_send(AddMonitor {
                 session,
                 id: json!(i),

@@ -4,8 +4,8 @@
 use crate::actors::database::{AddMonitor, RemoveMonitor, Transact};
 use crate::actors::registry::Registry;
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle,
-    TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionGone,
+    SessionHandle, TxnBlocked,
 };
 use crate::db::monitor::MonitorVersion;
 use actix::prelude::*;
@@ -148,7 +148,7 @@ impl LocalClient {
     pub fn new(registry: Arc<Registry>) -> LocalClient {
         let id = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
         let addr = ClientActor::default().start();
-        let handle = SessionHandle {
+        let handle = SessionHandle::new(SessionChannels {
             id,
             reply: addr.clone().recipient(),
             notify: addr.clone().recipient(),
@@ -156,7 +156,7 @@ impl LocalClient {
             canceled: addr.clone().recipient(),
             close: addr.clone().recipient(),
             blocked: addr.clone().recipient(),
-        };
+        });
         LocalClient {
             registry,
             addr,

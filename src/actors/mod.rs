@@ -100,9 +100,27 @@ pub struct TxnBlocked {
     pub id: Value,
 }
 
-/// How other actors reach a session.
+/// How other actors reach a session: cheap to clone (one reference count),
+/// since every request and every monitor carries one.
 #[derive(Clone)]
-pub struct SessionHandle {
+pub struct SessionHandle(std::sync::Arc<SessionChannels>);
+
+impl SessionHandle {
+    /// A handle on these channels.
+    pub fn new(channels: SessionChannels) -> SessionHandle {
+        SessionHandle(std::sync::Arc::new(channels))
+    }
+}
+
+impl std::ops::Deref for SessionHandle {
+    type Target = SessionChannels;
+    fn deref(&self) -> &SessionChannels {
+        &self.0
+    }
+}
+
+/// The recipients of one session's messages.
+pub struct SessionChannels {
     /// The session's id.
     pub id: SessionId,
     /// Replies.

@@ -117,7 +117,7 @@ impl Replica {
                 match &rc.new {
                     Some(row) => writes.push(WriteOp::Put {
                         key,
-                        value: Bytes::from(row.to_store_json(ts).to_string()),
+                        value: row.to_store_bytes(ts),
                         lease: None,
                     }),
                     None => writes.push(WriteOp::Delete { key }),
@@ -298,7 +298,7 @@ pub fn conversion_writes(
         for (u, row) in &td.rows {
             writes.push(WriteOp::Put {
                 key: keys.row(name, &ts.name, u).unwrap_or_default(),
-                value: Bytes::from(row.to_store_json(ts).to_string()),
+                value: row.to_store_bytes(ts),
                 lease: None,
             });
         }

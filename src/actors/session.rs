@@ -15,8 +15,8 @@ use crate::actors::database::{
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle,
-    SessionId, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionGone,
+    SessionHandle, SessionId, TxnBlocked,
 };
 use crate::codec::framing::{encode_message as encode_json, JsonCodec};
 use crate::codec::jsonrpc::Message as RpcMessage;
@@ -122,6 +122,8 @@ pub struct Session {
     cond_changes: HashMap<String, (Value, Value)>,
     /// When the inactivity-probe check is next due.
     probe_due: Option<actix::SpawnHandle>,
+    /// How other actors reach this session, made once (every request carries it).
+    handle: Option<SessionHandle>,
 }
 
 impl Session {
@@ -221,6 +223,7 @@ impl Session {
                 pending_txns: HashSet::new(),
                 cond_changes: HashMap::new(),
                 probe_due: None,
+                handle: None,
             }
         })
     }
@@ -270,17 +273,26 @@ impl Session {
         }));
     }
 
-    fn handle_of(&self, ctx: &Context<Self>) -> SessionHandle {
+    fn handle_of(&mut self, ctx: &Context<Self>) -> SessionHandle {
+        if let Some(h) = &self.handle {
+            return h.clone();
+        }
+        let h = Self::make_handle(self.id, ctx);
+        self.handle = Some(h.clone());
+        h
+    }
+
+    fn make_handle(id: SessionId, ctx: &Context<Self>) -> SessionHandle {
         let addr = ctx.address();
-        SessionHandle {
-            id: self.id,
+        SessionHandle::new(SessionChannels {
+            id,
             reply: addr.clone().recipient(),
             notify: addr.clone().recipient(),
             lock_event: addr.clone().recipient(),
             canceled: addr.clone().recipient(),
             close: addr.clone().recipient(),
             blocked: addr.recipient(),
-        }
+        })
     }
 
     fn send_json(&self, v: &Value) {

@@ -72,6 +72,12 @@ pub const COL_UUID: usize = usize::MAX;
 pub const COL_VERSION: usize = usize::MAX - 1;
 
 impl Row {
+    /// [`Row::to_store_json`] serialised, as a store value (serde's writer
+    /// into a byte vector: cheaper than formatting through `Display`).
+    pub fn to_store_bytes(&self, table: &TableSchema) -> bytes::Bytes {
+        bytes::Bytes::from(serde_json::to_vec(&self.to_store_json(table)).unwrap_or_default())
+    }
+
     /// The row as stored: every column's datum plus `_version`, keyed by name.
     pub fn to_store_json(&self, table: &TableSchema) -> Value {
         let mut m = Map::new();

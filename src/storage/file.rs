@@ -679,7 +679,7 @@ impl FileStore {
                 let ts = &schema.tables[t];
                 kvs.push(KeyValue {
                     key: keys.row(&name, &ts.name, &row.uuid).map_err(key_err)?,
-                    value: Bytes::from(row.to_store_json(ts).to_string()),
+                    value: row.to_store_bytes(ts),
                     create_revision: REV,
                     mod_revision: REV,
                     lease: None,
