@@ -50,8 +50,8 @@ use oxsdb::actors::database::AddMonitor;
 use oxsdb::actors::local_client::LocalClient;
 use oxsdb::actors::server::{self, RunningServer, ServerConfig};
 use oxsdb::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionHandle,
-    TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
+    SessionHandle, TxnBlocked,
 };
 use oxsdb::codec::jsonrpc::write_notification_raw;
 use oxsdb::db::monitor::MonitorVersion;
@@ -139,6 +139,13 @@ impl Handler<SendReply> for Sink {
             Ok(_) => self.replies.hit(),
             Err(e) => self.replies.fail(format!("monitor_cond failed: {e}")),
         }
+    }
+}
+
+impl Handler<SendEncodedReply> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: SendEncodedReply, _: &mut Context<Self>) {
+        self.replies.hit();
     }
 }
 
@@ -262,6 +269,7 @@ impl Fixture {
             let session = SessionHandle::new(SessionChannels {
                 id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
                 reply: addr.clone().recipient(),
+                reply_encoded: addr.clone().recipient(),
                 notify: addr.clone().recipient(),
                 lock_event: addr.clone().recipient(),
                 canceled: addr.clone().recipient(),

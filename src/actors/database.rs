@@ -5,7 +5,8 @@
 
 use crate::actors::replica::{parse_txn_id, Replica};
 use crate::actors::{
-    MonitorCanceled, Notify, SendReply, SessionGone, SessionHandle, SessionId, TxnBlocked,
+    MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone, SessionHandle, SessionId,
+    TxnBlocked,
 };
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::changes::ChangeSet;
@@ -1313,25 +1314,35 @@ impl DatabaseActor {
             return;
         }
         let last_id = self.replica.txn_id(self.replica.revision);
-        let result = match (m.version, missed) {
-            (MonitorVersion::V1 | MonitorVersion::V2, _) => monitor.initial(&self.replica.db),
+        // The full state is written straight into the reply's bytes; only
+        // a resumed V3 monitor's (small) difference goes through a value.
+        let mut full = bytes::BytesMut::new();
+        match (m.version, missed) {
+            (MonitorVersion::V1 | MonitorVersion::V2, _) => {
+                monitor.write_initial(&self.replica.db, &mut full);
+            }
             (MonitorVersion::V3, Some(cs)) => {
                 let body = monitor
                     .update(self.schema(), &cs)
                     .unwrap_or_else(|| json!({}));
-                json!([true, last_id.to_string(), body])
+                crate::codec::framing::write_json(
+                    &json!([true, last_id.to_string(), body]),
+                    &mut full,
+                );
             }
-            (MonitorVersion::V3, None) => json!([
-                false,
-                last_id.to_string(),
-                monitor.initial(&self.replica.db)
-            ]),
-        };
+            (MonitorVersion::V3, None) => {
+                full.extend_from_slice(b"[false,");
+                crate::codec::framing::write_str(&last_id.to_string(), &mut full);
+                full.extend_from_slice(b",");
+                monitor.write_initial(&self.replica.db, &mut full);
+                full.extend_from_slice(b"]");
+            }
+        }
         let key = Self::monitor_key(m.version, &m.requests);
         self.join(key, monitor, m.session.clone(), m.monitor_id);
-        m.session.reply.do_send(SendReply {
+        m.session.reply_encoded.do_send(SendEncodedReply {
             id: m.id,
-            result: Ok(result),
+            result: full.freeze(),
         });
     }
 }

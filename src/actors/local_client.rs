@@ -4,8 +4,8 @@
 use crate::actors::database::{AddMonitor, RemoveMonitor, Transact};
 use crate::actors::registry::Registry;
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionGone,
-    SessionHandle, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
+    SessionGone, SessionHandle, TxnBlocked,
 };
 use crate::db::monitor::MonitorVersion;
 use actix::prelude::*;
@@ -101,6 +101,17 @@ impl Handler<SendReply> for ClientActor {
     }
 }
 
+impl Handler<SendEncodedReply> for ClientActor {
+    type Result = ();
+    fn handle(&mut self, m: SendEncodedReply, ctx: &mut Context<Self>) {
+        // An in-process client wants values: decoded back, as a socket client would.
+        let result = serde_json::from_slice(&m.result).map_err(|e| {
+            serde_json::json!({"error": "syntax error", "details": format!("reply not JSON: {e}")})
+        });
+        self.handle(SendReply { id: m.id, result }, ctx);
+    }
+}
+
 impl Handler<Notify> for ClientActor {
     type Result = ();
     fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
@@ -151,6 +162,7 @@ impl LocalClient {
         let handle = SessionHandle::new(SessionChannels {
             id,
             reply: addr.clone().recipient(),
+            reply_encoded: addr.clone().recipient(),
             notify: addr.clone().recipient(),
             lock_event: addr.clone().recipient(),
             canceled: addr.clone().recipient(),

@@ -40,6 +40,17 @@ pub struct SendReply {
     pub result: Result<Value, Value>,
 }
 
+/// A successful reply whose result was encoded beforehand (a large initial
+/// monitor reply, written straight from the database).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SendEncodedReply {
+    /// The request's id.
+    pub id: Value,
+    /// The result, one complete JSON value in ovsdb-server's format.
+    pub result: Bytes,
+}
+
 /// One monitor notification for a session. The body is encoded once for every
 /// session sharing the monitor; the change set lets a backlogged session merge
 /// pending updates instead of queueing them.
@@ -125,6 +136,8 @@ pub struct SessionChannels {
     pub id: SessionId,
     /// Replies.
     pub reply: Recipient<SendReply>,
+    /// Replies encoded beforehand.
+    pub reply_encoded: Recipient<SendEncodedReply>,
     /// Monitor updates.
     pub notify: Recipient<Notify>,
     /// Lock notifications.

@@ -15,11 +15,11 @@ use crate::actors::database::{
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendReply, SessionChannels, SessionGone,
-    SessionHandle, SessionId, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
+    SessionGone, SessionHandle, SessionId, TxnBlocked,
 };
 use crate::codec::framing::{encode_message as encode_json, JsonCodec};
-use crate::codec::jsonrpc::Message as RpcMessage;
+use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
 use crate::error::OvsdbError;
@@ -287,6 +287,7 @@ impl Session {
         SessionHandle::new(SessionChannels {
             id,
             reply: addr.clone().recipient(),
+            reply_encoded: addr.clone().recipient(),
             notify: addr.clone().recipient(),
             lock_event: addr.clone().recipient(),
             canceled: addr.clone().recipient(),
@@ -679,26 +680,28 @@ impl Handler<Incoming> for Session {
     }
 }
 
-impl Handler<SendReply> for Session {
-    type Result = ();
-    fn handle(&mut self, m: SendReply, _: &mut Context<Self>) {
-        let id_text = m.id.to_string();
+impl Session {
+    /// The bookkeeping of a request answered with `result` (its error, or
+    /// the result when it is at hand): pending state cleared, monitors and
+    /// locks kept or dropped, earlier updates sent first.
+    fn settle(&mut self, id: &Value, result: Result<Option<&Value>, ()>) {
+        let id_text = id.to_string();
         self.pending_txns.remove(&id_text);
         self.answered(&id_text);
         if let Some((old, new)) = self.cond_changes.remove(&id_text) {
-            if m.result.is_err() {
+            if result.is_err() {
                 if let Some(entry) = self.monitors.remove(&new.to_string()) {
                     self.monitors.insert(old.to_string(), (entry.0, old));
                 }
             }
         }
         if let Some(key) = self.monitor_requests.remove(&id_text) {
-            if m.result.is_err() {
+            if result.is_err() {
                 self.monitors.remove(&key);
             }
         }
         if let Some(name) = self.lock_requests.remove(&id_text) {
-            if m.result.as_ref().ok().and_then(|r| r.get("locked")) == Some(&Value::Bool(true)) {
+            if result.ok().flatten().and_then(|r| r.get("locked")) == Some(&Value::Bool(true)) {
                 self.owned.insert(name);
             }
         }
@@ -706,7 +709,22 @@ impl Handler<SendReply> for Session {
         if !self.pending.is_empty() {
             self.flush_pending();
         }
+    }
+}
+
+impl Handler<SendReply> for Session {
+    type Result = ();
+    fn handle(&mut self, m: SendReply, _: &mut Context<Self>) {
+        self.settle(&m.id, m.result.as_ref().map(Some).map_err(|_| ()));
         self.reply(m.id, m.result);
+    }
+}
+
+impl Handler<SendEncodedReply> for Session {
+    type Result = ();
+    fn handle(&mut self, m: SendEncodedReply, _: &mut Context<Self>) {
+        self.settle(&m.id, Ok(None));
+        self.out.send(reply_bytes(&m.id, &m.result));
     }
 }
 

@@ -150,6 +150,64 @@ impl Monitor {
         Value::Object(out)
     }
 
+    /// [`Monitor::initial`] written straight into `out`, byte for byte as
+    /// `write_json` would write that value, without building it: a
+    /// 100,000-row reply is then one buffer instead of a tree of maps (half
+    /// the time, and no peak of memory beside the database).
+    pub fn write_initial(&self, db: &Database, out: &mut bytes::BytesMut) {
+        use crate::codec::framing::{write_json, write_str};
+        use bytes::BufMut;
+        // `Value` objects iterate their keys in order: tables by name, rows
+        // by UUID text.
+        let mut tables: Vec<&MonitorTable> = self
+            .tables
+            .iter()
+            .filter(|mt| mt.select.has(Select::INITIAL))
+            .collect();
+        tables.sort_by(|a, b| {
+            db.schema.tables[a.table]
+                .name
+                .cmp(&db.schema.tables[b.table].name)
+        });
+        out.put_u8(b'{');
+        let mut first_table = true;
+        for mt in tables {
+            let ts = &db.schema.tables[mt.table];
+            let mut rows: Vec<(String, &Row)> = db.tables[mt.table]
+                .rows
+                .iter()
+                .map(|(u, r)| (u.hyphenated().to_string(), r.as_ref()))
+                .collect();
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let start = out.len();
+            if !first_table {
+                out.put_u8(b',');
+            }
+            write_str(&ts.name, out);
+            out.extend_from_slice(b":{");
+            let mut any = false;
+            for (u, row) in rows {
+                let Some(j) = self.row_update(ts, mt, Kind::Initial, None, Some(row)) else {
+                    continue;
+                };
+                if any {
+                    out.put_u8(b',');
+                }
+                any = true;
+                write_str(&u, out);
+                out.put_u8(b':');
+                write_json(&j, out);
+            }
+            if any {
+                out.put_u8(b'}');
+                first_table = false;
+            } else {
+                out.truncate(start);
+            }
+        }
+        out.put_u8(b'}');
+    }
+
     /// The body of the notification for one committed change set; `None` if
     /// the monitor has nothing to report.
     pub fn update(&self, schema: &DatabaseSchema, changes: &ChangeSet) -> Option<Value> {
