@@ -50,8 +50,8 @@ use oxsdb::actors::database::AddMonitor;
 use oxsdb::actors::local_client::LocalClient;
 use oxsdb::actors::server::{self, RunningServer, ServerConfig};
 use oxsdb::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
-    SessionHandle, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionHandle,
+    TxnBlocked,
 };
 use oxsdb::codec::jsonrpc::write_notification_raw;
 use oxsdb::db::monitor::MonitorVersion;
@@ -266,16 +266,7 @@ impl Fixture {
                 updates,
                 out: BytesMut::with_capacity(1024),
             });
-            let session = SessionHandle::new(SessionChannels {
-                id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
-                reply: addr.clone().recipient(),
-                reply_encoded: addr.clone().recipient(),
-                notify: addr.clone().recipient(),
-                lock_event: addr.clone().recipient(),
-                canceled: addr.clone().recipient(),
-                close: addr.clone().recipient(),
-                blocked: addr.recipient(),
-            });
+            let session = SessionHandle::of(NEXT_SESSION.fetch_add(1, Ordering::Relaxed), addr);
             db.do_send(AddMonitor {
                 session,
                 id: json!(i),

@@ -4,8 +4,8 @@
 use crate::actors::database::{AddMonitor, RemoveMonitor, Transact};
 use crate::actors::registry::Registry;
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
-    SessionGone, SessionHandle, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
+    SessionHandle, TxnBlocked,
 };
 use crate::db::monitor::MonitorVersion;
 use actix::prelude::*;
@@ -159,16 +159,7 @@ impl LocalClient {
     pub fn new(registry: Arc<Registry>) -> LocalClient {
         let id = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
         let addr = ClientActor::default().start();
-        let handle = SessionHandle::new(SessionChannels {
-            id,
-            reply: addr.clone().recipient(),
-            reply_encoded: addr.clone().recipient(),
-            notify: addr.clone().recipient(),
-            lock_event: addr.clone().recipient(),
-            canceled: addr.clone().recipient(),
-            close: addr.clone().recipient(),
-            blocked: addr.clone().recipient(),
-        });
+        let handle = SessionHandle::of(id, addr.clone());
         LocalClient {
             registry,
             addr,

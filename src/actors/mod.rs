@@ -121,6 +121,31 @@ impl SessionHandle {
     pub fn new(channels: SessionChannels) -> SessionHandle {
         SessionHandle(std::sync::Arc::new(channels))
     }
+
+    /// A handle whose every channel is the actor at `addr` (a session, an
+    /// in-process client, a bench's sink).
+    pub fn of<A>(id: SessionId, addr: Addr<A>) -> SessionHandle
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<SendReply>
+            + Handler<SendEncodedReply>
+            + Handler<Notify>
+            + Handler<LockEvent>
+            + Handler<MonitorCanceled>
+            + Handler<CloseSession>
+            + Handler<TxnBlocked>,
+    {
+        SessionHandle::new(SessionChannels {
+            id,
+            reply: addr.clone().recipient(),
+            reply_encoded: addr.clone().recipient(),
+            notify: addr.clone().recipient(),
+            lock_event: addr.clone().recipient(),
+            canceled: addr.clone().recipient(),
+            close: addr.clone().recipient(),
+            blocked: addr.recipient(),
+        })
+    }
 }
 
 impl std::ops::Deref for SessionHandle {

@@ -15,8 +15,8 @@ use crate::actors::database::{
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::{
-    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionChannels,
-    SessionGone, SessionHandle, SessionId, TxnBlocked,
+    CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
+    SessionHandle, SessionId, TxnBlocked,
 };
 use crate::codec::framing::{encode_message as encode_json, JsonCodec};
 use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
@@ -283,17 +283,7 @@ impl Session {
     }
 
     fn make_handle(id: SessionId, ctx: &Context<Self>) -> SessionHandle {
-        let addr = ctx.address();
-        SessionHandle::new(SessionChannels {
-            id,
-            reply: addr.clone().recipient(),
-            reply_encoded: addr.clone().recipient(),
-            notify: addr.clone().recipient(),
-            lock_event: addr.clone().recipient(),
-            canceled: addr.clone().recipient(),
-            close: addr.clone().recipient(),
-            blocked: addr.recipient(),
-        })
+        SessionHandle::of(id, ctx.address())
     }
 
     fn send_json(&self, v: &Value) {
