@@ -168,44 +168,34 @@ fn schema_commands() {
             file["tables"].as_object().map(|m| m.len())
         );
         // `_Server`'s Database rows (no UUIDs printed in these columns).
-        if support::servers::oxsdb_store() == "etcd" {
-            // On etcd oxsdb serves its databases in the clustered model (any
-            // number of servers share them), where the reference is
-            // standalone: model, index, cid and sid legitimately differ, so
-            // only the other columns are compared and oxsdb's clustered
-            // columns are checked on their own.
-            t.add(
-                "dump _Server Database (name connected leader)",
-                oc_text(&[
-                    "dump",
-                    &server.tcp(),
-                    "_Server",
-                    "Database",
-                    "name",
-                    "connected",
-                    "leader",
-                ]),
-            );
-            if kind == Kind::Oxsdb {
-                check_clustered_server_rows(&server);
-            }
+        // On etcd oxsdb serves its databases in the clustered model (any
+        // number of servers share them), where the reference is standalone:
+        // model, index, cid and sid legitimately differ, so only the other
+        // columns are compared and oxsdb's clustered columns are checked on
+        // their own.
+        let on_etcd = support::servers::oxsdb_store() == "etcd";
+        let columns: &[&str] = if on_etcd {
+            &["name", "connected", "leader"]
         } else {
-            t.add(
-                "dump _Server Database",
-                oc_text(&[
-                    "dump",
-                    &server.tcp(),
-                    "_Server",
-                    "Database",
-                    "name",
-                    "model",
-                    "connected",
-                    "leader",
-                    "index",
-                    "cid",
-                    "sid",
-                ]),
-            );
+            &[
+                "name",
+                "model",
+                "connected",
+                "leader",
+                "index",
+                "cid",
+                "sid",
+            ]
+        };
+        let tcp = server.tcp();
+        let mut args = vec!["dump", tcp.as_str(), "_Server", "Database"];
+        args.extend_from_slice(columns);
+        t.add(
+            format!("dump _Server Database {}", columns.join(" ")),
+            oc_text(&args),
+        );
+        if on_etcd && kind == Kind::Oxsdb {
+            check_clustered_server_rows(&server);
         }
         t
     });

@@ -508,8 +508,11 @@ impl DatabaseActor {
 
     /// Handles the requests deferred while the replica was ahead of the store.
     fn run_deferred(&mut self, ctx: &mut Context<Self>) {
-        while !self.speculating() && !self.deferred.is_empty() {
-            let d = self.deferred.remove(0);
+        if self.speculating() {
+            return;
+        }
+        // The deferred handlers read and monitor; none starts a commit.
+        for d in std::mem::take(&mut self.deferred) {
             d(self, ctx);
         }
     }

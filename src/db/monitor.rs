@@ -173,12 +173,13 @@ impl Monitor {
         let mut first_table = true;
         for mt in tables {
             let ts = &db.schema.tables[mt.table];
-            let mut rows: Vec<(String, &Row)> = db.tables[mt.table]
+            // Lowercase hyphenated text sorts as the UUID's bytes do.
+            let mut rows: Vec<(&uuid::Uuid, &Row)> = db.tables[mt.table]
                 .rows
                 .iter()
-                .map(|(u, r)| (u.hyphenated().to_string(), r.as_ref()))
+                .map(|(u, r)| (u, r.as_ref()))
                 .collect();
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            rows.sort_unstable_by_key(|(u, _)| **u);
             let start = out.len();
             if !first_table {
                 out.put_u8(b',');
@@ -194,7 +195,8 @@ impl Monitor {
                     out.put_u8(b',');
                 }
                 any = true;
-                write_str(&u, out);
+                let mut text = uuid::Uuid::encode_buffer();
+                write_str(u.hyphenated().encode_lower(&mut text), out);
                 out.put_u8(b':');
                 write_json(&j, out);
             }

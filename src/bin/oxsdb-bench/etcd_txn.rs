@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A row-sized value (an OVN port's JSON is a few hundred bytes).
 const VALUE_BYTES: usize = 300;
@@ -81,16 +81,6 @@ pub async fn run(endpoints: &[String], clients: usize, seconds: f64) -> Result<V
         bail!("no etcd Txn succeeded: {errors:?}");
     }
     let lat = crate::stats::Latencies::new(latencies);
-    Ok(json!({
-        "scenario": "etcd-txn",
-        "clients": clients,
-        "seconds": elapsed,
-        "committed": n,
-        "rate": n as f64 / elapsed,
-        "p50_ms": lat.ms(0.5),
-        "p99_ms": lat.ms(0.99),
-        "max_ms": lat.max_ms(),
-        "errors": errors.len(),
-        "error_samples": errors.iter().take(5).collect::<Vec<_>>(),
-    }))
+    let report = crate::stats::closed_loop_report("etcd-txn", clients, elapsed, n, &lat, &errors);
+    Ok(Value::Object(report))
 }

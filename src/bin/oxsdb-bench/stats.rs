@@ -86,3 +86,29 @@ impl CpuMeter {
         Ok(Some((cpu_time(&self.pids)? - self.start).as_secs_f64()))
     }
 }
+
+/// The figures of a closed-loop run (clients each waiting for their reply):
+/// what `txn` and `etcd-txn` both report.
+pub fn closed_loop_report(
+    scenario: &str,
+    clients: usize,
+    seconds: f64,
+    committed: usize,
+    latencies: &Latencies,
+    errors: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut m = serde_json::Map::new();
+    m.insert("scenario".into(), json!(scenario));
+    m.insert("clients".into(), json!(clients));
+    m.insert("seconds".into(), json!(seconds));
+    m.insert("committed".into(), json!(committed));
+    m.insert("rate".into(), json!(committed as f64 / seconds));
+    m.insert("p50_ms".into(), json!(latencies.ms(0.5)));
+    m.insert("p99_ms".into(), json!(latencies.ms(0.99)));
+    m.insert("max_ms".into(), json!(latencies.max_ms()));
+    m.insert("errors".into(), json!(errors.len()));
+    let samples: Vec<&String> = errors.iter().take(5).collect();
+    m.insert("error_samples".into(), json!(samples));
+    m
+}

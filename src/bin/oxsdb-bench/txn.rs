@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::connection::{count, inserted_uuid, Connection};
 use crate::nb;
-use crate::stats::{CpuMeter, Latencies};
+use crate::stats::{closed_loop_report, CpuMeter, Latencies};
 use crate::Target;
 
 /// What one client did.
@@ -114,18 +114,11 @@ pub async fn run(target: &Target, clients: usize, seconds: f64) -> Result<Value>
     if n == 0 {
         bail!("no transaction committed: {errors:?}");
     }
-    Ok(json!({
-        "scenario": "txn",
-        "clients": clients,
-        "seconds": elapsed,
-        "committed": n,
-        "rate": n as f64 / elapsed,
-        "p50_ms": lat.ms(0.5),
-        "p99_ms": lat.ms(0.99),
-        "max_ms": lat.max_ms(),
-        "errors": errors.len(),
-        "error_samples": errors.iter().take(5).collect::<Vec<_>>(),
-        "server_cpu_s": cpu_s,
-        "cpu_us_per_op": cpu_s.map(|c| c * 1e6 / n as f64),
-    }))
+    let mut report = closed_loop_report("txn", clients, elapsed, n, &lat, &errors);
+    report.insert("server_cpu_s".into(), json!(cpu_s));
+    report.insert(
+        "cpu_us_per_op".into(),
+        json!(cpu_s.map(|c| c * 1e6 / n as f64)),
+    );
+    Ok(Value::Object(report))
 }
