@@ -34,6 +34,12 @@ cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
 # each test binary, a key prefix per server).
 OXSDB_CLIENT_TESTS_STORE=etcd cargo test --test clients_ovsdb_client --test clients_ovn \
   --test clients_vsctl --test clients_python_idl --test group_commit "$@" 2>&1 | tee -a "$log" || status=$?
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "oxsdb: %d passed, %d failed\n", p, f }' "$log"
+# The README's quick start, run as written (it builds the release binary)
+# with its outputs compared: the front door must never break unnoticed.
+qs_failed=0
+/usr/bin/python3 tools/readme_quickstart.py 2>&1 | tee -a "$log" || { status=1; qs_failed=1; }
+awk -v qs_failed="$qs_failed" '
+     /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^readme-quickstart: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     END { printf "oxsdb: %d passed, %d failed\n", p, f + qs_failed }' "$log"
 exit "$status"
