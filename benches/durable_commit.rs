@@ -15,15 +15,19 @@
 //! Run: `cargo bench --bench durable_commit` (each measurement lasts
 //! `OXSDB_BENCH_SECS` seconds, 3 by default). Prints a table.
 
-#[path = "../tests/support/durable.rs"]
-mod durable;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use durable::*;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::clients::ovsdb_tool;
+use support::process::Oxsdb;
+use support::reference::ReferenceServer;
+use support::rpc::{txn_ok, Rpc};
+use support::tools::*;
 
 const WARMUP: Duration = Duration::from_millis(300);
 
@@ -154,7 +158,7 @@ fn main() {
         ref_db.display().to_string(),
         schema.display().to_string(),
     ]);
-    let mut reference = RefServer::start(&ref_db, dir.path());
+    let mut reference = ReferenceServer::on_files(&[ref_db.clone()], dir.path());
 
     println!(
         "durable commit cost: {secs} s per measurement, files in {} ({} cores)",

@@ -9,7 +9,7 @@
 //! - [`db`]: conditions, mutations, operations, transactions with their
 //!   commit-time checks, and monitor notification bodies (pure).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).
-//! - [`storage`]: the etcd-shaped store (revisions, compare-and-commit, watch, leases), the key layout, the backends, the conformance suite.
+//! - [`storage`]: the etcd-shaped store (revisions, compare-and-commit, watch, leases), the key layout, the backends (their conformance suite is in `tests/support/conformance.rs`).
 
 pub mod actors;
 pub mod codec;

@@ -40,7 +40,7 @@ fn number(report: &Value, key: &str) -> f64 {
 
 /// Every scenario against one server.
 fn scenarios(kind: Kind) {
-    support::reference::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
     let server = Server::start(kind, &[Path::new(NB_SCHEMA)]);
     let remote = server.tcp();
     let pid = server.pid().expect("server pid").to_string();

@@ -367,7 +367,7 @@ const NB_TABLES: &[&str] = &[
 
 #[test]
 fn ovn_nbctl_topology() {
-    support::reference::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
     tool("ovn-nbctl");
     run_both("ovn_nbctl_topology", |kind: Kind, _| {
         let server = Server::start(kind, &[Path::new(NB_SCHEMA)]);
@@ -660,8 +660,8 @@ impl Drop for Northd {
 
 #[test]
 fn ovn_northd_end_to_end() {
-    support::reference::require_file(Path::new(NB_SCHEMA));
-    support::reference::require_file(Path::new(SB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(SB_SCHEMA));
     tool("ovn-northd");
     tool("ovn-nbctl");
     run_both("ovn_northd_end_to_end", |kind: Kind, _| {
@@ -726,8 +726,8 @@ fn ovn_northd_end_to_end() {
 /// is processed like with ovsdb-server.
 #[test]
 fn ovn_northd_survives_server_restart() {
-    support::reference::require_file(Path::new(NB_SCHEMA));
-    support::reference::require_file(Path::new(SB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(SB_SCHEMA));
     tool("ovn-northd");
     tool("ovn-nbctl");
     run_both("ovn_northd_survives_server_restart", |kind: Kind, _| {

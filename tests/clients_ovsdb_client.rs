@@ -26,7 +26,7 @@ use support::clients::{
     canonical_contents, cmd, mask_remotes, read_db, run, run_both, run_with_input,
     strip_log_timestamps, tool, Background, Output, Transcript, UuidNames,
 };
-use support::servers::{signal, Kind, Server};
+use support::servers::{Kind, Server};
 
 const T: Duration = Duration::from_secs(20);
 /// How long a background client's output must stay unchanged to count as
@@ -109,7 +109,7 @@ fn json_output(names: &mut UuidNames, out: &Output) -> String {
 
 #[test]
 fn schema_commands() {
-    support::reference::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
     run_both("schema_commands", |kind, _| {
         let todo = todo_schema();
         let server = Server::start(kind, &[&todo, Path::new(NB_SCHEMA)]);
@@ -1133,7 +1133,7 @@ impl Daemons {
 impl Drop for Daemons {
     fn drop(&mut self) {
         for pid in self.pids() {
-            signal(pid, "KILL");
+            support::tools::send_signal(pid, support::tools::SIGKILL);
         }
     }
 }
@@ -1298,7 +1298,7 @@ fn wait_operation() {
 
 #[test]
 fn backup_and_restore() {
-    support::reference::require_file(Path::new(NB_SCHEMA));
+    support::tools::require_file(Path::new(NB_SCHEMA));
     run_both("backup_and_restore", |kind, _| {
         let nb = Path::new(NB_SCHEMA);
         let server = Server::start(kind, &[&todo_schema(), nb]);

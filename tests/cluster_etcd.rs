@@ -17,14 +17,7 @@
 //! Each test starts its own etcd (free loopback ports, temporary data) and
 //! prints a `FIGURES:` line with what it measured.
 
-mod support {
-    #[path = "cluster.rs"]
-    pub mod cluster;
-    #[path = "durable.rs"]
-    pub mod durable;
-    #[path = "etcd.rs"]
-    pub mod etcd;
-}
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -34,8 +27,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cluster::*;
-use support::durable::{run_timeout, Oxsdb, Rpc};
 use support::etcd::EtcdCluster;
+use support::process::Oxsdb;
+use support::rpc::Rpc;
+use support::tools::{run as run_timeout, tool};
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -316,18 +311,6 @@ fn monitors_on_every_server_see_every_commit_in_commit_order() {
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
-
-fn tool(name: &str) -> String {
-    for d in ["/usr/bin", "/usr/sbin"] {
-        let p = Path::new(d).join(name);
-        if p.exists() {
-            return p.display().to_string();
-        }
-    }
-    panic!(
-        "{name} is not installed: apt-get install ovn-central openvswitch-common (./test.sh does)"
-    );
-}
 
 fn nbctl(server: &Oxsdb, args: &[&str]) -> String {
     let mut c = Command::new(tool("ovn-nbctl"));

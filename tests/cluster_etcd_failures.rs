@@ -21,14 +21,7 @@
 //! of its oxsdb servers and etcd members. The tests run one at a time (they
 //! are sensitive to CPU starvation: etcd elections, lease expiry).
 
-mod support {
-    #[path = "cluster.rs"]
-    pub mod cluster;
-    #[path = "durable.rs"]
-    pub mod durable;
-    #[path = "etcd.rs"]
-    pub mod etcd;
-}
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,8 +32,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cluster::*;
-use support::durable::{Oxsdb, Rpc};
 use support::etcd::EtcdCluster;
+use support::process::Oxsdb;
+use support::rpc::Rpc;
 
 /// The tests of this file run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

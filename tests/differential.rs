@@ -44,7 +44,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use support::normalize::{Normalizer, TXN_PLACEHOLDER};
-use support::reference::{ovsdb_tool_create, require_file, ReferenceServer};
+use support::reference::ReferenceServer;
+use support::tools::{ovsdb_tool_create, require_file};
 
 pub const ZERO_UUID: &str = "00000000-0000-0000-0000-000000000000";
 const MIN_CASES: usize = 220;

@@ -32,8 +32,7 @@
 //! Every process is killed when its test ends (or fails), and every wait is
 //! bounded. Missing tools fail the tests with an `apt-get` hint.
 
-#[path = "support/durable.rs"]
-mod durable;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -44,8 +43,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use durable::*;
 use serde_json::{json, Value};
+use support::clients::{client_dump, client_transact, ovsdb_tool};
+use support::files::{record_bounds, show_log_records};
+use support::process::{oxsdb_fails, Kind, Oxsdb, ServerProcess};
+use support::reference::ReferenceServer;
+use support::rng::Rng;
+use support::rpc::{txn_ok, Rpc};
+use support::tools::*;
 
 const PYTHON: &str = "/usr/bin/python3";
 const VSWITCH_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
@@ -764,7 +769,7 @@ fn run_workload(remote: &str, txns: &[Value]) {
 }
 
 /// ovsdb-server logged no warning or error (but the one about SIGTERM).
-fn assert_no_complaints(reference: &RefServer) {
+fn assert_no_complaints(reference: &ReferenceServer) {
     let log = reference.log();
     let bad: Vec<&str> = log
         .lines()
@@ -812,7 +817,7 @@ fn file_written_by_oxsdb_is_read_by_ovsdb_tool_and_ovsdb_server() {
     assert_eq!(tool_rows, ox_rows, "ovsdb-tool query vs oxsdb");
 
     // ovsdb-server serves the file: the same dump.
-    let mut reference = RefServer::start(&file, dir.path());
+    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
     let ref_dump = client_dump(&reference.tcp(), "alltypes");
     assert_eq!(ref_dump, ox_dump, "ovsdb-server's dump of oxsdb's file");
     let ref_rows = normalized_select(
@@ -833,7 +838,7 @@ fn file_written_by_ovsdb_server_is_served_and_extended_by_oxsdb() {
     ovsdb_tool(&["create".to_string(), arg(&file), arg(&schema)]);
     let query = select_all(&schema);
 
-    let mut reference = RefServer::start(&file, dir.path());
+    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
     run_workload(&reference.tcp(), &workload_a());
     let ref_dump = client_dump(&reference.tcp(), "alltypes");
     let ref_rows = normalized_select(
@@ -872,7 +877,7 @@ fn file_written_by_ovsdb_server_is_served_and_extended_by_oxsdb() {
     assert!(shown.contains("second writer"), "{shown}");
 
     // ovsdb-server reads it again.
-    let mut reference = RefServer::start(&file, dir.path());
+    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
     assert_eq!(
         client_dump(&reference.tcp(), "alltypes"),
         ox_dump,
@@ -1085,6 +1090,7 @@ fn vsctl(remote: &str, args: &[&str]) -> String {
         Command::new(tool("ovs-vsctl"))
             .args(["--no-wait", "--timeout=20", db.as_str()])
             .args(args),
+        TOOL_TIMEOUT,
     )
 }
 
@@ -1210,7 +1216,7 @@ fn a_database_file_is_served_by_one_process_at_a_time() {
             client_transact(&b.tcp(), &insert_list("b1-with-a-longer-name", &[]));
             client_transact(&a.tcp(), &insert_list("a2", &[]));
             b.kill9();
-            let rc = run_timeout(
+            let rc = run(
                 Command::new(tool("ovsdb-tool")).args(["show-log".as_ref(), file.as_os_str()]),
                 TOOL_TIMEOUT,
             );
@@ -1229,27 +1235,13 @@ fn a_database_file_is_served_by_one_process_at_a_time() {
     }
 
     // ovsdb-server on the file oxsdb serves.
-    let mut reference = Command::new(tool("ovsdb-server"))
-        .arg("--no-chdir")
-        .arg("--remote=ptcp:0:127.0.0.1")
-        .arg(format!("--unixctl={}", dir.path().join("ctl").display()))
-        .arg("-vconsole:off")
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ovsdb-server");
-    match wait_timeout(&mut reference, Duration::from_secs(5)) {
-        Some(status) => {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut reference.stderr.take().unwrap(), &mut err).ok();
-            assert!(!status.success(), "{err}");
-            assert!(err.contains("failed to lock lockfile"), "{err}");
+    match ServerProcess::spawn(Kind::Reference, &[arg(&file)], &[], dir.path(), None) {
+        Err((status, output)) => {
+            assert!(!status.success(), "{output}");
+            assert!(output.contains("failed to lock lockfile"), "{output}");
         }
-        None => {
-            let _ = reference.kill();
-            let _ = reference.wait();
+        Ok(mut reference) => {
+            reference.kill9();
             failures.push(format!(
                 "ovsdb-server started on {} while oxsdb served it (oxsdb does not hold \
                  ovsdb-server's lock file .{}.~lock~)",
@@ -1263,7 +1255,7 @@ fn a_database_file_is_served_by_one_process_at_a_time() {
     // oxsdb on a file ovsdb-server serves.
     let ref_file = dir.path().join("ref.db");
     ovsdb_tool(&["create".to_string(), arg(&ref_file), arg(&todo_schema())]);
-    let mut reference = RefServer::start(&ref_file, dir.path());
+    let mut reference = ReferenceServer::on_files(&[ref_file.clone()], dir.path());
     match Oxsdb::try_start(&[arg(&ref_file)], dir.path(), None) {
         Ok(mut c) => {
             c.kill9();

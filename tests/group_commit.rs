@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::reference::Client;
+use support::rpc::Rpc;
 use support::servers::{Kind, Server};
 
 const WRITERS: usize = 6;
@@ -36,14 +36,14 @@ fn insert_list(name: &str) -> Value {
 }
 
 /// Whether a transact reply committed; its first error otherwise.
-fn txn_error(reply: &support::reference::Reply) -> Option<Value> {
+fn txn_error(reply: &support::rpc::Reply) -> Option<Value> {
     match reply.result().and_then(Value::as_array) {
         Some(results) => results.iter().find(|r| r.get("error").is_some()).cloned(),
         None => Some(reply.message.clone()),
     }
 }
 
-fn list_names(c: &mut Client) -> BTreeSet<String> {
+fn list_names(c: &mut Rpc) -> BTreeSet<String> {
     let r = c.request(
         "transact",
         json!(["todo", {"op": "select", "table": "List", "where": [], "columns": ["name"]}]),
@@ -71,7 +71,7 @@ fn monitor(
     expected: Arc<std::sync::Mutex<Option<usize>>>,
 ) -> Seen {
     thread::sleep(delay);
-    let mut c = Client::connect(&addr);
+    let mut c = Rpc::open(&addr);
     let r = c.request(
         "monitor_cond",
         json!(["todo", "m", {"List": [{"columns": ["name"]}]}]),
@@ -134,7 +134,7 @@ fn scenario(server: &Server) {
     let waiter = {
         let a = addr.clone();
         thread::spawn(move || {
-            let mut c = Client::connect(&a);
+            let mut c = Rpc::open(&a);
             let last = format!("w0-{}", TXNS_PER_WRITER - 1);
             let r = c.request("transact", json!(["todo",
                 {"op": "wait", "table": "List", "where": [["name", "==", last]], "columns": ["name"],
@@ -147,7 +147,7 @@ fn scenario(server: &Server) {
         .map(|_| {
             let (a, stop) = (addr.clone(), stop_readers.clone());
             thread::spawn(move || {
-                let mut c = Client::connect(&a);
+                let mut c = Rpc::open(&a);
                 let mut last = 0;
                 let mut shrank = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
@@ -165,7 +165,7 @@ fn scenario(server: &Server) {
         .map(|w| {
             let a = addr.clone();
             thread::spawn(move || {
-                let mut c = Client::connect(&a);
+                let mut c = Rpc::open(&a);
                 let (mut won, mut errors) = (Vec::new(), Vec::new());
                 for i in 0..TXNS_PER_WRITER {
                     let r = c.request("transact", insert_list(&format!("w{w}-{i}")));
@@ -192,7 +192,7 @@ fn scenario(server: &Server) {
         assert!(errors.is_empty(), "writes failed: {errors:?}");
         won.extend(names);
     }
-    let mut c = Client::connect(&addr);
+    let mut c = Rpc::open(&addr);
     let committed = list_names(&mut c);
     *expected.lock().unwrap_or_else(|e| e.into_inner()) = Some(committed.len());
     done.store(true, Ordering::SeqCst);

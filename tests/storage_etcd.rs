@@ -3,12 +3,10 @@
 //! and shared by all checks on a three-member cluster; a member killed under
 //! commits and watches; etcd's `--max-txn-ops` / `--max-request-bytes`.
 
-#[path = "support/etcd.rs"]
-mod etcd_support;
+mod support;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use etcd_support::EtcdCluster;
 use futures_util::StreamExt;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
 use oxsdb::storage::{
@@ -16,6 +14,7 @@ use oxsdb::storage::{
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::etcd::EtcdCluster;
 
 async fn connect(etcd: &EtcdCluster) -> Arc<EtcdStore> {
     EtcdStore::connect(EtcdOptions::new(etcd.endpoints()))
@@ -77,7 +76,7 @@ async fn fresh() -> Arc<WithEtcd> {
 }
 
 // Every check on an etcd of its own: exact revision arithmetic and compaction.
-oxsdb::storage_conformance_tests!(fresh().await);
+crate::storage_conformance_tests!(fresh().await);
 
 /// Every check at once on one three-member cluster, each with its own client.
 mod cluster {
@@ -91,7 +90,7 @@ mod cluster {
         connect(c).await
     }
 
-    oxsdb::storage_conformance_tests!(shared: store().await);
+    crate::storage_conformance_tests!(shared: store().await);
 }
 
 /// Retries a commit while etcd is unavailable (a member just died, an

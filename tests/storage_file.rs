@@ -3,6 +3,8 @@
 //! standalone file format, damaged files, compaction, conversion, and a real
 //! `kill -9` in the middle of writing.
 
+mod support;
+
 use oxsdb::actors::replica::{conversion_writes, Replica};
 use oxsdb::db::{execute, ExecContext, Execution};
 use oxsdb::schema::DatabaseSchema;
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::clients::{ovsdb_client, ovsdb_tool};
+use support::reference::ReferenceServer;
 use uuid::Uuid;
 
 const ALLTYPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/alltypes.ovsschema");
@@ -45,7 +49,7 @@ fn conformance_store() -> Arc<FileStore> {
     .unwrap()
 }
 
-oxsdb::storage_conformance_tests!(conformance_store());
+crate::storage_conformance_tests!(conformance_store());
 
 mod shared {
     use oxsdb::storage::FileStore;
@@ -53,46 +57,17 @@ mod shared {
 
     static STORE: OnceLock<Arc<FileStore>> = OnceLock::new();
 
-    oxsdb::storage_conformance_tests!(shared: STORE.get_or_init(super::conformance_store).clone());
+    crate::storage_conformance_tests!(shared: STORE.get_or_init(super::conformance_store).clone());
 }
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-fn tool(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-}
-
 /// Fails the test, saying what to install, if a reference tool is missing.
 macro_rules! need_tools {
     ($($t:expr),*) => {
-        $(required_tool($t);)*
+        $(support::tools::tool($t);)*
     };
-}
-
-/// The path of a reference tool, or a failure saying what to install.
-fn required_tool(name: &str) -> PathBuf {
-    tool(name).unwrap_or_else(|| {
-        panic!("{name} is not installed: apt-get install openvswitch-common openvswitch-switch (./test.sh does)")
-    })
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn ovsdb_tool(args: &[&str]) -> String {
-    run(Command::new(required_tool("ovsdb-tool")).args(args))
 }
 
 /// A client of a store that executes transactions with the engine and
@@ -205,48 +180,16 @@ fn tool_dump(file: &Path, s: &DatabaseSchema) -> Value {
 }
 
 /// An `ovsdb-server` on a database file, killed when dropped.
-struct Server {
-    child: std::process::Child,
-    sock: PathBuf,
-}
+struct Server(ReferenceServer);
 
 impl Server {
     fn start(file: &Path) -> Server {
-        let dir = file.parent().unwrap();
-        let tag = Uuid::new_v4().simple().to_string()[..8].to_string();
-        let sock = dir.join(format!("{tag}.sock"));
-        let child = Command::new(required_tool("ovsdb-server"))
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!(
-                "--unixctl={}",
-                dir.join(format!("{tag}.ctl")).display()
-            ))
-            .arg("--no-chdir")
-            .arg(format!(
-                "--log-file={}",
-                dir.join(format!("{tag}.log")).display()
-            ))
-            .arg("-vconsole:off")
-            .arg(file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "ovsdb-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, sock }
+        let dir = file.parent().expect("a file in a directory");
+        Server(ReferenceServer::on_files(&[file.to_path_buf()], dir))
     }
 
     fn client(&self, cmd: &str, arg: &Value) -> Value {
-        let out = run(Command::new(required_tool("ovsdb-client")).args([
-            cmd,
-            &format!("unix:{}", self.sock.display()),
-            &arg.to_string(),
-        ]));
+        let out = ovsdb_client(&[cmd, &self.0.tcp(), &arg.to_string()]);
         serde_json::from_str(&out).unwrap()
     }
 
@@ -264,13 +207,6 @@ impl Server {
 
     fn dump(&self, s: &DatabaseSchema) -> Value {
         normalize(&self.client("query", &dump_request(s)))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,8 @@
 //! The storage conformance suite against the in-memory store.
 
-oxsdb::storage_conformance_tests!(oxsdb::storage::MemoryStore::new());
+mod support;
+
+crate::storage_conformance_tests!(oxsdb::storage::MemoryStore::new());
 
 /// The same checks all at once on one shared store, as they will run against
 /// one etcd: this keeps the checks honest about other writers.
@@ -10,5 +12,5 @@ mod shared {
 
     static STORE: OnceLock<Arc<MemoryStore>> = OnceLock::new();
 
-    oxsdb::storage_conformance_tests!(shared: STORE.get_or_init(MemoryStore::new).clone());
+    crate::storage_conformance_tests!(shared: STORE.get_or_init(MemoryStore::new).clone());
 }

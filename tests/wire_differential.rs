@@ -69,24 +69,18 @@
 //! transcripts are written to `target/tmp/wire-transcripts.json`.
 
 #[allow(dead_code)]
-#[path = "support/normalize.rs"]
-mod normalize;
+mod support;
 #[allow(dead_code)]
-#[path = "support/reference.rs"]
-mod reference;
 #[allow(dead_code)]
-#[path = "support/wire.rs"]
-mod wire;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use normalize::{Normalizer, TXN_PLACEHOLDER};
 use serde_json::{json, Value};
-use wire::{Conn, Event, Kind, ServerOpts, WireServer};
+use support::normalize::{Normalizer, TXN_PLACEHOLDER};
+use support::wire::{Conn, Event, Kind, ServerOpts, WireServer};
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const DEFAULT_TIMEOUT_MS: u64 = 3000;
@@ -776,7 +770,7 @@ fn wire_differential() {
     assert!(
         Path::new(NB_SCHEMA).is_file(),
         "{NB_SCHEMA} missing: {}",
-        reference::INSTALL_HINT
+        support::tools::INSTALL_HINT
     );
     let scenarios = load_scenarios();
     let with_oxsdb = std::env::var("OXSDB_WIRE_REFERENCE_ONLY")

@@ -1,7 +1,7 @@
 //! Storage: a revisioned key-value store shaped like etcd v3's API.
 //!
 //! Every backend implements [`Storage`] and passes the one
-//! [`conformance`] suite:
+//! conformance suite (`tests/support/conformance.rs`):
 //! - [`memory`]: in process, nothing persisted (tests, benchmarks, scratch);
 //! - [`file`](mod@file): the memory store plus OVSDB's standalone file format
 //!   ([`ovsdb_log`] frames its records, [`ovsdb_txn`] translates them);
@@ -37,7 +37,6 @@
 //!   that fails with `Compacted`, re-read everything with [`Storage::range`]
 //!   and watch from its revision + 1.
 
-pub mod conformance;
 pub mod db_record;
 pub mod etcd;
 pub mod file;

@@ -13,387 +13,65 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::reference::Client;
-use super::servers::signal;
+pub use super::normalize::{find_uuids, replace_uuids};
+use super::normalize::{is_uuid_set_or_map, mask_versions};
+use super::rpc::Rpc;
+use super::tools::TOOL_TIMEOUT;
+pub use super::tools::{cmd, rc, run, run_ok, run_with_input, tool, Background, Output};
 
-/// Hint for the package that provides a client tool.
-pub fn install_hint(tool: &str) -> &'static str {
-    match tool {
-        "ovsdb-client" | "ovsdb-tool" | "ovsdb-server" | "ovs-appctl" => {
-            "apt-get install openvswitch-common"
-        }
-        "ovs-vsctl" => "apt-get install openvswitch-switch",
-        "ovn-nbctl" | "ovn-sbctl" => "apt-get install ovn-common (or ovn-central)",
-        "ovn-northd" => "apt-get install ovn-central",
-        _ => "apt-get install openvswitch-common ovn-central openvswitch-switch",
-    }
+// ---------------------------------------------------------------------------
+// ovsdb-tool and ovsdb-client as plain commands.
+
+/// `ovsdb-tool ARGS...`, which must succeed.
+pub fn ovsdb_tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    run_ok(Command::new(tool("ovsdb-tool")).args(args), TOOL_TIMEOUT)
 }
 
-/// The path of a client tool; panics (the test FAILS) with the package to
-/// install when it is missing.
-pub fn tool(name: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    for d in [
-        "/usr/sbin",
-        "/usr/local/sbin",
-        "/sbin",
-        "/usr/bin",
-        "/usr/local/bin",
-        "/bin",
-    ] {
-        dirs.push(PathBuf::from(d));
-    }
-    for d in dirs {
-        let candidate = d.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("`{name}` is not installed: run `{}`", install_hint(name))
+/// `ovsdb-client --timeout=30 ARGS...`, which must succeed.
+pub fn ovsdb_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    run_ok(
+        Command::new(tool("ovsdb-client"))
+            .arg("--timeout=30")
+            .args(args),
+        TOOL_TIMEOUT,
+    )
 }
 
-/// The output of a finished command.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    pub fn success(&self) -> bool {
-        self.status.success()
-    }
-
-    /// `rc=N` + stdout + stderr: everything a comparison should look at.
-    pub fn all(&self) -> String {
-        format!(
-            "rc={}\nstdout:\n{}stderr:\n{}",
-            rc(&self.status),
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-/// The exit code, or `signal N`.
-pub fn rc(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status.code() {
-        Some(c) => c.to_string(),
-        None => format!("signal {}", status.signal().unwrap_or(0)),
-    }
-}
-
-/// Describes a command for messages.
-pub fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        let a = a.to_string_lossy();
-        if a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') && a.len() < 300 {
-            s.push_str(&format!("'{a}'"));
-        } else if a.len() >= 300 {
-            s.push_str(&format!("'{}...'", &a[..200]));
-        } else {
-            s.push_str(&a);
-        }
-    }
-    s
-}
-
-fn reader_thread(mut r: impl Read + Send + 'static, buf: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
+/// `ovsdb-client transact REMOTE TXN`; returns the parsed result array.
+pub fn client_transact(remote: &str, txn: &Value) -> Value {
+    let out = ovsdb_client(&["transact".to_string(), remote.to_string(), txn.to_string()]);
+    let v: Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("ovsdb-client transact printed non-JSON ({e}): {out}"));
+    if let Some(ops) = v.as_array() {
+        for op in ops {
+            if op.get("error").is_some() {
+                panic!("transaction {txn} failed: {v}");
             }
         }
-    })
+    }
+    v
 }
 
-/// Runs `cmd` to completion with `stdin` as its input; kills it and panics
-/// when it takes longer than `timeout`.
-pub fn run_with_input(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Output {
-    let what = describe(cmd);
-    // The input comes from a (seekable) file: `ovsdb-client restore` seeks.
-    let mut input = tempfile::tempfile().expect("temporary file");
-    input.write_all(stdin).expect("write input");
-    use std::io::Seek;
-    input.seek(std::io::SeekFrom::Start(0)).expect("seek");
-    let mut child = cmd
-        .stdin(Stdio::from(input))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let err = Arc::new(Mutex::new(Vec::new()));
-    let t1 = reader_thread(child.stdout.take().unwrap(), out.clone());
-    let t2 = reader_thread(child.stderr.take().unwrap(), err.clone());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = t1.join();
-            let _ = t2.join();
-            panic!(
-                "timed out after {timeout:?}: {what}\nstdout so far:\n{}\nstderr so far:\n{}",
-                String::from_utf8_lossy(&out.lock().unwrap()),
-                String::from_utf8_lossy(&err.lock().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let _ = t1.join();
-    let _ = t2.join();
-    let stdout = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
-    let stderr = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+/// `ovsdb-client dump REMOTE DB` (text format: tables by name, rows by
+/// `_uuid`, so equal contents with equal UUIDs print identically).
+pub fn client_dump(remote: &str, db: &str) -> String {
+    ovsdb_client(&["dump", remote, db])
 }
 
-/// Runs `cmd` to completion (no input) within `timeout`.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    run_with_input(cmd, b"", timeout)
-}
-
-/// Runs `cmd` and panics unless it succeeds; returns its stdout.
-pub fn run_ok(cmd: &mut Command, timeout: Duration) -> String {
-    let what = describe(cmd);
-    let out = run(cmd, timeout);
-    if !out.success() {
-        panic!("{what} failed: {}", out.all());
-    }
-    out.stdout
-}
-
-/// `Command::new(tool(name))` with `args`.
-pub fn cmd<I, S>(name: &str, args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut c = Command::new(tool(name));
-    c.args(args);
-    c
-}
-
-/// A client running in the background whose stdout and stderr are collected
-/// as they arrive; killed on drop.
-pub struct Background {
-    pub what: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    out: Arc<Mutex<Vec<u8>>>,
-    err: Arc<Mutex<Vec<u8>>>,
-    threads: Vec<JoinHandle<()>>,
-    /// The exit status, once collected.
-    status: Option<ExitStatus>,
-}
-
-impl Background {
-    pub fn spawn(cmd: &mut Command) -> Background {
-        let what = describe(cmd);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let threads = vec![
-            reader_thread(child.stdout.take().unwrap(), out.clone()),
-            reader_thread(child.stderr.take().unwrap(), err.clone()),
-        ];
-        let stdin = child.stdin.take();
-        Background {
-            what,
-            child: Some(child),
-            stdin,
-            out,
-            err,
-            threads,
-            status: None,
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// Writes a line to the child's stdin.
-    pub fn send_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("writing to {}: {e}", self.what));
-        stdin.flush().ok();
-    }
-
-    /// Closes the child's stdin.
-    pub fn close_stdin(&mut self) {
-        self.stdin.take();
-    }
-
-    /// Has the child exited?
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        if let Some(s) = self.status {
-            return Some(s);
-        }
-        let s = self
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        self.status = s;
-        s
-    }
-
-    /// Waits until `pred(stdout)` holds; panics with `context` and both
-    /// outputs when it does not within `timeout` (or when the child exits
-    /// first and the predicate still fails).
-    pub fn wait_for(
-        &mut self,
-        context: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = self.stdout();
-            if pred(&out) {
-                return out;
-            }
-            let exited = self.exited();
-            if exited.is_some() {
-                // Let the reader threads drain the pipes, then look once more.
-                std::thread::sleep(Duration::from_millis(20));
-                let out = self.stdout();
-                if pred(&out) {
-                    return out;
-                }
-            }
-            if exited.is_some() || Instant::now() > deadline {
-                panic!(
-                    "{context}: {} ({}) did not produce the expected output within {timeout:?}\n\
-                     stdout:\n{out}\nstderr:\n{}",
-                    self.what,
-                    match exited {
-                        Some(s) => format!("exited rc={}", rc(&s)),
-                        None => "still running".into(),
-                    },
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Like [`Background::wait_for`] but returns whether it happened instead
-    /// of panicking.
-    pub fn poll_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if pred(&self.stdout()) {
-                return true;
-            }
-            if Instant::now() > deadline || self.exited().is_some() {
-                std::thread::sleep(Duration::from_millis(20));
-                return pred(&self.stdout());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Waits for the child to exit by itself within `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Output {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.exited() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let (out, err) = (self.stdout(), self.stderr());
-                self.kill();
-                panic!(
-                    "{} did not exit within {timeout:?}\nstdout:\n{out}\nstderr:\n{err}",
-                    self.what
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.child = None;
-        self.status = Some(status);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        Output {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
-    }
-
-    /// Stops the child with SIGTERM (SIGKILL after 5 s); returns its output.
-    pub fn terminate(&mut self) -> Output {
-        if let Some(child) = &self.child {
-            signal(child.id(), "TERM");
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.exited().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if self.exited().is_none() {
-            if let Some(c) = self.child.as_mut() {
-                let _ = c.kill();
-            }
-        }
-        let status = match self.child.take() {
-            Some(mut c) => c.wait().expect("wait"),
-            None => self.status.expect("a child that was started"),
-        };
-        self.status = Some(status);
-        self.stdin.take();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        Output {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Sorted values of `column` of every row of `table`, read by `ovsdb-client transact`.
+pub fn client_column(remote: &str, db: &str, table: &str, column: &str) -> Vec<Value> {
+    let r = client_transact(
+        remote,
+        &json!([db, {"op": "select", "table": table, "where": [], "columns": [column]}]),
+    );
+    let mut v: Vec<Value> = r[0]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row[column].clone())
+        .collect();
+    v.sort_by_key(|a| a.to_string());
+    v
 }
 
 /// Removes OVS log-line prefixes (`2026-11-22T04:57:27Z|00001|module|LEVEL|`)
@@ -414,66 +92,6 @@ pub fn strip_log_timestamps(text: &str) -> String {
         })
         .map(|l| l + "\n")
         .collect()
-}
-
-// ---------------------------------------------------------------------------
-// UUIDs in text.
-
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_hexdigit()
-}
-
-fn uuid_at(s: &[u8], i: usize) -> bool {
-    if i + 36 > s.len() {
-        return false;
-    }
-    for (k, &b) in s[i..i + 36].iter().enumerate() {
-        let ok = match k {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => is_hex(b),
-        };
-        if !ok {
-            return false;
-        }
-    }
-    let before_ok = i == 0 || !(is_hex(s[i - 1]) || s[i - 1] == b'-');
-    let after_ok = i + 36 == s.len() || !(is_hex(s[i + 36]) || s[i + 36] == b'-');
-    before_ok && after_ok
-}
-
-/// Every UUID in `s`, in order of appearance.
-pub fn find_uuids(s: &str) -> Vec<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 36 <= b.len() {
-        if uuid_at(b, i) {
-            out.push(s[i..i + 36].to_ascii_lowercase());
-            i += 36;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Replaces each UUID of `s` by `f(uuid)`.
-pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let (mut i, mut last) = (0, 0);
-    while i + 36 <= b.len() {
-        if uuid_at(b, i) {
-            out.push_str(&s[last..i]);
-            out.push_str(&f(&s[i..i + 36].to_ascii_lowercase()));
-            i += 36;
-            last = i;
-        } else {
-            i += 1;
-        }
-    }
-    out.push_str(&s[last..]);
-    out
 }
 
 /// Names UUIDs in text: known ones (from [`UuidNames::name`] or a canonical
@@ -705,7 +323,7 @@ pub fn sort_records(text: &str) -> String {
 /// Every row of every table of `db` (`select` with no condition), by table,
 /// read over a raw JSON-RPC connection to `addr` (`127.0.0.1:PORT`).
 pub fn read_db(addr: &str, db: &str) -> BTreeMap<String, Vec<Map<String, Value>>> {
-    let mut c = Client::connect(addr);
+    let mut c = Rpc::open(addr);
     let schema = c.request("get_schema", json!([db]));
     let schema = schema
         .result()
@@ -1014,38 +632,6 @@ mod tests {
 // ---------------------------------------------------------------------------
 // JSON output with UUIDs.
 
-fn mask_versions(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                if k == "_version" {
-                    *val = Value::String("<version>".into());
-                } else {
-                    mask_versions(val);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(mask_versions),
-        _ => {}
-    }
-}
-
-fn is_uuid_collection(a: &[Value]) -> bool {
-    if a.len() != 2 {
-        return false;
-    }
-    let Some(elems) = a[1].as_array() else {
-        return false;
-    };
-    match (a[0].as_str(), elems.first()) {
-        (Some("set"), Some(e)) => uuid_of(e).is_some(),
-        (Some("map"), Some(Value::Array(pair))) => {
-            pair.first().is_some_and(|k| uuid_of(k).is_some())
-        }
-        _ => false,
-    }
-}
-
 impl UuidNames {
     /// `v` as text with known UUIDs named and unknown ones masked: an order
     /// key that does not depend on the values of new UUIDs.
@@ -1075,7 +661,7 @@ impl UuidNames {
     fn canon(&mut self, v: &Value) -> Value {
         match v {
             Value::String(s) => Value::String(self.text(s)),
-            Value::Array(a) if is_uuid_collection(a) => {
+            Value::Array(a) if is_uuid_set_or_map(a) => {
                 let order = self.sorted_by_key(a[1].as_array().unwrap().iter());
                 let mut elems: Vec<Value> = order.into_iter().map(|e| self.canon(e)).collect();
                 elems.sort_by_key(|e| e.to_string());

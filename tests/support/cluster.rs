@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::durable::{Oxsdb, Rpc};
+use super::process::Oxsdb;
+use super::rpc::Rpc;
 
 /// How long one request may take in these tests.
 pub const T: Duration = Duration::from_secs(30);

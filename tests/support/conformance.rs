@@ -1,10 +1,11 @@
-//! The storage conformance suite: one set of checks every backend passes.
+//! The storage conformance suite: one set of checks every backend passes
+//! (built only for the tests, never into the library).
 //!
 //! Each check is a `pub async fn(&Ctx) -> CheckResult`. A backend's test
 //! file is one line:
 //!
 //! ```ignore
-//! oxsdb::storage_conformance_tests!(oxsdb::storage::MemoryStore::new());
+//! crate::storage_conformance_tests!(oxsdb::storage::MemoryStore::new());
 //! ```
 //!
 //! The expression is evaluated once per check, inside an async test (so it may
@@ -21,12 +22,12 @@
 //! 2 s, etcd's minimum with default settings, and expect the expiry within
 //! TTL + 1 s.
 
-use super::{
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oxsdb::storage::{
     CommitResult, Compare, EventKind, KeyValue, Revision, Storage, StorageError, WatchBatch,
     WatchStream, WriteOp,
 };
-use bytes::Bytes;
-use futures_util::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1400,18 +1401,18 @@ pub async fn run_all(factory: &dyn Fn() -> Arc<dyn Storage>, exclusive: bool) ->
 /// Expands to one `#[tokio::test]` per conformance check, each on a store
 /// from the expression (evaluated per test, inside the async test, so it may
 /// `.await`). `storage_conformance_tests!(shared: expr)` for a store shared
-/// with other writers: see [the module documentation](crate::storage::conformance).
+/// with other writers: see [the module documentation](crate::support::conformance).
 #[macro_export]
 macro_rules! storage_conformance_tests {
     (@tests $exclusive:expr, $factory:expr, [$($check:ident),* $(,)?]) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let store: ::std::sync::Arc<dyn $crate::storage::Storage> = $factory;
-                let ctx = $crate::storage::conformance::Ctx::new(store, $exclusive);
-                $crate::storage::conformance::expect_pass(
+                let store: ::std::sync::Arc<dyn ::oxsdb::storage::Storage> = $factory;
+                let ctx = $crate::support::conformance::Ctx::new(store, $exclusive);
+                $crate::support::conformance::expect_pass(
                     stringify!($check),
-                    $crate::storage::conformance::$check(&ctx),
+                    $crate::support::conformance::$check(&ctx),
                 )
                 .await;
             }
@@ -1454,17 +1455,4 @@ macro_rules! storage_conformance_tests {
             invalid_commits,
         ]);
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::MemoryStore;
-
-    #[tokio::test]
-    async fn run_all_passes_on_the_memory_store() {
-        run_all(&|| MemoryStore::new() as Arc<dyn Storage>, true)
-            .await
-            .unwrap();
-    }
 }

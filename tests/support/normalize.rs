@@ -36,7 +36,7 @@ fn is_hex(b: u8) -> bool {
 }
 
 /// Is `s[i..i+36]` a UUID (8-4-4-4-12 hex digits)?
-fn uuid_at(s: &[u8], i: usize) -> bool {
+pub fn uuid_at(s: &[u8], i: usize) -> bool {
     if i + 36 > s.len() {
         return false;
     }
@@ -59,8 +59,18 @@ pub fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid_at(s.as_bytes(), 0)
 }
 
-/// Replaces the UUID substrings of `s` by `f(uuid)`.
-fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
+/// Every UUID in `s`, lowercase, in order of appearance.
+pub fn find_uuids(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    replace_uuids(s, |u| {
+        out.push(u.to_string());
+        String::new()
+    });
+    out
+}
+
+/// Replaces the UUID substrings of `s` by `f(uuid)` (given in lowercase).
+pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     let bytes = s.as_bytes();
     if bytes.len() < 36 {
         return s.to_string();
@@ -125,7 +135,7 @@ fn is_uuid_atom(v: &Value) -> bool {
 /// reference orders those by UUID value, which differs between the sides, so
 /// they are put in a canonical order. Other sets and maps keep their order
 /// (it is part of what is compared).
-fn is_uuid_set_or_map(a: &[Value]) -> bool {
+pub fn is_uuid_set_or_map(a: &[Value]) -> bool {
     if a.len() != 2 {
         return false;
     }

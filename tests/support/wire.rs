@@ -7,34 +7,18 @@
 //! Everything here is blocking `std`: one reader thread per connection turns
 //! the byte stream into [`Event`]s on a channel.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::reference::{find_tool, ovsdb_tool_create, require_file, INSTALL_HINT};
-
-/// Which implementation a [`WireServer`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Reference,
-    Oxsdb,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Reference => "ovsdb-server",
-            Kind::Oxsdb => "oxsdb",
-        }
-    }
-}
+pub use super::process::Kind;
+use super::process::{Oxsdb, ServerProcess};
+use super::reference::ReferenceServer;
 
 /// How to start a server for one scenario.
 #[derive(Clone, Debug, Default)]
@@ -54,43 +38,19 @@ pub struct ServerOpts {
     pub probe_ms: Option<u64>,
 }
 
+/// The process behind a [`WireServer`].
+enum Process {
+    Reference(ReferenceServer),
+    Oxsdb(Oxsdb, tempfile::TempDir),
+}
+
 /// A running server, killed on drop.
 pub struct WireServer {
+    /// Which server.
     pub kind: Kind,
-    child: Child,
+    process: Process,
     /// The port scenario connections go to.
     pub port: u16,
-    log: PathBuf,
-    // Kept last: removed after the server has been killed.
-    dir: tempfile::TempDir,
-}
-
-fn schema_name(schema: &Path) -> String {
-    let text = fs::read_to_string(schema).unwrap_or_else(|e| panic!("{}: {e}", schema.display()));
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", schema.display()));
-    v["name"].as_str().expect("schema name").to_string()
-}
-
-/// Ports of the "listening on port N" lines of an ovsdb-server log, in order.
-fn logged_ports(log: &Path) -> Vec<u16> {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let mut ports = Vec::new();
-    for line in text.lines() {
-        if let Some(pos) = line.find("listening on port ") {
-            let rest = &line[pos + "listening on port ".len()..];
-            let mut digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            // ovsdb-server's log sometimes has the next record's timestamp
-            // glued to the port ("...port 346272026-11-22T..."): drop the year.
-            if digits.len() > 5 && rest[digits.len()..].starts_with('-') {
-                digits.truncate(digits.len() - 4);
-            }
-            if let Ok(p) = digits.parse() {
-                ports.push(p);
-            }
-        }
-    }
-    ports
 }
 
 /// The rows that make ovsdb-server listen on a second port with a short probe.
@@ -103,6 +63,7 @@ fn probe_remote_txn(probe_ms: u64) -> Value {
 }
 
 impl WireServer {
+    /// Starts a server of `kind` for a scenario.
     pub fn start(kind: Kind, opts: &ServerOpts) -> WireServer {
         match kind {
             Kind::Reference => Self::start_reference(opts),
@@ -112,46 +73,17 @@ impl WireServer {
 
     /// ovsdb-server serving a fresh database file per schema.
     pub fn start_reference(opts: &ServerOpts) -> WireServer {
-        let bin = find_tool("ovsdb-server");
-        let dir = tempfile::Builder::new()
-            .prefix("oxsdb-wire-ref-")
-            .tempdir()
-            .expect("tempdir");
-        let mut dbs = Vec::new();
-        for (i, schema) in opts.schemas.iter().enumerate() {
-            require_file(schema);
-            let db = dir.path().join(format!("db{i}"));
-            if let Err(e) = ovsdb_tool_create(&db, schema) {
-                panic!("ovsdb-tool create {} failed: {e}", schema.display());
-            }
-            dbs.push(db);
-        }
-        let log = dir.path().join("log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("--no-chdir")
-            .arg("--remote=ptcp:0:127.0.0.1")
-            .arg(format!("--unixctl={}", dir.path().join("ctl").display()))
-            .arg(format!("--log-file={}", log.display()))
-            .arg(format!("--pidfile={}", dir.path().join("pid").display()))
-            .arg("-vconsole:off");
+        let mut args = opts.reference_args.clone();
         if opts.probe_ms.is_some() {
-            cmd.arg("--remote=db:OVN_Northbound,NB_Global,connections");
+            args.push("--remote=db:OVN_Northbound,NB_Global,connections".into());
         }
-        cmd.args(&opts.reference_args).args(&dbs);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ovsdb-server: {e}; {INSTALL_HINT}"));
+        let reference = ReferenceServer::start_with(&opts.schemas, &args);
+        let port = reference.port;
         let mut server = WireServer {
             kind: Kind::Reference,
-            child,
-            port: 0,
-            log,
-            dir,
+            process: Process::Reference(reference),
+            port,
         };
-        server.port = server.wait_for_logged_port(0);
         server.wait_for_server_db(opts.schemas.len() + 1);
         if let Some(ms) = opts.probe_ms {
             server.setup_probe(ms);
@@ -160,22 +92,33 @@ impl WireServer {
         server
     }
 
+    fn process(&self) -> &ServerProcess {
+        match &self.process {
+            Process::Reference(r) => r,
+            Process::Oxsdb(o, _) => o,
+        }
+    }
+
+    fn process_mut(&mut self) -> &mut ServerProcess {
+        match &mut self.process {
+            Process::Reference(r) => r,
+            Process::Oxsdb(o, _) => o,
+        }
+    }
+
     fn wait_for_logged_port(&mut self, index: usize) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(p) = logged_ports(&self.log).get(index) {
+            if let Some(p) = self.process().logged_ports().get(index) {
                 return *p;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "ovsdb-server exited with {status}; log:\n{}",
-                    fs::read_to_string(&self.log).unwrap_or_default()
-                );
+            if !self.alive() {
+                panic!("ovsdb-server exited; output:\n{}", self.process().output());
             }
             if Instant::now() > deadline {
                 panic!(
-                    "ovsdb-server did not log its port #{index} within 20 s; log:\n{}",
-                    fs::read_to_string(&self.log).unwrap_or_default()
+                    "ovsdb-server did not log its port #{index} within 20 s; output:\n{}",
+                    self.process().output()
                 );
             }
             thread::sleep(Duration::from_millis(3));
@@ -257,43 +200,18 @@ impl WireServer {
             .prefix("oxsdb-wire-ox-")
             .tempdir()
             .expect("tempdir");
-        let log = dir.path().join("stderr");
-        let stderr = fs::File::create(&log).expect("create stderr file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxsdb"));
-        cmd.arg("--remote=ptcp:0:127.0.0.1").arg("--store=memory");
+        let mut args = vec!["--store=memory".to_string()];
         if let Some(ms) = opts.probe_ms {
-            cmd.arg(format!("--inactivity-probe={ms}"));
+            args.push(format!("--inactivity-probe={ms}"));
         }
-        cmd.args(&opts.oxsdb_args).args(&opts.schemas);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start oxsdb: {e}"));
+        args.extend(opts.oxsdb_args.iter().cloned());
+        args.extend(opts.schemas.iter().map(|s| s.display().to_string()));
+        let oxsdb = Oxsdb::start(&args, dir.path(), None);
+        let port = oxsdb.port;
         let mut server = WireServer {
             kind: Kind::Oxsdb,
-            child,
-            port: 0,
-            log,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        server.port = loop {
-            let text = fs::read_to_string(&server.log).unwrap_or_default();
-            if let Some(port) = text.lines().find_map(|l| {
-                let rest = l.split("oxsdb: listening on ptcp:").nth(1)?;
-                rest.split(':').next()?.parse::<u16>().ok()
-            }) {
-                break port;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("oxsdb exited with {status} before listening; stderr:\n{text}");
-            }
-            if Instant::now() > deadline {
-                panic!("oxsdb did not print `oxsdb: listening on ptcp:PORT:IP` within 20 s; stderr:\n{text}");
-            }
-            thread::sleep(Duration::from_millis(3));
+            process: Process::Oxsdb(oxsdb, dir),
+            port,
         };
         server.wait_for_server_db(opts.schemas.len() + 1);
         if let Some(ms) = opts.probe_ms {
@@ -305,38 +223,17 @@ impl WireServer {
 
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process_mut().is_running()
     }
 
-    /// The server's log (ovsdb-server's log file, oxsdb's stderr).
+    /// The server's output (ovsdb-server's log file, oxsdb's stderr).
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.process().output()
     }
 
+    /// The server's private directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for WireServer {
-    fn drop(&mut self) {
-        if self.kind == Kind::Oxsdb {
-            // The documented way to stop oxsdb; fall back to SIGKILL.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process().dir()
     }
 }
 
