@@ -46,7 +46,7 @@
 //! Normalisation (tests/support/normalize.rs plus a few wire-level rules):
 //! UUIDs numbered by first appearance across all the scenario's connections
 //! (so the server id from `get_server_id` is masked but must stay the same),
-//! `_version` masked, numbers compared numerically, strings holding JSON (the
+//! `_version` numbered like every UUID, numbers compared numerically, strings holding JSON (the
 //! `syntax` member of errors, `_Server`'s `schema` column) compared as parsed
 //! JSON (ovsdb-server prints object members in hash order), the last-txn-id
 //! of `monitor_cond_since` replies and `update3` notifications masked

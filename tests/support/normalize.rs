@@ -5,7 +5,10 @@
 //!   any string such as an error's "details") is replaced by `<N>`, numbered by
 //!   first appearance across a whole test case ([`Normalizer`] holds the map
 //!   for one case; feed it the steps in order).
-//! * `_version` values become `"<version>"`.
+//! * `_version` values are UUIDs like any other: numbered, not masked, so a
+//!   reused or a missing version is a difference. The all-zero UUID is kept
+//!   as it is (never numbered), so a zero where the other side has a real
+//!   UUID is a difference too.
 //! * Numbers compare numerically: reals are rounded to 15 significant digits
 //!   (ovsdb-server prints them with `%.15g`) and integral reals become
 //!   integers, so `1.0 == 1`.
@@ -22,7 +25,6 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
 
-pub const VERSION_PLACEHOLDER: &str = "<version>";
 pub const TXN_PLACEHOLDER: &str = "<txn>";
 
 /// Numbers UUIDs by first appearance; one per test case and side.
@@ -59,7 +61,10 @@ pub fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid_at(s.as_bytes(), 0)
 }
 
-/// Replaces the UUID substrings of `s` by `f(uuid)`.
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Replaces the UUID substrings of `s` by `f(uuid)`; the all-zero UUID is
+/// kept literally, so it never compares equal to a numbered one.
 fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     let bytes = s.as_bytes();
     if bytes.len() < 36 {
@@ -71,7 +76,12 @@ fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     while i + 36 <= bytes.len() {
         if uuid_at(bytes, i) {
             out.push_str(&s[last..i]);
-            out.push_str(&f(&s[i..i + 36].to_ascii_lowercase()));
+            let u = s[i..i + 36].to_ascii_lowercase();
+            if u == NIL_UUID {
+                out.push_str(&u);
+            } else {
+                out.push_str(&f(&u));
+            }
             i += 36;
             last = i;
         } else {
@@ -98,23 +108,6 @@ pub fn normalize_number(n: &Number) -> Value {
     Number::from_f64(rounded)
         .map(Value::Number)
         .unwrap_or(Value::Null)
-}
-
-/// Replaces every `_version` member's value by [`VERSION_PLACEHOLDER`].
-pub fn mask_versions(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                if k == "_version" {
-                    *val = Value::String(VERSION_PLACEHOLDER.into());
-                } else {
-                    mask_versions(val);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(mask_versions),
-        _ => {}
-    }
 }
 
 fn is_uuid_atom(v: &Value) -> bool {
@@ -235,8 +228,7 @@ impl Normalizer {
     }
 
     /// Normalises one value, numbering the UUIDs it holds that were not seen
-    /// before in this case. `_version` values must already be masked (see
-    /// [`Normalizer::normalize`]).
+    /// before in this case.
     fn norm(&mut self, v: &Value) -> Value {
         match v {
             Value::String(s) => Value::String(replace_uuids(&self.canonical_message(s), |u| {
@@ -288,9 +280,7 @@ impl Normalizer {
 
     /// Normalises the record of one step; call in step order for a case.
     pub fn normalize(&mut self, v: &Value) -> Value {
-        let mut v = v.clone();
-        mask_versions(&mut v);
-        self.norm(&v)
+        self.norm(v)
     }
 
     /// Marks `uuid` as seen (gives it the next number) without normalising anything.
@@ -303,6 +293,24 @@ impl Normalizer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn versions_are_numbered_and_zero_is_kept() {
+        let mut n = Normalizer::new();
+        let u = "aaaaaaaa-0000-0000-0000-000000000001";
+        let v = "bbbbbbbb-0000-0000-0000-000000000002";
+        let fresh = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", v]}));
+        assert_eq!(
+            fresh,
+            json!({"_uuid": ["uuid", "<0>"], "_version": ["uuid", "<1>"]})
+        );
+        let mut n = Normalizer::new();
+        let zero = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", NIL_UUID]}));
+        assert_ne!(fresh, zero, "a zero _version differs from a fresh one");
+        let mut n = Normalizer::new();
+        let reused = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", u]}));
+        assert_ne!(fresh, reused, "a reused UUID differs from a fresh one");
+    }
 
     #[test]
     fn numbering_is_by_first_appearance() {
