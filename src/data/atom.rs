@@ -325,6 +325,14 @@ fn parse_uuid_json(json: &Value, symtab: Option<&mut SymbolTable>) -> Result<Uui
         Ok(_) | Err(_) => {
             if let Some(symtab) = symtab {
                 if let Ok(Value::String(name)) = unwrap_json(json, "named-uuid") {
+                    // A name that is not an <id> could never be a uuid-name.
+                    if !crate::parser::is_id(name) {
+                        return Err(OvsdbError::syntax(
+                            Some(json),
+                            None,
+                            "named-uuid string is not a valid <id>",
+                        ));
+                    }
                     return Ok(symtab.reference(name));
                 }
             }
