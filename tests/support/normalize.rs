@@ -31,6 +31,8 @@ pub const TXN_PLACEHOLDER: &str = "<txn>";
 #[derive(Default, Debug)]
 pub struct Normalizer {
     uuids: HashMap<String, usize>,
+    /// Keep numbers exactly as written (see [`Normalizer::exact_numbers`]).
+    exact_numbers: bool,
 }
 
 fn is_hex(b: u8) -> bool {
@@ -94,14 +96,26 @@ fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
 
 /// Numbers compare numerically, reals at `%.15g` precision.
 pub fn normalize_number(n: &Number) -> Value {
-    if n.is_i64() || n.is_u64() {
-        return Value::Number(n.clone());
+    // serde_json keeps a number's text (arbitrary_precision): compare values.
+    if let Some(i) = n.as_i64() {
+        return Value::from(i);
     }
-    let x = n.as_f64().unwrap_or(f64::NAN);
-    if !x.is_finite() {
-        return Value::String(format!("{x}"));
+    if let Some(u) = n.as_u64() {
+        return Value::from(u);
     }
-    let rounded: f64 = format!("{x:.14e}").parse().unwrap_or(x);
+    // Beyond f64 (`%.15g` of DBL_MAX reads back as infinity) parses to inf.
+    let x: f64 = n
+        .as_f64()
+        .or_else(|| n.to_string().parse().ok())
+        .unwrap_or(f64::NAN);
+    let rounded: f64 = if x.is_finite() {
+        format!("{x:.14e}").parse().unwrap_or(x)
+    } else {
+        x
+    };
+    if !rounded.is_finite() {
+        return Value::String(format!("{rounded}"));
+    }
     if rounded.fract() == 0.0 && rounded.abs() < 9.2e18 {
         return Value::from(rounded as i64);
     }
@@ -135,6 +149,16 @@ fn is_uuid_set_or_map(a: &[Value]) -> bool {
 impl Normalizer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A normaliser that compares numbers by their text, not their value:
+    /// for transcripts of bytes both sides printed (serde_json keeps a
+    /// number's text), so `1e+300` vs `1e300` or `-0` vs `0` is a difference.
+    pub fn exact_numbers() -> Self {
+        Self {
+            exact_numbers: true,
+            ..Self::default()
+        }
     }
 
     fn number_of(&mut self, uuid: &str) -> String {
@@ -236,6 +260,7 @@ impl Normalizer {
                 let n = *self.uuids.entry(u.to_string()).or_insert(next);
                 format!("<{n}>")
             })),
+            Value::Number(n) if self.exact_numbers => Value::Number(n.clone()),
             Value::Number(n) => normalize_number(n),
             Value::Array(a) if is_uuid_set_or_map(a) => {
                 let elems = a[1].as_array().unwrap();
