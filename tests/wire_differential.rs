@@ -46,7 +46,8 @@
 //! Normalisation (tests/support/normalize.rs plus a few wire-level rules):
 //! UUIDs numbered by first appearance across all the scenario's connections
 //! (so the server id from `get_server_id` is masked but must stay the same),
-//! `_version` masked, numbers compared numerically, strings holding JSON (the
+//! `_version` numbered like every UUID, numbers compared by their text (as
+//! printed), strings holding JSON (the
 //! `syntax` member of errors, `_Server`'s `schema` column) compared as parsed
 //! JSON (ovsdb-server prints object members in hash order), the last-txn-id
 //! of `monitor_cond_since` replies and `update3` notifications masked
@@ -591,7 +592,7 @@ fn parse_json_strings(v: &Value) -> Value {
 }
 
 fn normalize_run(run: &Run) -> Vec<Value> {
-    let mut n = Normalizer::new();
+    let mut n = Normalizer::exact_numbers();
     run.records
         .iter()
         .map(|r| n.normalize(&parse_json_strings(r)))

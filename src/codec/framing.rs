@@ -132,8 +132,11 @@ pub struct JsonCodec {
     lex: Lex,
     /// The last byte seen outside strings (to spot exponents: a digit then `e`).
     prev: u8,
-    /// Whether a number with a fraction or an exponent was seen.
+    /// Whether a number needing a closer look was seen: one with a fraction
+    /// or an exponent, or a long run of digits (possibly beyond 64 bits).
     has_real: bool,
+    /// Consecutive digits seen outside strings (saturating).
+    digits: u8,
 }
 
 impl Default for JsonCodec {
@@ -158,6 +161,7 @@ impl JsonCodec {
             lex: Lex::Value,
             prev: 0,
             has_real: false,
+            digits: 0,
         }
     }
 
@@ -183,6 +187,7 @@ impl JsonCodec {
         self.lex = Lex::Value;
         self.prev = 0;
         self.has_real = false;
+        self.digits = 0;
     }
 
     /// Scans `data` (the current message from its first byte) from
@@ -194,6 +199,7 @@ impl JsonCodec {
         let mut lex = self.lex;
         let mut prev = self.prev;
         let mut has_real = self.has_real;
+        let mut digits = self.digits;
         let mut end = None;
 
         while i < n {
@@ -276,6 +282,13 @@ impl JsonCodec {
                         b'e' | b'E' if prev.is_ascii_digit() => has_real = true,
                         _ => {}
                     }
+                    // 19 digits or more may be beyond the 64-bit range.
+                    digits = if b.is_ascii_digit() {
+                        digits.saturating_add(1)
+                    } else {
+                        0
+                    };
+                    has_real |= digits >= 19;
                     prev = b;
                 }
             }
@@ -286,6 +299,7 @@ impl JsonCodec {
         self.lex = lex;
         self.prev = prev;
         self.has_real = has_real;
+        self.digits = digits;
         Ok(end)
     }
 }
@@ -376,23 +390,24 @@ impl Decoder for JsonCodec {
     }
 }
 
-/// Turns reals with an integer value in the 64-bit range into integers, as
-/// lib/json.c's number lexer does (`1.0` -> `1`, `1e2` -> `100`, `-0.0` -> `0`),
-/// and refuses subnormal reals, which lib/json.c finds "outside valid range".
+/// Reads numbers as lib/json.c's number lexer does (see
+/// [`crate::data::number`]): a number whose value is a whole number in the
+/// 64-bit range becomes an integer (`1.0` -> `1`, `1e2` -> `100`, `-0.0` ->
+/// `0`); other numbers keep their text (so they stay reals, even `1.0` written
+/// with more digits than a double holds); a number outside the valid range
+/// (overflowing or subnormal reals, exponents beyond `INT_MAX`) refuses the
+/// message, as ovsdb-server does.
 fn normalize_numbers(v: &mut Value) -> Result<(), CodecError> {
     match v {
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(0.0);
-            if f.fract() == 0.0
-                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
-            {
-                *v = Value::from(f as i64);
-            } else if f.is_subnormal() {
+        Value::Number(n) => match crate::data::number::classify(n) {
+            Some(crate::data::number::JsonNumber::Integer(i)) => *v = Value::from(i),
+            Some(crate::data::number::JsonNumber::Real(_)) => {}
+            None => {
                 return Err(CodecError::Syntax(format!(
-                    "number outside valid range: {f:e}"
-                )));
+                    "number outside valid range: {n}"
+                )))
             }
-        }
+        },
         Value::Array(a) => a.iter_mut().try_for_each(normalize_numbers)?,
         Value::Object(o) => o.values_mut().try_for_each(normalize_numbers)?,
         _ => {}
@@ -479,12 +494,14 @@ pub fn write_json(v: &Value, out: &mut BytesMut) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                write_i64(i, out);
-            } else {
-                // u64 beyond i64::MAX, or a real.
-                let f = n.as_f64().unwrap_or(0.0);
-                out.extend_from_slice(crate::data::format_g15(f).as_bytes());
+            match crate::data::number::classify(n) {
+                Some(crate::data::number::JsonNumber::Integer(i)) => write_i64(i, out),
+                // Beyond i64, or a real: as ovsdb-server prints its reals.
+                Some(crate::data::number::JsonNumber::Real(f)) => {
+                    out.extend_from_slice(crate::data::format_g15(f).as_bytes())
+                }
+                // Only a value built in-process can be out of range.
+                None => out.extend_from_slice(n.to_string().as_bytes()),
             }
         }
         Value::String(s) => write_str(s, out),

@@ -67,10 +67,7 @@ impl Atom {
                 }
             }
             AtomicType::Real => {
-                if let Some(i) = json_integer(json) {
-                    return Ok(Atom::Real(i as f64));
-                }
-                if let Some(f) = json.as_f64() {
+                if let Some(f) = json_real(json) {
                     return Ok(Atom::Real(f));
                 }
             }
@@ -265,28 +262,19 @@ impl Atom {
     }
 }
 
-/// A JSON value as an OVSDB integer: JSON integers in i64 range, and reals with
-/// an exact integer value (ovsdb-server's JSON reader turns `1.0` and `1e3` into integers).
+/// A JSON value as an OVSDB integer: a number that ovsdb-server's JSON
+/// reader reads as an integer (a whole number in the `i64` range, however
+/// written: `3`, `3.0`, `1e3`), see [`crate::data::number`].
 pub fn json_integer(json: &Value) -> Option<i64> {
-    match json {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some(i)
-            } else if n.is_u64() {
-                None
-            } else {
-                let f = n.as_f64()?;
-                if f.fract() == 0.0
-                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
-                {
-                    Some(f as i64)
-                } else {
-                    None
-                }
-            }
-        }
-        _ => None,
+    match crate::data::number::classify_value(json)? {
+        crate::data::number::JsonNumber::Integer(i) => Some(i),
+        crate::data::number::JsonNumber::Real(_) => None,
     }
+}
+
+/// A JSON value as an OVSDB real: any number in the valid range.
+pub fn json_real(json: &Value) -> Option<f64> {
+    crate::data::number::classify_value(json).map(|n| n.as_f64())
 }
 
 /// Formats a real as ovsdb-server does (`%.15g`).
@@ -325,6 +313,14 @@ fn parse_uuid_json(json: &Value, symtab: Option<&mut SymbolTable>) -> Result<Uui
         Ok(_) | Err(_) => {
             if let Some(symtab) = symtab {
                 if let Ok(Value::String(name)) = unwrap_json(json, "named-uuid") {
+                    // A name that is not an <id> could never be a uuid-name.
+                    if !crate::parser::is_id(name) {
+                        return Err(OvsdbError::syntax(
+                            Some(json),
+                            None,
+                            "named-uuid string is not a valid <id>",
+                        ));
+                    }
                     return Ok(symtab.reference(name));
                 }
             }

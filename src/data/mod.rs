@@ -2,6 +2,7 @@
 
 pub mod atom;
 pub mod datum;
+pub mod number;
 pub mod row;
 pub mod symbol;
 
@@ -23,11 +24,12 @@ pub fn json_text(json: &Value) -> String {
 fn write_json(json: &Value, out: &mut String) {
     match json {
         Value::Number(n) => {
-            // ovsdb-server reads integers beyond 64 bits as reals.
-            if n.is_f64() || (n.is_u64() && n.as_i64().is_none()) {
-                out.push_str(&format_g15(n.as_f64().unwrap_or(0.0)));
-            } else {
-                out.push_str(&n.to_string());
+            // As ovsdb-server read it: `3.0` is the integer 3, integers
+            // beyond 64 bits are reals.
+            match number::classify(n) {
+                Some(number::JsonNumber::Integer(i)) => out.push_str(&i.to_string()),
+                Some(number::JsonNumber::Real(r)) => out.push_str(&format_g15(r)),
+                None => out.push_str(&n.to_string()),
             }
         }
         Value::Array(a) => {

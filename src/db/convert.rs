@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Converts `db` to `schema`: tables and columns the new schema lacks are
 /// dropped, new columns take their defaults, values are re-checked against
 /// the new types (an error names the table, column and row). The converted
-/// rows keep their UUIDs and must satisfy the new schema's constraints.
+/// rows keep their UUIDs, get new `_version`s, and must satisfy the new schema's constraints.
 pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
     if schema.name != db.schema.name {
         return Err(OvsdbError::new(
@@ -31,7 +31,8 @@ pub fn convert(db: &Database, schema: Arc<DatabaseSchema>) -> Result<Database> {
         let mut rows = Vec::new();
         for (u, old) in &db.tables[ot].rows {
             let mut row = Row::new_default(nts, *u);
-            row.version = old.version;
+            // ovsdb-server inserts every converted row anew: a fresh `_version`.
+            row.version = uuid::Uuid::new_v4();
             for (nc, col) in nts.columns.iter().enumerate() {
                 let Some(oc) = ots
                     .column_index(&col.name)

@@ -105,8 +105,11 @@ impl<'a> Txn<'a> {
         !self.tables[t].rows.contains_key(uuid) && self.db.row(t, uuid).is_none()
     }
 
-    /// Inserts a new row.
-    pub fn insert(&mut self, t: usize, row: Row) {
+    /// Inserts a new row, giving it a fresh `_version` now (as ovsdb-server
+    /// does), so a later `select` in the same transaction shows the version
+    /// the row will be committed with.
+    pub fn insert(&mut self, t: usize, mut row: Row) {
+        row.version = Uuid::new_v4();
         let tt = &mut self.tables[t];
         let uuid = row.uuid;
         tt.order.push(uuid);
@@ -648,8 +651,11 @@ impl<'a> Commit<'a> {
                 match (&r.old, &mut r.new) {
                     (None, None) => continue,
                     (Some(_), Some(_)) if !any_changed => continue,
-                    (_, Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
-                    (Some(_), None) => {}
+                    // A modified row gets its new `_version` only now (within
+                    // the transaction it showed the old one); an inserted row
+                    // keeps the one it got at insert time.
+                    (Some(_), Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
+                    (None, Some(_)) | (Some(_), None) => {}
                 }
                 let changed = r
                     .changed

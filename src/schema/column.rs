@@ -22,16 +22,20 @@ impl ColumnSchema {
     /// Parses the column named `name` from its schema JSON.
     pub fn from_json(name: &str, json: &Value) -> Result<ColumnSchema> {
         let mut p = Parser::new(json, format!("schema for column {name}"));
-        let ty = p.member("type", Kinds::STRING | Kinds::OBJECT);
-        let ephemeral = p.member("ephemeral", Kinds::BOOLEAN | Kinds::OPTIONAL);
+        // ovsdb-server's member order: the first bad member is the one reported.
         let mutable = p.member("mutable", Kinds::BOOLEAN | Kinds::OPTIONAL);
+        let ephemeral = p.member("ephemeral", Kinds::BOOLEAN | Kinds::OPTIONAL);
+        let ty = p.member("type", Kinds::STRING | Kinds::OBJECT);
         p.finish()?;
         let ty = Type::from_json(ty.unwrap_or(&Value::Null))?;
+        // A weak reference cannot be immutable: it changes when the rows it
+        // points to are deleted (ovsdb-server quietly makes it mutable).
+        let weak = ty.key.is_weak_ref() || ty.value.as_ref().is_some_and(|v| v.is_weak_ref());
         Ok(ColumnSchema {
             name: name.to_string(),
-            ty,
-            mutable: mutable.and_then(Value::as_bool).unwrap_or(true),
+            mutable: mutable.and_then(Value::as_bool).unwrap_or(true) || weak,
             ephemeral: ephemeral.and_then(Value::as_bool).unwrap_or(false),
+            ty,
         })
     }
 
@@ -60,7 +64,9 @@ impl ColumnSchema {
             name: name.to_string(),
             ty: Type::scalar(AtomicType::Uuid),
             mutable: false,
-            ephemeral: false,
+            // ovsdb-server does not write `_version` to disk, so it may not
+            // be indexed (`_uuid` may).
+            ephemeral: name == "_version",
         }
     }
 

@@ -133,15 +133,17 @@ impl DatabaseSchema {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        for t in &parsed {
-            for c in &t.columns {
+        let roots: Vec<bool> = parsed.iter().map(|t| t.is_root).collect();
+        for t in &mut parsed {
+            for c in &mut t.columns {
+                let mut persist = false;
                 for (base, which) in [(Some(&c.ty.key), "key"), (c.ty.value.as_ref(), "value")] {
                     if let Some(BaseType {
                         ref_table: Some(rt),
                         ..
                     }) = base
                     {
-                        if !by_name.contains_key(rt) {
+                        let Some(&target) = by_name.get(rt) else {
                             return Err(OvsdbError::syntax(
                                 None,
                                 None,
@@ -150,15 +152,28 @@ impl DatabaseSchema {
                                     c.name, which, rt
                                 ),
                             ));
+                        };
+                        // A strong reference to a non-root table must be on
+                        // disk: replaying the log without it would collect
+                        // the row it keeps alive.
+                        if base.is_some_and(|b| b.is_strong_ref()) && !roots[target] {
+                            persist = true;
                         }
                     }
+                }
+                if persist {
+                    c.ephemeral = false;
                 }
             }
         }
         Ok(DatabaseSchema {
             name: name.and_then(Value::as_str).unwrap_or_default().to_string(),
             version,
-            cksum: cksum.and_then(Value::as_str).map(str::to_string),
+            // An empty checksum is no checksum (and is not served back).
+            cksum: cksum
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
             tables: parsed,
             by_name,
         })
@@ -219,13 +234,35 @@ impl DatabaseSchema {
 /// The `_Server` schema text, as ovsdb-server 3.1 serves it.
 pub const SERVER_SCHEMA: &str = include_str!("_server.ovsschema");
 
-/// Whether `s` is `x.y.z` with three unsigned decimal numbers.
+/// Whether `s` is a version as ovsdb-server reads one: `ovs_scan(s,
+/// "%u.%u.%u%n")` consuming the whole string, so each number may have
+/// leading white space and a sign, and may be any length.
 pub fn is_valid_version(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok()
-        })
+    let b = s.as_bytes();
+    let mut i = 0;
+    for part in 0..3 {
+        if part > 0 {
+            if b.get(i) != Some(&b'.') {
+                return false;
+            }
+            i += 1;
+        }
+        // C's isspace: space, \t, \n, \v, \f, \r.
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+            i += 1;
+        }
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Which table (and column) of a schema fails to parse, if one does.

@@ -19,6 +19,9 @@ pub struct TableSchema {
     pub is_root: bool,
     /// Maximum number of rows, if limited.
     pub max_rows: Option<u64>,
+    /// The table's `mutable` flag: kept and served, as ovsdb-server 3.1 does
+    /// (which enforces nothing with it).
+    pub mutable: bool,
     /// Unique indexes, each a list of column indexes.
     pub indexes: Vec<Vec<usize>>,
     uuid_column: ColumnSchema,
@@ -29,25 +32,23 @@ impl TableSchema {
     /// Parses the table named `name`; `isRoot` is resolved later by the database schema.
     pub fn from_json(name: &str, json: &Value) -> Result<TableSchema> {
         let mut p = Parser::new(json, format!("table schema for table {name}"));
+        // ovsdb-server's member order: the first bad member is the one reported.
         let columns = p.member("columns", Kinds::OBJECT);
-        let is_root = p.member("isRoot", Kinds::BOOLEAN | Kinds::OPTIONAL);
+        let mutable = p.member("mutable", Kinds::BOOLEAN | Kinds::OPTIONAL);
         let max_rows = p.member("maxRows", Kinds::INTEGER | Kinds::OPTIONAL);
+        let is_root = p.member("isRoot", Kinds::BOOLEAN | Kinds::OPTIONAL);
         let indexes = p.member("indexes", Kinds::ARRAY | Kinds::OPTIONAL);
         p.finish()?;
         let columns_json = columns
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        if columns_json.is_empty() {
-            return Err(OvsdbError::syntax(
-                Some(json),
-                None,
-                "table must have at least one column",
-            ));
-        }
         let max_rows = match max_rows {
             None => None,
             Some(v) => match crate::data::atom::json_integer(v) {
+                // ovsdb-server keeps the limit as an unsigned int: UINT_MAX
+                // and beyond mean no limit (and are not served back).
+                Some(n) if n >= i64::from(u32::MAX) => None,
                 Some(n) if n >= 1 => Some(n as u64),
                 _ => {
                     return Err(OvsdbError::syntax(
@@ -58,6 +59,13 @@ impl TableSchema {
                 }
             },
         };
+        if columns_json.is_empty() {
+            return Err(OvsdbError::syntax(
+                Some(json),
+                None,
+                "table must have at least one column",
+            ));
+        }
         let mut cols = Vec::new();
         for (cname, cjson) in &columns_json {
             ColumnSchema::check_name(cname, json)?;
@@ -74,64 +82,58 @@ impl TableSchema {
             by_name,
             is_root: is_root.and_then(Value::as_bool).unwrap_or(false),
             max_rows,
+            mutable: mutable.and_then(Value::as_bool).unwrap_or(true),
             indexes: Vec::new(),
             uuid_column: ColumnSchema::builtin("_uuid"),
             version_column: ColumnSchema::builtin("_version"),
         };
         if let Some(indexes) = indexes.and_then(Value::as_array) {
             for index in indexes {
-                let parsed = table.parse_index(index)?;
+                let parsed = table.parse_index(index, json)?;
                 table.indexes.push(parsed);
             }
         }
         Ok(table)
     }
 
-    fn parse_index(&self, index: &Value) -> Result<Vec<usize>> {
-        let names = match index.as_array() {
-            Some(a) if !a.is_empty() => a,
-            _ => {
-                return Err(OvsdbError::syntax(
-                    Some(index),
-                    None,
-                    format!(
-                        "table {}: index must be a non-empty array of column names",
-                        self.name
-                    ),
-                ))
-            }
-        };
+    /// Parses one index as ovsdb-server does (`ovsdb_column_set_from_json`
+    /// plus the table's checks): distinct column names, `_uuid` and
+    /// `_version` included, at least one, none ephemeral.
+    fn parse_index(&self, index: &Value, table_json: &Value) -> Result<Vec<usize>> {
+        let distinct =
+            || OvsdbError::syntax(Some(index), None, "array of distinct column names expected");
+        let names = index.as_array().ok_or_else(distinct)?;
         let mut cols = Vec::new();
         for n in names {
-            let cname = n.as_str().unwrap_or("");
-            let c = match self.column_index(cname) {
-                Some(c) if c != COL_UUID && c != COL_VERSION => c,
-                _ => {
-                    return Err(OvsdbError::syntax(
-                        Some(index),
-                        None,
-                        format!("table {}: index refers to unknown column {}", self.name, n),
-                    ))
-                }
-            };
-            if self.columns[c].ephemeral {
-                return Err(OvsdbError::syntax(
+            let cname = n.as_str().ok_or_else(distinct)?;
+            let c = self.column_index(cname).ok_or_else(|| {
+                OvsdbError::syntax(
                     Some(index),
                     None,
-                    format!(
-                        "table {}: ephemeral columns (such as {}) may not be indexed",
-                        self.name, cname
-                    ),
-                ));
-            }
+                    format!("{cname} is not a valid column name"),
+                )
+            })?;
             if cols.contains(&c) {
-                return Err(OvsdbError::syntax(
-                    Some(index),
-                    None,
-                    format!("table {}: index contains column {} twice", self.name, cname),
-                ));
+                return Err(distinct());
             }
             cols.push(c);
+        }
+        if cols.is_empty() {
+            return Err(OvsdbError::syntax(
+                Some(table_json),
+                None,
+                "index must have at least one column",
+            ));
+        }
+        if let Some(c) = cols.iter().find(|c| self.column(**c).ephemeral) {
+            return Err(OvsdbError::syntax(
+                Some(table_json),
+                None,
+                format!(
+                    "ephemeral columns (such as {}) may not be indexed",
+                    self.column_name(*c)
+                ),
+            ));
         }
         Ok(cols)
     }
@@ -169,6 +171,9 @@ impl TableSchema {
     /// The table as schema JSON; `isRoot` printed when it differs from `default_root`.
     pub fn to_json(&self, default_root: bool) -> Value {
         let mut m = Map::new();
+        if !self.mutable {
+            m.insert("mutable".into(), json!(false));
+        }
         let cols: Map<String, Value> = self
             .columns
             .iter()

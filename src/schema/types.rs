@@ -188,8 +188,12 @@ impl BaseType {
             AtomicType::Real => {
                 let min = p.member("minReal", Kinds::NUMBER | Kinds::OPTIONAL);
                 let max = p.member("maxReal", Kinds::NUMBER | Kinds::OPTIONAL);
-                self.min_real = min.and_then(Value::as_f64).unwrap_or(-f64::MAX);
-                self.max_real = max.and_then(Value::as_f64).unwrap_or(f64::MAX);
+                self.min_real = min
+                    .and_then(crate::data::atom::json_real)
+                    .unwrap_or(-f64::MAX);
+                self.max_real = max
+                    .and_then(crate::data::atom::json_real)
+                    .unwrap_or(f64::MAX);
                 if self.min_real > self.max_real {
                     return Err(OvsdbError::syntax(
                         Some(json),

@@ -5,7 +5,10 @@
 //!   any string such as an error's "details") is replaced by `<N>`, numbered by
 //!   first appearance across a whole test case ([`Normalizer`] holds the map
 //!   for one case; feed it the steps in order).
-//! * `_version` values become `"<version>"`.
+//! * `_version` values are UUIDs like any other: numbered, not masked, so a
+//!   reused or a missing version is a difference. The all-zero UUID is kept
+//!   as it is (never numbered), so a zero where the other side has a real
+//!   UUID is a difference too.
 //! * Numbers compare numerically: reals are rounded to 15 significant digits
 //!   (ovsdb-server prints them with `%.15g`) and integral reals become
 //!   integers, so `1.0 == 1`.
@@ -22,13 +25,14 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
 
-pub const VERSION_PLACEHOLDER: &str = "<version>";
 pub const TXN_PLACEHOLDER: &str = "<txn>";
 
 /// Numbers UUIDs by first appearance; one per test case and side.
 #[derive(Default, Debug)]
 pub struct Normalizer {
     uuids: HashMap<String, usize>,
+    /// Keep numbers exactly as written (see [`Normalizer::exact_numbers`]).
+    exact_numbers: bool,
 }
 
 fn is_hex(b: u8) -> bool {
@@ -59,7 +63,9 @@ pub fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid_at(s.as_bytes(), 0)
 }
 
-/// Every UUID in `s`, lowercase, in order of appearance.
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Every UUID in `s` but the all-zero one, lowercase, in order of appearance.
 pub fn find_uuids(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     replace_uuids(s, |u| {
@@ -69,7 +75,9 @@ pub fn find_uuids(s: &str) -> Vec<String> {
     out
 }
 
-/// Replaces the UUID substrings of `s` by `f(uuid)` (given in lowercase).
+/// Replaces the UUID substrings of `s` by `f(uuid)` (given in lowercase);
+/// the all-zero UUID is kept literally, so it never compares equal to a
+/// numbered one.
 pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     let bytes = s.as_bytes();
     if bytes.len() < 36 {
@@ -81,7 +89,12 @@ pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     while i + 36 <= bytes.len() {
         if uuid_at(bytes, i) {
             out.push_str(&s[last..i]);
-            out.push_str(&f(&s[i..i + 36].to_ascii_lowercase()));
+            let u = s[i..i + 36].to_ascii_lowercase();
+            if u == NIL_UUID {
+                out.push_str(&u);
+            } else {
+                out.push_str(&f(&u));
+            }
             i += 36;
             last = i;
         } else {
@@ -94,37 +107,32 @@ pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
 
 /// Numbers compare numerically, reals at `%.15g` precision.
 pub fn normalize_number(n: &Number) -> Value {
-    if n.is_i64() || n.is_u64() {
-        return Value::Number(n.clone());
+    // serde_json keeps a number's text (arbitrary_precision): compare values.
+    if let Some(i) = n.as_i64() {
+        return Value::from(i);
     }
-    let x = n.as_f64().unwrap_or(f64::NAN);
-    if !x.is_finite() {
-        return Value::String(format!("{x}"));
+    if let Some(u) = n.as_u64() {
+        return Value::from(u);
     }
-    let rounded: f64 = format!("{x:.14e}").parse().unwrap_or(x);
+    // Beyond f64 (`%.15g` of DBL_MAX reads back as infinity) parses to inf.
+    let x: f64 = n
+        .as_f64()
+        .or_else(|| n.to_string().parse().ok())
+        .unwrap_or(f64::NAN);
+    let rounded: f64 = if x.is_finite() {
+        format!("{x:.14e}").parse().unwrap_or(x)
+    } else {
+        x
+    };
+    if !rounded.is_finite() {
+        return Value::String(format!("{rounded}"));
+    }
     if rounded.fract() == 0.0 && rounded.abs() < 9.2e18 {
         return Value::from(rounded as i64);
     }
     Number::from_f64(rounded)
         .map(Value::Number)
         .unwrap_or(Value::Null)
-}
-
-/// Replaces every `_version` member's value by [`VERSION_PLACEHOLDER`].
-pub fn mask_versions(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                if k == "_version" {
-                    *val = Value::String(VERSION_PLACEHOLDER.into());
-                } else {
-                    mask_versions(val);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(mask_versions),
-        _ => {}
-    }
 }
 
 fn is_uuid_atom(v: &Value) -> bool {
@@ -152,6 +160,16 @@ pub fn is_uuid_set_or_map(a: &[Value]) -> bool {
 impl Normalizer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A normaliser that compares numbers by their text, not their value:
+    /// for transcripts of bytes both sides printed (serde_json keeps a
+    /// number's text), so `1e+300` vs `1e300` or `-0` vs `0` is a difference.
+    pub fn exact_numbers() -> Self {
+        Self {
+            exact_numbers: true,
+            ..Self::default()
+        }
     }
 
     fn number_of(&mut self, uuid: &str) -> String {
@@ -245,8 +263,7 @@ impl Normalizer {
     }
 
     /// Normalises one value, numbering the UUIDs it holds that were not seen
-    /// before in this case. `_version` values must already be masked (see
-    /// [`Normalizer::normalize`]).
+    /// before in this case.
     fn norm(&mut self, v: &Value) -> Value {
         match v {
             Value::String(s) => Value::String(replace_uuids(&self.canonical_message(s), |u| {
@@ -254,6 +271,7 @@ impl Normalizer {
                 let n = *self.uuids.entry(u.to_string()).or_insert(next);
                 format!("<{n}>")
             })),
+            Value::Number(n) if self.exact_numbers => Value::Number(n.clone()),
             Value::Number(n) => normalize_number(n),
             Value::Array(a) if is_uuid_set_or_map(a) => {
                 let elems = a[1].as_array().unwrap();
@@ -298,9 +316,7 @@ impl Normalizer {
 
     /// Normalises the record of one step; call in step order for a case.
     pub fn normalize(&mut self, v: &Value) -> Value {
-        let mut v = v.clone();
-        mask_versions(&mut v);
-        self.norm(&v)
+        self.norm(v)
     }
 
     /// Marks `uuid` as seen (gives it the next number) without normalising anything.
@@ -313,6 +329,24 @@ impl Normalizer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn versions_are_numbered_and_zero_is_kept() {
+        let mut n = Normalizer::new();
+        let u = "aaaaaaaa-0000-0000-0000-000000000001";
+        let v = "bbbbbbbb-0000-0000-0000-000000000002";
+        let fresh = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", v]}));
+        assert_eq!(
+            fresh,
+            json!({"_uuid": ["uuid", "<0>"], "_version": ["uuid", "<1>"]})
+        );
+        let mut n = Normalizer::new();
+        let zero = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", NIL_UUID]}));
+        assert_ne!(fresh, zero, "a zero _version differs from a fresh one");
+        let mut n = Normalizer::new();
+        let reused = n.normalize(&json!({"_uuid": ["uuid", u], "_version": ["uuid", u]}));
+        assert_ne!(fresh, reused, "a reused UUID differs from a fresh one");
+    }
 
     #[test]
     fn numbering_is_by_first_appearance() {
