@@ -440,7 +440,11 @@ impl DatabaseActor {
                 (_, false) => format!(
                     "it is being opened, but the {} store cannot be reached: {}",
                     self.store_kind(),
-                    self.load_error.as_deref().unwrap_or("no reply yet")
+                    // The store's own reason is the latest.
+                    self.store_unreachable_reason()
+                        .or_else(|| self.load_error.clone())
+                        .as_deref()
+                        .unwrap_or("no reply yet")
                 ),
                 (Some(e), true) => e.clone(),
                 (None, true) => "it is being opened".to_string(),
@@ -917,6 +921,14 @@ impl DatabaseActor {
     fn queue_front(&mut self, members: Vec<GroupMember>) {
         for m in members.into_iter().rev() {
             self.queue.push_front(m.txn);
+        }
+    }
+
+    /// Why the store was last found unreachable, if it says.
+    fn store_unreachable_reason(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Store(s) => s.unreachable_reason(),
+            Backend::Local => None,
         }
     }
 

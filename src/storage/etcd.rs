@@ -100,6 +100,11 @@ pub struct EtcdOptions {
     /// How often the liveness probe asks etcd for its revision (also the
     /// probe's timeout).
     pub probe_interval: Duration,
+    /// The key prefix that this store's requests stay in: the probes (of
+    /// the revision, of the compaction) read a key under it, so that an
+    /// etcd user whose role covers only this prefix is enough. Empty: the
+    /// whole key space.
+    pub scope: Vec<u8>,
 }
 
 impl Default for EtcdOptions {
@@ -112,6 +117,7 @@ impl Default for EtcdOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             probe_interval: Duration::from_secs(1),
+            scope: Vec::new(),
         }
     }
 }
@@ -146,6 +152,9 @@ struct Liveness {
     /// it leaves the value (false) as it was, so that an etcd unreachable at
     /// start-up shows in the log.
     known: AtomicBool,
+    /// Why etcd was last found unreachable (cleared when it answers), for
+    /// the errors given to clients meanwhile.
+    reason: std::sync::Mutex<Option<String>>,
 }
 
 impl Liveness {
@@ -153,6 +162,7 @@ impl Liveness {
         Liveness {
             tx: watch::channel(false).0,
             known: AtomicBool::new(false),
+            reason: std::sync::Mutex::new(None),
         }
     }
 
@@ -165,6 +175,21 @@ impl Liveness {
             _ => None,
         };
         let up = down.is_none();
+        if let Ok(mut r) = self.reason.lock() {
+            *r = match (down.map(|e| e.to_string()), r.take()) {
+                (None, _) => None,
+                // A rejected client certificate often shows as a mere
+                // "connection closed" (the server's alert comes after the
+                // request was sent): keep the reason that names the TLS
+                // failure for the rest of the outage.
+                (Some(now), Some(before))
+                    if before.contains(TLS_HINT) && !now.contains(TLS_HINT) =>
+                {
+                    Some(before)
+                }
+                (Some(now), _) => Some(now),
+            };
+        }
         // The closure runs under the channel's lock: transitions (and their
         // logs) are serialized.
         self.tx.send_if_modified(|live| {
@@ -196,6 +221,9 @@ struct Inner {
     /// Set once etcd accepted the credentials.
     authenticated: OnceCell<()>,
     liveness: Liveness,
+    /// The key read by the revision probe and watched by the compaction
+    /// probe: one that no one writes, inside [`EtcdOptions::scope`].
+    probe_key: Vec<u8>,
 }
 
 /// The etcd backend. See the [module documentation](self).
@@ -276,6 +304,7 @@ impl EtcdStore {
             credentials,
             authenticated: OnceCell::new(),
             liveness: Liveness::new(),
+            probe_key: probe_key(&options.scope),
         });
         handle.spawn(probe(Arc::downgrade(&inner), options.probe_interval));
         Ok(Arc::new(EtcdStore {
@@ -485,13 +514,52 @@ const TXN_OPS_HINT: &str =
 const REQUEST_BYTES_HINT: &str =
     "a request larger than etcd allows (raise etcd's --max-request-bytes)";
 
+/// `msg` followed by the messages of `source` and its sources, each once: a
+/// failed TLS handshake shows only there (tonic says "transport error" or
+/// "operation was canceled", the certificate problem is a source); with a
+/// hint when it is a TLS failure.
+fn with_sources(msg: &str, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut out = msg.to_string();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    let lower = out.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        out.push_str(&format!(" ({TLS_HINT})"));
+    }
+    out
+}
+
+/// What to check when the TLS handshake with etcd fails.
+const TLS_HINT: &str = "TLS handshake with etcd failed: check that --etcd-cacert signed etcd's \
+     certificate and that etcd's --trusted-ca-file signed --etcd-cert";
+
+/// What to check when etcd refuses the credentials.
+const CREDENTIALS_HINT: &str =
+    "check --etcd-user and --etcd-password (or OXSDB_ETCD_PASSWORD) against etcd's users";
+
 /// Maps a client error; `lease` names the lease for "lease not found".
 fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
     use tonic::Code;
     match e {
         ec::Error::GRpcStatus(s) => {
-            let msg = s.message();
-            if msg.contains("too many operations in txn request") {
+            let full = with_sources(s.message(), std::error::Error::source(&s));
+            let msg = full.as_str();
+            if msg.contains("authentication failed") || msg.contains("user name is empty") {
+                StorageError::Other(format!(
+                    "etcd refused the credentials ({msg}): {CREDENTIALS_HINT}"
+                ))
+            } else if msg.contains("permission denied") {
+                StorageError::Other(format!(
+                    "etcd refused: {msg}: grant the etcd user of --etcd-user read-write on the \
+                     keys under --etcd-prefix"
+                ))
+            } else if msg.contains("too many operations in txn request") {
                 StorageError::TooLarge(format!("{TXN_OPS_HINT}: {msg}"))
             } else if msg.contains("request is too large")
                 || (s.code() == Code::ResourceExhausted && msg.contains("larger than max"))
@@ -534,8 +602,14 @@ fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
                 }
             }
         }
-        ec::Error::TransportError(e) => StorageError::Unavailable(format!("etcd: {e}")),
-        ec::Error::IoError(e) => StorageError::Unavailable(format!("etcd: {e}")),
+        ec::Error::TransportError(e) => StorageError::Unavailable(format!(
+            "etcd: {}",
+            with_sources(&e.to_string(), std::error::Error::source(&e))
+        )),
+        ec::Error::IoError(e) => StorageError::Unavailable(format!(
+            "etcd: {}",
+            with_sources(&e.to_string(), std::error::Error::source(&e))
+        )),
         ec::Error::LeaseKeepAliveError(m) if m.contains("not found") => {
             StorageError::LeaseNotFound(lease.unwrap_or(0))
         }
@@ -548,13 +622,21 @@ fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
     }
 }
 
+/// A key that no one writes inside `scope` (`\0...` sorts before any
+/// written key under the same prefix).
+fn probe_key(scope: &[u8]) -> Vec<u8> {
+    let mut k = scope.to_vec();
+    k.extend_from_slice(b"\0oxsdb-probe");
+    k
+}
+
 /// The oldest revision still watchable (found by a watch from revision 1,
 /// which etcd cancels with the compaction revision).
 async fn compacted_revision(inner: &Inner) -> Result<Revision, StorageError> {
     let mut wc = inner.watch.clone();
     let mut stream = wc
         .watch(
-            b"\0oxsdb-compaction-probe".to_vec(),
+            inner.probe_key.clone(),
             Some(ec::WatchOptions::new().with_start_revision(1)),
         )
         .await
@@ -584,7 +666,7 @@ async fn current_revision(inner: &Inner) -> Result<Revision, StorageError> {
     let mut kv = inner.kv.clone();
     let r = kv
         .get(
-            b"\0".to_vec(),
+            inner.probe_key.clone(),
             Some(ec::GetOptions::new().with_count_only()),
         )
         .await
@@ -1118,6 +1200,10 @@ impl Storage for EtcdStore {
 
     fn liveness(&self) -> Option<watch::Receiver<bool>> {
         Some(self.inner.liveness.tx.subscribe())
+    }
+
+    fn unreachable_reason(&self) -> Option<String> {
+        self.inner.liveness.reason.lock().ok()?.clone()
     }
 }
 
