@@ -12,7 +12,9 @@
 //!    monitor sees every row exactly once, `_Server` follows etcd.
 //! 3. `three_member_etcd_survives_one_member_killed`: the leader of a
 //!    three-member etcd (moved to the first endpoint) is killed under a
-//!    writer and a monitor: after a short window everything commits.
+//!    writer and a monitor: no error later than 2 s after the kill (etcd's
+//!    election at its default timings), the monitor sees no error and every
+//!    row exactly once.
 //! 4. `etcd_down_at_start_then_up`: oxsdb starts (and listens) while etcd
 //!    is down, answers with a clear error at once, and serves once etcd is up.
 //! 5. `undecodable_rows_written_into_etcd_make_servers_reload`: a foreign
@@ -918,9 +920,10 @@ fn move_leader(etcd: &EtcdCluster, target: usize) -> bool {
 
 #[test]
 fn three_member_etcd_survives_one_member_killed() {
-    /// Errors are allowed this long after the kill (leader election,
-    /// requests on the dead member's connection failing).
-    const WINDOW: Duration = Duration::from_secs(10);
+    /// Errors are allowed this long after the kill: a lost member must cost
+    /// no more than etcd's election (its default timings: the followers
+    /// notice after 1 s, and elect within about as much).
+    const WINDOW: Duration = Duration::from_secs(2);
     let _serial = serial();
     let mut etcd = EtcdCluster::start(3, &[]);
     let dir = tempdir();
@@ -940,7 +943,7 @@ fn three_member_etcd_survives_one_member_killed() {
     etcd.members[0].kill();
     let killed = t0.elapsed();
     // After the window, long enough to show that commits go on.
-    sleep_until(t0 + killed + WINDOW + Duration::from_secs(5));
+    sleep_until(t0 + killed + WINDOW + Duration::from_secs(8));
     stop.store(true, Ordering::Relaxed);
     let attempts = writer.join().expect("writer thread");
     let mut status = connect(&srv[0]);
@@ -970,14 +973,42 @@ fn three_member_etcd_survives_one_member_killed() {
         .filter(|a| !matches!(a.outcome, Outcome::Committed))
         .map(|a| a.replied.saturating_sub(killed))
         .max();
+    // The longest a transaction waited for its reply around the kill.
+    let stall = attempts
+        .iter()
+        .filter(|a| a.replied >= killed)
+        .map(|a| a.replied - a.sent)
+        .max()
+        .unwrap_or_default();
+    // What failed when, and how (relative to the kill).
+    let error_timeline: Vec<String> = attempts
+        .iter()
+        .filter_map(|a| {
+            let e = match &a.outcome {
+                Outcome::Committed => return None,
+                Outcome::Failed(e) | Outcome::Ambiguous(e) => e,
+            };
+            Some(format!(
+                "sent {:+.3}s replied {:+.3}s: {}",
+                a.sent.as_secs_f64() - killed.as_secs_f64(),
+                a.replied.as_secs_f64() - killed.as_secs_f64(),
+                e["details"].as_str().unwrap_or_default()
+            ))
+        })
+        .collect();
+    eprintln!(
+        "FIGURES: errors after the kill:\n  {}",
+        error_timeline.join("\n  ")
+    );
     let s = summarize(&srv, &attempts, monitor);
     eprintln!(
         "FIGURES: three-member etcd, member 0 (the first endpoint; leader: {was_leader}, moved \
          there: {leader_moved}) killed at t={:.1}s: sent {} ({before_kill} before the kill), \
          committed {}, failed with clear errors {}, ambiguous {} (of which {} committed); in the \
          {WINDOW:?} after the kill: sent {}, errors {window_errors}; later: sent {}, errors {}; \
-         last error {:?} after the kill; downtime seen by the writer {:.2?}; rows {}, updates \
-         lost {}, duplicated {}; _Server A {} / B {}",
+         last error {:?} after the kill; downtime seen by the writer {:.2?}; longest wait for \
+         a reply around the kill {stall:.2?}; rows {}, updates lost {}, duplicated {}, monitor \
+         connection {}; _Server A {} / B {}",
         killed.as_secs_f64(),
         s.sent,
         s.committed,
@@ -992,13 +1023,15 @@ fn three_member_etcd_survives_one_member_killed() {
         s.final_rows.len(),
         s.lost,
         s.duplicated,
+        s.monitor_lost.as_deref().unwrap_or("stayed open"),
         row_brief(&row_a),
         row_brief(&row_b),
     );
     assert_summary(&s);
     assert!(
-        later_errors.is_empty(),
-        "transactions failed more than {WINDOW:?} after one member of three was killed: {:?}",
+        last_error.is_none_or(|t| t < WINDOW) && later_errors.is_empty(),
+        "transactions failed more than {WINDOW:?} after one member of three was killed \
+         (last error {last_error:?} after the kill): {:?}",
         &later_errors[..later_errors.len().min(5)]
     );
     assert!(!later.is_empty(), "nothing was sent after the window");

@@ -128,9 +128,12 @@ impl Replica {
             revision: self.fence_revision,
         }];
         let mut writes = Vec::with_capacity(changes.n_rows() + 2);
+        // Unique to this commit (the server, and a nonce): a commit sent
+        // again after a failure that left it maybe applied finds out whether
+        // it did by the value of the fence's first write after its base.
         writes.push(WriteOp::Put {
             key: fence,
-            value: Bytes::from(server_id.to_string()),
+            value: Bytes::from(format!("{server_id} {}", Uuid::new_v4())),
             lease: None,
         });
         for tc in &changes.tables {
