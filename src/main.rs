@@ -278,6 +278,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tls,
                 connect_timeout: Duration::from_millis(cli.etcd_connect_timeout),
                 request_timeout: Duration::from_millis(cli.etcd_timeout),
+                // An etcd user needs a role on the prefix only.
+                scope: keys.service_prefix().to_vec(),
                 ..EtcdOptions::default()
             };
             model = "clustered";

@@ -1,7 +1,8 @@
 //! The etcd store against real etcd servers (`/usr/bin/etcd`, Debian's
 //! `etcd-server`): the conformance suite on a fresh single member per check
 //! and shared by all checks on a three-member cluster; a member killed under
-//! commits and watches; etcd's `--max-txn-ops` / `--max-request-bytes`.
+//! commits and watches; etcd's `--max-txn-ops` / `--max-request-bytes`; a
+//! fenced commit whose answer is lost (a proxy drops it), sent again.
 
 mod support;
 
@@ -304,4 +305,173 @@ async fn range_at_reads_a_past_revision_until_it_is_compacted() {
         other => panic!("{other:?}"),
     }
     assert_eq!(s.range_at(b"p/", r2).await.unwrap().len(), 1);
+}
+
+/// A TCP proxy on a free loopback port to `127.0.0.1:target`, whose answers
+/// can be dropped (`mute`) and whose connections can be cut (bumping
+/// `generation`): a lost reply, as when a member dies after applying a
+/// request.
+struct Proxy {
+    port: u16,
+    mute: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted under an older generation are closed.
+    generation: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mute = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicUsize::new(0));
+        let (m, g) = (mute.clone(), generation.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mine = g.load(Ordering::SeqCst);
+                // One thread per direction; each wakes up every 20 ms to
+                // see whether its connection was cut.
+                let pump = move |mut from: TcpStream,
+                                 mut to: TcpStream,
+                                 drop_if: Option<Arc<AtomicBool>>,
+                                 g: Arc<AtomicUsize>| {
+                    from.set_read_timeout(Some(Duration::from_millis(20)))
+                        .unwrap();
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        if g.load(Ordering::SeqCst) != mine {
+                            break;
+                        }
+                        match from.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                let muted =
+                                    drop_if.as_ref().is_some_and(|m| m.load(Ordering::SeqCst));
+                                if !muted && to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (g1, g2, m1) = (g.clone(), g.clone(), m.clone());
+                std::thread::spawn(move || pump(client, server, None, g1));
+                std::thread::spawn(move || pump(s2, c2, Some(m1), g2));
+            }
+        });
+        Proxy {
+            port,
+            mute,
+            generation,
+        }
+    }
+
+    fn mute(&self, on: bool) {
+        self.mute.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Through a proxy whose answers are dropped for 1.5 s (then its
+/// connections cut): a commit fenced on `fence` at `base`, putting `value`.
+async fn commit_with_lost_answers(
+    s: &EtcdStore,
+    proxy: &Proxy,
+    fence: &str,
+    base: Revision,
+    value: &str,
+) -> (Result<CommitResult, StorageError>, Duration) {
+    proxy.mute(true);
+    let (mute, generation) = (proxy.mute.clone(), proxy.generation.clone());
+    let healer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        mute.store(false, std::sync::atomic::Ordering::SeqCst);
+        generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let started = Instant::now();
+    let r = s
+        .commit(
+            vec![Compare::ModRevision {
+                key: Bytes::from(fence.to_string()),
+                revision: base,
+            }],
+            vec![
+                WriteOp::put(fence.to_string(), value.to_string()),
+                WriteOp::put(format!("{fence}/row"), value.to_string()),
+            ],
+        )
+        .await;
+    let took = started.elapsed();
+    tokio::task::block_in_place(|| healer.join().unwrap());
+    (r, took)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_commit_whose_answer_was_lost_is_sent_again_and_told_whether_it_applied() {
+    let etcd = tokio::task::block_in_place(EtcdCluster::single);
+    let proxy = Proxy::start(etcd.members[0].client_port);
+    let s = EtcdStore::connect(EtcdOptions {
+        request_timeout: Duration::from_secs(4),
+        ..EtcdOptions::new([format!("http://127.0.0.1:{}", proxy.port)])
+    })
+    .await
+    .unwrap();
+    let direct = connect(&etcd).await;
+    let fence = "f/fence";
+    let base = s
+        .commit(
+            vec![Compare::absent(fence)],
+            vec![WriteOp::put(fence, "first")],
+        )
+        .await
+        .unwrap();
+    assert!(base.succeeded);
+
+    // 1. The first copy applies, its answer is lost; a copy sent again fails
+    // its compare and finds that the first one applied.
+    let (r, took) = commit_with_lost_answers(&s, &proxy, fence, base.revision, "mine").await;
+    let r = r.unwrap_or_else(|e| panic!("a commit whose first answer was lost: {e}"));
+    let kv = direct.get(fence.as_bytes()).await.unwrap().unwrap();
+    eprintln!(
+        "FIGURES: a fenced commit whose answers were dropped for 1.5 s: {r:?} after {took:.2?}"
+    );
+    assert!(r.succeeded, "it applied, so it succeeded: {r:?}");
+    assert_eq!(kv.value, Bytes::from("mine"));
+    assert_eq!(r.revision, kv.mod_revision, "the revision it applied at");
+    // Once: nothing was written after it.
+    assert_eq!(direct.current_revision().await.unwrap(), r.revision);
+
+    // 2. Another writer won the fence first: the copies fail their compare,
+    // and the commit says so (it did not apply).
+    let theirs = direct
+        .commit(
+            vec![Compare::ModRevision {
+                key: Bytes::from(fence),
+                revision: r.revision,
+            }],
+            vec![WriteOp::put(fence, "theirs")],
+        )
+        .await
+        .unwrap();
+    assert!(theirs.succeeded);
+    let (lost, took) = commit_with_lost_answers(&s, &proxy, fence, r.revision, "mine-2").await;
+    let lost = lost.unwrap_or_else(|e| panic!("a commit that lost the fence: {e}"));
+    eprintln!(
+        "FIGURES: a fenced commit that lost the fence, answers dropped: {lost:?} after {took:.2?}"
+    );
+    assert!(!lost.succeeded, "{lost:?}");
+    let kv = direct.get(fence.as_bytes()).await.unwrap().unwrap();
+    assert_eq!(kv.value, Bytes::from("theirs"));
 }

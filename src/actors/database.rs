@@ -287,8 +287,11 @@ pub struct DatabaseActor {
     open_backoff: Duration,
     /// Whether the store answers (always, for embedded stores).
     connected: bool,
-    /// The watch lost history to a compaction: reload before watching again.
+    /// The watch lost history to a compaction, or brought a commit that
+    /// does not decode: reload before watching again.
     reload_needed: bool,
+    /// The store watch being read, to drop it when reloading.
+    watch_stream: Option<SpawnHandle>,
     shared: Option<Shared>,
 }
 
@@ -320,6 +323,7 @@ impl DatabaseActor {
             open_backoff: Duration::from_millis(100),
             connected: true,
             reload_needed: false,
+            watch_stream: None,
             shared: None,
         }
     }
@@ -389,6 +393,12 @@ impl DatabaseActor {
     /// current replica after the watch lost history (monitors then get
     /// exactly the difference).
     fn opened(&mut self, fresh: Replica, ctx: &mut Context<Self>) {
+        if self.loaded && fresh.revision < self.replica.revision {
+            // One of our commits was applied while the database was read:
+            // read again, or monitors would see it undone then redone.
+            self.open(ctx);
+            return;
+        }
         // The diff below must be between committed states.
         self.undo_speculation();
         self.open_backoff = Duration::from_millis(100);
@@ -440,7 +450,11 @@ impl DatabaseActor {
                 (_, false) => format!(
                     "it is being opened, but the {} store cannot be reached: {}",
                     self.store_kind(),
-                    self.load_error.as_deref().unwrap_or("no reply yet")
+                    // The store's own reason is the latest.
+                    self.store_unreachable_reason()
+                        .or_else(|| self.load_error.clone())
+                        .as_deref()
+                        .unwrap_or("no reply yet")
                 ),
                 (Some(e), true) => e.clone(),
                 (None, true) => "it is being opened".to_string(),
@@ -478,6 +492,16 @@ impl DatabaseActor {
             .unwrap_or_default()
     }
 
+    /// Drops the watch and reads the database again (monitors then get
+    /// exactly the difference); commits wait for it while the store answers.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.watch_stream.take() {
+            ctx.cancel_future(h);
+        }
+        self.reload_needed = true;
+        self.open(ctx);
+    }
+
     fn start_watch(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
@@ -488,7 +512,7 @@ impl DatabaseActor {
         let fut = async move { store.watch(&prefix, from).await };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(stream) => {
-                ctx.add_stream(stream);
+                act.watch_stream = Some(ctx.add_stream(stream));
             }
             Err(StorageError::Compacted { .. }) => {
                 act.reload_needed = true;
@@ -527,6 +551,12 @@ impl DatabaseActor {
     /// monitors were sent its update.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight.is_some() {
+            return;
+        }
+        if self.reload_needed && self.loaded && self.connected {
+            // The replica is behind the store: a commit would fail its
+            // fence. `opened` pumps again; were the store lost meanwhile,
+            // commits go on and fail with its error rather than wait.
             return;
         }
         self.run_deferred(ctx);
@@ -920,6 +950,14 @@ impl DatabaseActor {
         }
     }
 
+    /// Why the store was last found unreachable, if it says.
+    fn store_unreachable_reason(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Store(s) => s.unreachable_reason(),
+            Backend::Local => None,
+        }
+    }
+
     fn store_kind(&self) -> &'static str {
         match &self.backend {
             Backend::Store(s) => s.kind(),
@@ -1116,8 +1154,14 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
             match self.replica.decode_batch(&batch) {
                 Ok(cs) => Arc::new(cs),
                 Err(e) => {
-                    tracing::error!(db = %self.name, revision = batch.revision, error = %e, "cannot decode a commit from the store; skipping it");
-                    self.replica.revision = batch.revision;
+                    // Skipping it would leave the replica behind the store
+                    // (its other rows, and the fence the commit moved, so
+                    // that every later commit of ours would fail its
+                    // compare): read the database again instead, which
+                    // leaves out the rows that don't decode.
+                    tracing::error!(db = %self.name, revision = batch.revision, error = %e,
+                        "cannot decode a commit from the store; reloading the database from the store");
+                    self.reload(ctx);
                     return;
                 }
             }
@@ -1158,10 +1202,12 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
 
 impl Handler<StoreLiveness> for DatabaseActor {
     type Result = ();
-    fn handle(&mut self, m: StoreLiveness, _: &mut Context<Self>) {
+    fn handle(&mut self, m: StoreLiveness, ctx: &mut Context<Self>) {
         if self.connected != m.0 {
             self.connected = m.0;
             self.report_status();
+            // Commits held for a reload go on (and fail) without the store.
+            self.pump(ctx);
         }
     }
 }
@@ -1293,18 +1339,15 @@ impl DatabaseActor {
         kvs: &[crate::storage::KeyValue],
         rev: Revision,
     ) -> Option<ChangeSet> {
-        let then = Replica::load(
+        // Rows that do not decode are left out as the current replica left
+        // them out when it loaded (and logged them then).
+        let (then, _skipped) = Replica::load_skipping(
             self.schema().clone(),
             self.replica.keys.clone(),
             self.replica.cluster_id,
             kvs,
             rev,
-        )
-        .map_err(|e| {
-            tracing::warn!(db = %self.name, revision = rev, error = %e,
-                "cannot decode a past revision for monitor_cond_since; sending the full state");
-        })
-        .ok()?;
+        );
         Some(crate::db::changes::diff(&then.db, &self.replica.db))
     }
 

@@ -151,8 +151,14 @@ pub async fn load_replica(
         if fence_rev > rev {
             continue;
         }
-        let mut r = Replica::load(schema.clone(), keys.clone(), cluster_id, &kvs, rev)
-            .map_err(|e| OpenError::Refused(format!("database {name}: {e}")))?;
+        let (mut r, skipped) =
+            Replica::load_skipping(schema.clone(), keys.clone(), cluster_id, &kvs, rev);
+        // Rows written by something other than oxsdb: served without them
+        // rather than not at all.
+        for e in skipped {
+            tracing::error!(db = %name, revision = rev, error = %e,
+                "a stored row does not decode; serving the database without it");
+        }
         r.fence_revision = fence_rev;
         return Ok(r);
     }

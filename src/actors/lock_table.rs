@@ -200,7 +200,14 @@ impl LockTable {
                         ctx.add_stream(stream);
                         act.resync(ctx);
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        // Retried quietly while the store is down; anything
+                        // else (a refused request) must show in the log.
+                        if e.is_retryable() {
+                            tracing::debug!(error = %e, "cannot watch the lock keys; retrying");
+                        } else {
+                            tracing::error!(error = %e, "cannot watch the lock keys; retrying");
+                        }
                         ctx.run_later(Duration::from_millis(500), |act, ctx| act.watch_locks(ctx));
                     }
                 }),

@@ -49,7 +49,8 @@ impl Replica {
         }
     }
 
-    /// Loads a replica from a range read of the database's prefix at `revision`.
+    /// Loads a replica from a range read of the database's prefix at
+    /// `revision`; fails on the first stored row that does not decode.
     pub fn load(
         schema: Arc<DatabaseSchema>,
         keys: Keys,
@@ -57,6 +58,25 @@ impl Replica {
         kvs: &[KeyValue],
         revision: Revision,
     ) -> Result<Replica, OvsdbError> {
+        let (r, skipped) = Replica::load_skipping(schema, keys, cluster_id, kvs, revision);
+        match skipped.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    }
+
+    /// Like [`Replica::load`], but a stored row that does not decode (not
+    /// JSON, not of its table's shape: written by something other than
+    /// oxsdb) is left out and returned with why, so that one damaged row
+    /// does not take the whole database down.
+    pub fn load_skipping(
+        schema: Arc<DatabaseSchema>,
+        keys: Keys,
+        cluster_id: Uuid,
+        kvs: &[KeyValue],
+        revision: Revision,
+    ) -> (Replica, Vec<OvsdbError>) {
+        let mut skipped = Vec::new();
         let mut r = Replica::new(schema, keys, cluster_id);
         let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
         for kv in kvs {
@@ -65,7 +85,13 @@ impl Replica {
                     let Some(t) = r.db.schema.table_index(table) else {
                         continue;
                     };
-                    let row = decode_row(&r.db.schema, t, uuid, &kv.value)?;
+                    let row = match decode_row(&r.db.schema, t, uuid, &kv.value) {
+                        Ok(row) => row,
+                        Err(e) => {
+                            skipped.push(e);
+                            continue;
+                        }
+                    };
                     tables.entry(t).or_default().push(RowChange {
                         uuid,
                         old: None,
@@ -85,7 +111,7 @@ impl Replica {
         }
         r.db.apply(&cs);
         r.revision = revision;
-        Ok(r)
+        (r, skipped)
     }
 
     /// The store commit for a change set computed against this replica: the
@@ -102,9 +128,12 @@ impl Replica {
             revision: self.fence_revision,
         }];
         let mut writes = Vec::with_capacity(changes.n_rows() + 2);
+        // Unique to this commit (the server, and a nonce): a commit sent
+        // again after a failure that left it maybe applied finds out whether
+        // it did by the value of the fence's first write after its base.
         writes.push(WriteOp::Put {
             key: fence,
-            value: Bytes::from(server_id.to_string()),
+            value: Bytes::from(format!("{server_id} {}", Uuid::new_v4())),
             lease: None,
         });
         for tc in &changes.tables {

@@ -100,6 +100,11 @@ pub struct EtcdOptions {
     /// How often the liveness probe asks etcd for its revision (also the
     /// probe's timeout).
     pub probe_interval: Duration,
+    /// The key prefix that this store's requests stay in: the probes (of
+    /// the revision, of the compaction) read a key under it, so that an
+    /// etcd user whose role covers only this prefix is enough. Empty: the
+    /// whole key space.
+    pub scope: Vec<u8>,
 }
 
 impl Default for EtcdOptions {
@@ -112,6 +117,7 @@ impl Default for EtcdOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             probe_interval: Duration::from_secs(1),
+            scope: Vec::new(),
         }
     }
 }
@@ -146,6 +152,9 @@ struct Liveness {
     /// it leaves the value (false) as it was, so that an etcd unreachable at
     /// start-up shows in the log.
     known: AtomicBool,
+    /// Why etcd was last found unreachable (cleared when it answers), for
+    /// the errors given to clients meanwhile.
+    reason: std::sync::Mutex<Option<String>>,
 }
 
 impl Liveness {
@@ -153,6 +162,7 @@ impl Liveness {
         Liveness {
             tx: watch::channel(false).0,
             known: AtomicBool::new(false),
+            reason: std::sync::Mutex::new(None),
         }
     }
 
@@ -165,6 +175,21 @@ impl Liveness {
             _ => None,
         };
         let up = down.is_none();
+        if let Ok(mut r) = self.reason.lock() {
+            *r = match (down.map(|e| e.to_string()), r.take()) {
+                (None, _) => None,
+                // A rejected client certificate often shows as a mere
+                // "connection closed" (the server's alert comes after the
+                // request was sent): keep the reason that names the TLS
+                // failure for the rest of the outage.
+                (Some(now), Some(before))
+                    if before.contains(TLS_HINT) && !now.contains(TLS_HINT) =>
+                {
+                    Some(before)
+                }
+                (Some(now), _) => Some(now),
+            };
+        }
         // The closure runs under the channel's lock: transitions (and their
         // logs) are serialized.
         self.tx.send_if_modified(|live| {
@@ -196,6 +221,12 @@ struct Inner {
     /// Set once etcd accepted the credentials.
     authenticated: OnceCell<()>,
     liveness: Liveness,
+    /// The key read by the revision probe and watched by the compaction
+    /// probe: one that no one writes, inside [`EtcdOptions::scope`].
+    probe_key: Vec<u8>,
+    /// How many endpoints were given: with one, a failed request means etcd
+    /// is down; with several, only the probe (which tries them all) says so.
+    endpoints: usize,
 }
 
 /// The etcd backend. See the [module documentation](self).
@@ -276,6 +307,8 @@ impl EtcdStore {
             credentials,
             authenticated: OnceCell::new(),
             liveness: Liveness::new(),
+            probe_key: probe_key(&options.scope),
+            endpoints: options.endpoints.len(),
         });
         handle.spawn(probe(Arc::downgrade(&inner), options.probe_interval));
         Ok(Arc::new(EtcdStore {
@@ -301,37 +334,71 @@ impl EtcdStore {
         let timeout = self.inner.request_timeout;
         let inner = self.inner.clone();
         self.handle
-            .spawn(attempt(inner, timeout, retry, f))
+            .spawn(attempt(inner, timeout, retry, Record::Request, f))
             .await
             .map_err(|e| StorageError::Other(format!("etcd request task: {e}")))?
     }
 }
 
+/// Which outcomes of [`attempt`] set the liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// A client's request: a success says etcd is up; a failure says it is
+    /// down only with a single endpoint (with several, a request that met
+    /// a dead member or an election says little about the cluster; the
+    /// probe decides).
+    Request,
+    /// The probe: every outcome.
+    Probe,
+}
+
+/// The first attempt of an idempotent request may take this share of the
+/// request timeout, each later one twice the previous: an attempt stuck on
+/// a member that lost its leader (it waits for an answer that will not
+/// come) is abandoned for one that may reach the new leader.
+const FIRST_ATTEMPT_SHARE: u32 = 4;
+
 /// Runs `f` within `timeout`, again while it fails as `retry` allows (a
 /// dead member stays in the client's balancer: requests sent its way fail
 /// to connect, the next attempt most likely goes to a live one), after
-/// authenticating if need be; records the outcome in the liveness.
+/// authenticating if need be; records the outcome in the liveness as
+/// `record` says.
 async fn attempt<T, F, Fut>(
     inner: Arc<Inner>,
     timeout: Duration,
     retry: Retry,
+    record: Record,
     f: F,
 ) -> Result<T, StorageError>
 where
     F: Fn(Arc<Inner>) -> Fut,
     Fut: Future<Output = Result<T, StorageError>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
     let mut delay = Duration::from_millis(10);
     let mut last_err: Option<StorageError> = None;
+    // Only requests that may be repeated are abandoned before the deadline.
+    let mut attempt_for = match retry {
+        Retry::Unavailable | Retry::Fenced => timeout / FIRST_ATTEMPT_SHARE,
+        Retry::NotSent | Retry::Long => timeout,
+    };
     let outcome = loop {
         let request = f(inner.clone());
         let once = async {
             authenticate(&inner).await?;
             request.await
         };
-        let r = match tokio::time::timeout_at(deadline, once).await {
+        let attempt_deadline = (tokio::time::Instant::now() + attempt_for).min(deadline);
+        let r = match tokio::time::timeout_at(attempt_deadline, once).await {
             Ok(r) => r,
+            Err(_) if attempt_deadline < deadline => {
+                attempt_for *= 2;
+                Err(StorageError::Unavailable(format!(
+                    "etcd did not answer within {:?}",
+                    attempt_deadline - started
+                )))
+            }
             Err(_) => {
                 // Say why the earlier attempts failed, if they did.
                 let why = last_err.map(|e| format!(" ({e})")).unwrap_or_default();
@@ -353,7 +420,9 @@ where
             r => break r,
         }
     };
-    inner.liveness.record(&outcome);
+    if record == Record::Probe || inner.endpoints == 1 || outcome.is_ok() {
+        inner.liveness.record(&outcome);
+    }
     outcome
 }
 
@@ -378,36 +447,58 @@ async fn authenticate(inner: &Inner) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The liveness probe: one revision request every `interval`, until the
-/// store and its watch streams are gone (it holds `inner` only while
-/// probing, so it does not keep the store alive).
+/// The liveness probe: one revision request every `interval` (every
+/// [`PROBE_WHILE_DOWN`] while etcd does not answer, so that it is seen back
+/// at once), until the store and its watch streams are gone (it holds
+/// `inner` only while probing, so it does not keep the store alive).
 async fn probe(inner: Weak<Inner>, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The first tick is immediate: the liveness is known soon after
-        // connecting.
-        ticks.tick().await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
         // Retried within the interval like any read, so that one dead
-        // member among live ones does not make the liveness flap.
-        let _ = attempt(inner, interval, Retry::Unavailable, |inner| async move {
-            current_revision(&inner).await
-        })
+        // member among live ones does not make the liveness flap. A
+        // serializable read: any member with a leader answers it (members
+        // without one refuse every request: require-leader), so an election
+        // costs the liveness nothing unless it outlasts the interval.
+        let r = attempt(
+            inner.clone(),
+            interval,
+            Retry::Unavailable,
+            Record::Probe,
+            |inner| async move { serializable_revision(&inner).await },
+        )
         .await;
+        drop(inner);
+        // The first probe is immediate: the liveness is known soon after
+        // connecting.
+        let pause = if r.is_ok() {
+            interval
+        } else {
+            interval.min(PROBE_WHILE_DOWN)
+        };
+        tokio::time::sleep(pause).await;
     }
 }
+
+/// The probe's pause while etcd does not answer.
+const PROBE_WHILE_DOWN: Duration = Duration::from_millis(100);
 
 /// Which failures [`EtcdStore::run`] retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
     /// Any `Unavailable`: for reads and other requests that may be repeated.
     Unavailable,
+    /// Like `Unavailable`, but no attempt is abandoned before the deadline:
+    /// for ranges, whose pages of a large database may take most of it.
+    Long,
     /// Only failures before the request was sent (no connection): for
     /// writes, which must not be applied twice.
     NotSent,
+    /// Any `Unavailable`: for fenced commits (see [`fence_of`]), which apply
+    /// at most once however often they are sent, and whose outcome is found
+    /// afterwards.
+    Fenced,
 }
 
 impl Retry {
@@ -416,12 +507,17 @@ impl Retry {
             return false;
         };
         match self {
-            Retry::Unavailable => true,
+            Retry::Unavailable | Retry::Long | Retry::Fenced => true,
+            // Refused before anything reached raft: no connection, or a
+            // member without a leader (require-leader is checked before the
+            // request is handled), or one shedding load.
             Retry::NotSent => {
                 m.contains("connect error")
                     || m.contains("error trying to connect")
                     || m.contains("Connection refused")
                     || m.contains("connection refused")
+                    || m.contains("etcdserver: no leader")
+                    || m.contains("etcdserver: too many requests")
             }
         }
     }
@@ -485,13 +581,52 @@ const TXN_OPS_HINT: &str =
 const REQUEST_BYTES_HINT: &str =
     "a request larger than etcd allows (raise etcd's --max-request-bytes)";
 
+/// `msg` followed by the messages of `source` and its sources, each once: a
+/// failed TLS handshake shows only there (tonic says "transport error" or
+/// "operation was canceled", the certificate problem is a source); with a
+/// hint when it is a TLS failure.
+fn with_sources(msg: &str, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut out = msg.to_string();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    let lower = out.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        out.push_str(&format!(" ({TLS_HINT})"));
+    }
+    out
+}
+
+/// What to check when the TLS handshake with etcd fails.
+const TLS_HINT: &str = "TLS handshake with etcd failed: check that --etcd-cacert signed etcd's \
+     certificate and that etcd's --trusted-ca-file signed --etcd-cert";
+
+/// What to check when etcd refuses the credentials.
+const CREDENTIALS_HINT: &str =
+    "check --etcd-user and --etcd-password (or OXSDB_ETCD_PASSWORD) against etcd's users";
+
 /// Maps a client error; `lease` names the lease for "lease not found".
 fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
     use tonic::Code;
     match e {
         ec::Error::GRpcStatus(s) => {
-            let msg = s.message();
-            if msg.contains("too many operations in txn request") {
+            let full = with_sources(s.message(), std::error::Error::source(&s));
+            let msg = full.as_str();
+            if msg.contains("authentication failed") || msg.contains("user name is empty") {
+                StorageError::Other(format!(
+                    "etcd refused the credentials ({msg}): {CREDENTIALS_HINT}"
+                ))
+            } else if msg.contains("permission denied") {
+                StorageError::Other(format!(
+                    "etcd refused: {msg}: grant the etcd user of --etcd-user read-write on the \
+                     keys under --etcd-prefix"
+                ))
+            } else if msg.contains("too many operations in txn request") {
                 StorageError::TooLarge(format!("{TXN_OPS_HINT}: {msg}"))
             } else if msg.contains("request is too large")
                 || (s.code() == Code::ResourceExhausted && msg.contains("larger than max"))
@@ -534,8 +669,14 @@ fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
                 }
             }
         }
-        ec::Error::TransportError(e) => StorageError::Unavailable(format!("etcd: {e}")),
-        ec::Error::IoError(e) => StorageError::Unavailable(format!("etcd: {e}")),
+        ec::Error::TransportError(e) => StorageError::Unavailable(format!(
+            "etcd: {}",
+            with_sources(&e.to_string(), std::error::Error::source(&e))
+        )),
+        ec::Error::IoError(e) => StorageError::Unavailable(format!(
+            "etcd: {}",
+            with_sources(&e.to_string(), std::error::Error::source(&e))
+        )),
         ec::Error::LeaseKeepAliveError(m) if m.contains("not found") => {
             StorageError::LeaseNotFound(lease.unwrap_or(0))
         }
@@ -548,13 +689,21 @@ fn map_err(e: ec::Error, lease: Option<LeaseId>) -> StorageError {
     }
 }
 
+/// A key that no one writes inside `scope` (`\0...` sorts before any
+/// written key under the same prefix).
+fn probe_key(scope: &[u8]) -> Vec<u8> {
+    let mut k = scope.to_vec();
+    k.extend_from_slice(b"\0oxsdb-probe");
+    k
+}
+
 /// The oldest revision still watchable (found by a watch from revision 1,
 /// which etcd cancels with the compaction revision).
 async fn compacted_revision(inner: &Inner) -> Result<Revision, StorageError> {
     let mut wc = inner.watch.clone();
     let mut stream = wc
         .watch(
-            b"\0oxsdb-compaction-probe".to_vec(),
+            inner.probe_key.clone(),
             Some(ec::WatchOptions::new().with_start_revision(1)),
         )
         .await
@@ -584,8 +733,22 @@ async fn current_revision(inner: &Inner) -> Result<Revision, StorageError> {
     let mut kv = inner.kv.clone();
     let r = kv
         .get(
-            b"\0".to_vec(),
+            inner.probe_key.clone(),
             Some(ec::GetOptions::new().with_count_only()),
+        )
+        .await
+        .map_err(|e| map_err(e, None))?;
+    header_revision(r.header())
+}
+
+/// The revision of the member that answers (no round through the leader):
+/// for the liveness probe.
+async fn serializable_revision(inner: &Inner) -> Result<Revision, StorageError> {
+    let mut kv = inner.kv.clone();
+    let r = kv
+        .get(
+            inner.probe_key.clone(),
+            Some(ec::GetOptions::new().with_count_only().with_serializable()),
         )
         .await
         .map_err(|e| map_err(e, None))?;
@@ -706,6 +869,78 @@ async fn commit(
             )),
             e => Err(e),
         },
+    }
+}
+
+/// A commit's fence: a key it compares by mod revision and also puts, with
+/// that revision and the value put (unique to the commit: see
+/// `Replica::commit_request`).
+#[derive(Debug, Clone)]
+struct Fence {
+    key: Bytes,
+    base: Revision,
+    value: Bytes,
+}
+
+/// The fence of a commit, if it has one.
+fn fence_of(compares: &[Compare], writes: &[WriteOp]) -> Option<Fence> {
+    compares.iter().find_map(|c| {
+        let Compare::ModRevision { key, revision } = c else {
+            return None;
+        };
+        writes.iter().find_map(|w| match w {
+            WriteOp::Put { key: k, value, .. } if k == key => Some(Fence {
+                key: key.clone(),
+                base: *revision,
+                value: value.clone(),
+            }),
+            _ => None,
+        })
+    })
+}
+
+/// After a copy of a fenced commit failed its compare: whether an earlier
+/// copy applied. The first write of the fence after its base is the commit
+/// that won it (every commit compares the fence); ours if it wrote our
+/// value. Etcd's history since the base must still be there.
+async fn fence_winner(inner: &Inner, fence: &Fence) -> Result<CommitResult, StorageError> {
+    let mut wc = inner.watch.clone();
+    let mut stream = wc
+        .watch(
+            fence.key.to_vec(),
+            Some(ec::WatchOptions::new().with_start_revision(fence.base + 1)),
+        )
+        .await
+        .map_err(|e| map_err(e, None))?;
+    loop {
+        let Some(r) = stream.message().await.map_err(|e| map_err(e, None))? else {
+            return Err(StorageError::Unavailable(
+                "etcd closed the watch of the fence".into(),
+            ));
+        };
+        if r.compact_revision() > 0 {
+            return Err(StorageError::Other(format!(
+                "cannot tell whether the commit applied: etcd compacted its history (to \
+                 revision {}) before it was checked",
+                r.compact_revision()
+            )));
+        }
+        if r.canceled() {
+            return Err(canceled(&r));
+        }
+        if let Some(kv) = r.events().iter().find_map(|e| e.kv()) {
+            let ours = kv.value() == fence.value.as_ref();
+            if ours {
+                tracing::info!(
+                    revision = kv.mod_revision(),
+                    "a commit sent again had applied already"
+                );
+            }
+            return Ok(CommitResult {
+                succeeded: ours,
+                revision: if ours { kv.mod_revision() } else { 0 },
+            });
+        }
     }
 }
 
@@ -921,7 +1156,7 @@ async fn watch_task(
 impl Storage for EtcdStore {
     async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, Revision), StorageError> {
         let prefix = prefix.to_vec();
-        self.run(Retry::Unavailable, move |inner| {
+        self.run(Retry::Long, move |inner| {
             let prefix = prefix.clone();
             async move { range(&inner, prefix, 0).await }
         })
@@ -939,7 +1174,7 @@ impl Storage for EtcdStore {
             )));
         }
         let prefix = prefix.to_vec();
-        self.run(Retry::Unavailable, move |inner| {
+        self.run(Retry::Long, move |inner| {
             let prefix = prefix.clone();
             async move { range(&inner, prefix, revision).await.map(|(kvs, _)| kvs) }
         })
@@ -986,9 +1221,31 @@ impl Storage for EtcdStore {
                 return Err(StorageError::Invalid("a compare with an empty key".into()));
             }
         }
-        self.run(Retry::NotSent, move |inner| {
-            let (compares, writes) = (compares.clone(), writes.clone());
-            async move { commit(&inner, compares, writes).await }
+        let Some(fence) = fence_of(&compares, &writes) else {
+            return self
+                .run(Retry::NotSent, move |inner| {
+                    let (compares, writes) = (compares.clone(), writes.clone());
+                    async move { commit(&inner, compares, writes).await }
+                })
+                .await;
+        };
+        // A fenced commit is sent again after any failure, even one that
+        // left it maybe applied (a member died with it, an election lost
+        // it): of all its copies at most one applies, since each compares
+        // the fence and puts it. A copy that fails its compare after an
+        // earlier copy may have reached etcd finds out whether that one
+        // applied.
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        self.run(Retry::Fenced, move |inner| {
+            let (compares, writes, fence) = (compares.clone(), writes.clone(), fence.clone());
+            let earlier = sent.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let r = commit(&inner, compares, writes).await?;
+                if r.succeeded || earlier == 0 {
+                    return Ok(r);
+                }
+                fence_winner(&inner, &fence).await
+            }
         })
         .await
     }
@@ -1118,6 +1375,10 @@ impl Storage for EtcdStore {
 
     fn liveness(&self) -> Option<watch::Receiver<bool>> {
         Some(self.inner.liveness.tx.subscribe())
+    }
+
+    fn unreachable_reason(&self) -> Option<String> {
+        self.inner.liveness.reason.lock().ok()?.clone()
     }
 }
 

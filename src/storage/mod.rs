@@ -352,6 +352,12 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
 
+    /// Why the backend was last found unreachable, while it is (`None`: it
+    /// answers, or the backend does not say).
+    fn unreachable_reason(&self) -> Option<String> {
+        None
+    }
+
     /// Short name for logs (`memory`, `file`, `etcd`).
     fn kind(&self) -> &'static str;
 }

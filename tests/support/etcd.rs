@@ -18,7 +18,12 @@ pub const ETCD: &str = "/usr/bin/etcd";
 /// One etcd member.
 pub struct Member {
     pub name: String,
+    /// `http` or `https` (a member started by [`EtcdCluster::start_tls`]).
+    pub scheme: &'static str,
     pub client_port: u16,
+    /// Where `GET /health` answers in plain HTTP: the client port, or a
+    /// metrics port for a member with client TLS.
+    pub health_port: u16,
     pub peer_port: u16,
     pub dir: PathBuf,
     /// etcd's arguments, for [`Member::restart`].
@@ -58,9 +63,9 @@ fn spawn_watchdog(dir: &std::path::Path, args: &[String]) -> Child {
 }
 
 impl Member {
-    /// `http://127.0.0.1:<client port>`.
+    /// `http(s)://127.0.0.1:<client port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     /// Kills the member (SIGKILL) and removes its data.
@@ -94,7 +99,7 @@ impl Member {
         );
         self.watchdog = Some(spawn_watchdog(&self.dir, &self.args));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !healthy(self.client_port) {
+        while !healthy(self.health_port) {
             assert!(
                 Instant::now() < deadline,
                 "etcd member {} did not become healthy again: {}",
@@ -122,6 +127,16 @@ impl Drop for Member {
     }
 }
 
+/// PEM files of an etcd member's client TLS.
+pub struct ServerTls {
+    /// The member's certificate (its SANs must name 127.0.0.1).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The CA that client certificates must be signed by.
+    pub ca: PathBuf,
+}
+
 /// A cluster of `n` members (1 for a single server).
 pub struct EtcdCluster {
     pub members: Vec<Member>,
@@ -138,7 +153,7 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Whether `GET /health` on the client port says healthy.
+/// Whether `GET /health` on this port says healthy.
 fn healthy(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().unwrap(),
@@ -167,11 +182,24 @@ impl EtcdCluster {
     /// (`--max-txn-ops=10000 --max-request-bytes=33554432`) then `extra`
     /// (a later flag wins), and waits until every member is healthy.
     pub fn start(n: usize, extra: &[&str]) -> EtcdCluster {
+        EtcdCluster::start_with(n, extra, None)
+    }
+
+    /// Like [`EtcdCluster::start`], with client TLS: https client URLs
+    /// serving `tls`'s certificate and requiring client certificates signed
+    /// by its CA (`--client-cert-auth`); health is read on a plain-HTTP
+    /// metrics port.
+    pub fn start_tls(n: usize, extra: &[&str], tls: &ServerTls) -> EtcdCluster {
+        EtcdCluster::start_with(n, extra, Some(tls))
+    }
+
+    fn start_with(n: usize, extra: &[&str], tls: Option<&ServerTls>) -> EtcdCluster {
         assert!(
             std::path::Path::new(ETCD).exists(),
             "{ETCD} is missing: apt-get install etcd-server"
         );
-        let ports = free_ports(2 * n);
+        let ports = free_ports(3 * n);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let token = uuid::Uuid::new_v4().simple().to_string();
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
         let initial_cluster = names
@@ -183,8 +211,9 @@ impl EtcdCluster {
         let mut members = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
+            let metrics_port = ports[2 * n + i];
             let dir = std::env::temp_dir().join(format!("oxsdb-etcd-{token}-{name}"));
-            let client_url = format!("http://127.0.0.1:{client_port}");
+            let client_url = format!("{scheme}://127.0.0.1:{client_port}");
             let peer_url = format!("http://127.0.0.1:{peer_port}");
             std::fs::File::create(dir.with_extension("log")).unwrap();
             let mut args: Vec<String> = vec![
@@ -202,11 +231,26 @@ impl EtcdCluster {
                 "--log-level=warn".into(),
                 "--logger=zap".into(),
             ];
+            let health_port = match tls {
+                None => client_port,
+                Some(t) => {
+                    args.extend([
+                        format!("--cert-file={}", t.cert.display()),
+                        format!("--key-file={}", t.key.display()),
+                        format!("--trusted-ca-file={}", t.ca.display()),
+                        "--client-cert-auth".into(),
+                        format!("--listen-metrics-urls=http://127.0.0.1:{metrics_port}"),
+                    ]);
+                    metrics_port
+                }
+            };
             args.extend(extra.iter().map(|s| s.to_string()));
             let watchdog = spawn_watchdog(&dir, &args);
             members.push(Member {
                 name: name.clone(),
+                scheme,
                 client_port,
+                health_port,
                 peer_port,
                 dir,
                 args,
@@ -216,7 +260,7 @@ impl EtcdCluster {
         let cluster = EtcdCluster { members };
         let deadline = Instant::now() + Duration::from_secs(60);
         for m in &cluster.members {
-            while !healthy(m.client_port) {
+            while !healthy(m.health_port) {
                 assert!(
                     Instant::now() < deadline,
                     "etcd member {} did not become healthy: {}",
