@@ -17,14 +17,7 @@
 //! Certificates are made by the test with the `openssl` command; users and
 //! roles with `etcdctl`.
 
-mod support {
-    #[path = "cluster.rs"]
-    pub mod cluster;
-    #[path = "durable.rs"]
-    pub mod durable;
-    #[path = "etcd.rs"]
-    pub mod etcd;
-}
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,8 +25,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cluster::*;
-use support::durable::{run_timeout, tool, Oxsdb, Rpc};
 use support::etcd::{EtcdCluster, ServerTls};
+use support::process::Oxsdb;
+use support::rpc::Rpc;
+use support::tools::{run as run_timeout, tool};
 
 /// How long a refused transaction may take: etcd's request timeout in these
 /// tests is 2 s; anything much longer is a hang.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-pub use super::normalize::{find_uuids, replace_uuids};
 use super::normalize::is_uuid_set_or_map;
+pub use super::normalize::{find_uuids, replace_uuids};
 use super::rpc::Rpc;
 use super::tools::TOOL_TIMEOUT;
 pub use super::tools::{cmd, rc, run, run_ok, run_with_input, tool, Background, Output};
