@@ -585,50 +585,6 @@ pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tree_sort_orders_children() {
-        let a = "sw b\n    port 2\n    port 1\nsw a\n    port 3\n";
-        assert_eq!(
-            sort_tree(a),
-            "sw a\n    port 3\nsw b\n    port 1\n    port 2\n"
-        );
-    }
-
-    #[test]
-    fn csv_line_uuid_is_named() {
-        let mut n = UuidNames::new();
-        let l = "e049e9ce-3906-40bb-ac63-24f42a39095d,\"\"\"a \\\"\"quoted\\\"\", item\"\"\",todo";
-        let out = n.sorted_lines(&[l]);
-        assert_eq!(
-            out,
-            vec!["<0>,\"\"\"a \\\"\"quoted\\\"\", item\"\"\",todo".to_string()]
-        );
-    }
-
-    #[test]
-    fn index_messages_are_canonical() {
-        let a = "aaaaaaaa-0000-0000-0000-000000000001";
-        let b = "bbbbbbbb-0000-0000-0000-000000000002";
-        let m1 = format!("[{{\"details\":\"Transaction causes x.  First row, with UUID {a}, was inserted by this transaction.  Second row, with UUID {b}, existed in the database before this transaction and was not modified by the transaction.\",\"error\":\"constraint violation\"}}]");
-        let m2 = format!("[{{\"details\":\"Transaction causes x.  First row, with UUID {b}, existed in the database before this transaction and was not modified by the transaction.  Second row, with UUID {a}, was inserted by this transaction.\",\"error\":\"constraint violation\"}}]");
-        assert_eq!(canonical_index_message(&m1), canonical_index_message(&m2));
-        assert!(canonical_index_message(&m1)
-            .ends_with("transaction.\",\"error\":\"constraint violation\"}]"));
-        let plain = "no index message";
-        assert_eq!(canonical_index_message(plain), plain);
-    }
-
-    #[test]
-    fn name_lists_are_sorted() {
-        assert_eq!(sort_name_lists("ports : [<b>, <a>]"), "ports : [<a>, <b>]");
-        assert_eq!(sort_name_lists("x : [\"b\", \"a\"]"), "x : [\"b\", \"a\"]");
-    }
-}
-
 // ---------------------------------------------------------------------------
 // JSON output with UUIDs.
 

@@ -422,28 +422,3 @@ pub fn reference_ports(log: &str) -> Vec<u16> {
     }
     ports
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ports_are_parsed() {
-        assert_eq!(
-            super::oxsdb_port("x\noxsdb: listening on ptcp:4567:127.0.0.1\n"),
-            Some(4567)
-        );
-        assert_eq!(
-            super::oxsdb_port("oxsdb: listening on punix:/tmp/x\n"),
-            None
-        );
-        assert_eq!(
-            super::reference_ports(
-                "2026|00002|socket_util|INFO|0:127.0.0.1: listening on port 45815"
-            ),
-            vec![45815]
-        );
-        assert_eq!(
-            super::reference_ports("x: listening on port 346272026-11-22T01:02:03Z|0|y"),
-            vec![34627]
-        );
-    }
-}
