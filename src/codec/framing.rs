@@ -390,29 +390,10 @@ impl Decoder for JsonCodec {
     }
 }
 
-/// Reads numbers as lib/json.c's number lexer does (see
-/// [`crate::data::number`]): a number whose value is a whole number in the
-/// 64-bit range becomes an integer (`1.0` -> `1`, `1e2` -> `100`, `-0.0` ->
-/// `0`); other numbers keep their text (so they stay reals, even `1.0` written
-/// with more digits than a double holds); a number outside the valid range
-/// (overflowing or subnormal reals, exponents beyond `INT_MAX`) refuses the
-/// message, as ovsdb-server does.
+/// Reads numbers as lib/json.c's number lexer does, see
+/// [`crate::data::number::read_numbers`].
 fn normalize_numbers(v: &mut Value) -> Result<(), CodecError> {
-    match v {
-        Value::Number(n) => match crate::data::number::classify(n) {
-            Some(crate::data::number::JsonNumber::Integer(i)) => *v = Value::from(i),
-            Some(crate::data::number::JsonNumber::Real(_)) => {}
-            None => {
-                return Err(CodecError::Syntax(format!(
-                    "number outside valid range: {n}"
-                )))
-            }
-        },
-        Value::Array(a) => a.iter_mut().try_for_each(normalize_numbers)?,
-        Value::Object(o) => o.values_mut().try_for_each(normalize_numbers)?,
-        _ => {}
-    }
-    Ok(())
+    crate::data::number::read_numbers(v).map_err(|e| CodecError::Syntax(e.to_string()))
 }
 
 impl Encoder<Bytes> for JsonCodec {
@@ -494,14 +475,10 @@ pub fn write_json(v: &Value, out: &mut BytesMut) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            match crate::data::number::classify(n) {
-                Some(crate::data::number::JsonNumber::Integer(i)) => write_i64(i, out),
+            match crate::data::number::real_or_integer(n) {
+                Ok(i) => write_i64(i, out),
                 // Beyond i64, or a real: as ovsdb-server prints its reals.
-                Some(crate::data::number::JsonNumber::Real(f)) => {
-                    out.extend_from_slice(crate::data::format_g15(f).as_bytes())
-                }
-                // Only a value built in-process can be out of range.
-                None => out.extend_from_slice(n.to_string().as_bytes()),
+                Err(f) => out.extend_from_slice(crate::data::format_g15(f).as_bytes()),
             }
         }
         Value::String(s) => write_str(s, out),
