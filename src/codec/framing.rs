@@ -36,10 +36,13 @@
 //!   as soon as the buffered bytes of the message exceed the limit, without
 //!   buffering the rest. ovsdb-server has no such limit (it echoes a 70 MB
 //!   message); the default here, 64 MiB, is far above what ovn-northd sends.
-//! - Numbers are read as lib/json.c reads them: a number written with a
-//!   fraction or exponent whose value is an integer in the 64-bit range
-//!   (`1.0`, `1e2`, `-0.0`) becomes an integer, so that echoing or storing it
-//!   gives the same bytes as ovsdb-server (`1`, `100`, `0`).
+//! - Numbers are read as lib/json.c reads them ([`crate::data::number`]): a
+//!   number written with a fraction or exponent whose value is an integer in
+//!   the 64-bit range (`1.0`, `1e2`, `-0.0`) becomes an integer, so that
+//!   echoing or storing it gives the same bytes as ovsdb-server (`1`, `100`,
+//!   `0`); any other number is a real (`9223372036854775808`,
+//!   `1.0000000000000001`); a number out of range (`1e400`, subnormal reals)
+//!   is a syntax error that drops the connection, as in ovsdb-server.
 //!
 //! Encoding writes compact JSON exactly as lib/json.c's serializer does:
 //! no spaces, integers in decimal, reals as C's `%.15g`
