@@ -36,10 +36,13 @@
 //!   as soon as the buffered bytes of the message exceed the limit, without
 //!   buffering the rest. ovsdb-server has no such limit (it echoes a 70 MB
 //!   message); the default here, 64 MiB, is far above what ovn-northd sends.
-//! - Numbers are read as lib/json.c reads them: a number written with a
-//!   fraction or exponent whose value is an integer in the 64-bit range
-//!   (`1.0`, `1e2`, `-0.0`) becomes an integer, so that echoing or storing it
-//!   gives the same bytes as ovsdb-server (`1`, `100`, `0`).
+//! - Numbers are read as lib/json.c reads them ([`crate::data::number`]): a
+//!   number written with a fraction or exponent whose value is an integer in
+//!   the 64-bit range (`1.0`, `1e2`, `-0.0`) becomes an integer, so that
+//!   echoing or storing it gives the same bytes as ovsdb-server (`1`, `100`,
+//!   `0`); any other number is a real (`9223372036854775808`,
+//!   `1.0000000000000001`); a number out of range (`1e400`, subnormal reals)
+//!   is a syntax error that drops the connection, as in ovsdb-server.
 //!
 //! Encoding writes compact JSON exactly as lib/json.c's serializer does:
 //! no spaces, integers in decimal, reals as C's `%.15g`
@@ -390,29 +393,10 @@ impl Decoder for JsonCodec {
     }
 }
 
-/// Reads numbers as lib/json.c's number lexer does (see
-/// [`crate::data::number`]): a number whose value is a whole number in the
-/// 64-bit range becomes an integer (`1.0` -> `1`, `1e2` -> `100`, `-0.0` ->
-/// `0`); other numbers keep their text (so they stay reals, even `1.0` written
-/// with more digits than a double holds); a number outside the valid range
-/// (overflowing or subnormal reals, exponents beyond `INT_MAX`) refuses the
-/// message, as ovsdb-server does.
+/// Reads numbers as lib/json.c's number lexer does, see
+/// [`crate::data::number::read_numbers`].
 fn normalize_numbers(v: &mut Value) -> Result<(), CodecError> {
-    match v {
-        Value::Number(n) => match crate::data::number::classify(n) {
-            Some(crate::data::number::JsonNumber::Integer(i)) => *v = Value::from(i),
-            Some(crate::data::number::JsonNumber::Real(_)) => {}
-            None => {
-                return Err(CodecError::Syntax(format!(
-                    "number outside valid range: {n}"
-                )))
-            }
-        },
-        Value::Array(a) => a.iter_mut().try_for_each(normalize_numbers)?,
-        Value::Object(o) => o.values_mut().try_for_each(normalize_numbers)?,
-        _ => {}
-    }
-    Ok(())
+    crate::data::number::read_numbers(v).map_err(|e| CodecError::Syntax(e.to_string()))
 }
 
 impl Encoder<Bytes> for JsonCodec {
@@ -494,14 +478,10 @@ pub fn write_json(v: &Value, out: &mut BytesMut) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            match crate::data::number::classify(n) {
-                Some(crate::data::number::JsonNumber::Integer(i)) => write_i64(i, out),
+            match crate::data::number::real_or_integer(n) {
+                Ok(i) => write_i64(i, out),
                 // Beyond i64, or a real: as ovsdb-server prints its reals.
-                Some(crate::data::number::JsonNumber::Real(f)) => {
-                    out.extend_from_slice(crate::data::format_g15(f).as_bytes())
-                }
-                // Only a value built in-process can be out of range.
-                None => out.extend_from_slice(n.to_string().as_bytes()),
+                Err(f) => out.extend_from_slice(crate::data::format_g15(f).as_bytes()),
             }
         }
         Value::String(s) => write_str(s, out),

@@ -24,12 +24,10 @@ pub fn json_text(json: &Value) -> String {
 fn write_json(json: &Value, out: &mut String) {
     match json {
         Value::Number(n) => {
-            // As ovsdb-server read it: `3.0` is the integer 3, integers
-            // beyond 64 bits are reals.
-            match number::classify(n) {
-                Some(number::JsonNumber::Integer(i)) => out.push_str(&i.to_string()),
-                Some(number::JsonNumber::Real(r)) => out.push_str(&format_g15(r)),
-                None => out.push_str(&n.to_string()),
+            // Integers beyond 64 bits are reals, as ovsdb-server reads them.
+            match number::real_or_integer(n) {
+                Ok(i) => out.push_str(&i.to_string()),
+                Err(r) => out.push_str(&format_g15(r)),
             }
         }
         Value::Array(a) => {

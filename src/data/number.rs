@@ -33,6 +33,51 @@ impl JsonNumber {
     }
 }
 
+/// Numbers outside the valid range (see [`classify_text`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("number outside valid range: {0}")]
+pub struct OutOfRange(pub String);
+
+/// Reads every number of `v` as lib/json.c reads a message: a number that is
+/// an integer becomes `Value::from(i64)` (`1.0` -> `1`, `1e2` -> `100`,
+/// `-0.0` -> `0`); a real keeps its text (so it stays a real, even `1.0`
+/// written with more digits than a double holds, and writers print it with
+/// `%.15g`); a number outside the valid range is an error (ovsdb-server
+/// refuses the whole message).
+pub fn read_numbers(v: &mut Value) -> Result<(), OutOfRange> {
+    match v {
+        Value::Number(n) => match classify(n) {
+            Some(JsonNumber::Integer(i)) => *v = Value::from(i),
+            Some(JsonNumber::Real(_)) => {}
+            None => return Err(OutOfRange(n.to_string())),
+        },
+        Value::Array(a) => a.iter_mut().try_for_each(read_numbers)?,
+        Value::Object(o) => o.values_mut().try_for_each(read_numbers)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A number as a writer prints it, once numbers were read with
+/// [`read_numbers`] (or built from `i64`/`f64`): integers in decimal, every
+/// other number as a real (`%.15g` of its value: `1e+15`, `-0`, `0.1`).
+pub fn real_or_integer(n: &Number) -> Result<i64, f64> {
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    // Text beyond f64 (built in-process, never read) prints as its value.
+    let f = n
+        .as_f64()
+        .or_else(|| n.to_string().parse().ok())
+        .unwrap_or(0.0);
+    // A read real that underflowed (`-1e-400`) is 0, never -0; only a
+    // negative zero computed in-process (serde writes it `-0.0`) is -0.
+    if f == 0.0 && n.to_string() != "-0.0" {
+        return Err(0.0);
+    }
+    Err(f)
+}
+
 /// Classifies a JSON value that is a number; `None` for other values and
 /// for numbers outside the valid range.
 pub fn classify_value(json: &Value) -> Option<JsonNumber> {
@@ -185,20 +230,44 @@ mod tests {
 
     #[test]
     fn everything_else_is_a_real() {
-        assert_eq!(
-            c("9223372036854775808"),
-            Some(Real(9.223372036854775808e18))
-        );
-        assert_eq!(
-            c("-9223372036854775809"),
-            Some(Real(-9.223372036854775808e18))
-        );
+        assert_eq!(c("9223372036854775808"), Some(Real(2f64.powi(63))));
+        assert_eq!(c("-9223372036854775809"), Some(Real(-(2f64.powi(63)))));
         assert_eq!(c("1.0000000000000001"), Some(Real(1.0)));
         assert_eq!(c("0.1"), Some(Real(0.1)));
         assert_eq!(c("1e300"), Some(Real(1e300)));
         assert_eq!(c("1e-400"), Some(Real(0.0)));
         assert_eq!(c("-1e-400"), Some(Real(0.0)));
         assert!(matches!(c("-1e-400"), Some(Real(r)) if r.is_sign_positive()));
+    }
+
+    #[test]
+    fn read_then_printed_as_ovsdb_server_prints() {
+        let mut v: Value =
+            serde_json::from_str("[1.0, 1e3, -0.0, 1e-400, -1e-400, 0.5, 9223372036854775808]")
+                .unwrap_or_default();
+        assert_eq!(read_numbers(&mut v), Ok(()));
+        let printed: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| match x {
+                Value::Number(n) => Some(match real_or_integer(n) {
+                    Ok(i) => i.to_string(),
+                    Err(f) => crate::data::format_g15(f),
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            printed,
+            ["1", "1000", "0", "0", "0", "0.5", "9.22337203685478e+18"]
+        );
+        // Reals computed in-process keep their kind: 1e15 and -0 are reals.
+        assert_eq!(real_or_integer(&Number::from_f64(1e15).unwrap()), Err(1e15));
+        let neg = real_or_integer(&Number::from_f64(-0.0).unwrap());
+        assert!(matches!(neg, Err(z) if z == 0.0 && z.is_sign_negative()));
+        let mut big: Value = serde_json::from_str("[1e400]").unwrap_or_default();
+        assert!(read_numbers(&mut big).is_err());
     }
 
     #[test]

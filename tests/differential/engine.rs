@@ -27,7 +27,15 @@ pub fn run(case: &Case) -> Vec<Value> {
     for step in &case.steps {
         match parse_step(step).unwrap() {
             Step::Transact(ops) => {
-                let (results, changes) = db.transact_with_changes(ops);
+                // Numbers as the server's codec hands them to the engine
+                // (lib/json.c's reading: `1e3` is the integer 1000).
+                let mut ops = ops.to_vec();
+                for op in &mut ops {
+                    if let Err(e) = oxsdb::data::number::read_numbers(op) {
+                        panic!("case {}: {e} (use a wire scenario)", case.name);
+                    }
+                }
+                let (results, changes) = db.transact_with_changes(&ops);
                 let mut notes = Vec::new();
                 for (id, version, monitor) in &monitors {
                     if let Some(body) = monitor.update(&schema, &changes) {
