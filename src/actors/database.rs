@@ -11,7 +11,7 @@ use crate::actors::{
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
-use crate::db::monitor::{Monitor, MonitorVersion};
+use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
 use crate::schema::DatabaseSchema;
 use crate::storage::{Revision, Storage, StorageError, WatchBatch};
@@ -1240,7 +1240,13 @@ impl Handler<AddMonitor> for DatabaseActor {
                 return;
             }
         }
-        let monitor = match Monitor::from_json(self.schema(), m.version, &m.requests) {
+        let parsed = Monitor::from_json(self.schema(), m.version, &m.requests).and_then(|mon| {
+            match &m.last_txn_id {
+                Some(last) => check_last_txn_id(last).map(|()| mon),
+                None => Ok(mon),
+            }
+        });
+        let monitor = match parsed {
             Ok(mon) => Arc::new(mon),
             Err(e) => {
                 m.session.reply.do_send(SendReply {

@@ -375,11 +375,25 @@ impl Session {
                     Ok(e) => e,
                     Err(e) => return self.error(id, e),
                 };
-                let n = if version == MonitorVersion::V3 { 4 } else { 3 };
-                if p.len() != n {
+                // As ovsdb-server: `monitor` reads its first three params and
+                // ignores the rest; the other two want exactly their count.
+                let counted = match version {
+                    MonitorVersion::V1 => p.len() >= 3,
+                    MonitorVersion::V2 => p.len() == 3,
+                    MonitorVersion::V3 => p.len() == 4,
+                };
+                if !counted {
                     return self.error(
                         id,
                         OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                    );
+                }
+                // Checked before the id, as ovsdb-server does; the tables and
+                // the last-txn-id are checked by the database, in that order.
+                if !p[2].is_object() {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&p[2]), None, "monitor-requests must be object"),
                     );
                 }
                 let monitor_id = p[1].clone();
@@ -389,16 +403,6 @@ impl Session {
                         id,
                         OvsdbError::syntax(Some(&monitor_id), None, "duplicate monitor ID"),
                     );
-                }
-                if let Some(last) = p.get(3) {
-                    let err = match last {
-                        Value::String(s) if crate::data::atom::parse_uuid_str(s).is_some() => None,
-                        Value::String(_) => Some("last-txn-id must be UUID format."),
-                        _ => Some("last-txn-id must be string"),
-                    };
-                    if let Some(msg) = err {
-                        return self.error(id, OvsdbError::syntax(Some(last), None, msg));
-                    }
                 }
                 let db = p[0].as_str().unwrap_or_default().to_string();
                 self.monitors.insert(key.clone(), (db, monitor_id.clone()));
@@ -410,7 +414,7 @@ impl Session {
                     monitor_id,
                     version,
                     requests: p[2].clone(),
-                    last_txn_id: p.get(3).cloned(),
+                    last_txn_id: p.get(3).filter(|_| version == MonitorVersion::V3).cloned(),
                 });
             }
             "monitor_cond_change" => {

@@ -92,6 +92,24 @@ impl Kind {
     }
 }
 
+/// Checks `monitor_cond_since`'s last-txn-id param: ovsdb-server does so
+/// only once the monitor requests parsed, so their errors come first.
+pub fn check_last_txn_id(last: &Value) -> Result<()> {
+    match last {
+        Value::String(s) if crate::data::atom::parse_uuid_str(s).is_some() => Ok(()),
+        Value::String(_) => Err(OvsdbError::syntax(
+            Some(last),
+            None,
+            "last-txn-id must be UUID format.",
+        )),
+        _ => Err(OvsdbError::syntax(
+            Some(last),
+            None,
+            "last-txn-id must be string",
+        )),
+    }
+}
+
 impl Monitor {
     /// Parses `<monitor-requests>` for `schema` (the third param of `monitor`).
     pub fn from_json(
