@@ -71,6 +71,10 @@ pub struct Notify {
     pub body: Bytes,
     /// The change set behind the body.
     pub changes: Arc<ChangeSet>,
+    /// How many more notifications of the same commit follow for this
+    /// session (0: the last), so that it can send them together in
+    /// ovsdb-server's order of its monitors.
+    pub more: usize,
 }
 
 /// A `locked` or `stolen` notification.

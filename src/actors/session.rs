@@ -22,6 +22,7 @@ use crate::codec::framing::{encode_message as encode_json, JsonCodec};
 use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
+use crate::db::monitor_order::MonitorOrder;
 use crate::error::OvsdbError;
 use crate::parser::is_id;
 use crate::schema::DatabaseSchema;
@@ -118,8 +119,14 @@ pub struct Session {
     readable: Arc<tokio::sync::Notify>,
     /// Ids (JSON text) of transactions not yet answered.
     pending_txns: HashSet<String>,
-    /// `monitor_cond_change` requests in progress: request id -> (old id, new id), to undo on error.
-    cond_changes: HashMap<String, (Value, Value)>,
+    /// `monitor_cond_change` requests in progress: request id -> (old id,
+    /// new id, the monitor order before a change of id), to undo on error.
+    cond_changes: HashMap<String, (Value, Value, Option<MonitorOrder>)>,
+    /// The monitors in ovsdb-server's order of its per-session table.
+    order: MonitorOrder,
+    /// Per database, the notifications of a commit received so far (the
+    /// last one says so; see [`Notify::more`]).
+    notify_batches: Vec<(Arc<str>, Vec<Notify>)>,
     /// When the inactivity-probe check is next due.
     probe_due: Option<actix::SpawnHandle>,
     /// How other actors reach this session, made once (every request carries it).
@@ -222,6 +229,8 @@ impl Session {
                 readable,
                 pending_txns: HashSet::new(),
                 cond_changes: HashMap::new(),
+                order: MonitorOrder::new(),
+                notify_batches: Vec::new(),
                 probe_due: None,
                 handle: None,
             }
@@ -406,6 +415,9 @@ impl Session {
                 }
                 let db = p[0].as_str().unwrap_or_default().to_string();
                 self.monitors.insert(key.clone(), (db, monitor_id.clone()));
+                // ovsdb-server adds it to its table before checking the
+                // tables and the last-txn-id (see `settle` for errors).
+                self.order.insert(&monitor_id);
                 self.monitor_requests.insert(id.to_string(), key);
                 self.await_reply(&id);
                 entry.addr.do_send(AddMonitor {
@@ -444,10 +456,16 @@ impl Session {
                         OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
                     );
                 };
+                let before = (new_key != key).then(|| {
+                    let before = self.order.clone();
+                    self.order.remove(&p[0]);
+                    self.order.insert(&p[1]);
+                    before
+                });
                 self.monitors.remove(&key);
                 self.monitors.insert(new_key, (db, p[1].clone()));
                 self.cond_changes
-                    .insert(id.to_string(), (p[0].clone(), p[1].clone()));
+                    .insert(id.to_string(), (p[0].clone(), p[1].clone(), before));
                 self.await_reply(&id);
                 entry.addr.do_send(ChangeMonitor {
                     session: self.handle_of(ctx),
@@ -465,6 +483,7 @@ impl Session {
                 match self.monitors.remove(&key) {
                     Some((db, mid)) => {
                         self.pending.retain(|(k, _)| k != &key);
+                        self.order.remove(&mid);
                         if let Some(e) = self.registry.get(&db) {
                             e.addr.do_send(RemoveMonitor {
                                 session: self.id,
@@ -599,7 +618,10 @@ impl Session {
     }
 
     fn flush_pending(&mut self) {
-        for (_, p) in std::mem::take(&mut self.pending) {
+        let mut pending = std::mem::take(&mut self.pending);
+        // ovsdb-server sends a session's held-back updates in one walk of its monitors.
+        pending.sort_by_cached_key(|(_, p)| self.order.rank(&p.first.monitor_id));
+        for (_, p) in pending {
             if p.n == 1 {
                 self.deliver(&p.first);
             } else if let Some(body) = p.first.monitor.update(&p.first.schema, &p.merged) {
@@ -682,16 +704,21 @@ impl Session {
         let id_text = id.to_string();
         self.pending_txns.remove(&id_text);
         self.answered(&id_text);
-        if let Some((old, new)) = self.cond_changes.remove(&id_text) {
+        if let Some((old, new, before)) = self.cond_changes.remove(&id_text) {
             if result.is_err() {
                 if let Some(entry) = self.monitors.remove(&new.to_string()) {
                     self.monitors.insert(old.to_string(), (entry.0, old));
+                }
+                if let Some(before) = before {
+                    self.order = before;
                 }
             }
         }
         if let Some(key) = self.monitor_requests.remove(&id_text) {
             if result.is_err() {
-                self.monitors.remove(&key);
+                if let Some((_, mid)) = self.monitors.remove(&key) {
+                    self.order.remove(&mid);
+                }
             }
         }
         if let Some(name) = self.lock_requests.remove(&id_text) {
@@ -725,6 +752,43 @@ impl Handler<SendEncodedReply> for Session {
 impl Handler<Notify> for Session {
     type Result = ();
     fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
+        let Some(mut batch) = take_when_complete(&mut self.notify_batches, n.db.clone(), n.more, n)
+        else {
+            return;
+        };
+        // ovsdb-server sends one commit's updates in one walk of its monitors.
+        batch.sort_by_cached_key(|n| self.order.rank(&n.monitor_id));
+        for n in batch {
+            self.take_update(n);
+        }
+    }
+}
+
+/// Adds `item` to `db`'s batch in `batches`; when `more` says it is the
+/// last one, returns the whole batch (in arrival order) and forgets it.
+fn take_when_complete<T>(
+    batches: &mut Vec<(Arc<str>, Vec<T>)>,
+    db: Arc<str>,
+    more: usize,
+    item: T,
+) -> Option<Vec<T>> {
+    let i = match batches.iter().position(|(d, _)| *d == db) {
+        Some(i) => i,
+        None => {
+            batches.push((db, Vec::new()));
+            batches.len() - 1
+        }
+    };
+    batches[i].1.push(item);
+    if more > 0 {
+        return None;
+    }
+    Some(batches.swap_remove(i).1)
+}
+
+impl Session {
+    /// Sends one monitor update, or holds it back merged while the output is backlogged.
+    fn take_update(&mut self, n: Notify) {
         let key = n.monitor_id.to_string();
         match self.monitors.get(&key) {
             Some((db, _)) if **db == *n.db => {}
@@ -775,10 +839,12 @@ impl Handler<LockEvent> for Session {
 
 impl Handler<MonitorCanceled> for Session {
     type Result = ();
+    /// The database sends a conversion's cancellations in ovsdb-server's order.
     fn handle(&mut self, m: MonitorCanceled, _: &mut Context<Self>) {
         let key = m.monitor_id.to_string();
         if self.monitors.remove(&key).is_some() {
             self.pending.retain(|(k, _)| *k != key);
+            self.order.remove(&m.monitor_id);
             self.send_json(
                 &json!({"id": null, "method": "monitor_canceled", "params": [m.monitor_id]}),
             );

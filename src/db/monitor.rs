@@ -111,6 +111,22 @@ pub fn check_last_txn_id(last: &Value) -> Result<()> {
 }
 
 impl Monitor {
+    /// What ovsdb-server shares one `ovsdb_monitor` between: the tables with
+    /// their columns and selects, whatever the version and the conditions.
+    pub fn selection_key(&self) -> String {
+        let mut key = String::new();
+        for t in &self.tables {
+            let mut cols = t.columns.clone();
+            cols.sort_by_key(|(c, _)| *c);
+            key.push_str(&format!("{}:{:?}:", t.table, t.select));
+            for (c, sel) in cols {
+                key.push_str(&format!("{c}/{sel:?},"));
+            }
+            key.push(';');
+        }
+        key
+    }
+
     /// Parses `<monitor-requests>` for `schema` (the third param of `monitor`).
     pub fn from_json(
         schema: &DatabaseSchema,
