@@ -81,10 +81,14 @@ impl Output {
     }
 }
 
+/// A monitor's updates held back while the output is backlogged, merged.
 struct PendingUpdate {
     first: Notify,
     merged: ChangeSet,
     n: usize,
+    /// The newest transaction merged in: the id an `update3` of the merge
+    /// carries, since a client resuming from it must not get them again.
+    last_txn_id: uuid::Uuid,
 }
 
 /// The Session actor.
@@ -627,6 +631,7 @@ impl Session {
             } else if let Some(body) = p.first.monitor.update(&p.first.schema, &p.merged) {
                 let mut n = p.first.clone();
                 n.body = encode_json(&body);
+                n.txn_id = p.last_txn_id;
                 self.deliver(&n);
             }
         }
@@ -664,6 +669,12 @@ impl Handler<Incoming> for Session {
             Incoming::Message(v) => {
                 self.last_rx = Instant::now();
                 self.echo_sent = None;
+                // As ovsdb-server, which sends every held-back update before
+                // any reply, backlog or not: the reply to this message must
+                // not overtake them.
+                if !self.pending.is_empty() {
+                    self.flush_pending();
+                }
                 match RpcMessage::from_json(v) {
                     Ok(RpcMessage::Request { method, params, id }) => {
                         self.handle_request(&method, params, id, ctx)
@@ -797,16 +808,19 @@ impl Session {
         if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             p.merged = p.merged.merge(&n.changes);
             p.n += 1;
+            p.last_txn_id = n.txn_id;
             return;
         }
         if self.out.backlogged() {
             let merged = (*n.changes).clone();
+            let last_txn_id = n.txn_id;
             self.pending.push((
                 key,
                 PendingUpdate {
                     first: n,
                     merged,
                     n: 1,
+                    last_txn_id,
                 },
             ));
         } else {
