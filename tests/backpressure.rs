@@ -13,6 +13,15 @@ struct Server {
     port: u16,
 }
 
+/// These tests load the machine (megabytes through stalled and slow
+/// clients) and the probe tests depend on clients getting the CPU to read:
+/// they run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -21,11 +30,16 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
+    start_with_probe(0)
+}
+
+/// oxsdb with an inactivity probe of `probe_ms` (0: none).
+fn start_with_probe(probe_ms: u64) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxsdb"))
         .args([
             "--remote=ptcp:0:127.0.0.1",
             "--store=memory",
-            "--inactivity-probe=0",
+            &format!("--inactivity-probe={probe_ms}"),
             "examples/todo.ovsschema",
         ])
         .stderr(Stdio::piped())
@@ -33,7 +47,8 @@ fn start() -> Server {
         .expect("start oxsdb");
     let stderr = child.stderr.take().expect("stderr");
     let mut port = 0;
-    for line in BufReader::new(stderr).lines() {
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
         let line = line.expect("stderr line");
         if let Some(rest) = line.strip_prefix("oxsdb: listening on ptcp:") {
             port = rest
@@ -45,6 +60,13 @@ fn start() -> Server {
         }
     }
     assert!(port > 0, "oxsdb did not report its port");
+    // The rest of the log goes to the test's output (shown on failure), and
+    // a full pipe never blocks the server.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("oxsdb: {line}");
+        }
+    });
     Server { child, port }
 }
 
@@ -55,6 +77,13 @@ fn call(s: &mut TcpStream, msg: Value) -> Value {
         serde_json::Deserializer::from_reader(s.try_clone().expect("clone")).into_iter::<Value>();
     loop {
         let v = de.next().expect("a message").expect("valid JSON");
+        if v["method"] == json!("echo") && v["id"] == json!("echo") {
+            // The server's inactivity probe, while a long request runs.
+            let answer = json!({"id": "echo", "result": v["params"], "error": null});
+            s.write_all(answer.to_string().as_bytes())
+                .expect("answer echo");
+            continue;
+        }
         if v["id"] == id {
             return v;
         }
@@ -63,6 +92,7 @@ fn call(s: &mut TcpStream, msg: Value) -> Value {
 
 #[test]
 fn a_stalled_monitor_client_neither_blocks_others_nor_queues_without_bound() {
+    let _serial = one_at_a_time();
     let server = start();
     let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
     let reply = call(
@@ -238,6 +268,7 @@ fn normalize_copy(copy: &Copy, set_columns: &[&str]) -> Copy {
 
 #[test]
 fn a_merged_update3_carries_the_newest_txn_id_so_a_resumed_client_gets_nothing_twice() {
+    let _serial = one_at_a_time();
     let server = start();
     let requests =
         json!({"List": {"columns": ["name", "items"]}, "Item": {"columns": ["description"]}});
@@ -370,5 +401,199 @@ fn a_merged_update3_carries_the_newest_txn_id_so_a_resumed_client_gets_nothing_t
         normalize_copy(&copy, &sets),
         server_data,
         "the client's copy after resuming"
+    );
+}
+
+/// A client that reads through a buffer (fast enough for the probe even in
+/// debug builds) and answers the server's echo requests.
+struct Peer {
+    out: TcpStream,
+    messages: serde_json::StreamDeserializer<
+        'static,
+        serde_json::de::IoRead<BufReader<TcpStream>>,
+        Value,
+    >,
+}
+
+impl Peer {
+    fn connect(port: u16) -> Peer {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let out = s.try_clone().expect("clone");
+        let messages =
+            serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, s)).into_iter();
+        Peer { out, messages }
+    }
+
+    /// Sends `msg` and returns the reply with its id, answering echoes meanwhile.
+    fn call(&mut self, msg: Value) -> Value {
+        let id = msg["id"].clone();
+        self.out
+            .write_all(msg.to_string().as_bytes())
+            .expect("send");
+        loop {
+            let v = self
+                .messages
+                .next()
+                .expect("a message")
+                .expect("valid JSON");
+            if v["method"] == json!("echo") {
+                let answer = json!({"id": v["id"], "result": v["params"], "error": null});
+                self.out
+                    .write_all(answer.to_string().as_bytes())
+                    .expect("answer echo");
+            } else if v["id"] == id {
+                return v;
+            }
+        }
+    }
+}
+
+/// A reader that takes at most `chunk` bytes per read and pauses before
+/// each: a client reading slowly.
+struct SlowReader {
+    inner: TcpStream,
+    chunk: usize,
+    pause: Duration,
+}
+
+impl Read for SlowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.pause);
+        let n = buf.len().min(self.chunk);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+/// Keeps the kernel from buffering much of what the server sends to `s`, so
+/// that a large reply has to wait in the server for the client to read it.
+fn small_receive_buffer(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+}
+
+#[test]
+fn a_slow_reader_of_a_large_reply_is_not_taken_for_dead_by_the_inactivity_probe() {
+    let _serial = one_at_a_time();
+    let probe_ms = 1000;
+    let server = start_with_probe(probe_ms);
+    let rows = 100_000;
+    {
+        // Built beforehand: a writer busy building a request for longer than
+        // the probe's two intervals is rightly taken for dead.
+        let pad = "p".repeat(64);
+        let batches: Vec<Value> = (0..10)
+            .map(|batch| {
+                let mut params = vec![json!("todo")];
+                for i in 0..rows / 10 {
+                    let name = format!("{:06}-{pad}", batch * (rows / 10) + i);
+                    params.push(json!({"op": "insert", "table": "List", "row": {"name": name}}));
+                }
+                json!({"method": "transact", "params": params, "id": batch})
+            })
+            .collect();
+        let mut writer = Peer::connect(server.port);
+        for (batch, txn) in batches.into_iter().enumerate() {
+            let r = writer.call(txn);
+            assert!(
+                r["error"].is_null()
+                    && r["result"].as_array().is_some_and(|a| a.len() == rows / 10),
+                "batch {batch} failed"
+            );
+        }
+    }
+
+    let client = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    small_receive_buffer(&client);
+    let mut out = client.try_clone().expect("clone");
+    out.write_all(json!({"method": "monitor_cond", "params": ["todo", "big", {"List": [{"columns": ["name"]}]}], "id": "big"}).to_string().as_bytes())
+        .expect("send");
+    // Some 12 MB, read 32 KiB every 10 ms: several probe intervals. The
+    // client answers the echo requests it sees, but while it is inside the
+    // reply it sees none: only its reading shows that it is alive.
+    let slow = SlowReader {
+        inner: client,
+        chunk: 32 * 1024,
+        pause: Duration::from_millis(10),
+    };
+    let mut messages =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(32 * 1024, slow))
+            .into_iter::<Value>();
+    let reply = loop {
+        let m = messages
+            .next()
+            .expect("the connection was closed before the reply came whole")
+            .expect("the connection was closed in the middle of the reply");
+        if m["method"] == json!("echo") {
+            out.write_all(
+                json!({"id": m["id"], "result": m["params"], "error": null})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("answer echo");
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(reply["id"], json!("big"));
+    let n = reply["result"]["List"].as_object().map_or(0, |t| t.len());
+    assert_eq!(n, rows, "every row in the initial reply");
+    // Still connected: it answers a request.
+    out.write_all(
+        json!({"method": "echo", "params": ["still"], "id": "still"})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("send");
+    let answer = loop {
+        let m = messages
+            .next()
+            .expect("connection still open")
+            .expect("valid JSON");
+        if m["method"] == json!("echo") {
+            out.write_all(
+                json!({"id": m["id"], "result": m["params"], "error": null})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("answer echo");
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(answer["result"], json!(["still"]));
+}
+
+#[test]
+fn a_silent_client_with_nothing_to_read_is_still_probed_and_closed() {
+    let _serial = one_at_a_time();
+    let server = start_with_probe(300);
+    let mut client = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    // A safety net only: the server closes long before.
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    client
+        .read_to_end(&mut bytes)
+        .expect("the server closes the connection");
+    let got: Vec<Value> = serde_json::Deserializer::from_slice(&bytes)
+        .into_iter::<Value>()
+        .map(|v| v.expect("valid JSON"))
+        .collect();
+    assert_eq!(
+        got,
+        vec![json!({"id": "echo", "method": "echo", "params": []})],
+        "one echo request, then the close"
     );
 }

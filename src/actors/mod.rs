@@ -7,6 +7,7 @@
 //! reply of the transaction that caused it, a monitor's initial reply before
 //! its first update.
 
+pub mod activity;
 pub mod database;
 pub mod loader;
 pub mod local_client;

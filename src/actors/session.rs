@@ -9,6 +9,7 @@
 //! client therefore costs the server at most one merged update per monitor
 //! plus the replies to requests it already sent.
 
+use crate::actors::activity::{write_counting_drain, Activity, ActivityRead};
 use crate::actors::database::{
     AddMonitor, CancelTxn, ChangeMonitor, Convert, RemoveMonitor, SetChangeAware, Transact,
 };
@@ -110,6 +111,9 @@ pub struct Session {
     owned: HashSet<String>,
     change_aware: bool,
     last_rx: Instant,
+    /// Bytes received and waiting output going out (recorded by the reader
+    /// and writer tasks).
+    activity: Activity,
     echo_sent: Option<Instant>,
     pending: Vec<(String, PendingUpdate)>,
     closing: bool,
@@ -153,15 +157,17 @@ impl Session {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let readable = Arc::new(tokio::sync::Notify::new());
         let busy = Arc::new(AtomicBool::new(false));
+        let activity = Activity::new();
         Session::create(move |ctx| {
             let addr = ctx.address();
             // Writer: drains the output queue to the socket.
             let wbacklog = backlog.clone();
             let wreadable = readable.clone();
             let waddr = addr.clone();
+            let wactivity = activity.clone();
             actix::spawn(async move {
                 while let Some(b) = rx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
+                    if write_counting_drain(&mut wr, &b, &wactivity).await.is_err() {
                         break;
                     }
                     let before = wbacklog.fetch_sub(b.len(), Ordering::SeqCst);
@@ -181,8 +187,10 @@ impl Session {
             let rbusy = busy.clone();
             let rreadable = readable.clone();
             let raddr = addr.clone();
+            let ractivity = activity.clone();
             let max = config.max_message_size;
             actix::spawn(async move {
+                let rd = ActivityRead::new(rd, ractivity);
                 let mut frames = FramedRead::new(rd, JsonCodec::with_max_size(max));
                 loop {
                     let blocked = || {
@@ -225,6 +233,7 @@ impl Session {
                 owned: HashSet::new(),
                 change_aware: false,
                 last_rx: Instant::now(),
+                activity,
                 echo_sent: None,
                 pending: Vec::new(),
                 closing: false,
@@ -251,9 +260,30 @@ impl Session {
     fn answered(&mut self, id_text: &str) {
         if self.awaiting.as_deref() == Some(id_text) {
             self.awaiting = None;
+            // An answer to an echo sent before may be waiting unread behind
+            // the request just served: a fresh interval to read it.
+            if self.echo_sent.is_some() {
+                self.echo_sent = Some(Instant::now());
+            }
             self.busy.store(false, Ordering::SeqCst);
             self.readable.notify_waiters();
         }
+    }
+
+    /// The last sign of life of the peer: a message or any bytes received,
+    /// or output that had been waiting for the socket going out (see
+    /// [`crate::actors::activity`]).
+    fn last_activity(&self) -> Instant {
+        self.last_rx.max(self.activity.last())
+    }
+
+    /// Activity after the echo went out answers it, as any activity does.
+    fn note_activity(&mut self) -> Instant {
+        let activity = self.last_activity();
+        if self.echo_sent.is_some_and(|t| activity > t) {
+            self.echo_sent = None;
+        }
+        activity
     }
 
     /// Schedules the next inactivity-probe check at its exact deadline.
@@ -264,19 +294,31 @@ impl Session {
         if let Some(h) = self.probe_due.take() {
             ctx.cancel_future(h);
         }
+        let activity = self.note_activity();
         let due = match self.echo_sent {
             Some(t) => t + probe,
-            None => self.last_rx + probe,
+            None => activity + probe,
         };
-        let wait = due.saturating_duration_since(Instant::now());
+        // While a request is being served the reader is paused, so an echo
+        // reply could not be seen: like ovsdb-server, busy executing it, the
+        // session does not probe then (checked again an interval later).
+        let wait = if self.awaiting.is_some() {
+            probe
+        } else {
+            due.saturating_duration_since(Instant::now())
+        };
         self.probe_due = Some(ctx.run_later(wait, move |act, ctx| {
             act.probe_due = None;
+            if act.awaiting.is_some() {
+                return act.arm_probe(ctx);
+            }
             let now = Instant::now();
+            let activity = act.note_activity();
             match act.echo_sent {
                 Some(t) if now.duration_since(t) >= probe => {
                     return act.close(ctx, "inactivity probe unanswered");
                 }
-                None if now.duration_since(act.last_rx) >= probe => {
+                None if now.duration_since(activity) >= probe => {
                     act.send_json(&json!({"id": "echo", "method": "echo", "params": []}));
                     act.echo_sent = Some(now);
                 }
