@@ -1,6 +1,9 @@
 //! Back-pressure: a client that stops reading never delays the others, and
 //! its pending monitor updates are merged (the latest state of each row is
-//! sent once) instead of queued without bound.
+//! sent once) instead of queued without bound; a merged `update3` carries
+//! the newest transaction id, so a client resuming from it gets nothing
+//! twice. Slow readers and the inactivity probe: a client slowly reading a
+//! large reply is alive; a silent one is still probed and closed.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -11,6 +11,10 @@
 //!   restarts on the same port (losing its in-memory data) reconnects by
 //!   itself, resynchronises to the new contents (the old rows disappear) and
 //!   commits again.
+//! * `idl_resumes_after_merged_updates_without_applying_anything_twice`: an
+//!   IDL that stopped reading while another committed large values (so the
+//!   server merged its updates) catches up, reconnects resuming from the
+//!   last transaction id it got, and ends with the writer's data.
 
 mod support;
 

@@ -1383,7 +1383,7 @@ impl DatabaseActor {
         let key = Self::monitor_key(m.version, &m.requests);
         self.cancel_order.join(
             &monitor.selection_key(),
-            (m.session.id, m.monitor_id.to_string()),
+            (m.session.id, m.monitor_id.clone()),
         );
         self.join(key, monitor, m.session.clone(), m.monitor_id);
         m.session.reply_encoded.do_send(SendEncodedReply {
@@ -1396,8 +1396,7 @@ impl DatabaseActor {
 impl Handler<RemoveMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
-        self.cancel_order
-            .leave(&(m.session, m.monitor_id.to_string()));
+        self.cancel_order.leave(&(m.session, m.monitor_id.clone()));
         self.leave(m.session, &m.monitor_id);
     }
 }
@@ -1437,8 +1436,8 @@ impl Handler<ChangeMonitor> for DatabaseActor {
         let update = old.condition_change_update(&new, &self.replica.db);
         self.leave(m.session.id, &m.monitor_id);
         self.cancel_order.rename(
-            &(m.session.id, m.monitor_id.to_string()),
-            m.new_monitor_id.to_string(),
+            &(m.session.id, m.monitor_id.clone()),
+            m.new_monitor_id.clone(),
         );
         let key = format!("{gk}|cond:{}", new.conditions_json());
         self.join(
@@ -1518,12 +1517,12 @@ impl Handler<Convert> for DatabaseActor {
             .cancel_order
             .walk()
             .filter_map(|(session, id)| {
-                let gk = self.member_of.get(&(*session, id.clone()))?;
+                let gk = self.member_of.get(&(*session, id.to_string()))?;
                 self.groups
                     .get(gk)?
                     .members
                     .iter()
-                    .find(|mem| mem.session.id == *session && mem.monitor_id.to_string() == *id)
+                    .find(|mem| mem.session.id == *session && mem.monitor_id == *id)
             })
             .filter(|mem| {
                 self.change_aware

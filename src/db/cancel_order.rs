@@ -9,8 +9,10 @@
 //!
 //! [`Monitor::selection_key`]: crate::db::monitor::Monitor::selection_key
 
-/// One client monitor: its session and its id (as JSON text).
-pub type MonitorRef = (u64, String);
+use serde_json::Value;
+
+/// One client monitor: its session and its monitor id.
+pub type MonitorRef = (u64, Value);
 
 /// The selections of a database and their client monitors, in ovsdb-server's order.
 #[derive(Debug, Default, Clone)]
@@ -44,7 +46,7 @@ impl CancelOrder {
     }
 
     /// A monitor takes a new id, keeping its place.
-    pub fn rename(&mut self, m: &MonitorRef, new_id: String) {
+    pub fn rename(&mut self, m: &MonitorRef, new_id: Value) {
         for (_, ms) in self.selections.iter_mut() {
             for x in ms.iter_mut() {
                 if x == m {
@@ -68,9 +70,10 @@ impl CancelOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn m(s: u64, id: &str) -> MonitorRef {
-        (s, id.to_string())
+        (s, json!(id))
     }
 
     #[test]
@@ -79,7 +82,7 @@ mod tests {
         o.join("A", m(1, "a1"));
         o.join("B", m(1, "b1"));
         o.join("A", m(2, "a2"));
-        o.rename(&m(1, "a1"), "x".into());
+        o.rename(&m(1, "a1"), json!("x"));
         o.leave(&m(1, "b1"));
         o.join("B", m(2, "b2"));
         let got: Vec<_> = o.walk().cloned().collect();
