@@ -600,3 +600,78 @@ fn a_silent_client_with_nothing_to_read_is_still_probed_and_closed() {
         "one echo request, then the close"
     );
 }
+
+#[test]
+fn a_stalled_client_gets_each_commit_and_each_merge_in_ovsdb_servers_monitor_order() {
+    let _serial = one_at_a_time();
+    let server = start();
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    // Ids whose order in ovsdb-server's table differs from their creation order.
+    let ids = [
+        json!("m0"),
+        json!("m1"),
+        json!(7),
+        json!(["x"]),
+        json!("m4"),
+        json!(null),
+    ];
+    let mut order = oxsdb::db::monitor_order::MonitorOrder::new();
+    for (i, id) in ids.iter().enumerate() {
+        let method = ["monitor", "monitor_cond", "monitor_cond_since"][i % 3];
+        let mut params = vec![
+            json!("todo"),
+            id.clone(),
+            json!({"List": {"columns": ["name"]}}),
+        ];
+        if method == "monitor_cond_since" {
+            params.push(json!("00000000-0000-0000-0000-000000000000"));
+        }
+        let r = call(
+            &mut stalled,
+            json!({"method": method, "params": params, "id": i}),
+        );
+        assert!(r["error"].is_null(), "{r}");
+        order.insert(id);
+    }
+    let walk: Vec<String> = order.walk().iter().map(|s| s.to_string()).collect();
+    let created: Vec<String> = ids.iter().map(|v| v.to_string()).collect();
+    assert_ne!(
+        walk, created,
+        "the ids must test an order other than creation"
+    );
+
+    let mut writer = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let big = "x".repeat(32 * 1024);
+    let n = 120;
+    for i in 0..n {
+        let r = call(
+            &mut writer,
+            json!({"method": "transact", "params": ["todo",
+                {"op": "insert", "table": "List", "row": {"name": format!("{i}{big}")}},
+                {"op": "delete", "table": "List", "where": [["name", "!=", format!("{i}{big}")]]}], "id": i}),
+        );
+        assert!(r["error"].is_null(), "transaction {i} failed");
+    }
+    stalled
+        .write_all(
+            json!({"method": "echo", "params": [], "id": "sync"})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("send");
+    let (updates, _) = read_until_reply(&mut stalled, &json!("sync"));
+    let got: Vec<String> = updates.iter().map(|u| u["params"][0].to_string()).collect();
+    assert!(
+        got.len() < n * ids.len(),
+        "the stalled client's updates must have been merged: {} notifications for {n} commits",
+        got.len()
+    );
+    assert_eq!(got.len() % ids.len(), 0, "whole rounds: {got:?}");
+    for round in got.chunks(ids.len()) {
+        assert_eq!(
+            round,
+            walk.as_slice(),
+            "every round in ovsdb-server's order"
+        );
+    }
+}

@@ -809,10 +809,12 @@ impl Handler<Notify> for Session {
         else {
             return;
         };
-        // ovsdb-server sends one commit's updates in one walk of its monitors.
+        // ovsdb-server sends one commit's updates in one walk of its
+        // monitors, or holds them all back: a backlog never splits a commit.
         batch.sort_by_cached_key(|n| self.order.rank(&n.monitor_id));
+        let hold = self.out.backlogged() || !self.pending.is_empty();
         for n in batch {
-            self.take_update(n);
+            self.take_update(n, hold);
         }
     }
 }
@@ -840,8 +842,9 @@ fn take_when_complete<T>(
 }
 
 impl Session {
-    /// Sends one monitor update, or holds it back merged while the output is backlogged.
-    fn take_update(&mut self, n: Notify) {
+    /// Sends one monitor update, or holds it back (merged with the ones
+    /// held back before) when `hold`.
+    fn take_update(&mut self, n: Notify, hold: bool) {
         let key = n.monitor_id.to_string();
         match self.monitors.get(&key) {
             Some((db, _)) if **db == *n.db => {}
@@ -853,7 +856,7 @@ impl Session {
             p.last_txn_id = n.txn_id;
             return;
         }
-        if self.out.backlogged() {
+        if hold {
             let merged = (*n.changes).clone();
             let last_txn_id = n.txn_id;
             self.pending.push((
