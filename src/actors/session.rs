@@ -7,7 +7,15 @@
 //! monitor updates that arrive meanwhile are merged per monitor (a row changed
 //! ten times is sent once, in its latest state) instead of queued. A slow
 //! client therefore costs the server at most one merged update per monitor
-//! plus the replies to requests it already sent.
+//! plus the replies to requests it already sent. A merged `update3` carries
+//! the newest transaction id it covers; held-back updates go out before any
+//! reply.
+//!
+//! The updates one commit brings several monitors of a session go out
+//! together, in ovsdb-server's order of the session's monitors
+//! ([`crate::db::monitor_order`]). The inactivity probe counts bytes
+//! received and waiting output going out as activity
+//! ([`crate::actors::activity`]).
 
 use crate::actors::activity::{write_counting_drain, Activity, ActivityRead};
 use crate::actors::database::{
