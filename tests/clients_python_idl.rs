@@ -11,6 +11,10 @@
 //!   restarts on the same port (losing its in-memory data) reconnects by
 //!   itself, resynchronises to the new contents (the old rows disappear) and
 //!   commits again.
+//! * `idl_resumes_after_merged_updates_without_applying_anything_twice`: an
+//!   IDL that stopped reading while another committed large values (so the
+//!   server merged its updates) catches up, reconnects resuming from the
+//!   last transaction id it got, and ends with the writer's data.
 
 mod support;
 
@@ -303,6 +307,64 @@ out("view at the end", view(idl))
 idl.close()
 "#;
 
+/// An IDL that stops reading while another commits 64 KiB values one after
+/// the other (the server holds its updates back and merges them), catches
+/// up, then reconnects: resuming from the last transaction id it got must
+/// not make it apply any change twice (a set diff applied twice undoes it).
+const STALLED_RESUME: &str = r#"
+remote, schema = sys.argv[1], sys.argv[2]
+a = idl_for(remote, schema)
+w = idl_for(remote, schema)
+run_until([a, w], lambda: a.has_ever_connected() and w.has_ever_connected(), "connect")
+
+def short(idl):
+    # Descriptions are "<n>xxxx...": keep <n>.
+    lists = sorted([row.name, sorted(int(i.description.split("x")[0]) for i in row.items)]
+                   for row in idl.tables["List"].rows.values())
+    items = sorted(int(i.description.split("x")[0]) for i in idl.tables["Item"].rows.values())
+    return {"lists": lists, "items": items}
+
+def new_list(txn):
+    l = txn.insert(w.tables["List"])
+    l.name = "big"
+out("W insert list", commit(w, new_list))
+run_until([a, w], lambda: find_list(a, "big") is not None, "A sees the list")
+
+# From here on A is not run: it reads nothing.
+big = "x" * 65536
+for n in range(150):
+    def step(txn):
+        l = find_list(w, "big")
+        i = txn.insert(w.tables["Item"])
+        i.description = "%d%s" % (n, big)
+        i.status = "todo"
+        l.addvalue("items", i)
+        if n % 2 == 1:
+            for old in l.items:
+                if old.description.split("x")[0] == str(n - 1):
+                    l.delvalue("items", old)
+    r = commit(w, step)
+    if r["status"] != ovs.db.idl.Transaction.SUCCESS:
+        out("W commit %d failed" % n, r)
+        sys.exit(1)
+out("W after commits", short(w))
+run_until([a, w], lambda: short(a) == short(w), "A catches up")
+out("A caught up", short(a))
+
+# A reconnects (resuming from its last transaction id); W renames the list so
+# that A's seeing the new name means the resumption is behind it.
+seqno = a._session.get_seqno()
+a.force_reconnect()
+run_until([a, w], lambda: a._session.get_seqno() >= seqno + 2 and a.state == a.IDL_S_MONITORING,
+          "A reconnected")
+def rename(txn):
+    find_list(w, "big").name = "renamed"
+out("W rename", commit(w, rename))
+run_until([a, w], lambda: find_list(a, "renamed") is not None, "A sees the rename")
+out("A after resuming", short(a))
+out("A equals W", short(a) == short(w))
+"#;
+
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("{COMMON}\n{body}")).expect("write script");
@@ -485,4 +547,33 @@ fn idl_resyncs_after_restart_keeping_data() {
         );
         t
     });
+}
+
+#[test]
+fn idl_resumes_after_merged_updates_without_applying_anything_twice() {
+    run_both(
+        "idl_resumes_after_merged_updates_without_applying_anything_twice",
+        |kind: Kind, _| {
+            let server = Server::start(kind, &[&todo_schema()]);
+            let script = write_script(server.dir(), "stalled_resume.py", STALLED_RESUME);
+            let out = run(&mut python(&script, &server), Duration::from_secs(240));
+            let mut t = Transcript::new();
+            t.add("script", script_output(&out));
+            assert!(
+                out.success(),
+                "{}: the stalled IDL did not resume correctly: {}\nserver log:\n{}",
+                kind.name(),
+                out.all(),
+                server.log_tail(30)
+            );
+            assert!(
+                out.stdout
+                    .contains(r#""step": "A equals W", "value": true"#),
+                "{}: the resumed IDL's copy differs from the writer's: {}",
+                kind.name(),
+                out.stdout
+            );
+            t
+        },
+    );
 }

@@ -52,11 +52,11 @@
 //! JSON (ovsdb-server prints object members in hash order), the last-txn-id
 //! of `monitor_cond_since` replies and `update3` notifications masked
 //! (ovsdb-server standalone always sends the zero UUID; oxsdb derives it
-//! from the store revision — see DESIGN.md). Two things come in hash order
-//! on ovsdb-server and are put in a canonical order: the `list_dbs` result,
-//! and consecutive `update*`/`monitor_canceled` notifications for different
-//! monitors of one connection (ordered by monitor id, each monitor's own
-//! notifications keeping their order).
+//! from the store revision — see DESIGN.md). The `list_dbs` result comes in
+//! hash order on ovsdb-server (varying between runs) and is compared as a
+//! set. The notifications one commit produces for several monitors of a
+//! connection are compared in the order they came: oxsdb sends them in
+//! ovsdb-server's order (src/db/monitor_order.rs).
 //!
 //! A scenario with `"oxsdb_only": "why"` documents a case where ovsdb-server
 //! misbehaves (or deliberately differs); it still runs on both, but only
@@ -492,7 +492,6 @@ fn run_scenario(sc: &Scenario, kind: Kind) -> Run {
                 mask_txn(m, methods);
                 sort_list_dbs(m, methods);
             }
-            sort_update_runs(got);
         }
     }
     Run { records: s.records }
@@ -519,33 +518,6 @@ fn sort_list_dbs(m: &mut Value, methods: Option<&HashMap<String, String>>) {
         if let Some(r) = m.get_mut("result").and_then(Value::as_array_mut) {
             r.sort_by_key(|v| v.to_string());
         }
-    }
-}
-
-/// The notifications one commit (or one schema conversion) produces for
-/// several monitors of a session come in the order of ovsdb-server's monitor
-/// hash table: within each run of consecutive update (and monitor_canceled)
-/// notifications, order them by monitor id (a stable sort,
-/// so each monitor's own updates keep their order).
-fn sort_update_runs(got: &mut [Value]) {
-    let is_update = |v: &Value| {
-        matches!(
-            v.get("method").and_then(Value::as_str),
-            Some("update" | "update2" | "update3" | "monitor_canceled")
-        ) && v.get("id").is_some_and(Value::is_null)
-    };
-    let mut i = 0;
-    while i < got.len() {
-        if !is_update(&got[i]) {
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        while j < got.len() && is_update(&got[j]) {
-            j += 1;
-        }
-        got[i..j].sort_by_key(|v| v["params"][0].to_string());
-        i = j;
     }
 }
 

@@ -9,13 +9,15 @@ use crate::actors::{
     TxnBlocked,
 };
 use crate::codec::framing::encode_message as encode_json;
+use crate::db::cancel_order::CancelOrder;
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
-use crate::db::monitor::{Monitor, MonitorVersion};
+use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
 use crate::schema::DatabaseSchema;
 use crate::storage::{Revision, Storage, StorageError, WatchBatch};
 use actix::prelude::*;
+use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -255,6 +257,26 @@ struct Group {
     members: Vec<Member>,
 }
 
+/// How many of `members` belong to each session.
+fn per_session_counts<'a>(members: impl Iterator<Item = &'a Member>) -> HashMap<SessionId, usize> {
+    let mut n = HashMap::new();
+    for m in members {
+        *n.entry(m.session.id).or_insert(0) += 1;
+    }
+    n
+}
+
+/// Takes one from `session`'s count and returns how many remain after it.
+fn count_down(left: &mut HashMap<SessionId, usize>, session: SessionId) -> usize {
+    match left.get_mut(&session) {
+        Some(n) => {
+            *n = n.saturating_sub(1);
+            *n
+        }
+        None => 0,
+    }
+}
+
 /// The Database actor.
 pub struct DatabaseActor {
     replica: Replica,
@@ -272,6 +294,8 @@ pub struct DatabaseActor {
     deferred: Vec<Deferred>,
     blocked: Vec<(Pending, Option<Instant>)>,
     groups: HashMap<String, Group>,
+    /// The monitors in the order ovsdb-server cancels them on conversion.
+    cancel_order: CancelOrder,
     member_of: HashMap<(SessionId, String), String>,
     change_aware: HashMap<SessionId, bool>,
     history: VecDeque<(Revision, Arc<ChangeSet>)>,
@@ -312,6 +336,7 @@ impl DatabaseActor {
             deferred: Vec::new(),
             blocked: Vec::new(),
             groups: HashMap::new(),
+            cancel_order: CancelOrder::default(),
             member_of: HashMap::new(),
             change_aware: HashMap::new(),
             history: VecDeque::new(),
@@ -998,11 +1023,18 @@ impl DatabaseActor {
     /// Sends every monitor group its update for a change set applied at `revision`.
     fn notify_monitors(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         let txn_id = self.replica.txn_id(revision);
-        for g in self.groups.values() {
-            let Some(body) = g.monitor.update(self.schema(), &changes) else {
-                continue;
-            };
-            let bytes = encode_json(&body);
+        let bodies: Vec<(&Group, Bytes)> = self
+            .groups
+            .values()
+            .filter_map(|g| {
+                let body = g.monitor.update(self.schema(), &changes)?;
+                Some((g, encode_json(&body)))
+            })
+            .collect();
+        // Each session learns how many of its notifications are still to
+        // come, to send them together in ovsdb-server's order.
+        let mut left = per_session_counts(bodies.iter().flat_map(|(g, _)| &g.members));
+        for (g, bytes) in &bodies {
             for m in &g.members {
                 m.session.notify.do_send(Notify {
                     db: self.name.clone(),
@@ -1012,6 +1044,7 @@ impl DatabaseActor {
                     txn_id,
                     body: bytes.clone(),
                     changes: changes.clone(),
+                    more: count_down(&mut left, m.session.id),
                 });
             }
         }
@@ -1286,7 +1319,13 @@ impl Handler<AddMonitor> for DatabaseActor {
                 return;
             }
         }
-        let monitor = match Monitor::from_json(self.schema(), m.version, &m.requests) {
+        let parsed = Monitor::from_json(self.schema(), m.version, &m.requests).and_then(|mon| {
+            match &m.last_txn_id {
+                Some(last) => check_last_txn_id(last).map(|()| mon),
+                None => Ok(mon),
+            }
+        });
+        let monitor = match parsed {
             Ok(mon) => Arc::new(mon),
             Err(e) => {
                 m.session.reply.do_send(SendReply {
@@ -1385,6 +1424,10 @@ impl DatabaseActor {
             }
         }
         let key = Self::monitor_key(m.version, &m.requests);
+        self.cancel_order.join(
+            &monitor.selection_key(),
+            (m.session.id, m.monitor_id.clone()),
+        );
         self.join(key, monitor, m.session.clone(), m.monitor_id);
         m.session.reply_encoded.do_send(SendEncodedReply {
             id: m.id,
@@ -1396,6 +1439,7 @@ impl DatabaseActor {
 impl Handler<RemoveMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
+        self.cancel_order.leave(&(m.session, m.monitor_id.clone()));
         self.leave(m.session, &m.monitor_id);
     }
 }
@@ -1434,6 +1478,10 @@ impl Handler<ChangeMonitor> for DatabaseActor {
         };
         let update = old.condition_change_update(&new, &self.replica.db);
         self.leave(m.session.id, &m.monitor_id);
+        self.cancel_order.rename(
+            &(m.session.id, m.monitor_id.clone()),
+            m.new_monitor_id.clone(),
+        );
         let key = format!("{gk}|cond:{}", new.conditions_json());
         self.join(
             key,
@@ -1450,6 +1498,7 @@ impl Handler<ChangeMonitor> for DatabaseActor {
                 txn_id: self.replica.txn_id(self.replica.revision),
                 body: encode_json(&body),
                 changes: Arc::new(ChangeSet::default()),
+                more: 0,
             });
         }
         m.session.reply.do_send(SendReply {
@@ -1505,24 +1554,35 @@ impl Handler<Convert> for DatabaseActor {
             }
         };
         // Monitors were parsed against the old schema: cancel them for
-        // change-aware clients (the others are disconnected by `on_done`).
-        for g in self.groups.values() {
-            for mem in &g.members {
-                if self
-                    .change_aware
+        // change-aware clients (the others are disconnected by `on_done`), in
+        // ovsdb-server's order (see `CancelOrder`).
+        let aware: Vec<&Member> = self
+            .cancel_order
+            .walk()
+            .filter_map(|(session, id)| {
+                let gk = self.member_of.get(&(*session, id.to_string()))?;
+                self.groups
+                    .get(gk)?
+                    .members
+                    .iter()
+                    .find(|mem| mem.session.id == *session && mem.monitor_id == *id)
+            })
+            .filter(|mem| {
+                self.change_aware
                     .get(&mem.session.id)
                     .copied()
                     .unwrap_or(false)
-                {
-                    mem.session.canceled.do_send(MonitorCanceled {
-                        db: self.name.clone(),
-                        monitor_id: mem.monitor_id.clone(),
-                    });
-                }
-            }
+            })
+            .collect();
+        for mem in aware {
+            mem.session.canceled.do_send(MonitorCanceled {
+                db: self.name.clone(),
+                monitor_id: mem.monitor_id.clone(),
+            });
         }
         self.groups.clear();
         self.member_of.clear();
+        self.cancel_order.clear();
         self.history.clear();
         self.history_base = self.replica.revision;
         let keys = self.replica.keys.clone();
@@ -1653,6 +1713,7 @@ impl Handler<SessionGone> for DatabaseActor {
                 }
             }
         }
+        self.cancel_order.leave_session(m.id);
         self.blocked
             .retain(|(p, _)| p.session.as_ref().map(|s| s.id) != Some(m.id));
         self.queue

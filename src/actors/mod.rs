@@ -7,6 +7,7 @@
 //! reply of the transaction that caused it, a monitor's initial reply before
 //! its first update.
 
+pub mod activity;
 pub mod database;
 pub mod loader;
 pub mod local_client;
@@ -71,6 +72,10 @@ pub struct Notify {
     pub body: Bytes,
     /// The change set behind the body.
     pub changes: Arc<ChangeSet>,
+    /// How many more notifications of the same commit follow for this
+    /// session (0: the last), so that it can send them together in
+    /// ovsdb-server's order of its monitors.
+    pub more: usize,
 }
 
 /// A `locked` or `stolen` notification.

@@ -7,8 +7,17 @@
 //! monitor updates that arrive meanwhile are merged per monitor (a row changed
 //! ten times is sent once, in its latest state) instead of queued. A slow
 //! client therefore costs the server at most one merged update per monitor
-//! plus the replies to requests it already sent.
+//! plus the replies to requests it already sent. A merged `update3` carries
+//! the newest transaction id it covers; held-back updates go out before any
+//! reply.
+//!
+//! The updates one commit brings several monitors of a session go out
+//! together, in ovsdb-server's order of the session's monitors
+//! ([`crate::db::monitor_order`]). The inactivity probe counts bytes
+//! received and waiting output going out as activity
+//! ([`crate::actors::activity`]).
 
+use crate::actors::activity::{write_counting_drain, Activity, ActivityRead};
 use crate::actors::database::{
     AddMonitor, CancelTxn, ChangeMonitor, Convert, RemoveMonitor, SetChangeAware, Transact,
 };
@@ -22,6 +31,7 @@ use crate::codec::framing::{encode_message as encode_json, JsonCodec};
 use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
+use crate::db::monitor_order::MonitorOrder;
 use crate::error::OvsdbError;
 use crate::parser::is_id;
 use crate::schema::DatabaseSchema;
@@ -80,10 +90,14 @@ impl Output {
     }
 }
 
+/// A monitor's updates held back while the output is backlogged, merged.
 struct PendingUpdate {
     first: Notify,
     merged: ChangeSet,
     n: usize,
+    /// The newest transaction merged in: the id an `update3` of the merge
+    /// carries, since a client resuming from it must not get them again.
+    last_txn_id: uuid::Uuid,
 }
 
 /// The Session actor.
@@ -105,6 +119,9 @@ pub struct Session {
     owned: HashSet<String>,
     change_aware: bool,
     last_rx: Instant,
+    /// Bytes received and waiting output going out (recorded by the reader
+    /// and writer tasks).
+    activity: Activity,
     echo_sent: Option<Instant>,
     pending: Vec<(String, PendingUpdate)>,
     closing: bool,
@@ -118,8 +135,14 @@ pub struct Session {
     readable: Arc<tokio::sync::Notify>,
     /// Ids (JSON text) of transactions not yet answered.
     pending_txns: HashSet<String>,
-    /// `monitor_cond_change` requests in progress: request id -> (old id, new id), to undo on error.
-    cond_changes: HashMap<String, (Value, Value)>,
+    /// `monitor_cond_change` requests in progress: request id -> (old id,
+    /// new id, the monitor order before a change of id), to undo on error.
+    cond_changes: HashMap<String, (Value, Value, Option<MonitorOrder>)>,
+    /// The monitors in ovsdb-server's order of its per-session table.
+    order: MonitorOrder,
+    /// Per database, the notifications of a commit received so far (the
+    /// last one says so; see [`Notify::more`]).
+    notify_batches: Vec<(Arc<str>, Vec<Notify>)>,
     /// When the inactivity-probe check is next due.
     probe_due: Option<actix::SpawnHandle>,
     /// How other actors reach this session, made once (every request carries it).
@@ -142,15 +165,17 @@ impl Session {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let readable = Arc::new(tokio::sync::Notify::new());
         let busy = Arc::new(AtomicBool::new(false));
+        let activity = Activity::new();
         Session::create(move |ctx| {
             let addr = ctx.address();
             // Writer: drains the output queue to the socket.
             let wbacklog = backlog.clone();
             let wreadable = readable.clone();
             let waddr = addr.clone();
+            let wactivity = activity.clone();
             actix::spawn(async move {
                 while let Some(b) = rx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
+                    if write_counting_drain(&mut wr, &b, &wactivity).await.is_err() {
                         break;
                     }
                     let before = wbacklog.fetch_sub(b.len(), Ordering::SeqCst);
@@ -170,8 +195,10 @@ impl Session {
             let rbusy = busy.clone();
             let rreadable = readable.clone();
             let raddr = addr.clone();
+            let ractivity = activity.clone();
             let max = config.max_message_size;
             actix::spawn(async move {
+                let rd = ActivityRead::new(rd, ractivity);
                 let mut frames = FramedRead::new(rd, JsonCodec::with_max_size(max));
                 loop {
                     let blocked = || {
@@ -214,6 +241,7 @@ impl Session {
                 owned: HashSet::new(),
                 change_aware: false,
                 last_rx: Instant::now(),
+                activity,
                 echo_sent: None,
                 pending: Vec::new(),
                 closing: false,
@@ -222,6 +250,8 @@ impl Session {
                 readable,
                 pending_txns: HashSet::new(),
                 cond_changes: HashMap::new(),
+                order: MonitorOrder::new(),
+                notify_batches: Vec::new(),
                 probe_due: None,
                 handle: None,
             }
@@ -238,9 +268,30 @@ impl Session {
     fn answered(&mut self, id_text: &str) {
         if self.awaiting.as_deref() == Some(id_text) {
             self.awaiting = None;
+            // An answer to an echo sent before may be waiting unread behind
+            // the request just served: a fresh interval to read it.
+            if self.echo_sent.is_some() {
+                self.echo_sent = Some(Instant::now());
+            }
             self.busy.store(false, Ordering::SeqCst);
             self.readable.notify_waiters();
         }
+    }
+
+    /// The last sign of life of the peer: a message or any bytes received,
+    /// or output that had been waiting for the socket going out (see
+    /// [`crate::actors::activity`]).
+    fn last_activity(&self) -> Instant {
+        self.last_rx.max(self.activity.last())
+    }
+
+    /// Activity after the echo went out answers it, as any activity does.
+    fn note_activity(&mut self) -> Instant {
+        let activity = self.last_activity();
+        if self.echo_sent.is_some_and(|t| activity > t) {
+            self.echo_sent = None;
+        }
+        activity
     }
 
     /// Schedules the next inactivity-probe check at its exact deadline.
@@ -251,19 +302,31 @@ impl Session {
         if let Some(h) = self.probe_due.take() {
             ctx.cancel_future(h);
         }
+        let activity = self.note_activity();
         let due = match self.echo_sent {
             Some(t) => t + probe,
-            None => self.last_rx + probe,
+            None => activity + probe,
         };
-        let wait = due.saturating_duration_since(Instant::now());
+        // While a request is being served the reader is paused, so an echo
+        // reply could not be seen: like ovsdb-server, busy executing it, the
+        // session does not probe then (checked again an interval later).
+        let wait = if self.awaiting.is_some() {
+            probe
+        } else {
+            due.saturating_duration_since(Instant::now())
+        };
         self.probe_due = Some(ctx.run_later(wait, move |act, ctx| {
             act.probe_due = None;
+            if act.awaiting.is_some() {
+                return act.arm_probe(ctx);
+            }
             let now = Instant::now();
+            let activity = act.note_activity();
             match act.echo_sent {
                 Some(t) if now.duration_since(t) >= probe => {
                     return act.close(ctx, "inactivity probe unanswered");
                 }
-                None if now.duration_since(act.last_rx) >= probe => {
+                None if now.duration_since(activity) >= probe => {
                     act.send_json(&json!({"id": "echo", "method": "echo", "params": []}));
                     act.echo_sent = Some(now);
                 }
@@ -375,11 +438,25 @@ impl Session {
                     Ok(e) => e,
                     Err(e) => return self.error(id, e),
                 };
-                let n = if version == MonitorVersion::V3 { 4 } else { 3 };
-                if p.len() != n {
+                // As ovsdb-server: `monitor` reads its first three params and
+                // ignores the rest; the other two want exactly their count.
+                let counted = match version {
+                    MonitorVersion::V1 => p.len() >= 3,
+                    MonitorVersion::V2 => p.len() == 3,
+                    MonitorVersion::V3 => p.len() == 4,
+                };
+                if !counted {
                     return self.error(
                         id,
                         OvsdbError::syntax(Some(&params), None, "invalid parameters"),
+                    );
+                }
+                // Checked before the id, as ovsdb-server does; the tables and
+                // the last-txn-id are checked by the database, in that order.
+                if !p[2].is_object() {
+                    return self.error(
+                        id,
+                        OvsdbError::syntax(Some(&p[2]), None, "monitor-requests must be object"),
                     );
                 }
                 let monitor_id = p[1].clone();
@@ -390,18 +467,11 @@ impl Session {
                         OvsdbError::syntax(Some(&monitor_id), None, "duplicate monitor ID"),
                     );
                 }
-                if let Some(last) = p.get(3) {
-                    let err = match last {
-                        Value::String(s) if crate::data::atom::parse_uuid_str(s).is_some() => None,
-                        Value::String(_) => Some("last-txn-id must be UUID format."),
-                        _ => Some("last-txn-id must be string"),
-                    };
-                    if let Some(msg) = err {
-                        return self.error(id, OvsdbError::syntax(Some(last), None, msg));
-                    }
-                }
                 let db = p[0].as_str().unwrap_or_default().to_string();
                 self.monitors.insert(key.clone(), (db, monitor_id.clone()));
+                // ovsdb-server adds it to its table before checking the
+                // tables and the last-txn-id (see `settle` for errors).
+                self.order.insert(&monitor_id);
                 self.monitor_requests.insert(id.to_string(), key);
                 self.await_reply(&id);
                 entry.addr.do_send(AddMonitor {
@@ -410,7 +480,7 @@ impl Session {
                     monitor_id,
                     version,
                     requests: p[2].clone(),
-                    last_txn_id: p.get(3).cloned(),
+                    last_txn_id: p.get(3).filter(|_| version == MonitorVersion::V3).cloned(),
                 });
             }
             "monitor_cond_change" => {
@@ -440,10 +510,16 @@ impl Session {
                         OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
                     );
                 };
+                let before = (new_key != key).then(|| {
+                    let before = self.order.clone();
+                    self.order.remove(&p[0]);
+                    self.order.insert(&p[1]);
+                    before
+                });
                 self.monitors.remove(&key);
                 self.monitors.insert(new_key, (db, p[1].clone()));
                 self.cond_changes
-                    .insert(id.to_string(), (p[0].clone(), p[1].clone()));
+                    .insert(id.to_string(), (p[0].clone(), p[1].clone(), before));
                 self.await_reply(&id);
                 entry.addr.do_send(ChangeMonitor {
                     session: self.handle_of(ctx),
@@ -461,6 +537,7 @@ impl Session {
                 match self.monitors.remove(&key) {
                     Some((db, mid)) => {
                         self.pending.retain(|(k, _)| k != &key);
+                        self.order.remove(&mid);
                         if let Some(e) = self.registry.get(&db) {
                             e.addr.do_send(RemoveMonitor {
                                 session: self.id,
@@ -595,12 +672,16 @@ impl Session {
     }
 
     fn flush_pending(&mut self) {
-        for (_, p) in std::mem::take(&mut self.pending) {
+        let mut pending = std::mem::take(&mut self.pending);
+        // ovsdb-server sends a session's held-back updates in one walk of its monitors.
+        pending.sort_by_cached_key(|(_, p)| self.order.rank(&p.first.monitor_id));
+        for (_, p) in pending {
             if p.n == 1 {
                 self.deliver(&p.first);
             } else if let Some(body) = p.first.monitor.update(&p.first.schema, &p.merged) {
                 let mut n = p.first.clone();
                 n.body = encode_json(&body);
+                n.txn_id = p.last_txn_id;
                 self.deliver(&n);
             }
         }
@@ -638,6 +719,12 @@ impl Handler<Incoming> for Session {
             Incoming::Message(v) => {
                 self.last_rx = Instant::now();
                 self.echo_sent = None;
+                // As ovsdb-server, which sends every held-back update before
+                // any reply, backlog or not: the reply to this message must
+                // not overtake them.
+                if !self.pending.is_empty() {
+                    self.flush_pending();
+                }
                 match RpcMessage::from_json(v) {
                     Ok(RpcMessage::Request { method, params, id }) => {
                         self.handle_request(&method, params, id, ctx)
@@ -678,16 +765,21 @@ impl Session {
         let id_text = id.to_string();
         self.pending_txns.remove(&id_text);
         self.answered(&id_text);
-        if let Some((old, new)) = self.cond_changes.remove(&id_text) {
+        if let Some((old, new, before)) = self.cond_changes.remove(&id_text) {
             if result.is_err() {
                 if let Some(entry) = self.monitors.remove(&new.to_string()) {
                     self.monitors.insert(old.to_string(), (entry.0, old));
+                }
+                if let Some(before) = before {
+                    self.order = before;
                 }
             }
         }
         if let Some(key) = self.monitor_requests.remove(&id_text) {
             if result.is_err() {
-                self.monitors.remove(&key);
+                if let Some((_, mid)) = self.monitors.remove(&key) {
+                    self.order.remove(&mid);
+                }
             }
         }
         if let Some(name) = self.lock_requests.remove(&id_text) {
@@ -721,6 +813,46 @@ impl Handler<SendEncodedReply> for Session {
 impl Handler<Notify> for Session {
     type Result = ();
     fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
+        let Some(mut batch) = take_when_complete(&mut self.notify_batches, n.db.clone(), n.more, n)
+        else {
+            return;
+        };
+        // ovsdb-server sends one commit's updates in one walk of its
+        // monitors, or holds them all back: a backlog never splits a commit.
+        batch.sort_by_cached_key(|n| self.order.rank(&n.monitor_id));
+        let hold = self.out.backlogged() || !self.pending.is_empty();
+        for n in batch {
+            self.take_update(n, hold);
+        }
+    }
+}
+
+/// Adds `item` to `db`'s batch in `batches`; when `more` says it is the
+/// last one, returns the whole batch (in arrival order) and forgets it.
+fn take_when_complete<T>(
+    batches: &mut Vec<(Arc<str>, Vec<T>)>,
+    db: Arc<str>,
+    more: usize,
+    item: T,
+) -> Option<Vec<T>> {
+    let i = match batches.iter().position(|(d, _)| *d == db) {
+        Some(i) => i,
+        None => {
+            batches.push((db, Vec::new()));
+            batches.len() - 1
+        }
+    };
+    batches[i].1.push(item);
+    if more > 0 {
+        return None;
+    }
+    Some(batches.swap_remove(i).1)
+}
+
+impl Session {
+    /// Sends one monitor update, or holds it back (merged with the ones
+    /// held back before) when `hold`.
+    fn take_update(&mut self, n: Notify, hold: bool) {
         let key = n.monitor_id.to_string();
         match self.monitors.get(&key) {
             Some((db, _)) if **db == *n.db => {}
@@ -729,16 +861,19 @@ impl Handler<Notify> for Session {
         if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             p.merged = p.merged.merge(&n.changes);
             p.n += 1;
+            p.last_txn_id = n.txn_id;
             return;
         }
-        if self.out.backlogged() {
+        if hold {
             let merged = (*n.changes).clone();
+            let last_txn_id = n.txn_id;
             self.pending.push((
                 key,
                 PendingUpdate {
                     first: n,
                     merged,
                     n: 1,
+                    last_txn_id,
                 },
             ));
         } else {
@@ -771,10 +906,12 @@ impl Handler<LockEvent> for Session {
 
 impl Handler<MonitorCanceled> for Session {
     type Result = ();
+    /// The database sends a conversion's cancellations in ovsdb-server's order.
     fn handle(&mut self, m: MonitorCanceled, _: &mut Context<Self>) {
         let key = m.monitor_id.to_string();
         if self.monitors.remove(&key).is_some() {
             self.pending.retain(|(k, _)| *k != key);
+            self.order.remove(&m.monitor_id);
             self.send_json(
                 &json!({"id": null, "method": "monitor_canceled", "params": [m.monitor_id]}),
             );

@@ -6,6 +6,8 @@
 //! - [`jsonrpc`]: [`Message`] (request, notification, reply, error) with
 //!   lib/jsonrpc.c's acceptance rules, and helpers that wrap pre-encoded
 //!   monitor bodies into `update`/`update2`/`update3` notifications.
+//! - [`json_hash`]: the hash ovsdb-server gives a JSON value (the order of
+//!   its hash tables keyed by JSON, such as a session's monitors).
 //!
 //! # What ovsdb-server 3.1 does with each kind of input
 //!
@@ -53,6 +55,7 @@
 //! `{"id":null,"method":..,"params":[..]}`; [`Message::write`] does the same.
 
 pub mod framing;
+pub mod json_hash;
 pub mod jsonrpc;
 
 pub use framing::{

@@ -1,12 +1,14 @@
 //! The database engine (pure): conditions, mutations, operations,
 //! transactions and monitor bodies.
 
+pub mod cancel_order;
 pub mod changes;
 pub mod condition;
 pub mod convert;
 pub mod database;
 pub mod execution;
 pub mod monitor;
+pub mod monitor_order;
 pub mod mutation;
 pub mod ops;
 pub mod transaction;

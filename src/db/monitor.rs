@@ -92,7 +92,41 @@ impl Kind {
     }
 }
 
+/// Checks `monitor_cond_since`'s last-txn-id param: ovsdb-server does so
+/// only once the monitor requests parsed, so their errors come first.
+pub fn check_last_txn_id(last: &Value) -> Result<()> {
+    match last {
+        Value::String(s) if crate::data::atom::parse_uuid_str(s).is_some() => Ok(()),
+        Value::String(_) => Err(OvsdbError::syntax(
+            Some(last),
+            None,
+            "last-txn-id must be UUID format.",
+        )),
+        _ => Err(OvsdbError::syntax(
+            Some(last),
+            None,
+            "last-txn-id must be string",
+        )),
+    }
+}
+
 impl Monitor {
+    /// What ovsdb-server shares one `ovsdb_monitor` between: the tables with
+    /// their columns and selects, whatever the version and the conditions.
+    pub fn selection_key(&self) -> String {
+        let mut key = String::new();
+        for t in &self.tables {
+            let mut cols = t.columns.clone();
+            cols.sort_by_key(|(c, _)| *c);
+            key.push_str(&format!("{}:{:?}:", t.table, t.select));
+            for (c, sel) in cols {
+                key.push_str(&format!("{c}/{sel:?},"));
+            }
+            key.push(';');
+        }
+        key
+    }
+
     /// Parses `<monitor-requests>` for `schema` (the third param of `monitor`).
     pub fn from_json(
         schema: &DatabaseSchema,
