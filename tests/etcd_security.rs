@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cluster::*;
-use support::durable::{run_timeout, tool, Oxsdb, Rpc};
+use support::durable::{run_timeout, Oxsdb, Rpc};
 use support::etcd::{EtcdCluster, ServerTls};
 
 /// How long a refused transaction may take: etcd's request timeout in these
@@ -46,10 +46,26 @@ fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// `name` from `$PATH`; panics saying which Debian package installs it.
+fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` not found in $PATH: apt-get install {package} (or run ./test.sh)")
+        })
+}
+
 /// Runs `openssl` with `args` in `dir`; panics with its output on failure.
 fn openssl(dir: &Path, args: &[&str]) {
     let out = run_timeout(
-        Command::new(tool("openssl")).current_dir(dir).args(args),
+        Command::new(tool("openssl", "openssl"))
+            .current_dir(dir)
+            .args(args),
         Duration::from_secs(30),
     );
     assert!(
@@ -399,7 +415,7 @@ fn locks_pass_between(a: &Oxsdb, b: &Oxsdb) {
 /// failure.
 fn etcdctl(endpoint: &str, args: &[&str]) -> String {
     let out = run_timeout(
-        Command::new(tool("etcdctl"))
+        Command::new(tool("etcdctl", "etcd-client"))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoint}"))
             .args(args),
@@ -407,7 +423,7 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> String {
     );
     assert!(
         out.status.success(),
-        "etcdctl {args:?} failed (install etcd-client for etcdctl): {}{}",
+        "etcdctl {args:?} failed: {}{}",
         out.stdout,
         out.stderr
     );
@@ -438,7 +454,7 @@ fn authentication_with_a_role_on_the_prefix() {
     etcdctl(&ep, &["auth", "enable"]);
     // Anonymous requests are refused from now on.
     let out = run_timeout(
-        Command::new(tool("etcdctl"))
+        Command::new(tool("etcdctl", "etcd-client"))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={ep}"))
             .args(["put", "k", "v"]),

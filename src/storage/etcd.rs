@@ -187,7 +187,15 @@ impl Liveness {
                 {
                     Some(before)
                 }
-                (Some(now), _) => Some(now),
+                (Some(now), before) => {
+                    // The failure logged as the transition (below) may not
+                    // have said that it is TLS: say it once it shows.
+                    let said = before.as_deref().is_some_and(|b| b.contains(TLS_HINT));
+                    if now.contains(TLS_HINT) && !said && self.known.load(Ordering::Relaxed) {
+                        tracing::warn!("etcd is unreachable: {now}");
+                    }
+                    Some(now)
+                }
             };
         }
         // The closure runs under the channel's lock: transitions (and their
