@@ -912,6 +912,25 @@ fn fence_of(compares: &[Compare], writes: &[WriteOp]) -> Option<Fence> {
 /// that won it (every commit compares the fence); ours if it wrote our
 /// value. Etcd's history since the base must still be there.
 async fn fence_winner(inner: &Inner, fence: &Fence) -> Result<CommitResult, StorageError> {
+    // Most often no one wrote the fence since: its value says it all (and
+    // needs no history, which etcd may have compacted).
+    let mut kv = inner.kv.clone();
+    let now = kv
+        .get(fence.key.to_vec(), None)
+        .await
+        .map_err(|e| map_err(e, None))?;
+    if let Some(kv) = now.kvs().first() {
+        if kv.value() == fence.value.as_ref() {
+            tracing::info!(
+                revision = kv.mod_revision(),
+                "a commit sent again had applied already"
+            );
+            return Ok(CommitResult {
+                succeeded: true,
+                revision: kv.mod_revision(),
+            });
+        }
+    }
     let mut wc = inner.watch.clone();
     let mut stream = wc
         .watch(
@@ -928,8 +947,8 @@ async fn fence_winner(inner: &Inner, fence: &Fence) -> Result<CommitResult, Stor
         };
         if r.compact_revision() > 0 {
             return Err(StorageError::Other(format!(
-                "cannot tell whether the commit applied: etcd compacted its history (to \
-                 revision {}) before it was checked",
+                "cannot tell whether the commit applied (it may have): etcd compacted its \
+                 history (to revision {}) before it was checked; check, and retry if need be",
                 r.compact_revision()
             )));
         }
