@@ -2,7 +2,15 @@
 //!
 //! - [`Storage::commit`] is one `Txn`: the compares (`mod_revision ==` /
 //!   `value ==`), then one put (with its lease) or delete per write; the
-//!   result's revision is the Txn header's.
+//!   result's revision is the Txn header's. A commit is sent again only when
+//!   it certainly did not reach raft (no connection, no leader), unless it
+//!   is fenced (it compares a key's mod revision and puts that key): then
+//!   after any `Unavailable`, since at most one copy can apply, and a copy
+//!   that fails its compare finds out from the fence whether an earlier one
+//!   applied.
+//! - Requests that may be repeated abandon an attempt after a quarter of the
+//!   request timeout (then twice as long each time) and try again: a member
+//!   that lost its leader holds requests until etcd's own timeout.
 //! - [`Storage::range`] reads pages of [`RANGE_PAGE`] keys at the revision of
 //!   the first page, so a range is one consistent snapshot of any size.
 //! - [`Storage::watch`] is an etcd watch with `prev_kv`, its responses split
@@ -22,9 +30,12 @@
 //!
 //! [`Storage::liveness`] follows whether etcd answers, as a Go client's
 //! wrapper does (VOLTHA's `kvclient`: `Unavailable` and `DeadlineExceeded`
-//! mean "backend down"): every request's outcome sets it, and a probe sends
-//! one cheap request every [`EtcdOptions::probe_interval`] so that it also
-//! changes while the store is idle.
+//! mean "backend down"): a probe sends one cheap serializable read every
+//! [`EtcdOptions::probe_interval`] (every 100 ms while etcd is down), and
+//! every request's success sets it up; a request's failure sets it down only
+//! with a single endpoint (with several, one request meeting a dead member
+//! or an election says little: the probe decides). While down,
+//! [`Storage::unreachable_reason`] says why (a TLS failure is named).
 //!
 //! The client runs on a small tokio runtime of its own: the gRPC connections
 //! then outlive whatever runtime called [`EtcdStore::connect`] (each actix
