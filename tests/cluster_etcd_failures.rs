@@ -996,10 +996,14 @@ fn three_member_etcd_survives_one_member_killed() {
             ))
         })
         .collect();
-    eprintln!(
-        "FIGURES: errors after the kill:\n  {}",
-        error_timeline.join("\n  ")
-    );
+    if error_timeline.is_empty() {
+        eprintln!("FIGURES: errors after the kill: none");
+    } else {
+        eprintln!(
+            "FIGURES: errors after the kill:\n  {}",
+            error_timeline.join("\n  ")
+        );
+    }
     let s = summarize(&srv, &attempts, monitor);
     eprintln!(
         "FIGURES: three-member etcd, member 0 (the first endpoint; leader: {was_leader}, moved \
