@@ -8,8 +8,8 @@
 //!   after any `Unavailable`, since at most one copy can apply, and a copy
 //!   that fails its compare finds out from the fence whether an earlier one
 //!   applied.
-//! - Requests that may be repeated abandon an attempt after a quarter of the
-//!   request timeout (then twice as long each time) and try again: a member
+//! - Small requests that may be repeated abandon an attempt after an eighth
+//!   of the request timeout (between 250 ms and 1 s) and try again: a member
 //!   that lost its leader holds requests until etcd's own timeout.
 //! - [`Storage::range`] reads pages of [`RANGE_PAGE`] keys at the revision of
 //!   the first page, so a range is one consistent snapshot of any size.
@@ -371,11 +371,18 @@ enum Record {
     Probe,
 }
 
-/// The first attempt of an idempotent request may take this share of the
-/// request timeout, each later one twice the previous: an attempt stuck on
-/// a member that lost its leader (it waits for an answer that will not
-/// come) is abandoned for one that may reach the new leader.
-const FIRST_ATTEMPT_SHARE: u32 = 4;
+/// How long one attempt of a request that may be sent again can take: an
+/// eighth of the request timeout, within these bounds. An attempt stuck on a
+/// member that lost its leader (it holds requests until etcd's own timeout,
+/// ~7 s) is abandoned for one that may reach the new leader, so that an
+/// election costs little more than itself.
+fn attempt_length(timeout: Duration) -> Duration {
+    (timeout / 8).clamp(Duration::from_millis(250), Duration::from_secs(1))
+}
+
+/// A fenced commit larger than this is not sent again before its deadline:
+/// copies of a large Txn would load an etcd that may just be slow.
+const RESEND_EARLY_BYTES: usize = 64 << 10;
 
 /// Runs `f` within `timeout`, again while it fails as `retry` allows (a
 /// dead member stays in the client's balancer: requests sent its way fail
@@ -398,9 +405,9 @@ where
     let mut delay = Duration::from_millis(10);
     let mut last_err: Option<StorageError> = None;
     // Only requests that may be repeated are abandoned before the deadline.
-    let mut attempt_for = match retry {
-        Retry::Unavailable | Retry::Fenced => timeout / FIRST_ATTEMPT_SHARE,
-        Retry::NotSent | Retry::Long => timeout,
+    let attempt_for = match retry {
+        Retry::Unavailable | Retry::Fenced => attempt_length(timeout),
+        Retry::NotSent | Retry::Long | Retry::FencedLarge => timeout,
     };
     let outcome = loop {
         let request = f(inner.clone());
@@ -411,13 +418,10 @@ where
         let attempt_deadline = (tokio::time::Instant::now() + attempt_for).min(deadline);
         let r = match tokio::time::timeout_at(attempt_deadline, once).await {
             Ok(r) => r,
-            Err(_) if attempt_deadline < deadline => {
-                attempt_for *= 2;
-                Err(StorageError::Unavailable(format!(
-                    "etcd did not answer within {:?}",
-                    attempt_deadline - started
-                )))
-            }
+            Err(_) if attempt_deadline < deadline => Err(StorageError::Unavailable(format!(
+                "etcd did not answer within {:?}",
+                attempt_deadline - started
+            ))),
             Err(_) => {
                 // Say why the earlier attempts failed, if they did.
                 let why = last_err.map(|e| format!(" ({e})")).unwrap_or_default();
@@ -518,6 +522,9 @@ enum Retry {
     /// at most once however often they are sent, and whose outcome is found
     /// afterwards.
     Fenced,
+    /// Like `Fenced`, but no attempt is abandoned before the deadline: for
+    /// fenced commits over [`RESEND_EARLY_BYTES`].
+    FencedLarge,
 }
 
 impl Retry {
@@ -526,7 +533,7 @@ impl Retry {
             return false;
         };
         match self {
-            Retry::Unavailable | Retry::Long | Retry::Fenced => true,
+            Retry::Unavailable | Retry::Long | Retry::Fenced | Retry::FencedLarge => true,
             // Refused before anything reached raft: no connection, or a
             // member without a leader (require-leader is checked before the
             // request is handled), or one shedding load.
@@ -1273,8 +1280,20 @@ impl Storage for EtcdStore {
         // the fence and puts it. A copy that fails its compare after an
         // earlier copy may have reached etcd finds out whether that one
         // applied.
+        let size: usize = writes
+            .iter()
+            .map(|w| match w {
+                WriteOp::Put { key, value, .. } => key.len() + value.len(),
+                WriteOp::Delete { key } => key.len(),
+            })
+            .sum();
+        let retry = if size > RESEND_EARLY_BYTES {
+            Retry::FencedLarge
+        } else {
+            Retry::Fenced
+        };
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        self.run(Retry::Fenced, move |inner| {
+        self.run(retry, move |inner| {
             let (compares, writes, fence) = (compares.clone(), writes.clone(), fence.clone());
             let earlier = sent.fetch_add(1, Ordering::Relaxed);
             async move {
