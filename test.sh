@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # The real components the tests run against, from Debian's packages:
-# etcd, the reference ovsdb-server/ovsdb-client/ovsdb-tool, OVN (ovn-nbctl,
-# ovn-northd, schemas), ovs-vsctl and vswitch.ovsschema, the Python IDL,
+# etcd and etcdctl, openssl (certificates for etcd's TLS), the reference
+# ovsdb-server/ovsdb-client/ovsdb-tool, OVN (ovn-nbctl, ovn-northd, schemas), ovs-vsctl and vswitch.ovsschema, the Python IDL,
 # and protoc with its well-known .proto files for etcd-client's build.
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-common)
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || need+=(openvswitch-switch)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-central)

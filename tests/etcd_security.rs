@@ -12,7 +12,8 @@
 //!    prefix only: two oxsdb as that user transact and monitor, and a lock
 //!    passes from one to the other; a wrong
 //!    password makes oxsdb refuse to start, saying that etcd refused the
-//!    credentials.
+//!    credentials, and a user without a role on the prefix makes it refuse
+//!    to start, saying what to grant.
 //!
 //! Certificates are made by the test with the `openssl` command; users and
 //! roles with `etcdctl`.
@@ -402,7 +403,7 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> String {
     );
     assert!(
         out.status.success(),
-        "etcdctl {args:?} failed (install etcd-client for etcdctl): {}{}",
+        "etcdctl {args:?} failed: {}{}",
         out.stdout,
         out.stderr
     );
@@ -430,6 +431,8 @@ fn authentication_with_a_role_on_the_prefix() {
     );
     etcdctl(&ep, &["user", "add", "oxsdb:oxsdb-secret"]);
     etcdctl(&ep, &["user", "grant-role", "oxsdb", "oxsdb-rw"]);
+    // A user without any role.
+    etcdctl(&ep, &["user", "add", "nobody:nobody-secret"]);
     etcdctl(&ep, &["auth", "enable"]);
     // Anonymous requests are refused from now on.
     let out = run_timeout(
@@ -495,6 +498,27 @@ fn authentication_with_a_role_on_the_prefix() {
         "the message must name the options to check:\n{stderr}"
     );
     assert!(took < ERROR_LIMIT, "{took:?}");
+    // A user without a role on the prefix: refused at start, saying what
+    // to grant.
+    let mut args = etcd_args(
+        &endpoints,
+        &prefix,
+        &["--etcd-user=nobody", "--etcd-password=nobody-secret"],
+    );
+    args.push(schema.display().to_string());
+    let (status, stderr) = match Oxsdb::try_start(&args, dir.path(), None) {
+        Ok(s) => panic!(
+            "oxsdb started as a user without permissions:\n{}",
+            s.all_stderr()
+        ),
+        Err(e) => e,
+    };
+    assert!(!status.success(), "{status}");
+    assert!(
+        stderr.contains("permission denied") && stderr.contains("--etcd-prefix"),
+        "the message must say that etcd denied the user and what to grant:\n{stderr}"
+    );
+
     // The good servers go on, and nothing they asked was refused (their
     // role covers only the prefix).
     transact_and_monitor(&a, &b, "still-authenticated");

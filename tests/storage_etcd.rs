@@ -386,17 +386,45 @@ impl Proxy {
 
 /// Through a proxy whose answers are dropped for 1.5 s (then its
 /// connections cut): a commit fenced on `fence` at `base`, putting `value`.
+/// With `overwrite` (etcd's endpoints), another writer commits on top of
+/// the fence 1.2 s in, while the answers are still dropped.
 async fn commit_with_lost_answers(
     s: &EtcdStore,
     proxy: &Proxy,
     fence: &str,
     base: Revision,
     value: &str,
+    overwrite: Option<Vec<String>>,
 ) -> (Result<CommitResult, StorageError>, Duration) {
     proxy.mute(true);
     let (mute, generation) = (proxy.mute.clone(), proxy.generation.clone());
+    let fence_key = fence.to_string();
     let healer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(1200));
+        if let Some(endpoints) = overwrite {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let other = EtcdStore::connect(EtcdOptions::new(endpoints))
+                    .await
+                    .unwrap();
+                let now = other.get(fence_key.as_bytes()).await.unwrap().unwrap();
+                let r = other
+                    .commit(
+                        vec![Compare::ModRevision {
+                            key: Bytes::from(fence_key.clone()),
+                            revision: now.mod_revision,
+                        }],
+                        vec![WriteOp::put(fence_key.clone(), "on-top")],
+                    )
+                    .await
+                    .unwrap();
+                assert!(r.succeeded);
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
         mute.store(false, std::sync::atomic::Ordering::SeqCst);
         generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     });
@@ -441,7 +469,7 @@ async fn a_fenced_commit_whose_answer_was_lost_is_sent_again_and_told_whether_it
 
     // 1. The first copy applies, its answer is lost; a copy sent again fails
     // its compare and finds that the first one applied.
-    let (r, took) = commit_with_lost_answers(&s, &proxy, fence, base.revision, "mine").await;
+    let (r, took) = commit_with_lost_answers(&s, &proxy, fence, base.revision, "mine", None).await;
     let r = r.unwrap_or_else(|e| panic!("a commit whose first answer was lost: {e}"));
     let kv = direct.get(fence.as_bytes()).await.unwrap().unwrap();
     eprintln!(
@@ -466,7 +494,8 @@ async fn a_fenced_commit_whose_answer_was_lost_is_sent_again_and_told_whether_it
         .await
         .unwrap();
     assert!(theirs.succeeded);
-    let (lost, took) = commit_with_lost_answers(&s, &proxy, fence, r.revision, "mine-2").await;
+    let (lost, took) =
+        commit_with_lost_answers(&s, &proxy, fence, r.revision, "mine-2", None).await;
     let lost = lost.unwrap_or_else(|e| panic!("a commit that lost the fence: {e}"));
     eprintln!(
         "FIGURES: a fenced commit that lost the fence, answers dropped: {lost:?} after {took:.2?}"
@@ -474,4 +503,28 @@ async fn a_fenced_commit_whose_answer_was_lost_is_sent_again_and_told_whether_it
     assert!(!lost.succeeded, "{lost:?}");
     let kv = direct.get(fence.as_bytes()).await.unwrap().unwrap();
     assert_eq!(kv.value, Bytes::from("theirs"));
+
+    // 3. The first copy applies, its answer is lost, and another writer
+    // commits on top of it before a copy is sent again: the fence's value
+    // is theirs now, its history says ours came first.
+    let (r3, took) = commit_with_lost_answers(
+        &s,
+        &proxy,
+        fence,
+        kv.mod_revision,
+        "mine-3",
+        Some(etcd.endpoints()),
+    )
+    .await;
+    let r3 = r3.unwrap_or_else(|e| panic!("a commit overwritten after it applied: {e}"));
+    eprintln!("FIGURES: a fenced commit overwritten after it applied, answers dropped: {r3:?} after {took:.2?}");
+    assert!(r3.succeeded, "it applied, so it succeeded: {r3:?}");
+    let now = direct.get(fence.as_bytes()).await.unwrap().unwrap();
+    assert_eq!(now.value, Bytes::from("on-top"));
+    assert_eq!(
+        r3.revision,
+        kv.mod_revision + 1,
+        "ours applied right after the base"
+    );
+    assert_eq!(now.mod_revision, r3.revision + 1);
 }

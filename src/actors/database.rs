@@ -405,6 +405,11 @@ impl DatabaseActor {
                     }
                 }
                 act.load_error = Some(e.to_string());
+                if act.loaded {
+                    // Transactions held for this reload must not wait for
+                    // the next attempt.
+                    act.pump(ctx);
+                }
                 if retry || act.loaded {
                     let delay = act.open_backoff;
                     act.open_backoff = (delay * 2).min(MAX_OPEN_BACKOFF);
@@ -578,10 +583,11 @@ impl DatabaseActor {
         if self.in_flight.is_some() {
             return;
         }
-        if self.reload_needed && self.loaded && self.connected {
+        if self.reload_needed && self.loaded && self.connected && self.load_error.is_none() {
             // The replica is behind the store: a commit would fail its
-            // fence. `opened` pumps again; were the store lost meanwhile,
-            // commits go on and fail with its error rather than wait.
+            // fence. `opened` pumps again; were the store lost meanwhile, or
+            // the reload failed, commits go on and fail with an error rather
+            // than wait.
             return;
         }
         self.run_deferred(ctx);

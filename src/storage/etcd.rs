@@ -2,7 +2,15 @@
 //!
 //! - [`Storage::commit`] is one `Txn`: the compares (`mod_revision ==` /
 //!   `value ==`), then one put (with its lease) or delete per write; the
-//!   result's revision is the Txn header's.
+//!   result's revision is the Txn header's. A commit is sent again only when
+//!   it certainly did not reach raft (no connection, no leader), unless it
+//!   is fenced (it compares a key's mod revision and puts that key): then
+//!   after any `Unavailable`, since at most one copy can apply, and a copy
+//!   that fails its compare finds out from the fence whether an earlier one
+//!   applied.
+//! - Small requests that may be repeated abandon an attempt after an eighth
+//!   of the request timeout (between 250 ms and 1 s) and try again: a member
+//!   that lost its leader holds requests until etcd's own timeout.
 //! - [`Storage::range`] reads pages of [`RANGE_PAGE`] keys at the revision of
 //!   the first page, so a range is one consistent snapshot of any size.
 //! - [`Storage::watch`] is an etcd watch with `prev_kv`, its responses split
@@ -22,9 +30,12 @@
 //!
 //! [`Storage::liveness`] follows whether etcd answers, as a Go client's
 //! wrapper does (VOLTHA's `kvclient`: `Unavailable` and `DeadlineExceeded`
-//! mean "backend down"): every request's outcome sets it, and a probe sends
-//! one cheap request every [`EtcdOptions::probe_interval`] so that it also
-//! changes while the store is idle.
+//! mean "backend down"): a probe sends one cheap serializable read every
+//! [`EtcdOptions::probe_interval`] (every 100 ms while etcd is down), and
+//! every request's success sets it up; a request's failure sets it down only
+//! with a single endpoint (with several, one request meeting a dead member
+//! or an election says little: the probe decides). While down,
+//! [`Storage::unreachable_reason`] says why (a TLS failure is named).
 //!
 //! The client runs on a small tokio runtime of its own: the gRPC connections
 //! then outlive whatever runtime called [`EtcdStore::connect`] (each actix
@@ -187,7 +198,15 @@ impl Liveness {
                 {
                     Some(before)
                 }
-                (Some(now), _) => Some(now),
+                (Some(now), before) => {
+                    // The failure logged as the transition (below) may not
+                    // have said that it is TLS: say it once it shows.
+                    let said = before.as_deref().is_some_and(|b| b.contains(TLS_HINT));
+                    if now.contains(TLS_HINT) && !said && self.known.load(Ordering::Relaxed) {
+                        tracing::warn!("etcd is unreachable: {now}");
+                    }
+                    Some(now)
+                }
             };
         }
         // The closure runs under the channel's lock: transitions (and their
@@ -352,11 +371,18 @@ enum Record {
     Probe,
 }
 
-/// The first attempt of an idempotent request may take this share of the
-/// request timeout, each later one twice the previous: an attempt stuck on
-/// a member that lost its leader (it waits for an answer that will not
-/// come) is abandoned for one that may reach the new leader.
-const FIRST_ATTEMPT_SHARE: u32 = 4;
+/// How long one attempt of a request that may be sent again can take: an
+/// eighth of the request timeout, within these bounds. An attempt stuck on a
+/// member that lost its leader (it holds requests until etcd's own timeout,
+/// ~7 s) is abandoned for one that may reach the new leader, so that an
+/// election costs little more than itself.
+fn attempt_length(timeout: Duration) -> Duration {
+    (timeout / 8).clamp(Duration::from_millis(250), Duration::from_secs(1))
+}
+
+/// A fenced commit larger than this is not sent again before its deadline:
+/// copies of a large Txn would load an etcd that may just be slow.
+const RESEND_EARLY_BYTES: usize = 64 << 10;
 
 /// Runs `f` within `timeout`, again while it fails as `retry` allows (a
 /// dead member stays in the client's balancer: requests sent its way fail
@@ -379,9 +405,9 @@ where
     let mut delay = Duration::from_millis(10);
     let mut last_err: Option<StorageError> = None;
     // Only requests that may be repeated are abandoned before the deadline.
-    let mut attempt_for = match retry {
-        Retry::Unavailable | Retry::Fenced => timeout / FIRST_ATTEMPT_SHARE,
-        Retry::NotSent | Retry::Long => timeout,
+    let attempt_for = match retry {
+        Retry::Unavailable | Retry::Fenced => attempt_length(timeout),
+        Retry::NotSent | Retry::Long | Retry::FencedLarge => timeout,
     };
     let outcome = loop {
         let request = f(inner.clone());
@@ -392,13 +418,10 @@ where
         let attempt_deadline = (tokio::time::Instant::now() + attempt_for).min(deadline);
         let r = match tokio::time::timeout_at(attempt_deadline, once).await {
             Ok(r) => r,
-            Err(_) if attempt_deadline < deadline => {
-                attempt_for *= 2;
-                Err(StorageError::Unavailable(format!(
-                    "etcd did not answer within {:?}",
-                    attempt_deadline - started
-                )))
-            }
+            Err(_) if attempt_deadline < deadline => Err(StorageError::Unavailable(format!(
+                "etcd did not answer within {:?}",
+                attempt_deadline - started
+            ))),
             Err(_) => {
                 // Say why the earlier attempts failed, if they did.
                 let why = last_err.map(|e| format!(" ({e})")).unwrap_or_default();
@@ -499,6 +522,9 @@ enum Retry {
     /// at most once however often they are sent, and whose outcome is found
     /// afterwards.
     Fenced,
+    /// Like `Fenced`, but no attempt is abandoned before the deadline: for
+    /// fenced commits over [`RESEND_EARLY_BYTES`].
+    FencedLarge,
 }
 
 impl Retry {
@@ -507,7 +533,7 @@ impl Retry {
             return false;
         };
         match self {
-            Retry::Unavailable | Retry::Long | Retry::Fenced => true,
+            Retry::Unavailable | Retry::Long | Retry::Fenced | Retry::FencedLarge => true,
             // Refused before anything reached raft: no connection, or a
             // member without a leader (require-leader is checked before the
             // request is handled), or one shedding load.
@@ -904,6 +930,25 @@ fn fence_of(compares: &[Compare], writes: &[WriteOp]) -> Option<Fence> {
 /// that won it (every commit compares the fence); ours if it wrote our
 /// value. Etcd's history since the base must still be there.
 async fn fence_winner(inner: &Inner, fence: &Fence) -> Result<CommitResult, StorageError> {
+    // Most often no one wrote the fence since: its value says it all (and
+    // needs no history, which etcd may have compacted).
+    let mut kv = inner.kv.clone();
+    let now = kv
+        .get(fence.key.to_vec(), None)
+        .await
+        .map_err(|e| map_err(e, None))?;
+    if let Some(kv) = now.kvs().first() {
+        if kv.value() == fence.value.as_ref() {
+            tracing::info!(
+                revision = kv.mod_revision(),
+                "a commit sent again had applied already"
+            );
+            return Ok(CommitResult {
+                succeeded: true,
+                revision: kv.mod_revision(),
+            });
+        }
+    }
     let mut wc = inner.watch.clone();
     let mut stream = wc
         .watch(
@@ -920,8 +965,8 @@ async fn fence_winner(inner: &Inner, fence: &Fence) -> Result<CommitResult, Stor
         };
         if r.compact_revision() > 0 {
             return Err(StorageError::Other(format!(
-                "cannot tell whether the commit applied: etcd compacted its history (to \
-                 revision {}) before it was checked",
+                "cannot tell whether the commit applied (it may have): etcd compacted its \
+                 history (to revision {}) before it was checked; check, and retry if need be",
                 r.compact_revision()
             )));
         }
@@ -1235,8 +1280,20 @@ impl Storage for EtcdStore {
         // the fence and puts it. A copy that fails its compare after an
         // earlier copy may have reached etcd finds out whether that one
         // applied.
+        let size: usize = writes
+            .iter()
+            .map(|w| match w {
+                WriteOp::Put { key, value, .. } => key.len() + value.len(),
+                WriteOp::Delete { key } => key.len(),
+            })
+            .sum();
+        let retry = if size > RESEND_EARLY_BYTES {
+            Retry::FencedLarge
+        } else {
+            Retry::Fenced
+        };
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        self.run(Retry::Fenced, move |inner| {
+        self.run(retry, move |inner| {
             let (compares, writes, fence) = (compares.clone(), writes.clone(), fence.clone());
             let earlier = sent.fetch_add(1, Ordering::Relaxed);
             async move {

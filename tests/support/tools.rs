@@ -32,7 +32,9 @@ pub fn install_hint(tool: &str) -> &'static str {
         "ovs-vsctl" => "apt-get install openvswitch-switch",
         "ovn-nbctl" | "ovn-sbctl" => "apt-get install ovn-common (or ovn-central)",
         "ovn-northd" => "apt-get install ovn-central",
-        "etcd" | "etcdctl" => "apt-get install etcd-server etcd-client",
+        "etcd" => "apt-get install etcd-server",
+        "etcdctl" => "apt-get install etcd-client",
+        "openssl" => "apt-get install openssl",
         "python3" => "apt-get install python3-openvswitch",
         _ => "apt-get install openvswitch-common ovn-central openvswitch-switch",
     }
