@@ -66,7 +66,7 @@ pub fn is_uuid(s: &str) -> bool {
 /// The all-zero UUID.
 pub const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// Every UUID in `s` but the all-zero one, lowercase, in order of appearance.
+/// Every UUID in `s`, lowercase, in order of appearance.
 pub fn find_uuids(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     replace_uuids(s, |u| {
@@ -76,9 +76,7 @@ pub fn find_uuids(s: &str) -> Vec<String> {
     out
 }
 
-/// Replaces the UUID substrings of `s` by `f(uuid)` (given in lowercase);
-/// the all-zero UUID is kept literally, so it never compares equal to a
-/// numbered one.
+/// Replaces the UUID substrings of `s` by `f(uuid)` (given in lowercase).
 pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     let bytes = s.as_bytes();
     if bytes.len() < 36 {
@@ -90,12 +88,7 @@ pub fn replace_uuids(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     while i + 36 <= bytes.len() {
         if uuid_at(bytes, i) {
             out.push_str(&s[last..i]);
-            let u = s[i..i + 36].to_ascii_lowercase();
-            if u == NIL_UUID {
-                out.push_str(&u);
-            } else {
-                out.push_str(&f(&u));
-            }
+            out.push_str(&f(&s[i..i + 36].to_ascii_lowercase()));
             i += 36;
             last = i;
         } else {
@@ -183,9 +176,15 @@ impl Normalizer {
     /// ones masked, unordered collections sorted.
     fn canon(&self, v: &Value) -> Value {
         match v {
-            Value::String(s) => Value::String(replace_uuids(s, |u| match self.uuids.get(u) {
-                Some(n) => format!("<{n}>"),
-                None => "<?>".to_string(),
+            Value::String(s) => Value::String(replace_uuids(s, |u| {
+                if u == NIL_UUID {
+                    // Kept literally: a zero UUID never equals a numbered one.
+                    return u.to_string();
+                }
+                match self.uuids.get(u) {
+                    Some(n) => format!("<{n}>"),
+                    None => "<?>".to_string(),
+                }
             })),
             Value::Number(n) => normalize_number(n),
             Value::Array(a) if is_uuid_set_or_map(a) => {
@@ -268,6 +267,9 @@ impl Normalizer {
     fn norm(&mut self, v: &Value) -> Value {
         match v {
             Value::String(s) => Value::String(replace_uuids(&self.canonical_message(s), |u| {
+                if u == NIL_UUID {
+                    return u.to_string();
+                }
                 let next = self.uuids.len();
                 let n = *self.uuids.entry(u.to_string()).or_insert(next);
                 format!("<{n}>")
