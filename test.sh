@@ -26,15 +26,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Run everything; then one closing line that sums every test binary's results
+# Run everything (a failing test binary does not stop the others, so one
+# run shows every failure); then one closing line that sums every test binary's results
 # (cargo's own last line belongs to whichever binary ran last).
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The real-client suites again with oxsdb on etcd (an etcd member started by
 # each test binary, a key prefix per server).
-OXSDB_CLIENT_TESTS_STORE=etcd cargo test --test clients_ovsdb_client --test clients_ovn \
+OXSDB_CLIENT_TESTS_STORE=etcd cargo test --no-fail-fast --test clients_ovsdb_client --test clients_ovn \
   --test clients_vsctl --test clients_python_idl --test group_commit "$@" 2>&1 | tee -a "$log" || status=$?
 # The README's quick start, run as written (it builds the release binary)
 # with its outputs compared: the front door must never break unnoticed.
