@@ -36,7 +36,8 @@ cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The real-client suites again with oxsdb on etcd (an etcd member started by
 # each test binary, a key prefix per server).
 OXSDB_CLIENT_TESTS_STORE=etcd cargo test --no-fail-fast --test clients_ovsdb_client --test clients_ovn \
-  --test clients_vsctl --test clients_python_idl --test group_commit "$@" 2>&1 | tee -a "$log" || status=$?
+  --test clients_vsctl --test clients_python_idl --test group_commit \
+  --test monitor_cond_change "$@" 2>&1 | tee -a "$log" || status=$?
 # The README's quick start, run as written (it builds the release binary)
 # with its outputs compared: the front door must never break unnoticed.
 qs_failed=0

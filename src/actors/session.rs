@@ -854,9 +854,21 @@ impl Session {
     /// held back before) when `hold`.
     fn take_update(&mut self, n: Notify, hold: bool) {
         let key = n.monitor_id.to_string();
-        match self.monitors.get(&key) {
-            Some((db, _)) if **db == *n.db => {}
-            _ => return,
+        let known = match self.monitors.get(&key) {
+            Some((db, _)) => **db == *n.db,
+            // Computed before a `monitor_cond_change` to a new id took
+            // effect in the database: it belongs before that change's reply,
+            // under the old id, as ovsdb-server sends it.
+            None => self.cond_changes.values().any(|(old, new, _)| {
+                *old == n.monitor_id
+                    && self
+                        .monitors
+                        .get(&new.to_string())
+                        .is_some_and(|(db, _)| **db == *n.db)
+            }),
+        };
+        if !known {
+            return;
         }
         if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             p.merged = p.merged.merge(&n.changes);

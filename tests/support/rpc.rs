@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// The longest single blocking read.
+const READ_SLICE: Duration = Duration::from_millis(200);
+
 /// How long [`Rpc::request`] waits for a reply.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -60,7 +63,7 @@ impl Rpc {
     pub fn connect(addr: &str) -> io::Result<Rpc> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        stream.set_read_timeout(Some(READ_SLICE))?;
         Ok(Rpc {
             stream,
             buf: Vec::new(),
@@ -119,6 +122,10 @@ impl Rpc {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
+            // Wait no longer than the caller asked.
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.stream
+                .set_read_timeout(Some(left.clamp(Duration::from_millis(1), READ_SLICE)))?;
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
