@@ -532,11 +532,12 @@ fn a_slow_reader_of_a_large_reply_is_not_taken_for_dead_by_the_inactivity_probe(
     let mut messages =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(32 * 1024, slow))
             .into_iter::<Value>();
-    let reply = loop {
+    // The next message that is not an echo request, answering those.
+    let mut next_message = |out: &mut TcpStream| loop {
         let m = messages
             .next()
-            .expect("the connection was closed before the reply came whole")
-            .expect("the connection was closed in the middle of the reply");
+            .expect("the connection was closed before the message came whole")
+            .expect("the connection was closed in the middle of a message");
         if m["method"] == json!("echo") {
             out.write_all(
                 json!({"id": m["id"], "result": m["params"], "error": null})
@@ -548,6 +549,7 @@ fn a_slow_reader_of_a_large_reply_is_not_taken_for_dead_by_the_inactivity_probe(
         }
         break m;
     };
+    let reply = next_message(&mut out);
     assert_eq!(reply["id"], json!("big"));
     let n = reply["result"]["List"].as_object().map_or(0, |t| t.len());
     assert_eq!(n, rows, "every row in the initial reply");
@@ -558,22 +560,7 @@ fn a_slow_reader_of_a_large_reply_is_not_taken_for_dead_by_the_inactivity_probe(
             .as_bytes(),
     )
     .expect("send");
-    let answer = loop {
-        let m = messages
-            .next()
-            .expect("connection still open")
-            .expect("valid JSON");
-        if m["method"] == json!("echo") {
-            out.write_all(
-                json!({"id": m["id"], "result": m["params"], "error": null})
-                    .to_string()
-                    .as_bytes(),
-            )
-            .expect("answer echo");
-            continue;
-        }
-        break m;
-    };
+    let answer = next_message(&mut out);
     assert_eq!(answer["result"], json!(["still"]));
 }
 

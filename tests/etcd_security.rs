@@ -42,6 +42,15 @@ fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// Starts oxsdb with `args`, which must make it exit before listening;
+/// its exit status and stderr.
+fn refused_start(args: &[String], dir: &Path, what: &str) -> (std::process::ExitStatus, String) {
+    match Oxsdb::try_start(args, dir, None) {
+        Ok(s) => panic!("oxsdb started {what}:\n{}", s.all_stderr()),
+        Err(e) => e,
+    }
+}
+
 /// Runs `openssl` with `args` in `dir`; panics with its output on failure.
 fn openssl(dir: &Path, args: &[&str]) {
     let out = run_timeout(
@@ -479,13 +488,7 @@ fn authentication_with_a_role_on_the_prefix() {
         &["--etcd-user=oxsdb", "--etcd-password=wrong"],
     );
     args.push(schema.display().to_string());
-    let (status, stderr) = match Oxsdb::try_start(&args, dir.path(), None) {
-        Ok(s) => panic!(
-            "oxsdb started with a wrong etcd password:\n{}",
-            s.all_stderr()
-        ),
-        Err(e) => e,
-    };
+    let (status, stderr) = refused_start(&args, dir.path(), "with a wrong etcd password");
     let took = began.elapsed();
     eprintln!("FIGURES: wrong etcd password: oxsdb exited with {status} after {took:.2?}");
     assert!(!status.success(), "{status}");
@@ -506,13 +509,7 @@ fn authentication_with_a_role_on_the_prefix() {
         &["--etcd-user=nobody", "--etcd-password=nobody-secret"],
     );
     args.push(schema.display().to_string());
-    let (status, stderr) = match Oxsdb::try_start(&args, dir.path(), None) {
-        Ok(s) => panic!(
-            "oxsdb started as a user without permissions:\n{}",
-            s.all_stderr()
-        ),
-        Err(e) => e,
-    };
+    let (status, stderr) = refused_start(&args, dir.path(), "as a user without permissions");
     assert!(!status.success(), "{status}");
     assert!(
         stderr.contains("permission denied") && stderr.contains("--etcd-prefix"),
