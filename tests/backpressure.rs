@@ -181,6 +181,18 @@ fn a_stalled_monitor_client_neither_blocks_others_nor_queues_without_bound() {
     );
 }
 
+/// Sends an echo and reads up to its reply: the updates the server held
+/// back, which it flushes before answering.
+fn sync(s: &mut TcpStream) -> Vec<Value> {
+    s.write_all(
+        json!({"method": "echo", "params": [], "id": "sync"})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("send");
+    read_until_reply(s, &json!("sync")).0
+}
+
 /// Reads messages from `s` until the reply with `id`; returns the messages before it and the reply.
 fn read_until_reply(s: &mut TcpStream, id: &Value) -> (Vec<Value>, Value) {
     let mut de =
@@ -327,14 +339,7 @@ fn a_merged_update3_carries_the_newest_txn_id_so_a_resumed_client_gets_nothing_t
 
     // The stalled client reads everything: the server flushes what it held
     // back before the reply to this echo.
-    stalled
-        .write_all(
-            json!({"method": "echo", "params": [], "id": "sync"})
-                .to_string()
-                .as_bytes(),
-        )
-        .expect("send");
-    let (updates, _) = read_until_reply(&mut stalled, &json!("sync"));
+    let updates = sync(&mut stalled);
     assert!(!updates.is_empty());
     assert!(
         updates.len() < n as usize,
@@ -639,14 +644,7 @@ fn a_stalled_client_gets_each_commit_and_each_merge_in_ovsdb_servers_monitor_ord
         );
         assert!(r["error"].is_null(), "transaction {i} failed");
     }
-    stalled
-        .write_all(
-            json!({"method": "echo", "params": [], "id": "sync"})
-                .to_string()
-                .as_bytes(),
-        )
-        .expect("send");
-    let (updates, _) = read_until_reply(&mut stalled, &json!("sync"));
+    let updates = sync(&mut stalled);
     let got: Vec<String> = updates.iter().map(|u| u["params"][0].to_string()).collect();
     assert!(
         got.len() < n * ids.len(),

@@ -352,15 +352,7 @@ impl Background {
             std::thread::sleep(Duration::from_millis(5));
         };
         self.child = None;
-        self.status = Some(status);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        Output {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
+        self.finish(status)
     }
 
     /// Stops the child with SIGTERM (SIGKILL after 5 s); returns its output.
@@ -381,8 +373,14 @@ impl Background {
             Some(mut c) => c.wait().expect("wait"),
             None => self.status.expect("a child that was started"),
         };
-        self.status = Some(status);
         self.stdin.take();
+        self.finish(status)
+    }
+
+    /// Records the exit, lets the readers drain the pipes, and returns
+    /// everything the child wrote.
+    fn finish(&mut self, status: ExitStatus) -> Output {
+        self.status = Some(status);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
