@@ -42,6 +42,7 @@ pub mod etcd;
 pub mod file;
 pub mod file_lock;
 pub mod keys;
+pub mod log;
 pub mod memory;
 pub mod ovsdb_log;
 pub mod ovsdb_txn;
