@@ -16,12 +16,11 @@ mod common;
 use bytes::BytesMut;
 use common::schema;
 use oxsdb::actors::local_client::LocalClient;
-use oxsdb::actors::server::{self, ServerConfig};
+use oxsdb::actors::server::{self, ServerConfig, Store};
 use oxsdb::codec::framing::JsonCodec;
 use oxsdb::codec::jsonrpc::{reply_bytes, Message};
 use oxsdb::db::{execute, Database, ExecContext, Execution};
 use oxsdb::storage::keys::Keys;
-use oxsdb::storage::memory::MemoryStore;
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,9 +199,8 @@ fn server(rounds: u64) -> [Cost; 4] {
             remotes: Vec::new(),
             inactivity_probe: None,
             max_message_size: oxsdb::codec::framing::DEFAULT_MAX_MESSAGE_SIZE,
-            store: MemoryStore::new(),
+            store: Store::Memory,
             keys: Keys::new("ovsdb", "nb").expect("keys"),
-            model: "standalone",
             lock_ttl: std::time::Duration::from_secs(5),
             threads: 0,
         };

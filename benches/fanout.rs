@@ -48,7 +48,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use oxsdb::actors::database::AddMonitor;
 use oxsdb::actors::local_client::LocalClient;
-use oxsdb::actors::server::{self, RunningServer, ServerConfig};
+use oxsdb::actors::server::{self, RunningServer, ServerConfig, Store};
 use oxsdb::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionHandle,
     TxnBlocked,
@@ -56,7 +56,6 @@ use oxsdb::actors::{
 use oxsdb::codec::jsonrpc::write_notification_raw;
 use oxsdb::db::monitor::MonitorVersion;
 use oxsdb::storage::keys::Keys;
-use oxsdb::storage::memory::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,9 +202,8 @@ impl Fixture {
             remotes: Vec::new(),
             inactivity_probe: None,
             max_message_size: 1 << 20,
-            store: MemoryStore::new(),
+            store: Store::Memory,
             keys: Keys::new("ovsdb", "bench").expect("keys"),
-            model: "standalone",
             lock_ttl: Duration::from_secs(5),
             threads: 1,
         };

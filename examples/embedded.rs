@@ -5,11 +5,10 @@
 //! Run: `cargo run --example embedded`
 
 use oxsdb::actors::local_client::LocalClient;
-use oxsdb::actors::server::{self, ServerConfig};
+use oxsdb::actors::server::{self, ServerConfig, Store};
 use oxsdb::db::monitor::MonitorVersion;
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::keys::Keys;
-use oxsdb::storage::memory::MemoryStore;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -23,9 +22,8 @@ async fn main() -> anyhow::Result<()> {
         remotes: Vec::new(), // add Remote::Tcp(...) to also serve ovsdb-client and friends
         inactivity_probe: None,
         max_message_size: oxsdb::codec::framing::DEFAULT_MAX_MESSAGE_SIZE,
-        store: MemoryStore::new(),
+        store: Store::Memory,
         keys: Keys::new("ovsdb", "todo")?,
-        model: "standalone",
         lock_ttl: std::time::Duration::from_secs(5),
         threads: 1,
     };

@@ -17,5 +17,6 @@ pub mod data;
 pub mod db;
 pub mod error;
 pub mod parser;
+pub mod replica;
 pub mod schema;
 pub mod storage;

@@ -2,11 +2,10 @@
 //! in-process client: transact, monitor, and the update-before-reply order.
 
 use oxsdb::actors::local_client::{ClientError, LocalClient};
-use oxsdb::actors::server::{self, ServerConfig};
+use oxsdb::actors::server::{self, ServerConfig, Store};
 use oxsdb::db::monitor::MonitorVersion;
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::keys::Keys;
-use oxsdb::storage::memory::MemoryStore;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -17,9 +16,8 @@ async fn start() -> server::RunningServer {
         remotes: Vec::new(),
         inactivity_probe: None,
         max_message_size: 1 << 20,
-        store: MemoryStore::new(),
+        store: Store::Memory,
         keys: Keys::new("ovsdb", "todo").expect("keys"),
-        model: "standalone",
         lock_ttl: std::time::Duration::from_secs(5),
         threads: 1,
     };

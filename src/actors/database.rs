@@ -3,7 +3,10 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
-use crate::actors::replica::{parse_txn_id, Replica};
+use crate::replica::history::History;
+use crate::replica::release_queue::{Effect, ReleaseQueue};
+use crate::storage::log::{LogError, LogStore, SyncTicket};
+use crate::replica::{parse_txn_id, Replica};
 use crate::actors::{
     MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone, SessionHandle, SessionId,
     TxnBlocked,
@@ -24,8 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How many committed transactions are kept for `monitor_cond_since`.
-pub const HISTORY_LEN: usize = 1000;
 /// How often a transaction is re-executed after losing a commit race before failing.
 pub const MAX_COMMIT_RETRIES: u32 = 64;
 /// How long a committed transaction waits for the store's watch to deliver
@@ -43,10 +44,21 @@ pub const GROUP_MAX_ROWS: usize = 100;
 
 /// Where commits go.
 pub enum Backend {
-    /// A store (memory, file or etcd); commits come back through its watch.
+    /// A shared store (etcd): commits go to it as fenced groups; the other
+    /// servers' commits come back through its watch.
     Store(Arc<dyn Storage>),
-    /// No store: commits apply at once (the `_Server` database).
-    Local,
+    /// A local log store (memory, file; `_Server` in memory): this process
+    /// is the only writer, so commits apply in place and are appended.
+    Log(Box<dyn LogStore>),
+}
+
+/// A commit of a local store (or a read behind one) waiting for its turn
+/// to be answered (see `ReleaseQueue`).
+struct Release {
+    txn: Pending,
+    results: Vec<Value>,
+    /// The commit's revision and changes; `None` for a read.
+    commit: Option<(Revision, Arc<ChangeSet>)>,
 }
 
 /// `transact` from a session.
@@ -298,9 +310,14 @@ pub struct DatabaseActor {
     cancel_order: CancelOrder,
     member_of: HashMap<(SessionId, String), String>,
     change_aware: HashMap<SessionId, bool>,
-    history: VecDeque<(Revision, Arc<ChangeSet>)>,
-    /// The revision `history` starts after: every change since it is there.
-    history_base: Revision,
+    /// Recent commits, for `monitor_cond_since`.
+    history: History,
+    /// Local stores: commits applied and written, waiting for a sync or
+    /// for the commits before them to be answered.
+    release: ReleaseQueue<Release>,
+    /// Local stores: the newest sync ticket not yet run (it covers every
+    /// record written before it).
+    sync_ticket: Option<SyncTicket>,
     watch_from: Revision,
     name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
@@ -339,8 +356,9 @@ impl DatabaseActor {
             cancel_order: CancelOrder::default(),
             member_of: HashMap::new(),
             change_aware: HashMap::new(),
-            history: VecDeque::new(),
-            history_base: watch_from - 1,
+            history: History::new(watch_from - 1),
+            release: ReleaseQueue::default(),
+            sync_ticket: None,
             watch_from,
             name,
             loaded: true,
@@ -369,7 +387,7 @@ impl DatabaseActor {
         // A store that reports no liveness is taken as always reachable.
         a.connected = match &a.backend {
             Backend::Store(s) => s.liveness().is_none(),
-            Backend::Local => true,
+            Backend::Log(_) => true,
         };
         a.shared = Some(shared);
         a
@@ -434,13 +452,12 @@ impl DatabaseActor {
         self.open_backoff = Duration::from_millis(100);
         self.load_error = None;
         let revision = fresh.revision;
-        self.history_base = revision;
         if self.loaded {
             let diff = crate::db::changes::diff(&self.replica.db, &fresh.db);
             tracing::info!(db = %self.name, revision, rows = diff.n_rows(), "reloaded from the store");
             self.replica = fresh;
             // Ids older than the reload can no longer be resumed from memory.
-            self.history.clear();
+            self.history.reset(revision);
             if !diff.is_empty() {
                 self.notify_monitors(revision, Arc::new(diff));
             }
@@ -448,6 +465,7 @@ impl DatabaseActor {
             tracing::info!(db = %self.name, revision, rows = fresh.db.n_rows(), "opened from the {} store", self.store_kind());
             self.replica = fresh;
             self.loaded = true;
+            self.history.reset(revision);
         }
         self.watch_from = revision + 1;
         self.reload_needed = false;
@@ -560,9 +578,17 @@ impl DatabaseActor {
         self.in_flight.as_ref().is_some_and(|f| f.speculative)
     }
 
+    /// Whether the replica holds changes not answered yet: speculative ones
+    /// ahead of a shared store, or local commits waiting for a sync. Requests
+    /// that read the replica for a client (new monitors, condition changes,
+    /// conversion) wait until it is not.
+    fn ahead(&self) -> bool {
+        self.speculating() || !self.release.is_empty()
+    }
+
     /// Handles the requests deferred while the replica was ahead of the store.
     fn run_deferred(&mut self, ctx: &mut Context<Self>) {
-        if self.speculating() {
+        if self.ahead() {
             return;
         }
         // The deferred handlers read and monitor; none starts a commit.
@@ -672,7 +698,7 @@ impl DatabaseActor {
                             writes: false,
                         });
                     } else {
-                        self.finish(p, Value::Array(done.results));
+                        self.answer(p, done.results, None, false, ctx);
                     }
                     return None;
                 }
@@ -683,10 +709,43 @@ impl DatabaseActor {
                     return None;
                 }
                 let changes = Arc::new(done.changes);
-                if let Backend::Local = &self.backend {
+                if let Backend::Log(log) = &mut self.backend {
+                    // DESIGN.md's local commit: apply in place, append, answer.
+                    self.replica.db.apply(&changes);
+                    let appended = log.append(
+                        &self.replica.db,
+                        &changes,
+                        done.comment.as_deref(),
+                        done.durable,
+                    );
+                    let ticket = match appended {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.replica.db.apply(&changes.inverse());
+                            let mut results = done.results;
+                            results.push(
+                                OvsdbError::new(
+                                    "I/O error",
+                                    format!("cannot write the transaction to the {} store: {e}", log.kind()),
+                                )
+                                .to_json(),
+                            );
+                            self.finish(p, Value::Array(results));
+                            return None;
+                        }
+                    };
                     let rev = self.replica.revision + 1;
-                    self.commit_applied(rev, changes);
-                    self.finish(p, Value::Array(done.results));
+                    self.replica.revision = rev;
+                    self.history.push(rev, changes.clone());
+                    let needs_sync = ticket.is_some();
+                    if ticket.is_some() {
+                        self.sync_ticket = ticket;
+                    }
+                    self.answer(p, done.results, Some((rev, changes)), needs_sync, ctx);
+                    // Waits re-run on the new contents, in this same pump.
+                    for (b, _) in std::mem::take(&mut self.blocked) {
+                        self.queue.push_back(b);
+                    }
                     return None;
                 }
                 // A comment or an asserted lock in a shared store is part of
@@ -985,14 +1044,14 @@ impl DatabaseActor {
     fn store_unreachable_reason(&self) -> Option<String> {
         match &self.backend {
             Backend::Store(s) => s.unreachable_reason(),
-            Backend::Local => None,
+            Backend::Log(_) => None,
         }
     }
 
     fn store_kind(&self) -> &'static str {
         match &self.backend {
             Backend::Store(s) => s.kind(),
-            Backend::Local => "local",
+            Backend::Log(l) => l.kind(),
         }
     }
 
@@ -1007,6 +1066,74 @@ impl DatabaseActor {
         }
     }
 
+    /// Local stores: answers a transaction (with its commit, if it wrote)
+    /// in commit order, after the sync it or an earlier commit waits for.
+    fn answer(
+        &mut self,
+        txn: Pending,
+        results: Vec<Value>,
+        commit: Option<(Revision, Arc<ChangeSet>)>,
+        needs_sync: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let effects = self.release.committed(
+            Release {
+                txn,
+                results,
+                commit,
+            },
+            needs_sync,
+        );
+        self.carry_out(effects, ctx);
+    }
+
+    /// Carries out the release queue's effects.
+    fn carry_out(&mut self, effects: Vec<Effect<Release, LogError>>, ctx: &mut Context<Self>) {
+        for e in effects {
+            match e {
+                Effect::Release(r, err) => {
+                    let mut results = r.results;
+                    if let Some((rev, changes)) = r.commit {
+                        self.notify_monitors(rev, changes);
+                    }
+                    if let Some(e) = err {
+                        results.push(
+                            OvsdbError::new(
+                                "I/O error",
+                                format!(
+                                    "the transaction was committed but could not be made durable: {e}"
+                                ),
+                            )
+                            .to_json(),
+                        );
+                    }
+                    self.finish(r.txn, Value::Array(results));
+                }
+                Effect::StartSync => self.start_sync(ctx),
+            }
+        }
+        self.report_status();
+    }
+
+    /// Runs the newest sync ticket off this thread; what it covers is
+    /// answered when it returns.
+    fn start_sync(&mut self, ctx: &mut Context<Self>) {
+        let ticket = self.sync_ticket.take();
+        let fut = async move {
+            match ticket {
+                None => Ok(()),
+                Some(t) => tokio::task::spawn_blocking(t).await.unwrap_or_else(|e| {
+                    Err(LogError(format!("the sync task failed: {e}")))
+                }),
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            let effects = act.release.synced(res);
+            act.carry_out(effects, ctx);
+            act.pump(ctx);
+        }));
+    }
+
     /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
     fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         self.replica.apply(&changes, revision);
@@ -1016,12 +1143,7 @@ impl DatabaseActor {
     /// Keeps a commit applied to the replica for `monitor_cond_since` and
     /// sends it to the monitors.
     fn record_commit(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
-        self.history.push_back((revision, changes.clone()));
-        while self.history.len() > HISTORY_LEN {
-            if let Some((r, _)) = self.history.pop_front() {
-                self.history_base = r;
-            }
-        }
+        self.history.push(revision, changes.clone());
         self.notify_monitors(revision, changes);
         self.report_status();
     }
@@ -1108,19 +1230,7 @@ impl DatabaseActor {
     /// The changes since `rev` (exclusive), if the in-memory history still
     /// covers them.
     fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
-        if rev == self.replica.revision {
-            return Some(ChangeSet::default());
-        }
-        if rev > self.replica.revision || rev < self.history_base {
-            return None;
-        }
-        let mut merged = ChangeSet::default();
-        for (r, cs) in &self.history {
-            if *r > rev {
-                merged = merged.merge(cs);
-            }
-        }
-        Some(merged)
+        self.history.changes_since(rev, self.replica.revision)
     }
 }
 
@@ -1309,7 +1419,7 @@ impl Handler<CancelTxn> for DatabaseActor {
 impl Handler<AddMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: AddMonitor, ctx: &mut Context<Self>) {
-        if self.speculating() {
+        if self.ahead() {
             // It reads the replica, which is ahead of the store right now.
             self.deferred.push(Box::new(move |act, ctx| {
                 <Self as Handler<AddMonitor>>::handle(act, m, ctx)
@@ -1355,7 +1465,7 @@ impl Handler<AddMonitor> for DatabaseActor {
                 return;
             }
             if let (Backend::Store(store), true) =
-                (&self.backend, 0 < rev && rev < self.history_base)
+                (&self.backend, 0 < rev && rev < self.history.base())
             {
                 // Older than this server's memory (it restarted, or the
                 // client comes from another server): what the store held
@@ -1453,7 +1563,7 @@ impl Handler<RemoveMonitor> for DatabaseActor {
 impl Handler<ChangeMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: ChangeMonitor, _: &mut Context<Self>) {
-        if self.speculating() {
+        if self.ahead() {
             // It reads the replica, which is ahead of the store right now.
             self.deferred.push(Box::new(move |act, ctx| {
                 <Self as Handler<ChangeMonitor>>::handle(act, m, ctx)
@@ -1524,7 +1634,7 @@ impl Handler<SetChangeAware> for DatabaseActor {
 impl Handler<Convert> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
-        if self.speculating() {
+        if self.ahead() {
             // It reads the replica, which is ahead of the store right now.
             self.deferred.push(Box::new(move |act, ctx| {
                 <Self as Handler<Convert>>::handle(act, m, ctx)
@@ -1559,6 +1669,20 @@ impl Handler<Convert> for DatabaseActor {
                 return;
             }
         };
+        if let Backend::Log(log) = &mut self.backend {
+            // The log holds the new schema and rows before anyone sees them.
+            if let Err(e) = log.convert(&converted) {
+                let e = OvsdbError::new(
+                    "I/O error",
+                    format!("cannot write the converted database to the {} store: {e}", log.kind()),
+                );
+                m.session.reply.do_send(SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                });
+                return;
+            }
+        }
         // Monitors were parsed against the old schema: cancel them for
         // change-aware clients (the others are disconnected by `on_done`), in
         // ovsdb-server's order (see `CancelOrder`).
@@ -1589,15 +1713,14 @@ impl Handler<Convert> for DatabaseActor {
         self.groups.clear();
         self.member_of.clear();
         self.cancel_order.clear();
-        self.history.clear();
-        self.history_base = self.replica.revision;
+        self.history.reset(self.replica.revision);
         let keys = self.replica.keys.clone();
         let cluster = self.replica.cluster_id;
         let old_rev = self.replica.revision;
         let fence_rev = self.replica.fence_revision;
         let schema = m.schema.clone();
         match &self.backend {
-            Backend::Local => {
+            Backend::Log(_) => {
                 self.replica = Replica::new(schema.clone(), keys, cluster);
                 self.replica.db = converted;
                 self.replica.revision = old_rev + 1;
@@ -1611,7 +1734,7 @@ impl Handler<Convert> for DatabaseActor {
                 let store = store.clone();
                 let old_db = std::mem::replace(&mut self.replica.db, converted);
                 let new_db = self.replica.db.clone();
-                let writes = crate::actors::replica::conversion_writes(
+                let writes = crate::replica::conversion_writes(
                     &keys,
                     &old_db,
                     &new_db,

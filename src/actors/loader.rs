@@ -1,7 +1,7 @@
 //! Opening a database from the store: its record (schema and cluster id) in
 //! a shared store, then a consistent read of its rows and fence.
 
-use crate::actors::replica::Replica;
+use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::db_record::DbRecord;
 use crate::storage::keys::Keys;

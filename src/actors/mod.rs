@@ -13,7 +13,8 @@ pub mod loader;
 pub mod local_client;
 pub mod lock_table;
 pub mod registry;
-pub mod replica;
+/// Moved to the crate root (`crate::replica`); kept here for old paths.
+pub use crate::replica;
 pub mod server;
 pub mod server_db;
 pub mod session;

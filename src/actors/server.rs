@@ -5,12 +5,14 @@ use crate::actors::database::{Backend, DatabaseActor, InternalTransact, Shared};
 use crate::actors::loader::{ensure_record, stored_records, OpenError};
 use crate::actors::lock_table::LockTable;
 use crate::actors::registry::{DbEntry, Registry};
-use crate::actors::replica::Replica;
+use crate::replica::Replica;
 use crate::actors::server_db::{upsert_ops, DatabaseStatus, StatusBoard};
 use crate::actors::session::{Session, SessionConfig};
 use crate::schema::DatabaseSchema;
 use crate::storage::keys::Keys;
-use crate::storage::{Storage, WriteOp};
+use crate::db::Database;
+use crate::storage::log::{LogStore, MemoryLog};
+use crate::storage::Storage;
 use actix::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +67,29 @@ impl std::str::FromStr for Remote {
     }
 }
 
+/// Where the databases live (DESIGN.md, Storage).
+pub enum Store {
+    /// In memory, nothing kept: a database per schema given to [`start`],
+    /// created empty (tests, scratch servers).
+    Memory,
+    /// Local log stores, one per database, each with its contents (the file
+    /// store: `FileLog::open_all`); the schemas given to [`start`] are not used.
+    Local(Vec<LocalDb>),
+    /// A store shared by several servers (etcd), `_Server` model
+    /// `clustered`: databases open themselves from the store (retrying while
+    /// it is unreachable), locks live in the store, and `_Server` follows
+    /// the store's liveness.
+    Shared(Arc<dyn Storage>),
+}
+
+/// A database of a local store: its log and what the log holds.
+pub struct LocalDb {
+    /// Where its commits are appended.
+    pub log: Box<dyn LogStore>,
+    /// Its contents as loaded.
+    pub db: Database,
+}
+
 /// Everything needed to start a server.
 pub struct ServerConfig {
     /// Where to listen.
@@ -73,15 +98,10 @@ pub struct ServerConfig {
     pub inactivity_probe: Option<Duration>,
     /// Largest message accepted.
     pub max_message_size: usize,
-    /// The store.
-    pub store: Arc<dyn Storage>,
-    /// Key prefix and service name in the store.
+    /// Where the databases live.
+    pub store: Store,
+    /// Key prefix and service name in a shared store.
     pub keys: Keys,
-    /// `_Server` model: `standalone`, or `clustered` for a store shared by
-    /// several servers (etcd): databases then open themselves from the store
-    /// (retrying while it is unreachable), locks live in the store, and
-    /// `_Server` follows the store's liveness.
-    pub model: &'static str,
     /// With the clustered model: how long a dead server's locks outlive it.
     pub lock_ttl: Duration,
     /// Extra arbiters (threads) for sessions; 0 = sessions run on the
@@ -142,10 +162,13 @@ pub async fn start(
 ) -> Result<RunningServer, StartError> {
     let server_id = Uuid::new_v4();
     let cluster_id = Uuid::new_v4();
-    let clustered = config.model == "clustered";
-    let locks = if clustered {
+    let shared_store = match &config.store {
+        Store::Shared(s) => Some(s.clone()),
+        _ => None,
+    };
+    let locks = if let Some(store) = &shared_store {
         LockTable::shared(
-            config.store.clone(),
+            store.clone(),
             config.keys.clone(),
             server_id,
             config.lock_ttl,
@@ -159,7 +182,11 @@ pub async fn start(
     // _Server first, so databases can be announced in it.
     let server_schema = Arc::new(DatabaseSchema::server_schema());
     let server_replica = Replica::new(server_schema.clone(), config.keys.clone(), cluster_id);
-    let server_addr = DatabaseActor::new(server_replica, Backend::Local, server_id).start();
+    let server_addr = DatabaseActor::new(
+        server_replica,
+        Backend::Log(Box::new(MemoryLog)),
+        server_id,
+    ).start();
     registry.insert(
         "_Server",
         DbEntry {
@@ -169,7 +196,7 @@ pub async fn start(
     );
 
     let mut statuses = vec![status("_Server", "standalone", server_schema, None, None)];
-    if clustered {
+    if let Some(store) = &shared_store {
         let mut rows = Vec::new();
         for schema in &schemas {
             let mut st = status(
@@ -200,7 +227,7 @@ pub async fn start(
             let addr = DatabaseActor::shared(
                 schema.clone(),
                 config.keys.clone(),
-                config.store.clone(),
+                store.clone(),
                 server_id,
                 shared,
             )
@@ -210,51 +237,23 @@ pub async fn start(
         }
         statuses.clear();
     }
-    let standalone = if clustered { Vec::new() } else { schemas };
-    for schema in standalone {
+    let local = match config.store {
+        Store::Shared(_) => Vec::new(),
+        Store::Memory => schemas
+            .into_iter()
+            .map(|schema| LocalDb {
+                log: Box::new(MemoryLog),
+                db: Database::new(schema),
+            })
+            .collect(),
+        Store::Local(dbs) => dbs,
+    };
+    for LocalDb { log, db } in local {
+        let schema = db.schema.clone();
         let name = schema.name.clone();
-        let store = config.store.clone();
-        let prefix = config.keys.db_prefix(&name).unwrap_or_default();
-        let fence_key = config.keys.fence(&name).unwrap_or_default();
-        let store_err = |e: String| StartError::Store {
-            db: name.clone(),
-            kind: store.kind(),
-            message: e,
-        };
-        // The fence lives outside the database's prefix: read it after the
-        // rows and retry if a commit slipped in between the two reads.
-        let mut attempt = 0;
-        let replica = loop {
-            let (kvs, rev) = store
-                .range(&prefix)
-                .await
-                .map_err(|e| store_err(e.to_string()))?;
-            let fence = store
-                .get(&fence_key)
-                .await
-                .map_err(|e| store_err(e.to_string()))?;
-            let fence_rev = fence.map_or(0, |kv| kv.mod_revision);
-            attempt += 1;
-            if fence_rev > rev && attempt < 100 {
-                continue;
-            }
-            let mut r = Replica::load(schema.clone(), config.keys.clone(), cluster_id, &kvs, rev)
-                .map_err(|e| store_err(e.to_string()))?;
-            r.fence_revision = fence_rev;
-            break r;
-        };
-        // Record the schema where other servers of the service find it.
-        let _ = store
-            .commit(
-                Vec::new(),
-                vec![WriteOp::Put {
-                    key: config.keys.server_db(&name).unwrap_or_default(),
-                    value: bytes::Bytes::from(schema.to_json().to_string()),
-                    lease: None,
-                }],
-            )
-            .await;
-        let addr = DatabaseActor::new(replica, Backend::Store(store), server_id).start();
+        let mut replica = Replica::new(schema.clone(), config.keys.clone(), cluster_id);
+        replica.db = db;
+        let addr = DatabaseActor::new(replica, Backend::Log(log), server_id).start();
         registry.insert(
             &name,
             DbEntry {
@@ -262,12 +261,7 @@ pub async fn start(
                 schema: schema.clone(),
             },
         );
-        let (cid, sid) = if config.model == "clustered" {
-            (Some(cluster_id), Some(server_id))
-        } else {
-            (None, None)
-        };
-        statuses.push(status(&name, config.model, schema, cid, sid));
+        statuses.push(status(&name, "standalone", schema, None, None));
     }
     for st in &statuses {
         let _ = server_addr

@@ -2,6 +2,9 @@
 //! revision bookkeeping of DESIGN.md's commit protocol, and the translation
 //! between change sets and store keys. Pure: no actors, no I/O.
 
+pub mod history;
+pub mod release_queue;
+
 use crate::data::atom::parse_uuid_str;
 use crate::data::Row;
 use crate::db::changes::{ChangeSet, RowChange, TableChanges};
