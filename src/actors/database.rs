@@ -29,11 +29,6 @@ use uuid::Uuid;
 
 /// How often a transaction is re-executed after losing a commit race before failing.
 pub const MAX_COMMIT_RETRIES: u32 = 64;
-/// How long a committed transaction waits for the store's watch to deliver
-/// its revision before it is answered anyway (the store went away between
-/// the commit and its watch event; its monitor update comes when the watch
-/// resumes).
-pub const WATCH_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest pause between attempts to open a database while the store is down.
 pub const MAX_OPEN_BACKOFF: Duration = Duration::from_secs(5);
 /// At most this many transactions share one store commit.
@@ -251,7 +246,6 @@ struct InFlight {
     members: Vec<GroupMember>,
     /// The members' changes merged: what the commit writes.
     changes: Arc<ChangeSet>,
-    revision: Option<Revision>,
     /// Lock names asserted in a shared store, with their keys and the value
     /// the commit compared them with.
     asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
@@ -296,10 +290,6 @@ pub struct DatabaseActor {
     server_id: Uuid,
     queue: VecDeque<Pending>,
     in_flight: Option<InFlight>,
-    /// The timer answering the in-flight commit if the watch never delivers
-    /// it: one at a time, cancelled on delivery, because every live timer of
-    /// an actor is polled at each of its wake-ups.
-    delivery_timer: Option<SpawnHandle>,
     /// Commits to make one transaction at a time (a group was over the store's limits).
     solo_txns: usize,
     /// Requests that read the replica, held while it is ahead of the store.
@@ -348,7 +338,6 @@ impl DatabaseActor {
             server_id,
             queue: VecDeque::new(),
             in_flight: None,
-            delivery_timer: None,
             solo_txns: 0,
             deferred: Vec::new(),
             blocked: Vec::new(),
@@ -806,7 +795,6 @@ impl DatabaseActor {
         self.in_flight = Some(InFlight {
             members: group.members,
             changes,
-            revision: None,
             asserted: group.asserted,
             speculative,
         });
@@ -896,27 +884,25 @@ impl DatabaseActor {
                     self.pump(ctx);
                     return;
                 }
-                let rev = r.revision;
-                if let Some(f) = self.in_flight.as_mut() {
-                    f.revision = Some(rev);
-                }
-                if let Some(h) = self.delivery_timer.take() {
-                    ctx.cancel_future(h);
-                }
-                self.delivery_timer = Some(ctx.run_later(WATCH_DELIVERY_TIMEOUT, move |act, ctx| {
-                    act.delivery_timer = None;
-                    if act.in_flight.as_ref().and_then(|f| f.revision) == Some(rev) {
-                        tracing::warn!(db = %act.name, revision = rev,
-                            "the store's watch has not delivered a commit of this server; answering it anyway");
-                        // The watch, when it resumes, brings the commit to
-                        // the replica and the monitors.
-                        act.undo_speculation();
-                        if let Some(f) = act.in_flight.take() {
-                            act.finish_group(f.members);
-                        }
-                        act.pump(ctx);
+                // DESIGN.md: the fence held, so no other commit came
+                // between the replica's state and ours: the replica (which
+                // holds the group's changes) is the store at this revision.
+                // Answer now; the watch skips the echo (its revision is not
+                // above the replica's).
+                if let Some(f) = self.in_flight.take() {
+                    self.replica.revision = r.revision;
+                    self.replica.fence_revision = r.revision;
+                    if f.changes.is_empty() {
+                        self.report_status();
+                    } else {
+                        self.record_commit(r.revision, f.changes);
                     }
-                }));
+                    self.finish_group(f.members);
+                }
+                if !self.blocked.is_empty() {
+                    self.rerun_blocked(ctx);
+                }
+                self.pump(ctx);
             }
             Ok(_)
                 if self
@@ -1279,59 +1265,35 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
             }
         };
         if batch.revision <= self.replica.revision {
+            // Our own commit's echo (applied when the store answered it), or
+            // one already read by a reload.
+            self.watch_from = self.watch_from.max(batch.revision + 1);
             return;
         }
-        let own = self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.revision == Some(batch.revision));
-        if !own {
-            // A commit we did not make (or ours, delivered before the store
-            // answered it): decoded against exactly the store's state. If it
-            // is another server's, our commit fails its fence and re-runs.
-            self.undo_speculation();
-        }
-        let speculative = own && self.speculating();
-        let changes = if own {
-            // Our own commit: the change set we computed is what the store holds.
-            let _ = self.replica.decode_fence_only(&batch);
-            self.in_flight
-                .as_ref()
-                .map(|f| f.changes.clone())
-                .unwrap_or_default()
-        } else {
-            match self.replica.decode_batch(&batch) {
-                Ok(cs) => Arc::new(cs),
-                Err(e) => {
-                    // Skipping it would leave the replica behind the store
-                    // (its other rows, and the fence the commit moved, so
-                    // that every later commit of ours would fail its
-                    // compare): read the database again instead, which
-                    // leaves out the rows that don't decode.
-                    tracing::error!(db = %self.name, revision = batch.revision, error = %e,
-                        "cannot decode a commit from the store; reloading the database from the store");
-                    self.reload(ctx);
-                    return;
-                }
+        // Another server's commit (or ours, delivered before the store
+        // answered it): decoded against exactly the store's state, so the
+        // speculative changes come out first. If it is another server's, our
+        // commit in flight fails its fence and re-runs.
+        self.undo_speculation();
+        let changes = match self.replica.decode_batch(&batch) {
+            Ok(cs) => Arc::new(cs),
+            Err(e) => {
+                // Skipping it would leave the replica behind the store (its
+                // other rows, and the fence the commit moved, so that every
+                // later commit of ours would fail its compare): read the
+                // database again instead, which leaves out the rows that
+                // don't decode.
+                tracing::error!(db = %self.name, revision = batch.revision, error = %e,
+                    "cannot decode a commit from the store; reloading the database from the store");
+                self.reload(ctx);
+                return;
             }
         };
         self.watch_from = batch.revision + 1;
         if changes.is_empty() {
             self.replica.revision = batch.revision;
-        } else if speculative {
-            // The replica holds these changes already.
-            self.replica.revision = batch.revision;
-            self.record_commit(batch.revision, changes);
         } else {
             self.commit_applied(batch.revision, changes);
-        }
-        if own {
-            if let Some(h) = self.delivery_timer.take() {
-                ctx.cancel_future(h);
-            }
-            if let Some(f) = self.in_flight.take() {
-                self.finish_group(f.members);
-            }
         }
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
@@ -1780,8 +1742,7 @@ impl Handler<Convert> for DatabaseActor {
                         writes: false,
                     }],
                     changes: Arc::new(ChangeSet::default()),
-                    revision: None,
-                    asserted: Vec::new(),
+                            asserted: Vec::new(),
                     speculative: false,
                 });
                 self.replica = Replica {

@@ -203,11 +203,6 @@ impl Replica {
         Ok(cs)
     }
 
-    /// Notes the fence of a batch whose rows are already known (our own commit).
-    pub fn decode_fence_only(&mut self, batch: &WatchBatch) {
-        self.fence_revision = batch.revision;
-    }
-
     fn decode_event(&self, t: usize, uuid: Uuid, ev: &Event) -> Result<RowChange, OvsdbError> {
         let schema = &self.db.schema;
         let old = self.db.row(t, &uuid).cloned();
