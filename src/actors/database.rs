@@ -3,6 +3,7 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
+use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::{Effect, ReleaseQueue};
 use crate::storage::log::{LogError, LogStore, SyncTicket};
@@ -251,6 +252,8 @@ struct InFlight {
     asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
     /// Whether the replica holds `changes` ahead of the store.
     speculative: bool,
+    /// When the store request left.
+    started: Instant,
 }
 
 struct Member {
@@ -305,6 +308,10 @@ pub struct DatabaseActor {
     /// Local stores: commits applied and written, waiting for a sync or
     /// for the commits before them to be answered.
     release: ReleaseQueue<Release>,
+    /// Shared stores: whom the next group waits for (see `Gather`).
+    gather: Gather,
+    /// The timer ending that wait.
+    gather_timer: Option<SpawnHandle>,
     /// Local stores: the newest sync ticket not yet run (it covers every
     /// record written before it).
     sync_ticket: Option<SyncTicket>,
@@ -348,6 +355,8 @@ impl DatabaseActor {
             history: History::new(watch_from - 1),
             release: ReleaseQueue::default(),
             sync_ticket: None,
+            gather: Gather::default(),
+            gather_timer: None,
             watch_from,
             name,
             loaded: true,
@@ -606,6 +615,18 @@ impl DatabaseActor {
             return;
         }
         self.run_deferred(ctx);
+        if matches!(self.backend, Backend::Store(_)) && !self.queue.is_empty() {
+            let now = Instant::now();
+            if let Some(at) = self.gather.wait_until(now) {
+                if self.gather_timer.is_none() {
+                    self.gather_timer = Some(ctx.run_later(at - now, |act, ctx| {
+                        act.gather_timer = None;
+                        act.pump(ctx);
+                    }));
+                }
+                return;
+            }
+        }
         let mut group = CommitGroup::default();
         while self.in_flight.is_none() {
             let Some(p) = self.queue.pop_front() else {
@@ -797,6 +818,7 @@ impl DatabaseActor {
             changes,
             asserted: group.asserted,
             speculative,
+            started: Instant::now(),
         });
         if writes.len() <= 1 {
             // Only reads held back behind writes that merged into nothing
@@ -890,6 +912,13 @@ impl DatabaseActor {
                 // Answer now; the watch skips the echo (its revision is not
                 // above the replica's).
                 if let Some(f) = self.in_flight.take() {
+                    let writers = f
+                        .members
+                        .iter()
+                        .filter(|m| m.writes)
+                        .filter_map(|m| m.txn.session.as_ref().map(|s| s.id));
+                    self.gather
+                        .answered(writers, Instant::now(), f.started.elapsed());
                     self.replica.revision = r.revision;
                     self.replica.fence_revision = r.revision;
                     if f.changes.is_empty() {
@@ -1326,6 +1355,7 @@ impl Handler<StoreLiveness> for DatabaseActor {
 impl Handler<Transact> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Transact, ctx: &mut Context<Self>) {
+        self.gather.arrived(m.session.id);
         self.queue.push_back(Pending {
             session: Some(m.session),
             id: m.id,
@@ -1744,6 +1774,7 @@ impl Handler<Convert> for DatabaseActor {
                     changes: Arc::new(ChangeSet::default()),
                             asserted: Vec::new(),
                     speculative: false,
+                    started: Instant::now(),
                 });
                 self.replica = Replica {
                     name: schema.name.clone(),
