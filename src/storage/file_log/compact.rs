@@ -139,13 +139,11 @@ impl Job {
 
 /// ovsdb-server's rule: whether a file of `offset` bytes, `base` bytes just
 /// after its last compaction, with `n_txns` records, is due.
-pub(super) fn due(
-    o: &super::FileOptions,
-    st: &super::sync::FileState,
-    now: Instant,
-) -> bool {
+pub(super) fn due(o: &super::FileOptions, st: &super::sync::FileState, now: Instant) -> bool {
     let since = now.saturating_duration_since(st.last_compact);
-    if st.pending.is_some() || st.retry_at.is_some_and(|t| now < t) || since < o.compact_min_interval
+    if st.pending.is_some()
+        || st.retry_at.is_some_and(|t| now < t)
+        || since < o.compact_min_interval
     {
         false
     } else if since >= o.compact_max_interval {

@@ -27,10 +27,7 @@ pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
 /// Appends a JSON string (serde_json's escaping).
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     // Most strings need no escape: copy them in one go.
-    if s
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
-    {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -184,8 +181,14 @@ mod tests {
             (json!("real"), json!(1e300)),
             (json!("real"), json!(1.25e-7)),
             (json!("boolean"), json!(true)),
-            (json!("string"), json!("h\u{e9}llo \"q\" \\ \n\ttab \u{1}\u{7f}\u{2028}")),
-            (json!("uuid"), json!(["uuid", "0a7a1b7e-0000-4000-8000-00000000000f"])),
+            (
+                json!("string"),
+                json!("h\u{e9}llo \"q\" \\ \n\ttab \u{1}\u{7f}\u{2028}"),
+            ),
+            (
+                json!("uuid"),
+                json!(["uuid", "0a7a1b7e-0000-4000-8000-00000000000f"]),
+            ),
             (
                 json!({"key": "integer", "min": 0, "max": "unlimited"}),
                 json!(["set", []]),
@@ -212,10 +215,18 @@ mod tests {
     #[test]
     fn diff_pairs_are_datum_diff() {
         let t = ty(json!({"key": "string", "value": "string", "min": 0, "max": "unlimited"}));
-        let a = Datum::from_json(&t, &json!(["map", [["a", "1"], ["b", "2"], ["d", "4"]]]), None)
-            .unwrap();
-        let b = Datum::from_json(&t, &json!(["map", [["b", "20"], ["c", "3"], ["d", "4"]]]), None)
-            .unwrap();
+        let a = Datum::from_json(
+            &t,
+            &json!(["map", [["a", "1"], ["b", "2"], ["d", "4"]]]),
+            None,
+        )
+        .unwrap();
+        let b = Datum::from_json(
+            &t,
+            &json!(["map", [["b", "20"], ["c", "3"], ["d", "4"]]]),
+            None,
+        )
+        .unwrap();
         let d = crate::db::monitor::datum_diff(&a, &b, &t);
         let mine: Vec<_> = diff_pairs(&a, &b).collect();
         assert_eq!(mine, d.pairs().collect::<Vec<_>>());
@@ -223,6 +234,9 @@ mod tests {
         let a = Datum::from_json(&s, &json!(["set", [1, 2, 3]]), None).unwrap();
         let b = Datum::from_json(&s, &json!(["set", [2, 3, 7]]), None).unwrap();
         let d = crate::db::monitor::datum_diff(&a, &b, &s);
-        assert_eq!(diff_pairs(&a, &b).collect::<Vec<_>>(), d.pairs().collect::<Vec<_>>());
+        assert_eq!(
+            diff_pairs(&a, &b).collect::<Vec<_>>(),
+            d.pairs().collect::<Vec<_>>()
+        );
     }
 }

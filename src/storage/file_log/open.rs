@@ -249,4 +249,3 @@ fn load(schema: Arc<DatabaseSchema>, replay: Replay) -> Database {
     db.apply(&cs);
     db
 }
-

@@ -134,7 +134,11 @@ impl RecordWriter {
         for tc in &changes.tables {
             if let Some(slot) = by_table.get_mut(tc.table) {
                 let rows = slot.get_or_insert_with(Vec::new);
-                rows.extend(tc.rows.iter().filter(|r| r.old.is_some() || r.new.is_some()));
+                rows.extend(
+                    tc.rows
+                        .iter()
+                        .filter(|r| r.old.is_some() || r.new.is_some()),
+                );
             }
         }
         for rows in by_table.iter_mut().flatten() {
@@ -297,7 +301,9 @@ impl RecordWriter {
         self.buf.push(b'{');
         let mut first = true;
         for (c, key) in &self.columns[t] {
-            let Some(d) = row.fields.get(*c) else { continue };
+            let Some(d) = row.fields.get(*c) else {
+                continue;
+            };
             if *d == self.defaults[t][*c] {
                 continue;
             }
