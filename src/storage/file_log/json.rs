@@ -5,10 +5,9 @@
 
 use crate::data::{Atom, Datum};
 
-/// Appends `i` in decimal.
-pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
-    let mut tmp = [0u8; 20];
-    let mut n = i.unsigned_abs();
+/// `n` in decimal, at the end of `tmp`: the digits.
+pub(super) fn decimal(n: u64, tmp: &mut [u8; 20]) -> &[u8] {
+    let mut n = n;
     let mut pos = tmp.len();
     loop {
         pos -= 1;
@@ -18,10 +17,15 @@ pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
             break;
         }
     }
+    &tmp[pos..]
+}
+
+/// Appends `i` in decimal.
+pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
     if i < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&tmp[pos..]);
+    out.extend_from_slice(decimal(i.unsigned_abs(), &mut [0u8; 20]));
 }
 
 /// Appends a JSON string (serde_json's escaping).

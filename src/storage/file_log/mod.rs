@@ -321,9 +321,14 @@ impl LogStore for FileLog {
     }
 
     fn compact(&mut self, db: &Database) -> Result<bool, LogError> {
-        // A background compaction that finishes now serves as well.
+        // A background compaction still running serves as well (what was
+        // appended since it started is carried into its file); one that
+        // finished earlier does not.
+        let running = self.compaction.as_ref().is_some_and(|h| !h.is_finished());
         if let Some(Ok(true)) = self.wait_compaction() {
-            return Ok(true);
+            if running {
+                return Ok(true);
+            }
         }
         let Some(job) = Job::begin(&self.shared, db, self.options.column_diffs) else {
             return Ok(false);

@@ -16,7 +16,9 @@
 //! `serde_json::Value` (object members sorted by name, as its map sorts
 //! them), so records are the same whichever way they were built.
 
-use super::json::{diff_pairs, write_datum, write_elements, write_i64, write_str, write_uuid_str};
+use super::json::{
+    decimal, diff_pairs, write_datum, write_elements, write_i64, write_str, write_uuid_str,
+};
 use crate::data::{Datum, Row};
 use crate::db::changes::{ChangeSet, RowChange};
 use crate::schema::DatabaseSchema;
@@ -376,18 +378,22 @@ impl RecordWriter {
     fn frame(&mut self) -> &[u8] {
         let body = &self.buf[HEADER_ROOM..];
         let digest = sha1::sha1(body);
-        let mut header = Vec::with_capacity(HEADER_ROOM);
-        header.extend_from_slice(b"OVSDB JSON ");
-        write_i64(&mut header, body.len() as i64);
-        header.push(b' ');
+        let mut header = [0u8; HEADER_ROOM];
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            header[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        };
+        put(b"OVSDB JSON ");
+        put(decimal(body.len() as u64, &mut [0u8; 20]));
+        put(b" ");
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in digest {
-            header.push(HEX[(b >> 4) as usize]);
-            header.push(HEX[(b & 15) as usize]);
+            put(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
-        header.push(b'\n');
-        let start = HEADER_ROOM - header.len();
-        self.buf[start..HEADER_ROOM].copy_from_slice(&header);
+        put(b"\n");
+        let start = HEADER_ROOM - n;
+        self.buf[start..HEADER_ROOM].copy_from_slice(&header[..n]);
         &self.buf[start..]
     }
 }
