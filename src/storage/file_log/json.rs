@@ -70,49 +70,68 @@ pub(super) fn write_atom(out: &mut Vec<u8>, a: &Atom) {
     }
 }
 
-/// Appends a set or map from its elements, as [`Datum::to_json`] writes the
-/// datum they make: `n` elements, `pairs` yields each key with its value
-/// (maps) or none (sets).
-pub(super) fn write_elements<'a>(
-    out: &mut Vec<u8>,
-    is_map: bool,
-    n: usize,
-    pairs: impl Iterator<Item = (&'a Atom, Option<&'a Atom>)>,
-) {
-    if is_map {
-        out.extend_from_slice(b"[\"map\",[");
-        for (i, (k, v)) in pairs.enumerate() {
-            if i > 0 {
-                out.push(b',');
+/// Appends a datum as [`Datum::to_json`] gives it.
+pub(super) fn write_datum(out: &mut Vec<u8>, d: &Datum) {
+    match &d.values {
+        Some(values) => {
+            out.extend_from_slice(b"[\"map\",[");
+            for (i, (k, v)) in d.keys.iter().zip(values).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_pair(out, k, v);
             }
-            out.push(b'[');
-            write_atom(out, k);
-            out.push(b',');
-            if let Some(v) = v {
-                write_atom(out, v);
+            out.extend_from_slice(b"]]");
+        }
+        None if d.keys.len() == 1 => write_atom(out, &d.keys[0]),
+        None => {
+            out.extend_from_slice(b"[\"set\",[");
+            for (i, k) in d.keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_atom(out, k);
             }
-            out.push(b']');
+            out.extend_from_slice(b"]]");
         }
-        out.extend_from_slice(b"]]");
-    } else if n == 1 {
-        for (k, _) in pairs {
-            write_atom(out, k);
-        }
-    } else {
-        out.extend_from_slice(b"[\"set\",[");
-        for (i, (k, _)) in pairs.enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_atom(out, k);
-        }
-        out.extend_from_slice(b"]]");
     }
 }
 
-/// Appends a datum as [`Datum::to_json`] gives it.
-pub(super) fn write_datum(out: &mut Vec<u8>, d: &Datum) {
-    write_elements(out, d.is_map(), d.len(), d.pairs());
+fn write_pair(out: &mut Vec<u8>, k: &Atom, v: &Atom) {
+    out.push(b'[');
+    write_atom(out, k);
+    out.push(b',');
+    write_atom(out, v);
+    out.push(b']');
+}
+
+/// Appends the diff of two sets or maps (see [`diff_pairs`]) as
+/// [`Datum::to_json`] writes the diff as a datum; returns its number of
+/// elements (0: the two are equal).
+pub(super) fn write_diff(out: &mut Vec<u8>, old: &Datum, new: &Datum) -> usize {
+    let start = out.len();
+    let is_map = new.is_map();
+    out.extend_from_slice(if is_map { b"[\"map\",[" } else { b"[\"set\",[" });
+    let elements = out.len();
+    let mut n = 0;
+    for (k, v) in diff_pairs(old, new) {
+        if n > 0 {
+            out.push(b',');
+        }
+        match v {
+            Some(v) if is_map => write_pair(out, k, v),
+            _ => write_atom(out, k),
+        }
+        n += 1;
+    }
+    if !is_map && n == 1 {
+        // A one-element set is its bare atom.
+        out.copy_within(elements.., start);
+        out.truncate(out.len() - (elements - start));
+    } else {
+        out.extend_from_slice(b"]]");
+    }
+    n
 }
 
 /// The elements of the diff of two sets or maps, in order, as

@@ -16,9 +16,7 @@
 //! `serde_json::Value` (object members sorted by name, as its map sorts
 //! them), so records are the same whichever way they were built.
 
-use super::json::{
-    decimal, diff_pairs, write_datum, write_elements, write_i64, write_str, write_uuid_str,
-};
+use super::json::{decimal, write_datum, write_diff, write_i64, write_str, write_uuid_str};
 use crate::data::{Datum, Row};
 use crate::db::changes::{ChangeSet, RowChange};
 use crate::schema::DatabaseSchema;
@@ -347,24 +345,29 @@ impl RecordWriter {
             let (Some(o), Some(n)) = (old.fields.get(c), new.fields.get(c)) else {
                 continue;
             };
-            if o == n {
+            let ty = &self.schema.tables[t].columns[c].ty;
+            // ovsdb-server's reader replaces a column at its default by the
+            // diff, so then the whole value is written (see the module docs).
+            let as_diff = is_diff && ty.max > 1 && *o != self.defaults[t][c];
+            if !as_diff && o == n {
                 continue;
             }
+            let (col_start, first_before) = (self.buf.len(), first);
             if !first {
                 self.buf.push(b',');
             }
             first = false;
             self.buf.extend_from_slice(&self.columns[t][*r as usize].1);
-            let ty = &self.schema.tables[t].columns[c].ty;
-            // ovsdb-server's reader replaces a column at its default by the
-            // diff, so then the whole value is written (see the module docs).
-            if is_diff && ty.max > 1 && *o != self.defaults[t][c] {
-                let len = diff_pairs(o, n).count();
-                if len as u64 > ty.max_u64() {
+            if as_diff {
+                // One pass: the diff is written and counted together.
+                let len = write_diff(&mut self.buf, o, n);
+                if len == 0 {
+                    self.buf.truncate(col_start);
+                    first = first_before;
+                } else if len as u64 > ty.max_u64() {
                     result = Err(DiffTooLong);
                     break;
                 }
-                write_elements(&mut self.buf, n.is_map(), len, diff_pairs(o, n));
             } else {
                 write_datum(&mut self.buf, n);
             }
