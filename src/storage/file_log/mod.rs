@@ -314,6 +314,7 @@ impl LogStore for FileLog {
         drop(st);
         self.shared.mark_synced(written);
         drop(rows);
+        writer.release();
         self.writer = writer;
         tracing::info!(path = %path.display(), db = %schema.name, version = %schema.version,
             "file log: database converted to a new schema; file rewritten");

@@ -195,6 +195,14 @@ impl RecordWriter {
         self.frame()
     }
 
+    /// Frees the buffer of a large record (a snapshot) that later
+    /// transaction records will not need.
+    pub(super) fn release(&mut self) {
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::with_capacity(4096);
+        }
+    }
+
     /// Writes the body after the header room; `Ok(false)` if no row was written.
     fn body(
         &mut self,

@@ -549,7 +549,11 @@ fn compact_and_convert_rewrite_the_file() {
     j["tables"]["List"]["columns"]["extra"] = json!({"type": "integer"});
     let s2 = Arc::new(DatabaseSchema::from_json(&j).unwrap());
     let mut db2 = crate::db::convert::convert(&db, s2.clone()).unwrap();
+    // A compaction of the old schema running meanwhile is dropped, not
+    // renamed over the converted file.
+    assert!(log.start_compaction(&db));
     log.convert(&db2).unwrap();
+    let _ = log.wait_compaction().unwrap().unwrap();
     assert_eq!(log.schema().version, "1.1.0");
     commit(
         &mut log,
@@ -559,6 +563,9 @@ fn compact_and_convert_rewrite_the_file() {
     )
     .unwrap();
     drop(log);
+    let bytes = std::fs::read(&path).unwrap();
+    let first = LogReader::new(&bytes[..]).read().unwrap().unwrap();
+    assert_eq!(first.json["version"], "1.1.0");
     let (_, db3) = FileLog::open(
         &FileDb {
             path,
