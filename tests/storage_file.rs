@@ -614,6 +614,19 @@ fn unusable_files_are_refused_with_a_clear_error() {
         Err(e) => assert!(e.to_string().contains("two files"), "{e}"),
     }
 
+    // The same file twice.
+    let twice = |path: &Path| FileDb {
+        path: path.to_path_buf(),
+        schema: None,
+    };
+    match FileLog::open_all(
+        vec![twice(&file), twice(&dir.path().join(".").join("todo.db"))],
+        FileOptions::default(),
+    ) {
+        Ok(_) => panic!("opened"),
+        Err(e) => assert!(e.to_string().contains("two files"), "{e}"),
+    }
+
     // A file ovsdb-server holds.
     need_tools!("ovsdb-server");
     let server = Server::start(&file);

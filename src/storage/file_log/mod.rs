@@ -87,6 +87,19 @@ impl FileLog {
     ) -> Result<Vec<(FileLog, Database)>, FileStoreError> {
         let mut out: Vec<(FileLog, Database)> = Vec::with_capacity(dbs.len());
         let mut by_name: HashMap<String, PathBuf> = HashMap::new();
+        let mut paths: HashMap<PathBuf, &Path> = HashMap::new();
+        for db in &dbs {
+            // The same file twice would take its lock twice, which fcntl
+            // locks allow within one process: refuse it before opening.
+            let real = std::fs::canonicalize(&db.path).unwrap_or_else(|_| db.path.clone());
+            if let Some(first) = paths.insert(real, &db.path) {
+                return Err(FileStoreError::Duplicate {
+                    db: db.path.display().to_string(),
+                    first: first.display().to_string(),
+                    second: db.path.display().to_string(),
+                });
+            }
+        }
         for db in &dbs {
             let (log, data) = FileLog::open(db, options.clone())?;
             let name = log.schema().name.clone();
