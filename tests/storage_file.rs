@@ -1,63 +1,28 @@
-//! The file store: the conformance suite, and round trips with Open vSwitch's
-//! own tools (`ovsdb-tool`, `ovsdb-server`, `ovsdb-client`) over the OVSDB
-//! standalone file format, damaged files, compaction, conversion, and a real
-//! `kill -9` in the middle of writing.
+//! The file log store ([`FileLog`]): round trips with Open vSwitch's own
+//! tools (`ovsdb-tool`, `ovsdb-server`, `ovsdb-client`) over the OVSDB
+//! standalone file format, damaged files, compaction, conversion, shared
+//! fsyncs, and a real `kill -9` in the middle of writing.
 
 mod support;
 
-use oxsdb::actors::replica::{conversion_writes, Replica};
-use oxsdb::db::{execute, ExecContext, Execution};
+use oxsdb::db::{execute, Database, ExecContext, Execution};
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::file_log::{FileDb, FileLog, FileOptions, FileStoreError};
+use oxsdb::storage::log::LogStore;
 use oxsdb::storage::ovsdb_log::{self, LogReader};
-use oxsdb::storage::{
-    Compare, FileDb, FileOptions, FileStore, FileStoreError, Keys, Storage, WriteOp,
-};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::clients::{ovsdb_client, ovsdb_tool};
 use support::reference::ReferenceServer;
-use uuid::Uuid;
 
 const ALLTYPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/alltypes.ovsschema");
 const TODO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/todo.ovsschema");
 
 fn schema(path: &str) -> Arc<DatabaseSchema> {
     Arc::new(DatabaseSchema::from_file(path).unwrap())
-}
-
-fn keys() -> Keys {
-    Keys::with_service("test").unwrap()
-}
-
-/// A store with the todo database in a fresh directory under the target
-/// directory (kept: the conformance macro gives no place to clean up).
-fn conformance_store() -> Arc<FileStore> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("storage_file")
-        .join(Uuid::new_v4().to_string());
-    FileStore::open(
-        keys(),
-        vec![FileDb {
-            path: dir.join("todo.db"),
-            schema: Some(schema(TODO)),
-        }],
-        FileOptions::default(),
-    )
-    .unwrap()
-}
-
-crate::storage_conformance_tests!(conformance_store());
-
-mod shared {
-    use oxsdb::storage::FileStore;
-    use std::sync::{Arc, OnceLock};
-
-    static STORE: OnceLock<Arc<FileStore>> = OnceLock::new();
-
-    crate::storage_conformance_tests!(shared: STORE.get_or_init(super::conformance_store).clone());
 }
 
 // ---------------------------------------------------------------------------
@@ -70,51 +35,83 @@ macro_rules! need_tools {
     };
 }
 
-/// A client of a store that executes transactions with the engine and
-/// commits them as the database actor does.
+/// A database and its log, committing as the database actor does: execute,
+/// apply the change set in place, append it, run the sync ticket.
 struct Client {
-    store: Arc<FileStore>,
-    replica: Replica,
+    log: FileLog,
+    db: Database,
 }
 
 impl Client {
-    async fn new(store: Arc<FileStore>, db: &str) -> Client {
-        let schema = store.schemas().into_iter().find(|s| s.name == db).unwrap();
-        let k = keys();
-        let (kvs, rev) = store.range(&k.db_prefix(db).unwrap()).await.unwrap();
-        let mut replica = Replica::load(schema, k.clone(), Uuid::nil(), &kvs, rev).unwrap();
-        replica.fence_revision = store
-            .get(&k.fence(db).unwrap())
-            .await
-            .unwrap()
-            .map_or(0, |kv| kv.mod_revision);
-        Client { store, replica }
+    fn open(
+        path: &Path,
+        schema: Option<Arc<DatabaseSchema>>,
+        options: FileOptions,
+    ) -> Result<Client, FileStoreError> {
+        let (log, db) = FileLog::open(
+            &FileDb {
+                path: path.to_path_buf(),
+                schema,
+            },
+            options,
+        )?;
+        Ok(Client { log, db })
     }
 
     /// `params` as for `transact`: the database name, then operations.
-    async fn transact(&mut self, params: &Value) -> Vec<Value> {
+    fn transact(&mut self, params: &Value) -> Vec<Value> {
         let ops = &params.as_array().unwrap()[1..];
-        let done = match execute(&self.replica.db, ops, &ExecContext::default()) {
+        let done = match execute(&self.db, ops, &ExecContext::default()) {
             Execution::Done(d) => d,
             Execution::Blocked { .. } => panic!("blocked"),
         };
         assert!(done.succeeded(), "{params}: {:?}", done.results);
         if !done.changes.is_empty() {
-            let (cmp, writes) =
-                self.replica
-                    .commit_request(&done.changes, Uuid::nil(), done.comment.as_deref());
-            let r = self
-                .store
-                .commit_durable(cmp, writes, done.durable)
-                .await
-                .unwrap();
-            assert!(r.succeeded);
-            self.replica.db.apply(&done.changes);
-            self.replica.revision = r.revision;
-            self.replica.fence_revision = r.revision;
+            self.db.apply(&done.changes);
+            let ticket = self
+                .log
+                .append(
+                    &self.db,
+                    &done.changes,
+                    done.comment.as_deref(),
+                    done.durable,
+                )
+                .unwrap_or_else(|e| panic!("{params}: {e}"));
+            if let Some(t) = ticket {
+                t().unwrap();
+            }
         }
         done.results
     }
+
+    /// Every persistent column of every row, normalised.
+    fn dump(&mut self) -> Value {
+        let s = self.db.schema.clone();
+        normalize(&Value::Array(self.transact(&dump_request(&s))))
+    }
+
+    /// The todo database's list names, sorted.
+    fn list_names(&mut self) -> Vec<String> {
+        let r = self.transact(
+            &json!(["todo", {"op": "select", "table": "List", "where": [], "columns": ["name"]}]),
+        );
+        let mut names: Vec<String> = r[0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn open(
+    path: &Path,
+    schema: Option<Arc<DatabaseSchema>>,
+    options: FileOptions,
+) -> Result<Client, FileStoreError> {
+    Client::open(path, schema, options)
 }
 
 /// A transaction selecting every persistent column (and `_uuid`) of every
@@ -163,11 +160,6 @@ fn normalize(v: &Value) -> Value {
         }
         other => other.clone(),
     }
-}
-
-async fn our_dump(store: &Arc<FileStore>, s: &DatabaseSchema) -> Value {
-    let mut c = Client::new(store.clone(), &s.name).await;
-    normalize(&Value::Array(c.transact(&dump_request(s)).await))
 }
 
 fn tool_dump(file: &Path, s: &DatabaseSchema) -> Value {
@@ -270,49 +262,32 @@ fn records(file: &Path) -> Vec<ovsdb_log::Record> {
     out
 }
 
-fn open(
-    path: &Path,
-    schema: Option<Arc<DatabaseSchema>>,
-    options: FileOptions,
-) -> Result<Arc<FileStore>, FileStoreError> {
-    FileStore::open(
-        keys(),
-        vec![FileDb {
-            path: path.to_path_buf(),
-            schema,
-        }],
-        options,
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Round trips with Open vSwitch.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_we_write_are_read_by_ovsdb_tool_and_ovsdb_server() {
+#[test]
+fn files_we_write_are_read_by_ovsdb_tool_and_ovsdb_server() {
     need_tools!("ovsdb-tool", "ovsdb-server", "ovsdb-client");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alltypes.db");
     let s = schema(ALLTYPES);
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
     // Created like `ovsdb-tool create`: one schema record.
     assert_eq!(records(&file).len(), 1);
     assert_eq!(
         ovsdb_tool(&["db-version", file.to_str().unwrap()]).trim(),
         "1.2.3"
     );
-    let mut c = Client::new(store.clone(), "alltypes").await;
     let mut w = workload();
     // A change ovsdb-server 3.1 itself would write as a diff it cannot read
     // back (4 elements in a column of at most 3).
     w.push(json!(["alltypes", {"op": "update", "table": "Constrained", "where": [["color", "==", "green"]],
         "row": {"small_set": ["set", [4, 5, 6]]}}]));
     for t in &w {
-        c.transact(t).await;
+        c.transact(t);
     }
-    let ours = our_dump(&store, &s).await;
+    let ours = c.dump();
     drop(c);
-    drop(store);
 
     // Every transaction but the ephemeral-only one is one record.
     let recs = records(&file);
@@ -338,12 +313,12 @@ async fn files_we_write_are_read_by_ovsdb_tool_and_ovsdb_server() {
     );
     let after_server = server.dump(&s);
     drop(server);
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-    assert_eq!(our_dump(&store, &s).await, after_server);
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+    assert_eq!(c.dump(), after_server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_ovsdb_server_writes_are_read_with_the_same_contents() {
+#[test]
+fn files_ovsdb_server_writes_are_read_with_the_same_contents() {
     need_tools!("ovsdb-tool", "ovsdb-server", "ovsdb-client");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alltypes.db");
@@ -361,8 +336,8 @@ async fn files_ovsdb_server_writes_are_read_with_the_same_contents() {
         let server = Server::start(&file);
         assert_eq!(server.dump(&s), reference);
     }
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-    assert_eq!(our_dump(&store, &s).await, reference);
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+    assert_eq!(c.dump(), reference);
     // Its own quirk, reproduced: a diff to a column at its default replaces it.
     let constrained = s
         .tables
@@ -379,41 +354,47 @@ async fn files_ovsdb_server_writes_are_read_with_the_same_contents() {
     assert_eq!(green["pair"], "y");
 
     // We append in the same style; ovsdb-tool and ovsdb-server read it.
-    let mut c = Client::new(store.clone(), "alltypes").await;
     c.transact(
         &json!(["alltypes", {"op": "mutate", "table": "Scalars", "where": [],
         "mutations": [["iset", "insert", ["set", [100]]], ["sset", "delete", ["set", ["a"]]]]},
         {"op": "insert", "table": "Target", "row": {"name": "t", "n": 1}}]),
-    )
-    .await;
-    let ours = our_dump(&store, &s).await;
+    );
+    let ours = c.dump();
     drop(c);
-    drop(store);
     assert_eq!(tool_dump(&file, &s), ours);
     let server = Server::start(&file);
     assert_eq!(server.dump(&s), ours);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_schemas_round_trip() {
+#[test]
+fn real_schemas_round_trip() {
     need_tools!("ovsdb-tool");
     let candidates = [
         "/usr/share/openvswitch/vswitch.ovsschema",
         "/usr/share/ovn/ovn-nb.ovsschema",
         "/usr/share/ovn/ovn-sb.ovsschema",
     ];
-    for path in candidates.iter().filter(|p| Path::new(p).exists()) {
+    let present: Vec<&str> = candidates
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    assert!(
+        !present.is_empty(),
+        "none of {candidates:?} exists: install the ovn-common (or ovn-central) and \
+         openvswitch-common packages"
+    );
+    for path in present {
         let dir = tempfile::tempdir().unwrap();
         let s = schema(path);
         let file = dir.path().join("db");
         // Created by ovsdb-tool, opened by us with the same schema.
         ovsdb_tool(&["create", file.to_str().unwrap(), path]);
-        let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-        assert_eq!(store.schemas()[0].as_ref(), s.as_ref(), "{path}");
-        drop(store);
+        let c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+        assert_eq!(c.log.schema().as_ref(), s.as_ref(), "{path}");
+        drop(c);
         // Created by us: ovsdb-tool reads the schema back.
         let file2 = dir.path().join("db2");
-        drop(open(&file2, Some(s.clone()), FileOptions::default()).unwrap());
+        let mut c = open(&file2, Some(s.clone()), FileOptions::default()).unwrap();
         assert_eq!(
             ovsdb_tool(&["db-version", file2.to_str().unwrap()]).trim(),
             s.version,
@@ -424,6 +405,36 @@ async fn real_schemas_round_trip() {
             s.name,
             "{path}"
         );
+        // Rows of the northbound database, as ovn-nbctl writes them: maps,
+        // sets, references, then changes to them as diffs.
+        if s.name == "OVN_Northbound" {
+            let r = c.transact(&json!(["OVN_Northbound",
+                {"op": "insert", "table": "NB_Global", "row": {"options": ["map", [["mac_prefix", "0a:00:00"]]]}},
+                {"op": "insert", "table": "Logical_Switch_Port", "uuid-name": "p1",
+                 "row": {"name": "p1", "addresses": ["set", ["00:00:00:00:00:01 10.0.0.1"]],
+                         "external_ids": ["map", [["owner", "test"]]]}},
+                {"op": "insert", "table": "Logical_Switch_Port", "uuid-name": "p2", "row": {"name": "p2"}},
+                {"op": "insert", "table": "Logical_Switch",
+                 "row": {"name": "ls1", "ports": ["set", [["named-uuid", "p1"], ["named-uuid", "p2"]]],
+                         "other_config": ["map", [["subnet", "10.0.0.0/24"]]]}}]));
+            c.transact(&json!(["OVN_Northbound",
+                {"op": "mutate", "table": "Logical_Switch", "where": [],
+                 "mutations": [["other_config", "insert", ["map", [["mcast_snoop", "true"]]]]]},
+                {"op": "update", "table": "Logical_Switch_Port", "where": [["name", "==", "p1"]],
+                 "row": {"external_ids": ["map", [["owner", "other"], ["k", "v"]]], "enabled": false}},
+                // p2, no longer referenced, is garbage-collected: a delete.
+                {"op": "mutate", "table": "Logical_Switch", "where": [],
+                 "mutations": [["ports", "delete", ["set", [r[2]["uuid"].clone()]]]]}]));
+            let ours = c.dump();
+            drop(c);
+            assert_eq!(
+                tool_dump(&file2, &s),
+                ours,
+                "{path}: ovsdb-tool query disagrees"
+            );
+            let mut again = open(&file2, Some(s.clone()), FileOptions::default()).unwrap();
+            assert_eq!(again.dump(), ours, "{path}: reopened");
+        }
     }
 }
 
@@ -431,40 +442,21 @@ async fn real_schemas_round_trip() {
 // Damage.
 
 /// A todo database with `n` lists, one transaction each; returns the file.
-async fn todo_file(dir: &Path, n: usize) -> PathBuf {
+fn todo_file(dir: &Path, n: usize) -> PathBuf {
     let file = dir.join("todo.db");
-    let store = open(&file, Some(schema(TODO)), FileOptions::default()).unwrap();
-    let mut c = Client::new(store.clone(), "todo").await;
+    let mut c = open(&file, Some(schema(TODO)), FileOptions::default()).unwrap();
     for i in 0..n {
         c.transact(
             &json!(["todo", {"op": "insert", "table": "List", "row": {"name": format!("l{i}")}}]),
-        )
-        .await;
+        );
     }
     file
 }
 
-async fn list_names(store: &Arc<FileStore>) -> Vec<String> {
-    let mut c = Client::new(store.clone(), "todo").await;
-    let r = c
-        .transact(
-            &json!(["todo", {"op": "select", "table": "List", "where": [], "columns": ["name"]}]),
-        )
-        .await;
-    let mut names: Vec<String> = r[0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-#[tokio::test]
-async fn damaged_tail_is_dropped_and_cut_off() {
+#[test]
+fn damaged_tail_is_dropped_and_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let file = todo_file(dir.path(), 3).await;
+    let file = todo_file(dir.path(), 3);
     let pristine = std::fs::read(&file).unwrap();
     let recs = records(&file);
     assert_eq!(recs.len(), 4);
@@ -495,8 +487,8 @@ async fn damaged_tail_is_dropped_and_cut_off() {
 
     for (what, bytes, kept) in cases {
         std::fs::write(&file, &bytes).unwrap();
-        let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-        assert_eq!(list_names(&store).await.len(), kept, "{what}");
+        let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+        assert_eq!(c.list_names().len(), kept, "{what}");
         let good_end = if kept == 2 { last } else { pristine.len() };
         assert_eq!(
             std::fs::metadata(&file).unwrap().len() as usize,
@@ -504,14 +496,11 @@ async fn damaged_tail_is_dropped_and_cut_off() {
             "{what}: not cut"
         );
         // Appending after the cut leaves a clean file.
-        let mut c = Client::new(store.clone(), "todo").await;
-        c.transact(&json!(["todo", {"op": "insert", "table": "List", "row": {"name": "after"}}]))
-            .await;
+        c.transact(&json!(["todo", {"op": "insert", "table": "List", "row": {"name": "after"}}]));
         drop(c);
-        drop(store);
         assert_eq!(records(&file).len(), kept + 2, "{what}");
-        let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-        assert_eq!(list_names(&store).await.len(), kept + 1, "{what}");
+        let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+        assert_eq!(c.list_names().len(), kept + 1, "{what}");
     }
     {
         let out = ovsdb_tool(&[
@@ -526,13 +515,10 @@ async fn damaged_tail_is_dropped_and_cut_off() {
 #[test]
 fn unusable_files_are_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let file = rt.block_on(todo_file(dir.path(), 1));
+    let file = todo_file(dir.path(), 1);
     let pristine = std::fs::read(&file).unwrap();
     let s = schema(TODO);
-    let msg = |r: Result<Arc<FileStore>, FileStoreError>| match r {
+    let msg = |r: Result<Client, FileStoreError>| match r {
         Ok(_) => panic!("opened"),
         Err(e) => e.to_string(),
     };
@@ -610,8 +596,7 @@ fn unusable_files_are_refused_with_a_clear_error() {
     // The same database twice.
     let file2 = dir.path().join("copy.db");
     std::fs::write(&file2, &pristine).unwrap();
-    let r = FileStore::open(
-        keys(),
+    let r = FileLog::open_all(
         vec![
             FileDb {
                 path: file.clone(),
@@ -624,7 +609,30 @@ fn unusable_files_are_refused_with_a_clear_error() {
         ],
         FileOptions::default(),
     );
-    assert!(msg(r).contains("two files"));
+    match r {
+        Ok(_) => panic!("opened"),
+        Err(e) => assert!(e.to_string().contains("two files"), "{e}"),
+    }
+
+    // The same file twice.
+    let twice = |path: &Path| FileDb {
+        path: path.to_path_buf(),
+        schema: None,
+    };
+    match FileLog::open_all(
+        vec![twice(&file), twice(&dir.path().join(".").join("todo.db"))],
+        FileOptions::default(),
+    ) {
+        Ok(_) => panic!("opened"),
+        Err(e) => assert!(e.to_string().contains("two files"), "{e}"),
+    }
+
+    // A file ovsdb-server holds.
+    need_tools!("ovsdb-server");
+    let server = Server::start(&file);
+    let m = msg(open(&file, None, FileOptions::default()));
+    assert!(m.contains("in use by another process"), "{m}");
+    drop(server);
 }
 
 // ---------------------------------------------------------------------------
@@ -639,14 +647,14 @@ fn small_compaction() -> FileOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn automatic_compaction_keeps_every_row() {
+#[test]
+fn automatic_compaction_keeps_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("todo.db");
     let s = schema(TODO);
     // The same traffic into a file that is never compacted, for its size.
     let plain = dir.path().join("plain.db");
-    let plain_store = open(
+    let mut p = open(
         &plain,
         Some(s.clone()),
         FileOptions {
@@ -655,48 +663,39 @@ async fn automatic_compaction_keeps_every_row() {
         },
     )
     .unwrap();
-    let store = open(&file, Some(s.clone()), small_compaction()).unwrap();
-    let mut c = Client::new(store.clone(), "todo").await;
-    let mut p = Client::new(plain_store.clone(), "todo").await;
+    let mut c = open(&file, Some(s.clone()), small_compaction()).unwrap();
     for i in 0..400 {
         let insert =
             json!(["todo", {"op": "insert", "table": "List", "row": {"name": format!("l{i}")}}]);
         let rename = json!(["todo", {"op": "update", "table": "List", "where": [["name", "==", format!("l{i}")]],
             "row": {"name": format!("list {i}")}}]);
-        c.transact(&insert).await;
-        c.transact(&rename).await;
-        p.transact(&insert).await;
-        p.transact(&rename).await;
+        c.transact(&insert);
+        c.transact(&rename);
+        p.transact(&insert);
+        p.transact(&rename);
     }
     let uncompacted = std::fs::metadata(&plain).unwrap().len();
     drop(p);
-    drop(plain_store);
-    // The compaction thread may still be running: wait for a quiet file.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let recs = records(&file);
-        if recs.len() < 200 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The compaction thread may still be running: wait for it.
+    let _ = c.log.wait_compaction();
+    assert!(c.log.compactions() > 0, "never compacted");
     let recs = records(&file);
-    assert!(recs.len() < 200, "never compacted: {} records", recs.len());
+    assert!(recs.len() < 200, "not compacted: {} records", recs.len());
     assert!(
         recs.iter()
             .any(|r| r.json["_comment"] == "compacting database online"),
         "no snapshot record"
     );
     let size = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(size, c.log.file_size());
     assert!(
         size < uncompacted,
         "compacted file of {size} bytes, uncompacted {uncompacted}"
     );
-    let names = list_names(&store).await;
+    let names = c.list_names();
     drop(c);
-    drop(store);
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-    assert_eq!(list_names(&store).await, names);
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+    assert_eq!(c.list_names(), names);
     assert_eq!(names.len(), 400);
     assert!(names.iter().all(|n| n.starts_with("list ")));
     {
@@ -710,8 +709,8 @@ async fn automatic_compaction_keeps_every_row() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_while_committing_loses_nothing() {
+#[test]
+fn compaction_while_committing_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("todo.db");
     let s = schema(TODO);
@@ -719,38 +718,30 @@ async fn compaction_while_committing_loses_nothing() {
         auto_compact: false,
         ..FileOptions::default()
     };
-    let store = open(&file, Some(s.clone()), options).unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let compactor = {
-        let store = store.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if store.compact_file("todo").unwrap() {
-                    n += 1;
-                }
-            }
-            n
-        })
-    };
-    let mut c = Client::new(store.clone(), "todo").await;
+    let mut c = open(&file, Some(s.clone()), options).unwrap();
+    let mut started = 0;
     for i in 0..1500 {
-        c.transact(&json!(["todo", {"op": "insert", "table": "List", "row": {"name": format!("l{i:04}")}}]))
-            .await;
+        c.transact(&json!(["todo", {"op": "insert", "table": "List", "row": {"name": format!("l{i:04}")}}]));
         if i % 3 == 0 {
-            c.transact(&json!(["todo", {"op": "delete", "table": "List", "where": [["name", "==", format!("l{:04}", i / 2)]]}]))
-                .await;
+            c.transact(&json!(["todo", {"op": "delete", "table": "List", "where": [["name", "==", format!("l{:04}", i / 2)]]}]));
+        }
+        // A background compaction of the database as it is now, while the
+        // commits go on.
+        if i % 50 == 0 && c.log.start_compaction(&c.db) {
+            started += 1;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let n = compactor.join().unwrap();
-    assert!(n > 0, "no compaction ran");
-    let names = list_names(&store).await;
+    let _ = c.log.wait_compaction();
+    assert!(started > 0 && c.log.compactions() > 0, "no compaction ran");
+    assert!(
+        c.log.carried_records() > 0,
+        "no compaction overlapped a commit ({} compactions)",
+        c.log.compactions()
+    );
+    let names = c.list_names();
     drop(c);
-    drop(store);
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-    assert_eq!(list_names(&store).await, names);
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
+    assert_eq!(c.list_names(), names);
     assert_eq!(
         records(&file)[1].json["_comment"],
         "compacting database online"
@@ -766,53 +757,33 @@ async fn compaction_while_committing_loses_nothing() {
 }
 
 // ---------------------------------------------------------------------------
-// Conversion, durability, keys that are not rows.
+// Conversion, durability.
 
-#[tokio::test]
-async fn schema_conversion_rewrites_the_file() {
+#[test]
+fn schema_conversion_rewrites_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("todo.db");
     let s = schema(TODO);
-    let store = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
-    let mut c = Client::new(store.clone(), "todo").await;
+    let mut c = open(&file, Some(s.clone()), FileOptions::default()).unwrap();
     c.transact(&json!(["todo",
         {"op": "insert", "table": "Item", "row": {"description": "d", "status": "todo"}, "uuid-name": "i"},
-        {"op": "insert", "table": "List", "row": {"name": "l", "items": ["named-uuid", "i"]}}]))
-        .await;
+        {"op": "insert", "table": "List", "row": {"name": "l", "items": ["named-uuid", "i"]}}]));
     let mut j = s.to_json();
     j["version"] = json!("1.1.0");
     j["tables"]["Item"]["columns"]["priority"] = json!({"type": "integer"});
     let s2 = Arc::new(DatabaseSchema::from_json(&j).unwrap());
-    let new_db = oxsdb::db::convert::convert(&c.replica.db, s2.clone()).unwrap();
-    let k = keys();
-    let mut writes = conversion_writes(&k, &c.replica.db, &new_db, Uuid::nil());
-    writes.push(WriteOp::put(
-        k.server_db("todo").unwrap(),
-        s2.to_json().to_string(),
-    ));
-    let r = store
-        .commit(
-            vec![Compare::mod_revision(
-                k.fence("todo").unwrap(),
-                c.replica.fence_revision,
-            )],
-            writes,
-        )
-        .await
-        .unwrap();
-    assert!(r.succeeded);
-    assert_eq!(store.schemas()[0].version, "1.1.0");
+    let new_db = oxsdb::db::convert::convert(&c.db, s2.clone()).unwrap();
+    c.log.convert(&new_db).unwrap();
+    c.db = new_db;
+    assert_eq!(c.log.schema().version, "1.1.0");
     let recs = records(&file);
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].json["version"], "1.1.0");
     // Later commits are in the new schema.
-    let mut c = Client::new(store.clone(), "todo").await;
     c.transact(
         &json!(["todo", {"op": "update", "table": "Item", "where": [], "row": {"priority": 3}}]),
-    )
-    .await;
+    );
     drop(c);
-    drop(store);
     {
         assert_eq!(
             ovsdb_tool(&["db-version", file.to_str().unwrap()]).trim(),
@@ -832,15 +803,15 @@ async fn schema_conversion_rewrites_the_file() {
         open(&file, Some(s), FileOptions::default()),
         Err(FileStoreError::SchemaVersion { .. })
     ));
-    let store = open(&file, Some(s2), FileOptions::default()).unwrap();
-    assert_eq!(store.memory().range(b"").await.unwrap().0.len(), 3);
+    let c = open(&file, Some(s2), FileOptions::default()).unwrap();
+    assert_eq!(c.db.n_rows(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn durable_commits_in_parallel() {
+#[test]
+fn durable_commits_in_parallel_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("todo.db");
-    let store = open(
+    let mut c = open(
         &file,
         Some(schema(TODO)),
         FileOptions {
@@ -849,76 +820,48 @@ async fn durable_commits_in_parallel() {
         },
     )
     .unwrap();
-    let k = keys();
-    let s = schema(TODO);
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let store = store.clone();
-        let k = k.clone();
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            let ts = s.table("List").unwrap();
-            for i in 0..25 {
-                let u = Uuid::new_v4();
-                let row =
-                    oxsdb::data::Row::from_store_json(ts, u, &json!({"name": format!("t{t}-{i}")}))
-                        .unwrap();
-                let r = store
-                    .commit_durable(
-                        vec![],
-                        vec![WriteOp::put(
-                            k.row("todo", "List", &u).unwrap(),
-                            row.to_store_json(ts).to_string(),
-                        )],
-                        i % 2 == 0,
-                    )
-                    .await
-                    .unwrap();
-                assert!(r.succeeded);
-            }
-        }));
+    // The database's thread commits 8 transactions, then their tickets run
+    // at once on 8 threads (as spawn_blocking runs them), 25 times.
+    let mut tickets = 0;
+    for round in 0..25 {
+        let mut batch = Vec::new();
+        for t in 0..8 {
+            let ops = [
+                json!({"op": "insert", "table": "List", "row": {"name": format!("r{round}-{t}")}}),
+            ];
+            let Execution::Done(done) = execute(&c.db, &ops, &ExecContext::default()) else {
+                panic!("blocked")
+            };
+            c.db.apply(&done.changes);
+            let ticket = c
+                .log
+                .append(&c.db, &done.changes, None, t % 2 == 0)
+                .unwrap()
+                .expect("fsync_every_commit gives every record a ticket");
+            batch.push(ticket);
+        }
+        tickets += batch.len();
+        let start = Arc::new(std::sync::Barrier::new(batch.len()));
+        let threads: Vec<_> = batch
+            .into_iter()
+            .map(|t| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    t()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
     }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    drop(store);
+    // One fsync covered each round's records.
+    assert_eq!(c.log.fsync_count(), 25, "{tickets} tickets");
+    drop(c);
     assert_eq!(records(&file).len(), 1 + 200);
-    let store = open(&file, None, FileOptions::default()).unwrap();
-    assert_eq!(list_names(&store).await.len(), 200);
-}
-
-#[tokio::test]
-async fn keys_that_are_not_rows_live_in_memory_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("todo.db");
-    let store = open(&file, Some(schema(TODO)), FileOptions::default()).unwrap();
-    let k = keys();
-    let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
-    store
-        .commit(
-            vec![],
-            vec![
-                WriteOp::put_with_lease(k.lock("l").unwrap(), "me", lease),
-                WriteOp::put(k.fence("todo").unwrap(), "x"),
-                WriteOp::put("elsewhere/key", "v"),
-            ],
-        )
-        .await
-        .unwrap();
-    store.revoke_lease(lease).await.unwrap();
-    let size = store.file_size("todo").unwrap();
-    drop(store);
-    assert_eq!(records(&file).len(), 1);
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
-    let store = open(&file, None, FileOptions::default()).unwrap();
-    let (kvs, _) = store.range(b"").await.unwrap();
-    // Only the _Server entry of the schema.
-    assert_eq!(kvs.len(), 1);
-    assert_eq!(kvs[0].key, k.server_db("todo").unwrap());
-    assert_eq!(
-        DatabaseSchema::from_json(&serde_json::from_slice(&kvs[0].value).unwrap()).unwrap(),
-        *schema(TODO)
-    );
+    let mut c = open(&file, None, FileOptions::default()).unwrap();
+    assert_eq!(c.list_names().len(), 200);
 }
 
 // ---------------------------------------------------------------------------
@@ -935,29 +878,22 @@ fn crash_child() {
         return;
     };
     use std::io::Write;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let file = Path::new(&dir).join("todo.db");
-        let store = open(&file, Some(schema(TODO)), small_compaction()).unwrap();
-        // Names are unique: go on after the rows of earlier rounds.
-        let start = list_names(&store).await.len();
-        let mut c = Client::new(store.clone(), "todo").await;
-        let mut out = std::io::stdout();
-        for i in start.. {
-            // Large rows, so that kills land inside writes too.
-            c.transact(&json!(["todo", {"op": "insert", "table": "List",
-                "row": {"name": format!("{i:06} {}", "x".repeat(3000))}}]))
-                .await;
-            writeln!(out, "acked {i}").unwrap();
-            out.flush().unwrap();
-        }
-    });
+    let file = Path::new(&dir).join("todo.db");
+    let mut c = open(&file, Some(schema(TODO)), small_compaction()).unwrap();
+    // Names are unique: go on after the rows of earlier rounds.
+    let start = c.list_names().len();
+    let mut out = std::io::stdout();
+    for i in start.. {
+        // Large rows, so that kills land inside writes too.
+        c.transact(&json!(["todo", {"op": "insert", "table": "List",
+            "row": {"name": format!("{i:06} {}", "x".repeat(3000))}}]));
+        writeln!(out, "acked {i}").unwrap();
+        out.flush().unwrap();
+    }
 }
 
-#[tokio::test]
-async fn kill_9_loses_no_acknowledged_transaction() {
+#[test]
+fn kill_9_loses_no_acknowledged_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let file = dir.path().join("todo.db");
@@ -1009,8 +945,8 @@ async fn kill_9_loses_no_acknowledged_transaction() {
         // The child numbers its rows from the count it found on disk.
         let last = reader.join().unwrap().expect("nothing acknowledged");
         acked_total = last + 1;
-        let store = open(&file, Some(schema(TODO)), FileOptions::default()).unwrap();
-        let names = list_names(&store).await;
+        let mut c = open(&file, Some(schema(TODO)), FileOptions::default()).unwrap();
+        let names = c.list_names();
         assert!(
             names.len() >= acked_total,
             "round {round}: {} rows on disk, {acked_total} acknowledged",

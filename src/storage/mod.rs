@@ -41,6 +41,7 @@ pub mod db_record;
 pub mod etcd;
 pub mod file;
 pub mod file_lock;
+pub mod file_log;
 pub mod keys;
 pub mod log;
 pub mod memory;
