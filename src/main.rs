@@ -2,10 +2,10 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use oxsdb::actors::server::{self, Remote, ServerConfig, Store};
+use oxsdb::actors::server::{self, LocalDb, Remote, ServerConfig, Store};
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore, EtcdTls};
-use oxsdb::storage::file::{FileDb, FileOptions};
+use oxsdb::storage::file_log::{FileDb, FileLog, FileOptions};
 use oxsdb::storage::keys::{Keys, DEFAULT_PREFIX};
 use oxsdb::storage::ovsdb_log::LogReader;
 use oxsdb::storage::Storage;
@@ -317,9 +317,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 compact_min_interval: Duration::from_secs(cli.compact_min_interval),
                 ..FileOptions::default()
             };
-            // INTEGRATE: FileLog::open_all(dbs, options)
-            let _ = (dbs, options);
-            bail!("file store pending");
+            let opened = FileLog::open_all(dbs, options).map_err(anyhow::Error::msg)?;
+            let dbs = opened
+                .into_iter()
+                .map(|(log, db)| LocalDb {
+                    log: Box::new(log),
+                    db,
+                })
+                .collect();
+            (Store::Local(dbs), Vec::new())
         }
         other => bail!("--store={other}: unknown store; use file, memory or etcd"),
     };

@@ -39,7 +39,6 @@
 
 pub mod db_record;
 pub mod etcd;
-pub mod file;
 pub mod file_lock;
 pub mod file_log;
 pub mod keys;
@@ -49,7 +48,7 @@ pub mod ovsdb_log;
 pub mod ovsdb_txn;
 mod sha1;
 
-pub use file::{FileDb, FileOptions, FileStore, FileStoreError};
+pub use file_log::{FileDb, FileLog, FileOptions, FileStoreError};
 pub use keys::{KeyError, Keys, ParsedKey};
 pub use memory::{MemoryConfig, MemoryStore};
 
