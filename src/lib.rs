@@ -8,8 +8,16 @@
 //! - [`data`]: atoms, datums, rows, named-uuid symbol tables (pure).
 //! - [`db`]: conditions, mutations, operations, transactions with their
 //!   commit-time checks, and monitor notification bodies (pure).
+//! - [`storage`]: the stores. Local log stores (`storage::log`: memory,
+//!   and `storage::file_log`, OVSDB's own file format) that the database
+//!   applies in place and appends to; the etcd-shaped shared store
+//!   (revisions, compare-and-commit, watch, leases) with its key layout and
+//!   backends (the in-process `memory` one for unit tests, `etcd`); their
+//!   conformance suite is in `tests/support/conformance.rs`.
+//! - [`replica`]: the database at a store position, the commit queue of a
+//!   shared store, the order local commits are answered in, the
+//!   `monitor_cond_since` history (pure state machines, no actix).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).
-//! - [`storage`]: the etcd-shaped store (revisions, compare-and-commit, watch, leases), the key layout, the backends (their conformance suite is in `tests/support/conformance.rs`).
 
 pub mod actors;
 pub mod codec;

@@ -3,6 +3,9 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
+use crate::replica::commit_queue::{
+    Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
+};
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::{Effect, ReleaseQueue};
@@ -23,20 +26,13 @@ use crate::storage::{Revision, Storage, StorageError, WatchBatch};
 use actix::prelude::*;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How often a transaction is re-executed after losing a commit race before failing.
-pub const MAX_COMMIT_RETRIES: u32 = 64;
 /// The longest pause between attempts to open a database while the store is down.
 pub const MAX_OPEN_BACKOFF: Duration = Duration::from_secs(5);
-/// At most this many transactions share one store commit.
-pub const GROUP_MAX_TXNS: usize = 64;
-/// A commit group stops growing at this many changed rows, so that with the
-/// fence it stays within etcd's default `--max-txn-ops` (128).
-pub const GROUP_MAX_ROWS: usize = 100;
 
 /// Where commits go.
 pub enum Backend {
@@ -199,62 +195,11 @@ struct Pending {
     ops: Vec<Value>,
     owned_locks: Vec<String>,
     received: Instant,
-    retries: u32,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
 }
 
 /// A request handled later, on the replica without uncommitted changes.
 type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>;
-
-/// A transaction of a commit group, executed and waiting for the commit.
-struct GroupMember {
-    txn: Pending,
-    results: Vec<Value>,
-    /// Whether it changed anything (a read only waits for the writes before it).
-    writes: bool,
-}
-
-/// Transactions being gathered into one store commit (see `pump`).
-#[derive(Default)]
-struct CommitGroup {
-    members: Vec<GroupMember>,
-    /// Each writing member's changes, in order.
-    changes: Vec<Arc<ChangeSet>>,
-    /// Rows changed by the members (before merging).
-    rows: usize,
-    durable: bool,
-    comment: Option<String>,
-    /// Lock names asserted in a shared store, with their keys and the value
-    /// the commit compares them with.
-    asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
-    /// A member that must commit alone (comment, asserted locks) is in.
-    solo: bool,
-}
-
-impl CommitGroup {
-    /// Whether no further transaction may join.
-    fn is_full(&self, solo_only: bool) -> bool {
-        !self.members.is_empty()
-            && (self.solo
-                || solo_only
-                || self.members.len() >= GROUP_MAX_TXNS
-                || self.rows >= GROUP_MAX_ROWS)
-    }
-}
-
-/// The commit in flight: its members, in order, and what they changed.
-struct InFlight {
-    members: Vec<GroupMember>,
-    /// The members' changes merged: what the commit writes.
-    changes: Arc<ChangeSet>,
-    /// Lock names asserted in a shared store, with their keys and the value
-    /// the commit compared them with.
-    asserted: Vec<(String, bytes::Bytes, bytes::Bytes)>,
-    /// Whether the replica holds `changes` ahead of the store.
-    speculative: bool,
-    /// When the store request left.
-    started: Instant,
-}
 
 struct Member {
     session: SessionHandle,
@@ -291,10 +236,9 @@ pub struct DatabaseActor {
     replica: Replica,
     backend: Backend,
     server_id: Uuid,
-    queue: VecDeque<Pending>,
-    in_flight: Option<InFlight>,
-    /// Commits to make one transaction at a time (a group was over the store's limits).
-    solo_txns: usize,
+    /// Transactions waiting, the group being built and the group in
+    /// flight (shared stores); local stores only queue.
+    commits: CommitQueue<Pending>,
     /// Requests that read the replica, held while it is ahead of the store.
     deferred: Vec<Deferred>,
     blocked: Vec<(Pending, Option<Instant>)>,
@@ -343,9 +287,7 @@ impl DatabaseActor {
             replica,
             backend,
             server_id,
-            queue: VecDeque::new(),
-            in_flight: None,
-            solo_txns: 0,
+            commits: CommitQueue::default(),
             deferred: Vec::new(),
             blocked: Vec::new(),
             groups: HashMap::new(),
@@ -573,7 +515,7 @@ impl DatabaseActor {
 
     /// Whether the replica holds changes the store has not confirmed.
     fn speculating(&self) -> bool {
-        self.in_flight.as_ref().is_some_and(|f| f.speculative)
+        self.commits.speculating()
     }
 
     /// Whether the replica holds changes not answered yet: speculative ones
@@ -596,15 +538,15 @@ impl DatabaseActor {
     }
 
     /// Executes queued transactions. Reads and failed transactions are
-    /// answered at once; writes go to the store in groups (group commit):
-    /// while nothing is in flight, the queued transactions are executed one
-    /// after the other, each on top of the previous ones (the replica holds
-    /// their changes ahead of the store, undone if the commit fails), and
-    /// the group is committed as one store transaction. Its members are
-    /// answered in order once the store's watch delivered the commit and the
-    /// monitors were sent its update.
+    /// answered at once. Local stores commit each write in place. Shared
+    /// stores commit writes in groups (DESIGN.md: one fenced group in
+    /// flight): while nothing is in flight, the queued transactions are
+    /// executed one after the other, each on top of the previous ones (the
+    /// replica holds their changes ahead of the store, undone if the commit
+    /// fails), and the group is committed as one store transaction, its
+    /// members answered in order once the store said yes.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() {
+        if self.commits.busy() {
             return;
         }
         if self.reload_needed && self.loaded && self.connected && self.load_error.is_none() {
@@ -615,7 +557,7 @@ impl DatabaseActor {
             return;
         }
         self.run_deferred(ctx);
-        if matches!(self.backend, Backend::Store(_)) && !self.queue.is_empty() {
+        if matches!(self.backend, Backend::Store(_)) && self.commits.has_queued() {
             let now = Instant::now();
             if let Some(at) = self.gather.wait_until(now) {
                 if self.gather_timer.is_none() {
@@ -627,43 +569,29 @@ impl DatabaseActor {
                 return;
             }
         }
-        let mut group = CommitGroup::default();
-        while self.in_flight.is_none() {
-            let Some(p) = self.queue.pop_front() else {
-                break;
-            };
-            if group.is_full(self.solo_txns > 0) {
-                self.queue.push_front(p);
-                break;
-            }
-            if let Some(p) = self.run(p, &mut group, ctx) {
+        while let Some(q) = self.commits.next_to_run() {
+            if let Some(q) = self.run(q, ctx) {
                 // It can't join this group: it runs after the group's commit.
-                self.queue.push_front(p);
+                self.commits.put_back(q);
                 break;
             }
         }
-        if !group.members.is_empty() {
-            self.solo_txns = self.solo_txns.saturating_sub(1);
-            self.start_commit(group, ctx);
-        }
+        self.start_commit(ctx);
     }
 
-    /// Executes one transaction on the replica (which holds `group`'s changes
-    /// already): answers it, parks it (`wait`), or adds it to the group.
-    /// Returns it when it must wait for the group's commit instead.
-    fn run(
-        &mut self,
-        p: Pending,
-        group: &mut CommitGroup,
-        ctx: &mut Context<Self>,
-    ) -> Option<Pending> {
-        let speculating = !group.members.is_empty();
+    /// Executes one transaction on the replica (which holds the changes of
+    /// the group being built already): answers it, parks it (`wait`), or
+    /// adds it to the group. Returns it when it must wait for the group's
+    /// commit instead.
+    fn run(&mut self, q: Queued<Pending>, ctx: &mut Context<Self>) -> Option<Queued<Pending>> {
+        let speculating = self.commits.building();
         if !self.loaded {
             if let Some(e) = self.unavailable() {
-                self.finish(p, Value::Array(vec![e.to_json()]));
+                self.finish(q.txn, Value::Array(vec![e.to_json()]));
                 return None;
             }
         }
+        let p = &q.txn;
         let locks = p.owned_locks.clone();
         let asserted = std::cell::RefCell::new(Vec::<String>::new());
         let owns = |name: &str| {
@@ -681,9 +609,10 @@ impl DatabaseActor {
         match execution {
             Execution::Blocked { .. } if speculating => {
                 // It saw uncommitted changes: it waits on committed ones.
-                Some(p)
+                Some(q)
             }
             Execution::Blocked { timeout_ms } => {
+                let p = q.txn;
                 let deadline =
                     timeout_ms.map(|ms| p.received + Duration::from_millis(ms.max(0) as u64));
                 if let Some(d) = deadline {
@@ -702,20 +631,16 @@ impl DatabaseActor {
                     if speculating {
                         // Its results may show uncommitted changes: answered
                         // with the group, re-executed if the group fails.
-                        group.members.push(GroupMember {
-                            txn: p,
-                            results: done.results,
-                            writes: false,
-                        });
+                        self.commits.join_read(q, done.results);
                     } else {
-                        self.answer(p, done.results, None, false, ctx);
+                        self.answer(q.txn, done.results, None, false, ctx);
                     }
                     return None;
                 }
                 if let Some(e) = self.unavailable() {
                     let mut results = done.results;
                     results.push(e.to_json());
-                    self.finish(p, Value::Array(results));
+                    self.finish(q.txn, Value::Array(results));
                     return None;
                 }
                 let changes = Arc::new(done.changes);
@@ -740,7 +665,7 @@ impl DatabaseActor {
                                 )
                                 .to_json(),
                             );
-                            self.finish(p, Value::Array(results));
+                            self.finish(q.txn, Value::Array(results));
                             return None;
                         }
                     };
@@ -751,10 +676,10 @@ impl DatabaseActor {
                     if ticket.is_some() {
                         self.sync_ticket = ticket;
                     }
-                    self.answer(p, done.results, Some((rev, changes)), needs_sync, ctx);
+                    self.answer(q.txn, done.results, Some((rev, changes)), needs_sync, ctx);
                     // Waits re-run on the new contents, in this same pump.
                     for (b, _) in std::mem::take(&mut self.blocked) {
-                        self.queue.push_back(b);
+                        self.commits.push(b);
                     }
                     return None;
                 }
@@ -762,64 +687,52 @@ impl DatabaseActor {
                 // the commit itself: such a transaction commits alone.
                 let asserts = self.shared.is_some() && !asserted.is_empty();
                 let solo = done.comment.is_some() || asserts;
-                if speculating && (solo || group.rows + changes.n_rows() > GROUP_MAX_ROWS) {
-                    return Some(p);
+                if !self.commits.may_join(changes.n_rows(), solo) {
+                    return Some(q);
                 }
+                let mut locks = Vec::new();
                 if asserts {
-                    if let Some(s) = &p.session {
+                    if let Some(s) = &q.txn.session {
                         for name in &asserted {
                             if let Ok(key) = self.replica.keys.lock(name) {
                                 let value =
                                     crate::actors::shared_locks::owner_value(self.server_id, s.id);
-                                group
-                                    .asserted
-                                    .push((name.clone(), key, bytes::Bytes::from(value)));
+                                locks.push((name.clone(), key, bytes::Bytes::from(value)));
                             }
                         }
                     }
                 }
                 self.replica.db.apply(&changes);
-                group.rows += changes.n_rows();
-                group.durable |= done.durable;
-                group.comment = done.comment;
-                group.solo = solo;
-                group.changes.push(changes);
-                group.members.push(GroupMember {
-                    txn: p,
-                    results: done.results,
-                    writes: true,
-                });
+                self.commits.join_write(
+                    q,
+                    done.results,
+                    changes,
+                    done.durable,
+                    done.comment,
+                    locks,
+                );
                 None
             }
         }
     }
 
-    /// Sends a group's changes to the store as one commit.
-    fn start_commit(&mut self, group: CommitGroup, ctx: &mut Context<Self>) {
+    /// Seals the group being built and sends it to the store as one commit.
+    fn start_commit(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
         let store = store.clone();
-        let sets: Vec<&ChangeSet> = group.changes.iter().map(|c| c.as_ref()).collect();
-        let changes = match sets.as_slice() {
-            [] => Arc::new(ChangeSet::default()),
-            [_] => group.changes[0].clone(),
-            _ => Arc::new(ChangeSet::merge_all(&sets)),
+        let Some(f) = self.commits.seal(Instant::now()) else {
+            return;
         };
         let (mut cmp, writes) =
             self.replica
-                .commit_request(&changes, self.server_id, group.comment.as_deref());
-        for (_, key, value) in &group.asserted {
+                .commit_request(&f.changes, self.server_id, f.comment.as_deref());
+        for (_, key, value) in &f.asserted {
             cmp.push(crate::storage::Compare::value(key.clone(), value.clone()));
         }
-        let speculative = !group.changes.is_empty();
-        self.in_flight = Some(InFlight {
-            members: group.members,
-            changes,
-            asserted: group.asserted,
-            speculative,
-            started: Instant::now(),
-        });
+        let durable = f.durable;
+        let members = f.members.len();
         if writes.len() <= 1 {
             // Only reads held back behind writes that merged into nothing
             // (a row inserted and deleted again): nothing to commit.
@@ -832,9 +745,7 @@ impl DatabaseActor {
             );
             return;
         }
-        let durable = group.durable;
-        tracing::trace!(db = %self.name, transactions = self.in_flight.as_ref().map_or(0, |f| f.members.len()),
-            writes = writes.len(), "committing a group");
+        tracing::trace!(db = %self.name, transactions = members, writes = writes.len(), "committing a group");
         let fut = async move { store.commit_durable(cmp, writes, durable).await };
         ctx.spawn(
             fut.into_actor(self)
@@ -844,63 +755,44 @@ impl DatabaseActor {
 
     /// Takes the in-flight group's changes back out of the replica.
     fn undo_speculation(&mut self) {
-        if let Some(f) = self.in_flight.as_mut() {
-            if f.speculative {
-                f.speculative = false;
-                self.replica.db.apply(&f.changes.inverse());
-            }
+        if let Some(changes) = self.commits.undo_speculation() {
+            self.replica.db.apply(&changes.inverse());
         }
     }
 
-    /// Answers the members of a group in order.
-    fn finish_group(&mut self, members: Vec<GroupMember>) {
+    /// Answers transactions in order.
+    fn finish_all(&mut self, answers: Answers<Pending>) {
+        for (txn, results) in answers {
+            self.finish(txn, Value::Array(results));
+        }
+    }
+
+    /// Answers the members of a committed group in order.
+    fn finish_group(&mut self, members: Vec<GroupMember<Pending>>) {
         for m in members {
-            self.finish(m.txn, Value::Array(m.results));
+            self.finish(m.txn.txn, Value::Array(m.results));
         }
     }
 
-    /// Puts a failed group's members back at the head of the queue, to be
-    /// executed again (after the watch brought what beat them).
-    fn requeue(&mut self, members: Vec<GroupMember>) {
-        for m in members.into_iter().rev() {
-            let mut txn = m.txn;
-            txn.retries += 1;
-            if txn.retries > MAX_COMMIT_RETRIES && m.writes {
-                let mut results = m.results;
-                results.push(
-                    OvsdbError::new(
-                        "timed out",
-                        format!(
-                            "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
-                        ),
-                    )
-                    .to_json(),
-                );
-                self.finish(txn, Value::Array(results));
-            } else {
-                self.queue.push_front(txn);
-            }
-        }
-    }
-
+    /// What the store said about the group in flight.
     fn committed(
         &mut self,
         res: Result<crate::storage::CommitResult, StorageError>,
         ctx: &mut Context<Self>,
     ) {
-        if self.in_flight.is_none() {
+        let Some(f) = self.commits.in_flight() else {
             return;
-        }
+        };
+        let has_asserted = !f.asserted.is_empty();
+        let n_members = f.members.len();
         match res {
             Ok(r) if r.succeeded => {
                 if self.replica.revision >= r.revision {
                     // The watch already delivered (and applied) our commit,
-                    // or there was nothing to commit.
-                    if let Some(f) = self.in_flight.take() {
-                        if f.speculative && !f.changes.is_empty() {
-                            // Nothing reached the store: nothing to keep.
-                            self.replica.db.apply(&f.changes.inverse());
-                        }
+                    // or there was nothing to commit: the speculation (if
+                    // any) was undone by the watch, or never reached the store.
+                    self.undo_speculation();
+                    if let Some(f) = self.commits.succeeded() {
                         self.finish_group(f.members);
                     }
                     self.pump(ctx);
@@ -911,12 +803,12 @@ impl DatabaseActor {
                 // holds the group's changes) is the store at this revision.
                 // Answer now; the watch skips the echo (its revision is not
                 // above the replica's).
-                if let Some(f) = self.in_flight.take() {
+                if let Some(f) = self.commits.succeeded() {
                     let writers = f
                         .members
                         .iter()
                         .filter(|m| m.writes)
-                        .filter_map(|m| m.txn.session.as_ref().map(|s| s.id));
+                        .filter_map(|m| m.txn.txn.session.as_ref().map(|s| s.id));
                     self.gather
                         .answered(writers, Instant::now(), f.started.elapsed());
                     self.replica.revision = r.revision;
@@ -933,12 +825,7 @@ impl DatabaseActor {
                 }
                 self.pump(ctx);
             }
-            Ok(_)
-                if self
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|f| !f.asserted.is_empty()) =>
-            {
+            Ok(_) if has_asserted => {
                 // A failed compare may be a lock lost to another server:
                 // `not owner` then, as the engine would have said.
                 self.undo_speculation();
@@ -947,8 +834,8 @@ impl DatabaseActor {
                 };
                 let store = store.clone();
                 let asserted = self
-                    .in_flight
-                    .as_ref()
+                    .commits
+                    .in_flight()
                     .map(|f| f.asserted.clone())
                     .unwrap_or_default();
                 let fut = async move {
@@ -961,97 +848,73 @@ impl DatabaseActor {
                     }
                     None
                 };
-                ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| {
-                    let Some(mut f) = act.in_flight.take() else {
-                        return;
-                    };
-                    match lost {
-                        Some(name) => {
-                            for mut m in f.members {
-                                m.results.push(
-                                    OvsdbError::new(
-                                        "not owner",
-                                        format!("Asserted lock {name} not held."),
-                                    )
-                                    .to_json(),
-                                );
-                                act.finish(m.txn, Value::Array(m.results));
-                            }
-                            act.pump(ctx);
-                        }
-                        None => {
-                            f.asserted.clear();
-                            act.in_flight = Some(f);
-                            act.committed(
-                                Ok(crate::storage::CommitResult {
-                                    succeeded: false,
-                                    revision: 0,
-                                }),
-                                ctx,
-                            );
-                        }
+                ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| match lost {
+                    Some(name) => {
+                        let e = OvsdbError::new("not owner", format!("Asserted lock {name} not held."));
+                        let answers = act.commits.fail_all(e.to_json());
+                        act.finish_all(answers);
+                        act.pump(ctx);
+                    }
+                    None => {
+                        act.commits.clear_asserted();
+                        act.committed(
+                            Ok(crate::storage::CommitResult {
+                                succeeded: false,
+                                revision: 0,
+                            }),
+                            ctx,
+                        );
                     }
                 }));
             }
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.
                 self.undo_speculation();
-                if let Some(f) = self.in_flight.take() {
-                    tracing::debug!(db = %self.name, transactions = f.members.len(),
-                        "lost a commit race to another server; executing the transaction again");
-                    self.requeue(f.members);
-                }
+                tracing::debug!(db = %self.name, transactions = n_members,
+                    "lost a commit race to another server; executing the transaction again");
+                let answers = self.commits.lost_race(|| {
+                    OvsdbError::new(
+                        "timed out",
+                        format!(
+                            "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
+                        ),
+                    )
+                    .to_json()
+                });
+                self.finish_all(answers);
                 // Re-running waits for the watch to bring the newer fence.
                 ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
             }
             Err(e) => {
                 self.undo_speculation();
-                let Some(f) = self.in_flight.take() else {
-                    return;
-                };
-                let err = match &e {
-                    StorageError::TooLarge(_) if f.members.len() > 1 => {
-                        // The group is over the store's limits, not
-                        // necessarily any member: each commits alone.
-                        self.solo_txns = f.members.len();
-                        self.queue_front(f.members);
-                        self.pump(ctx);
-                        return;
-                    }
-                    StorageError::TooLarge(m) => OvsdbError::new("resources exhausted", m.clone()),
-                    StorageError::Unavailable(m) => OvsdbError::new(
-                        "not leader",
-                        format!(
-                            "lost the {} store while committing ({m}): the transaction may or may not have \
-                             been committed; check, retry or use another server",
-                            self.store_kind()
+                let (failure, err) = match &e {
+                    StorageError::TooLarge(m) => (
+                        Failure::TooLarge,
+                        OvsdbError::new("resources exhausted", m.clone()),
+                    ),
+                    StorageError::Unavailable(m) => (
+                        Failure::Other,
+                        OvsdbError::new(
+                            "not leader",
+                            format!(
+                                "lost the {} store while committing ({m}): the transaction may or may not have \
+                                 been committed; check, retry or use another server",
+                                self.store_kind()
+                            ),
                         ),
                     ),
-                    other => OvsdbError::new(
-                        "ovsdb error",
-                        format!("cannot commit to the {} store: {other}", self.store_kind()),
+                    other => (
+                        Failure::Other,
+                        OvsdbError::new(
+                            "ovsdb error",
+                            format!("cannot commit to the {} store: {other}", self.store_kind()),
+                        ),
                     ),
                 };
-                let mut reads = Vec::new();
-                for mut m in f.members {
-                    if m.writes {
-                        m.results.push(err.to_json());
-                        self.finish(m.txn, Value::Array(m.results));
-                    } else {
-                        // A read held behind the group: executed again.
-                        reads.push(m);
-                    }
-                }
-                self.queue_front(reads);
+                let answers = self.commits.failed(failure, err.to_json());
+                self.finish_all(answers);
                 self.pump(ctx);
             }
-        }
-    }
-
-    /// Puts members back at the head of the queue, in order, as they were.
-    fn queue_front(&mut self, members: Vec<GroupMember>) {
-        for m in members.into_iter().rev() {
-            self.queue.push_front(m.txn);
         }
     }
 
@@ -1196,7 +1059,7 @@ impl DatabaseActor {
     fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
         let blocked = std::mem::take(&mut self.blocked);
         for (p, _) in blocked {
-            self.queue.push_back(p);
+            self.commits.push(p);
         }
         self.pump(ctx);
     }
@@ -1356,13 +1219,12 @@ impl Handler<Transact> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Transact, ctx: &mut Context<Self>) {
         self.gather.arrived(m.session.id);
-        self.queue.push_back(Pending {
+        self.commits.push(Pending {
             session: Some(m.session),
             id: m.id,
             ops: m.ops,
             owned_locks: m.owned_locks,
             received: m.received,
-            retries: 0,
             internal: None,
         });
         self.pump(ctx);
@@ -1373,13 +1235,12 @@ impl Handler<InternalTransact> for DatabaseActor {
     type Result = ResponseFuture<Value>;
     fn handle(&mut self, m: InternalTransact, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue.push_back(Pending {
+        self.commits.push(Pending {
             session: None,
             id: Value::Null,
             ops: m.ops,
             owned_locks: Vec::new(),
             received: Instant::now(),
-            retries: 0,
             internal: Some(tx),
         });
         self.pump(ctx);
@@ -1510,14 +1371,15 @@ impl DatabaseActor {
         // The full state is written straight into the reply's bytes; only
         // a resumed V3 monitor's (small) difference goes through a value.
         let mut full = bytes::BytesMut::new();
+        let mut resumed_with_changes = false;
         match (m.version, missed) {
             (MonitorVersion::V1 | MonitorVersion::V2, _) => {
                 monitor.write_initial(&self.replica.db, &mut full);
             }
             (MonitorVersion::V3, Some(cs)) => {
-                let body = monitor
-                    .update(self.schema(), &cs)
-                    .unwrap_or_else(|| json!({}));
+                let body = monitor.update(self.schema(), &cs);
+                resumed_with_changes = body.is_some();
+                let body = body.unwrap_or_else(|| json!({}));
                 crate::codec::framing::write_json(
                     &json!([true, last_id.to_string(), body]),
                     &mut full,
@@ -1536,11 +1398,34 @@ impl DatabaseActor {
             &monitor.selection_key(),
             (m.session.id, m.monitor_id.clone()),
         );
+        let group = key.clone();
+        let monitor_id = m.monitor_id.clone();
         self.join(key, monitor, m.session.clone(), m.monitor_id);
+        let session = m.session.clone();
         m.session.reply_encoded.do_send(SendEncodedReply {
             id: m.id,
             result: full.freeze(),
         });
+        if resumed_with_changes {
+            // The Python IDL (OVS 3.1) takes its last transaction id from
+            // update3 notifications only, not from this reply: resumed with
+            // changes, it would keep the old id, and its next resumption
+            // would apply the same changes twice (sets and maps are sent as
+            // differences). An empty update3 carrying the current id fixes
+            // its id and changes nothing for any client.
+            if let Some(g) = self.groups.get(&group) {
+                session.notify.do_send(Notify {
+                    db: self.name.clone(),
+                    monitor_id,
+                    monitor: g.monitor.clone(),
+                    schema: self.schema().clone(),
+                    txn_id: last_id,
+                    body: Bytes::from_static(b"{}"),
+                    changes: Arc::new(ChangeSet::default()),
+                    more: 0,
+                });
+            }
+        }
     }
 }
 
@@ -1756,26 +1641,7 @@ impl Handler<Convert> for DatabaseActor {
                 let session = m.session;
                 let on_done = m.on_done;
                 // Pause transactions until the conversion is committed.
-                let placeholder = Pending {
-                    session: None,
-                    id: Value::Null,
-                    ops: Vec::new(),
-                    owned_locks: Vec::new(),
-                    received: Instant::now(),
-                    retries: 0,
-                    internal: None,
-                };
-                self.in_flight = Some(InFlight {
-                    members: vec![GroupMember {
-                        txn: placeholder,
-                        results: Vec::new(),
-                        writes: false,
-                    }],
-                    changes: Arc::new(ChangeSet::default()),
-                            asserted: Vec::new(),
-                    speculative: false,
-                    started: Instant::now(),
-                });
+                self.commits.hold();
                 self.replica = Replica {
                     name: schema.name.clone(),
                     db: new_db,
@@ -1785,7 +1651,7 @@ impl Handler<Convert> for DatabaseActor {
                     cluster_id: cluster,
                 };
                 ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-                    act.in_flight = None;
+                    act.commits.release();
                     match res {
                         Ok(r) if r.succeeded => {
                             act.replica.revision = r.revision;
@@ -1837,7 +1703,7 @@ impl Handler<SessionGone> for DatabaseActor {
         self.cancel_order.leave_session(m.id);
         self.blocked
             .retain(|(p, _)| p.session.as_ref().map(|s| s.id) != Some(m.id));
-        self.queue
+        self.commits
             .retain(|p| p.session.as_ref().map(|s| s.id) != Some(m.id));
         self.change_aware.remove(&m.id);
     }

@@ -1,11 +1,15 @@
-//! Storage: a revisioned key-value store shaped like etcd v3's API.
-//!
-//! Every backend implements [`Storage`] and passes the one
-//! conformance suite (`tests/support/conformance.rs`):
-//! - [`memory`]: in process, nothing persisted (tests, benchmarks, scratch);
-//! - [`file`](mod@file): the memory store plus OVSDB's standalone file format
-//!   ([`ovsdb_log`] frames its records, [`ovsdb_txn`] translates them);
-//! - `etcd`: one to one onto etcd v3 through `etcd-client`.
+//! Storage (DESIGN.md): two kinds of store, because they have two kinds of
+//! authority.
+//! - Local log stores ([`log::LogStore`]): this process is the only writer;
+//!   the Database actor's in-memory database is the authority and the store
+//!   a log of committed change sets: [`log::MemoryLog`] (keeps nothing) and
+//!   [`file_log::FileLog`] (OVSDB's standalone file format: [`ovsdb_log`]
+//!   frames its records, [`ovsdb_txn`] reads them).
+//! - The shared store ([`Storage`]): a revisioned key-value store shaped like
+//!   etcd v3's API, which many oxsdb processes write: `etcd` one to one onto
+//!   etcd v3 through `etcd-client`, and [`memory`], in process, to test the
+//!   shared-store logic without etcd. Both pass the one conformance suite
+//!   (`tests/support/conformance.rs`).
 //!
 //! The model, which is etcd's:
 //! - keys and values are bytes; the store has one global revision that every
