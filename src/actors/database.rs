@@ -3,6 +3,7 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
+use crate::actors::watch::{StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError};
 use crate::replica::commit_queue::{
     Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
 };
@@ -22,7 +23,7 @@ use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
 use crate::schema::DatabaseSchema;
-use crate::storage::{Revision, Storage, StorageError, WatchBatch};
+use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -272,8 +273,12 @@ pub struct DatabaseActor {
     /// The watch lost history to a compaction, or brought a commit that
     /// does not decode: reload before watching again.
     reload_needed: bool,
-    /// The store watch being read, to drop it when reloading.
-    watch_stream: Option<SpawnHandle>,
+    /// The Watch actor reading the store (shared stores).
+    watch: Option<Addr<WatchActor>>,
+    /// Which watch is current: messages of older ones are ignored.
+    watch_epoch: u64,
+    /// The thread watches decode on, off the database's thread.
+    watch_arbiter: Option<Arbiter>,
     shared: Option<Shared>,
 }
 
@@ -306,7 +311,9 @@ impl DatabaseActor {
             open_backoff: Duration::from_millis(100),
             connected: true,
             reload_needed: false,
-            watch_stream: None,
+            watch: None,
+            watch_epoch: 0,
+            watch_arbiter: None,
             shared: None,
         }
     }
@@ -483,34 +490,40 @@ impl DatabaseActor {
     /// Drops the watch and reads the database again (monitors then get
     /// exactly the difference); commits wait for it while the store answers.
     fn reload(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.watch_stream.take() {
-            ctx.cancel_future(h);
+        if let Some(w) = self.watch.take() {
+            w.do_send(StopWatch);
         }
+        // Whatever the stopped watch still sends is stale.
+        self.watch_epoch += 1;
         self.reload_needed = true;
         self.open(ctx);
     }
 
+    /// Starts a Watch actor (on the database's watch arbiter) reading the
+    /// store from `watch_from`; any earlier one is stopped.
     fn start_watch(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
         let store = store.clone();
-        let prefix = self.db_prefix();
-        let from = self.watch_from;
-        let fut = async move { store.watch(&prefix, from).await };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok(stream) => {
-                act.watch_stream = Some(ctx.add_stream(stream));
-            }
-            Err(StorageError::Compacted { .. }) => {
-                act.reload_needed = true;
-                act.open(ctx);
-            }
-            Err(e) => {
-                tracing::debug!(db = %act.name, error = %e, "cannot watch the store; retrying in 1 s");
-                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
-            }
-        }));
+        if let Some(w) = self.watch.take() {
+            w.do_send(StopWatch);
+        }
+        self.watch_epoch += 1;
+        let arbiter = self.watch_arbiter.get_or_insert_with(Arbiter::new).handle();
+        let addr = ctx.address();
+        let config = WatchConfig {
+            store,
+            prefix: self.db_prefix(),
+            from: self.watch_from,
+            keys: self.replica.keys.clone(),
+            name: self.replica.name.clone(),
+            schema: self.schema().clone(),
+            epoch: self.watch_epoch,
+            delivered: addr.clone().recipient(),
+            ended: addr.recipient(),
+        };
+        self.watch = Some(WatchActor::start_on(&arbiter, config));
     }
 
     /// Whether the replica holds changes the store has not confirmed.
@@ -1139,67 +1152,86 @@ impl Actor for DatabaseActor {
             self.open(ctx);
         }
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(w) = self.watch.take() {
+            w.do_send(StopWatch);
+        }
+        if let Some(a) = self.watch_arbiter.take() {
+            a.stop();
+        }
+    }
 }
 
-impl StreamHandler<Result<WatchBatch, StorageError>> for DatabaseActor {
-    fn handle(&mut self, item: Result<WatchBatch, StorageError>, ctx: &mut Context<Self>) {
-        let batch = match item {
-            Ok(b) => b,
-            Err(StorageError::Compacted { compacted }) => {
-                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
-                    "the store compacted history this server had not applied yet; reloading");
-                self.reload_needed = true;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(db = %self.name, error = %e, "store watch failed; re-watching");
-                return;
-            }
-        };
-        if batch.revision <= self.replica.revision {
+impl Handler<WatchDelivered> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: WatchDelivered, ctx: &mut Context<Self>) {
+        if m.epoch != self.watch_epoch {
+            return;
+        }
+        let revision = m.batch.revision;
+        if revision <= self.replica.revision {
             // Our own commit's echo (applied when the store answered it), or
             // one already read by a reload.
-            self.watch_from = self.watch_from.max(batch.revision + 1);
+            self.watch_from = self.watch_from.max(revision + 1);
             return;
         }
         // Another server's commit (or ours, delivered before the store
-        // answered it): decoded against exactly the store's state, so the
+        // answered it): paired with exactly the store's state, so the
         // speculative changes come out first. If it is another server's, our
         // commit in flight fails its fence and re-runs.
         self.undo_speculation();
-        let changes = match self.replica.decode_batch(&batch) {
-            Ok(cs) => Arc::new(cs),
-            Err(e) => {
-                // Skipping it would leave the replica behind the store (its
-                // other rows, and the fence the commit moved, so that every
-                // later commit of ours would fail its compare): read the
-                // database again instead, which leaves out the rows that
-                // don't decode.
-                tracing::error!(db = %self.name, revision = batch.revision, error = %e,
-                    "cannot decode a commit from the store; reloading the database from the store");
-                self.reload(ctx);
-                return;
-            }
-        };
-        self.watch_from = batch.revision + 1;
+        let changes = Arc::new(self.replica.changes_of(m.batch));
+        self.watch_from = revision + 1;
         if changes.is_empty() {
-            self.replica.revision = batch.revision;
+            self.replica.revision = revision;
         } else {
-            self.commit_applied(batch.revision, changes);
+            self.commit_applied(revision, changes);
         }
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
         self.pump(ctx);
     }
+}
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.reload_needed {
-            self.open(ctx);
+impl Handler<WatchEnded> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: WatchEnded, ctx: &mut Context<Self>) {
+        if m.epoch != self.watch_epoch {
             return;
         }
-        tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
-        ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+        self.watch = None;
+        match m.why {
+            Some(WatchError::Compacted(compacted)) => {
+                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
+                    "the store compacted history this server had not applied yet; reloading");
+                self.reload(ctx);
+            }
+            Some(WatchError::Undecodable { revision, message }) => {
+                // Skipping it would leave the replica behind the store (its
+                // other rows, and the fence the commit moved, so that every
+                // later commit of ours would fail its compare): read the
+                // database again instead, which leaves out the rows that
+                // don't decode.
+                tracing::error!(db = %self.name, revision, error = %message,
+                    "cannot decode a commit from the store; reloading the database from the store");
+                self.reload(ctx);
+            }
+            Some(WatchError::Open(e)) => {
+                tracing::debug!(db = %self.name, error = %e, "cannot watch the store; retrying in 1 s");
+                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
+            }
+            Some(WatchError::Broken(e)) => {
+                tracing::warn!(db = %self.name, error = %e, from = self.watch_from, "store watch failed; re-watching");
+                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+            }
+            None if self.reload_needed => self.open(ctx),
+            None => {
+                tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
+                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod server;
 pub mod server_db;
 pub mod session;
 pub mod shared_locks;
+pub mod watch;
 
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::Monitor;

@@ -14,7 +14,7 @@ use crate::db::Database;
 use crate::error::OvsdbError;
 use crate::schema::DatabaseSchema;
 use crate::storage::keys::{Keys, ParsedKey};
-use crate::storage::{Compare, Event, EventKind, KeyValue, Revision, WatchBatch, WriteOp};
+use crate::storage::{Compare, EventKind, KeyValue, Revision, WatchBatch, WriteOp};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -175,26 +175,36 @@ impl Replica {
     /// Decodes one watch batch into the change set it represents (rows of this
     /// database only) and notes the fence. Does not apply it.
     pub fn decode_batch(&mut self, batch: &WatchBatch) -> Result<ChangeSet, OvsdbError> {
-        let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
-        for ev in &batch.events {
-            match self.keys.parse(&ev.key) {
-                Some(ParsedKey::Row { db, table, uuid }) if db == self.name => {
-                    let Some(t) = self.db.schema.table_index(table) else {
-                        continue;
-                    };
-                    let rc = self.decode_event(t, uuid, ev)?;
-                    tables.entry(t).or_default().push(rc);
-                }
-                Some(ParsedKey::Fence { db }) if db == self.name => {
-                    self.fence_revision = ev.mod_revision
-                }
-                _ => {}
-            }
+        let decoded = decode_watch_batch(&self.db.schema, &self.keys, &self.name, batch)?;
+        Ok(self.changes_of(decoded))
+    }
+
+    /// The change set of a batch decoded by [`decode_watch_batch`] (off the
+    /// database's thread): each row's old state is this replica's, shared
+    /// rather than decoded again. Notes the fence. Does not apply it.
+    pub fn changes_of(&mut self, decoded: DecodedBatch) -> ChangeSet {
+        if let Some(r) = decoded.fence {
+            self.fence_revision = r;
         }
         // Every commit of this database's rows also rewrites its fence (which
         // lives outside the watched prefix), so the fence moved with the rows.
-        if !tables.is_empty() {
-            self.fence_revision = batch.revision;
+        if !decoded.rows.is_empty() {
+            self.fence_revision = decoded.revision;
+        }
+        let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
+        for (t, uuid, new) in decoded.rows {
+            let old = self.db.row(t, &uuid).cloned();
+            let n = self.db.schema.tables[t].columns.len();
+            let changed = match (&old, &new) {
+                (Some(o), Some(nw)) => (0..n).filter(|c| o.fields[*c] != nw.fields[*c]).collect(),
+                _ => (0..n).collect(),
+            };
+            tables.entry(t).or_default().push(RowChange {
+                uuid,
+                old,
+                new,
+                changed,
+            });
         }
         let mut cs = ChangeSet::default();
         let mut ts: Vec<_> = tables.into_iter().collect();
@@ -202,27 +212,7 @@ impl Replica {
         for (table, rows) in ts {
             cs.tables.push(TableChanges { table, rows });
         }
-        Ok(cs)
-    }
-
-    fn decode_event(&self, t: usize, uuid: Uuid, ev: &Event) -> Result<RowChange, OvsdbError> {
-        let schema = &self.db.schema;
-        let old = self.db.row(t, &uuid).cloned();
-        let new = match (&ev.kind, &ev.value) {
-            (EventKind::Put, Some(v)) => Some(Arc::new(decode_row(schema, t, uuid, v)?)),
-            _ => None,
-        };
-        let n = schema.tables[t].columns.len();
-        let changed = match (&old, &new) {
-            (Some(o), Some(nw)) => (0..n).filter(|c| o.fields[*c] != nw.fields[*c]).collect(),
-            _ => (0..n).collect(),
-        };
-        Ok(RowChange {
-            uuid,
-            old,
-            new,
-            changed,
-        })
+        cs
     }
 
     /// Applies a change set at `revision`.
@@ -240,6 +230,50 @@ impl Replica {
     pub fn revision_of(&self, id: &Uuid) -> Option<Revision> {
         revision_of(self.cluster_id, &self.name, id)
     }
+}
+
+/// A watch batch with its rows decoded, for [`Replica::changes_of`].
+#[derive(Debug)]
+pub struct DecodedBatch {
+    /// The commit's revision.
+    pub revision: Revision,
+    /// (table, row, new state; `None` for a delete), in the batch's order.
+    pub rows: Vec<(usize, Uuid, Option<Arc<Row>>)>,
+    /// The fence's new mod revision, if the batch wrote it.
+    pub fence: Option<Revision>,
+}
+
+/// Decodes the rows of database `name` in a watch batch: pure, needing only
+/// the schema, so that the Watch actor does it off the database's thread.
+/// Fails on the first stored row that does not decode.
+pub fn decode_watch_batch(
+    schema: &DatabaseSchema,
+    keys: &Keys,
+    name: &str,
+    batch: &WatchBatch,
+) -> Result<DecodedBatch, OvsdbError> {
+    let mut out = DecodedBatch {
+        revision: batch.revision,
+        rows: Vec::with_capacity(batch.events.len()),
+        fence: None,
+    };
+    for ev in &batch.events {
+        match keys.parse(&ev.key) {
+            Some(ParsedKey::Row { db, table, uuid }) if db == name => {
+                let Some(t) = schema.table_index(table) else {
+                    continue;
+                };
+                let new = match (&ev.kind, &ev.value) {
+                    (EventKind::Put, Some(v)) => Some(Arc::new(decode_row(schema, t, uuid, v)?)),
+                    _ => None,
+                };
+                out.rows.push((t, uuid, new));
+            }
+            Some(ParsedKey::Fence { db }) if db == name => out.fence = Some(ev.mod_revision),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn decode_row(

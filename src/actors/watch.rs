@@ -1,0 +1,176 @@
+//! The Watch actor (DESIGN.md, Actors): one per watch of a shared store's
+//! database. It reads the store's watch stream and decodes every batch into
+//! rows on its own arbiter (thread), so that parsing the other servers'
+//! commits does not take the database's thread; the Database actor gets the
+//! decoded rows and only pairs them with the rows it holds.
+//!
+//! It carries no policy: when the stream ends or fails (compaction, store
+//! gone, an undecodable row), it says so once and stops; the Database
+//! actor decides whether to watch again or to reload.
+
+use crate::replica::{decode_watch_batch, DecodedBatch};
+use crate::schema::DatabaseSchema;
+use crate::storage::keys::Keys;
+use crate::storage::{Revision, Storage, StorageError, WatchBatch};
+use actix::prelude::*;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// One commit of the watched database, decoded.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchDelivered {
+    /// Which watch of the database it comes from (older ones are ignored).
+    pub epoch: u64,
+    /// The commit.
+    pub batch: DecodedBatch,
+}
+
+/// The watch is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchEnded {
+    /// Which watch of the database it comes from.
+    pub epoch: u64,
+    /// Why; `None` when the stream just ended.
+    pub why: Option<WatchError>,
+}
+
+/// Why a watch ended.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WatchError {
+    /// The store compacted revisions this watch had not read: reload.
+    #[error("the store compacted history this server had not applied yet (oldest available: {0})")]
+    Compacted(Revision),
+    /// A commit's row does not decode: reload (which skips such rows).
+    #[error("cannot decode a commit (revision {revision}) from the store: {message}")]
+    Undecodable {
+        /// The commit.
+        revision: Revision,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The watch could not be opened (the store is unreachable): try again later.
+    #[error("cannot watch the store: {0}")]
+    Open(StorageError),
+    /// The stream failed (the store went away): watch again from the last revision.
+    #[error("store watch failed: {0}")]
+    Broken(StorageError),
+}
+
+/// Stops a watch (the database reloads, or watches again from elsewhere).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopWatch;
+
+/// What a watch reads and where it reports.
+pub struct WatchConfig {
+    /// The store.
+    pub store: Arc<dyn Storage>,
+    /// The database's key prefix.
+    pub prefix: Bytes,
+    /// The first revision to read.
+    pub from: Revision,
+    /// The key layout.
+    pub keys: Keys,
+    /// The database's name.
+    pub name: String,
+    /// Its schema, to decode rows.
+    pub schema: Arc<DatabaseSchema>,
+    /// This watch's number.
+    pub epoch: u64,
+    /// Where decoded commits go.
+    pub delivered: Recipient<WatchDelivered>,
+    /// Where the end goes.
+    pub ended: Recipient<WatchEnded>,
+}
+
+/// The actor. See the module documentation.
+pub struct WatchActor {
+    config: WatchConfig,
+    /// The end was reported: report nothing more.
+    done: bool,
+}
+
+impl WatchActor {
+    /// Starts a watch on `arbiter`.
+    pub fn start_on(arbiter: &ArbiterHandle, config: WatchConfig) -> Addr<WatchActor> {
+        WatchActor::start_in_arbiter(arbiter, move |_| WatchActor {
+            config,
+            done: false,
+        })
+    }
+
+    /// Reports the end once and stops.
+    fn end(&mut self, why: Option<WatchError>, ctx: &mut Context<Self>) {
+        if !self.done {
+            self.done = true;
+            self.config.ended.do_send(WatchEnded {
+                epoch: self.config.epoch,
+                why,
+            });
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for WatchActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let store = self.config.store.clone();
+        let prefix = self.config.prefix.clone();
+        let from = self.config.from;
+        let fut = async move { store.watch(&prefix, from).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(stream) => {
+                ctx.add_stream(stream);
+            }
+            Err(StorageError::Compacted { compacted }) => {
+                act.end(Some(WatchError::Compacted(compacted)), ctx)
+            }
+            Err(e) => act.end(Some(WatchError::Open(e)), ctx),
+        }));
+    }
+}
+
+impl StreamHandler<Result<WatchBatch, StorageError>> for WatchActor {
+    fn handle(&mut self, item: Result<WatchBatch, StorageError>, ctx: &mut Context<Self>) {
+        if self.done {
+            return;
+        }
+        let batch = match item {
+            Ok(b) => b,
+            Err(StorageError::Compacted { compacted }) => {
+                return self.end(Some(WatchError::Compacted(compacted)), ctx);
+            }
+            Err(e) => return self.end(Some(WatchError::Broken(e)), ctx),
+        };
+        let c = &self.config;
+        match decode_watch_batch(&c.schema, &c.keys, &c.name, &batch) {
+            Ok(decoded) => c.delivered.do_send(WatchDelivered {
+                epoch: c.epoch,
+                batch: decoded,
+            }),
+            Err(e) => {
+                let why = WatchError::Undecodable {
+                    revision: batch.revision,
+                    message: e.to_string(),
+                };
+                self.end(Some(why), ctx)
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.end(None, ctx);
+    }
+}
+
+impl Handler<StopWatch> for WatchActor {
+    type Result = ();
+    fn handle(&mut self, _: StopWatch, ctx: &mut Context<Self>) {
+        self.done = true;
+        ctx.stop();
+    }
+}
