@@ -62,7 +62,9 @@ START_TIMEOUT = 60  # seconds for a contender to come up
 RUN_TIMEOUT = 1800  # seconds for one oxsdb-bench run
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 
-CONTENDERS = ["oxsdb-memory", "oxsdb-file", "oxsdb-etcd", "ovsdb-server", "ovsdb-server-clustered", "etcd-raw"]
+CONTENDERS = ["oxsdb-memory", "oxsdb-file", "oxsdb-etcd", "oxsdb-etcd3", "ovsdb-server",
+              "ovsdb-server-clustered", "etcd-raw", "etcd-raw3"]
+RAW_ETCD = ("etcd-raw", "etcd-raw3")
 BASELINE = "ovsdb-server"
 
 # name -> what oxsdb-bench runs (full and --quick; None: not in --quick), the
@@ -336,6 +338,29 @@ def start_etcd(env, d):
     return p, url
 
 
+def start_etcd_cluster(env, d, n=3):
+    """n etcd members on loopback, one data directory each; returns their
+    processes and client URLs."""
+    ports = free_ports(2 * n)
+    clients = [f"http://127.0.0.1:{ports[2 * i]}" for i in range(n)]
+    peers = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(n)]
+    cluster = ",".join(f"m{i}={peers[i]}" for i in range(n))
+    procs = []
+    for i in range(n):
+        procs.append(env.procs.spawn(f"etcd-m{i}", [
+            ETCD, "--name", f"m{i}", "--data-dir", d / f"etcd-m{i}",
+            "--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
+            "--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+            *ETCD_LIMITS, "--logger", "zap", "--log-level", "warn",
+        ], d / f"etcd-m{i}.log"))
+    for i in range(n):
+        port = ports[2 * i]
+        wait_until(f"etcd member m{i} on port {port} to be healthy",
+                   lambda port=port: etcd_healthy(port), procs)
+    return procs, clients
+
+
 def start_oxsdb(env, d, store_args, also_wait=()):
     (port,) = free_ports(1)
     p = env.procs.spawn("oxsdb", [
@@ -377,6 +402,13 @@ def contender_oxsdb_etcd(env, d):
     p, port = start_oxsdb(env, d, ["--store=etcd", f"--etcd-endpoints={url}"], [e])
     return Running("oxsdb-etcd", [e, p], f"tcp:127.0.0.1:{port}", [p.pid, e.pid], p.pid,
                    extra_rss={"etcd": e.pid}, endpoint=url)
+
+
+def contender_oxsdb_etcd3(env, d):
+    es, urls = start_etcd_cluster(env, d)
+    p, port = start_oxsdb(env, d, ["--store=etcd", "--etcd-endpoints=" + ",".join(urls)], es)
+    return Running("oxsdb-etcd3", [*es, p], f"tcp:127.0.0.1:{port}", [p.pid, *(e.pid for e in es)],
+                   p.pid, extra_rss={"etcd m0": es[0].pid}, endpoint=",".join(urls))
 
 
 def contender_ovsdb_server(env, d):
@@ -446,6 +478,11 @@ def contender_etcd_raw(env, d):
     return Running("etcd-raw", [e], None, [e.pid], e.pid, endpoint=url)
 
 
+def contender_etcd_raw3(env, d):
+    es, urls = start_etcd_cluster(env, d)
+    return Running("etcd-raw3", es, None, [e.pid for e in es], es[0].pid, endpoint=",".join(urls))
+
+
 DESCRIBE = {
     "oxsdb-memory": "--store=memory",
     "oxsdb-file": "--store=file (the default: an OVSDB database file, as ovsdb-server's)",
@@ -454,6 +491,8 @@ DESCRIBE = {
     "ovsdb-server-clustered": "three raft members, load on the leader, election timer raised to "
                               f"{ELECTION_TIMER_STEPS[-1] // 1000} s",
     "etcd-raw": "raw etcd Txns on the same one-member etcd, txn only",
+    "oxsdb-etcd3": "--store=etcd on a three-member etcd (every endpoint given), durable, same limits",
+    "etcd-raw3": "raw etcd Txns on the same three-member etcd, txn only",
 }
 
 START = {
@@ -463,11 +502,13 @@ START = {
     "ovsdb-server": contender_ovsdb_server,
     "ovsdb-server-clustered": contender_ovsdb_clustered,
     "etcd-raw": contender_etcd_raw,
+    "oxsdb-etcd3": contender_oxsdb_etcd3,
+    "etcd-raw3": contender_etcd_raw3,
 }
 
 
 def runs_scenario(contender, scenario):
-    return scenario == "txn" if contender == "etcd-raw" else True
+    return scenario == "txn" if contender in RAW_ETCD else True
 
 
 # ---------------------------------------------------------------------------
@@ -475,7 +516,7 @@ def runs_scenario(contender, scenario):
 
 
 def bench_argv(bench, scenario, args, running):
-    if running.name == "etcd-raw":
+    if running.name in RAW_ETCD:
         # Raw etcd Txns at the txn scenario's concurrency and duration.
         rest = args[1:]  # ["--clients", "8", "--seconds", N]
         return [bench, "etcd-txn", "--endpoints", running.endpoint, *rest]
@@ -647,9 +688,10 @@ def scenario_table(scenario, results, contenders, rounds):
     if not rows:
         return ""
     out = [f"### {scenario}: {spec['what']}", ""]
-    if scenario == "txn" and "etcd-raw" in by:
-        out += ["(`etcd-raw`: `oxsdb-bench etcd-txn`, raw etcd Txns at the same concurrency on "
-                "the same one-member etcd: the ceiling for `oxsdb-etcd`.)", ""]
+    if scenario == "txn" and any(c in by for c in RAW_ETCD):
+        out += ["(`etcd-raw`/`etcd-raw3`: `oxsdb-bench etcd-txn`, raw etcd Txns at the same "
+                "concurrency on the same one-member/three-member etcd: the ceiling for "
+                "`oxsdb-etcd`/`oxsdb-etcd3`.)", ""]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head) - 1)) + "|---|")
     for row in rows:
