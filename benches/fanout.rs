@@ -4,14 +4,14 @@
 //! The server's actors run inside the bench's own actix System, as an
 //! embedding application runs them (tests/embedded.rs): `server::start` with
 //! the memory store and no remotes, so the commit takes the real path (the
-//! Database actor commits to the store, the store's watch delivers the
-//! revision, the actor applies it and notifies its monitor groups). A
-//! `LocalClient` writes. The monitor sessions are bench actors that receive
+//! Database actor executes, applies in place, notifies its monitor groups,
+//! replies). A `LocalClient` writes. The monitor sessions are bench actors that receive
 //! exactly the messages a `Session` receives (`SessionHandle`, `AddMonitor`
 //! from `oxsdb::actors`) and do with a notification what a session does
 //! before its socket write: frame the shared body as an `update2` for their
-//! monitor id. They are spread over one arbiter per core, as the server
-//! spreads its sessions. `LocalClient` itself is not used for the sessions
+//! monitor id. They are spread over one arbiter, and then over two (each
+//! benchmark id names how many), as the server spreads its sessions over
+//! `--threads`. `LocalClient` itself is not used for the sessions
 //! because it parses every body back into a `Value`, a cost no socket
 //! session has.
 //!
@@ -184,6 +184,9 @@ impl Handler<TxnBlocked> for Sink {
 }
 
 /// Session ids apart from `LocalClient`'s (which start at 2^62).
+/// How many arbiters the monitor sessions are spread over, in turn.
+const SESSION_ARBITERS: [usize; 2] = [1, 2];
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1 << 61);
 
 struct Fixture {
@@ -197,7 +200,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start() -> Fixture {
+    async fn start(session_arbiters: usize) -> Fixture {
         let config = ServerConfig {
             remotes: Vec::new(),
             inactivity_probe: None,
@@ -232,11 +235,10 @@ impl Fixture {
                 .all(|o| o.get("error").is_none()),
             "preload failed: {r}"
         );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Fixture {
             running,
             writer,
-            arbiters: (0..cores).map(|_| Arbiter::new()).collect(),
+            arbiters: (0..session_arbiters.max(1)).map(|_| Arbiter::new()).collect(),
             sessions: 0,
             replies: Arc::new(Counter::default()),
             updates: Arc::new(Counter::default()),
@@ -314,31 +316,34 @@ fn bench_group(
     receivers: &dyn Fn(usize) -> usize,
     throughput: bool,
 ) {
-    let system = actix_rt::System::new();
-    let mut fixture = system.block_on(Fixture::start());
     let mut group = c.benchmark_group(name);
     // The 10,000-session rounds take milliseconds each: criterion's default
     // 100 samples would need minutes.
     group.sample_size(10);
-    for n in SIZES {
-        system.block_on(fixture.grow(n, condition));
-        if throughput {
-            group.throughput(Throughput::Elements(n as u64));
-        }
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                system.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += fixture.round(receivers(n)).await;
-                    }
-                    total
+    for arbiters in SESSION_ARBITERS {
+        let system = actix_rt::System::new();
+        let mut fixture = system.block_on(Fixture::start(arbiters));
+        for n in SIZES {
+            system.block_on(fixture.grow(n, condition));
+            if throughput {
+                group.throughput(Throughput::Elements(n as u64));
+            }
+            let id = BenchmarkId::new(format!("{arbiters}-arbiter"), n);
+            group.bench_with_input(id, &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    system.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            total += fixture.round(receivers(n)).await;
+                        }
+                        total
+                    })
                 })
-            })
-        });
+            });
+        }
+        system.block_on(async { fixture.stop() });
     }
     group.finish();
-    system.block_on(async { fixture.stop() });
 }
 
 fn bench_same_selection(c: &mut Criterion) {
