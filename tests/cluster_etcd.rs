@@ -13,6 +13,8 @@
 //! 7. `schemas_live_in_etcd`: a second server with no schema serves the
 //!    stored one, with the same cid; a different version refuses to start;
 //!    `convert` is refused; comments are stored with the commit.
+//! 8. `a_reference_racing_a_delete_through_two_servers_never_dangles`.
+//! 9. `a_client_reads_its_own_write_on_the_server_it_wrote_through`.
 //!
 //! Each test starts its own etcd (free loopback ports, temporary data) and
 //! prints a `FIGURES:` line with what it measured.
@@ -188,6 +190,136 @@ fn same_unique_value_inserted_through_every_server_commits_once() {
          constraint violations {violations}, commit races retried {retried}",
         srv.len()
     );
+}
+
+#[test]
+fn a_reference_racing_a_delete_through_two_servers_never_dangles() {
+    // Server 0 deletes an Entry while server 1 inserts a Holder referencing
+    // it: exactly one of the two commits (the loser sees the winner's commit
+    // through the fence and fails its referential integrity check).
+    let etcd = EtcdCluster::single();
+    let dir = tempdir();
+    let srv = servers(&etcd, 2, dir.path(), &[]);
+    const ROUNDS: usize = 15;
+    let mut setup = Rpc::connect_retry(&srv[0].addr(), T);
+    let uuids: Vec<String> = (0..ROUNDS)
+        .map(|round| {
+            let r = transact(
+                &mut setup,
+                json!([{"op": "insert", "table": "Entry", "row": {"key": format!("e{round}"), "seq": 0}}]),
+            );
+            r[0]["uuid"][1].as_str().expect("inserted uuid").to_string()
+        })
+        .collect();
+    // Both servers must know every Entry before the races start.
+    wait_until(&srv[1], "the entries on server 1", |rpc| {
+        (select_all(rpc, "Entry").len() == ROUNDS).then_some(())
+    });
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = srv[i].addr();
+            let barrier = barrier.clone();
+            let uuids = uuids.clone();
+            std::thread::spawn(move || {
+                let mut rpc = Rpc::connect_retry(&addr, T);
+                (0..ROUNDS)
+                    .map(|round| {
+                        let target = json!(["uuid", uuids[round]]);
+                        let ops = if i == 0 {
+                            json!([{"op": "delete", "table": "Entry", "where": [["_uuid", "==", target]]}])
+                        } else {
+                            json!([{"op": "insert", "table": "Holder",
+                                    "row": {"name": format!("h{round}"), "entry": target}}])
+                        };
+                        barrier.wait();
+                        transact(&mut rpc, ops)
+                    })
+                    .collect::<Vec<Value>>()
+            })
+        })
+        .collect();
+    let results: Vec<Vec<Value>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (mut deletes_won, mut references_won) = (0, 0);
+    for round in 0..ROUNDS {
+        let (del, ins) = (&results[0][round], &results[1][round]);
+        match (txn_error(del), txn_error(ins)) {
+            (None, Some(e)) => {
+                assert_eq!(e["error"], "referential integrity violation", "round {round}: {ins}");
+                assert_eq!(del[0]["count"], 1, "round {round}: {del}");
+                deletes_won += 1;
+            }
+            (Some(e), None) => {
+                assert_eq!(e["error"], "referential integrity violation", "round {round}: {del}");
+                references_won += 1;
+            }
+            other => panic!("round {round}: exactly one must commit: {other:?} ({del} / {ins})"),
+        }
+    }
+    // Every server ends with the same rows, and no Holder refers to a
+    // missing Entry.
+    for s in &srv {
+        let (entries, holders) = wait_until(s, "the same rows on every server", |rpc| {
+            let e = select_all(rpc, "Entry");
+            let h = select_all(rpc, "Holder");
+            (e.len() == ROUNDS - deletes_won && h.len() == references_won).then_some((e, h))
+        });
+        let live: BTreeSet<&str> = entries.iter().filter_map(|r| r["_uuid"][1].as_str()).collect();
+        for h in &holders {
+            let to = h["entry"][1].as_str().unwrap_or("");
+            assert!(live.contains(to), "dangling reference {h} (entries {live:?})");
+        }
+    }
+    eprintln!(
+        "FIGURES: reference/delete race: {ROUNDS} rounds, deletes won {deletes_won}, references won {references_won}"
+    );
+}
+
+#[test]
+fn a_client_reads_its_own_write_on_the_server_it_wrote_through() {
+    // Commits are answered when etcd says yes, before the watch echoes them:
+    // the replica must already hold them, for this connection and any other
+    // connection to the same server, while other servers write too.
+    let etcd = EtcdCluster::single();
+    let dir = tempdir();
+    let srv = servers(&etcd, 2, dir.path(), &[]);
+    const WRITES: usize = 60;
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let addr = srv[w % 2].addr();
+            std::thread::spawn(move || {
+                let mut writer = Rpc::connect_retry(&addr, T);
+                let mut reader = Rpc::connect_retry(&addr, T);
+                let mut stale = Vec::new();
+                for k in 0..WRITES {
+                    let key = format!("w{w}-{k}");
+                    let r = transact(
+                        &mut writer,
+                        json!([{"op": "insert", "table": "Entry", "row": {"key": key, "seq": k as i64}}]),
+                    );
+                    assert!(txn_error(&r).is_none(), "{r}");
+                    let where_ = json!([["key", "==", key]]);
+                    for rpc in [&mut writer, &mut reader] {
+                        let got = transact(
+                            rpc,
+                            json!([{"op": "select", "table": "Entry", "where": where_}]),
+                        );
+                        if got[0]["rows"].as_array().map_or(0, |r| r.len()) != 1 {
+                            stale.push(key.clone());
+                        }
+                    }
+                }
+                stale
+            })
+        })
+        .collect();
+    let stale: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(stale.is_empty(), "writes not visible right after their reply: {stale:?}");
+    for s in &srv {
+        wait_until(s, "every write on every server", |rpc| {
+            (select_all(rpc, "Entry").len() == 4 * WRITES).then_some(())
+        });
+    }
 }
 
 /// A `monitor_cond_since` on every Entry column from the beginning; the

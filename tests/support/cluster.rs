@@ -36,6 +36,13 @@ pub const SCHEMA: &str = r#"{
         "payload": {"type": "string"}
       },
       "indexes": [["key"]]
+    },
+    "Holder": {
+      "isRoot": true,
+      "columns": {
+        "name": {"type": "string"},
+        "entry": {"type": {"key": {"type": "uuid", "refTable": "Entry"}, "min": 0, "max": 1}}
+      }
     }
   }
 }"#;
