@@ -896,6 +896,58 @@ fn etcd_killed_and_restarted_under_a_writer_and_a_monitor() {
     );
 }
 
+#[test]
+fn etcd_paused_with_commits_in_flight_applies_each_at_most_once() {
+    // A Txn whose outcome is unknown: etcd freezes (SIGSTOP) for longer than
+    // --etcd-timeout with commits in flight, so oxsdb answers them with an
+    // error saying they may or may not have been committed; when etcd goes
+    // on it may still apply them. Nothing acknowledged may be lost, nothing
+    // applied twice, and every monitor must see each commit once.
+    let _serial = serial();
+    let etcd = EtcdCluster::single();
+    let dir = tempdir();
+    let srv = servers(&etcd.endpoints(), 2, dir.path(), &[]);
+    let _logs = LogsOnPanic::new(dir.path(), &etcd);
+    let monitor = spawn_monitor(&srv[1]);
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = spawn_writer(srv[0].addr(), t0, stop.clone());
+    sleep_until(t0 + Duration::from_secs(2));
+    etcd.members[0].pause();
+    let paused = t0.elapsed();
+    sleep_until(t0 + Duration::from_secs(5));
+    etcd.members[0].resume();
+    let resumed = t0.elapsed();
+    sleep_until(t0 + Duration::from_secs(9));
+    stop.store(true, Ordering::Relaxed);
+    let attempts = writer.join().expect("writer thread");
+    let committed_after = attempts
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Committed) && a.sent > resumed)
+        .count();
+    let s = summarize(&srv, &attempts, monitor);
+    eprintln!(
+        "FIGURES: etcd paused at t={:.1}s, resumed at t={:.1}s: transactions sent {}, committed {}, failed {}, ambiguous {} (of which {} committed), commits after the resume {committed_after}, rows {}, updates lost {}, duplicated {}, monitor connection {}",
+        paused.as_secs_f64(),
+        resumed.as_secs_f64(),
+        s.sent,
+        s.committed,
+        s.failed,
+        s.ambiguous,
+        s.ambiguous_present,
+        s.final_rows.len(),
+        s.lost,
+        s.duplicated,
+        s.monitor_lost.as_deref().unwrap_or("stayed open"),
+    );
+    assert_summary(&s);
+    assert!(
+        s.failed + s.ambiguous > 0,
+        "the writer never noticed that etcd was frozen"
+    );
+    assert!(committed_after > 0, "nothing committed after etcd went on");
+}
+
 // ---------------------------------------------------------------------------
 // 3. One member of three killed.
 

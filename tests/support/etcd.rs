@@ -63,6 +63,32 @@ fn spawn_watchdog(dir: &std::path::Path, args: &[String]) -> Child {
 }
 
 impl Member {
+    /// The etcd process of this member (found by its data directory), while it runs.
+    pub fn etcd_pid(&self) -> Option<u32> {
+        let dir = format!("--data-dir={}", self.dir.display());
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_etcd = args.first().is_some_and(|a| a.ends_with(b"etcd"));
+            let has_dir = args.iter().any(|a| *a == dir.as_bytes());
+            (is_etcd && has_dir).then_some(pid)
+        })
+    }
+
+    /// Freezes the member (SIGSTOP): requests to it hang, as on a stalled
+    /// host, until [`Member::resume`].
+    pub fn pause(&self) {
+        let pid = self.etcd_pid().expect("the etcd member runs");
+        crate::support::tools::send_signal(pid, libc::SIGSTOP);
+    }
+
+    /// Lets a paused member go on (SIGCONT).
+    pub fn resume(&self) {
+        let pid = self.etcd_pid().expect("the etcd member runs");
+        crate::support::tools::send_signal(pid, libc::SIGCONT);
+    }
+
     /// `http(s)://127.0.0.1:<client port>`.
     pub fn endpoint(&self) -> String {
         format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
