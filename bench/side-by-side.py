@@ -75,7 +75,8 @@ SCENARIOS = {
         args=["txn", "--clients", "8", "--seconds", "5"],
         quick=["txn", "--clients", "8", "--seconds", "2"],
         main="rate", unit="committed txn/s", higher=True,
-        others=["p50_ms", "p99_ms", "cpu_us_per_op"], counters=["errors"],
+        others=["p50_ms", "p99_ms", "cpu_us_per_op", "cpu_us_per_op_server", "cpu_us_per_op_store"],
+        counters=["errors"],
         what="8 clients, each one transaction at a time",
     ),
     "fanout": dict(
@@ -526,6 +527,16 @@ def bench_argv(bench, scenario, args, running):
     return g + args
 
 
+def split_cpu(data, contender):
+    """oxsdb's own CPU per transaction and its store's (etcd members), from
+    the per-process figures (--server-pid order: oxsdb first)."""
+    by_pid = data.get("cpu_us_per_op_by_pid") if isinstance(data, dict) else None
+    if not by_pid or not contender.startswith("oxsdb-etcd"):
+        return
+    data["cpu_us_per_op_server"] = by_pid[0]
+    data["cpu_us_per_op_store"] = sum(by_pid[1:])
+
+
 def measure(env, bench, tmp, rnd, scenario, args, contender):
     d = tmp / f"round{rnd}" / scenario / contender
     d.mkdir(parents=True)
@@ -554,6 +565,7 @@ def measure(env, bench, tmp, rnd, scenario, args, contender):
         if lines:
             try:
                 res["data"] = json.loads(lines[-1])
+                split_cpu(res["data"], contender)
             except json.JSONDecodeError:
                 res["problem"] = res["problem"] or f"last stdout line is not JSON: {lines[-1][:200]!r}"
         elif not res["problem"]:
@@ -632,7 +644,8 @@ def scenario_table(scenario, results, contenders, rounds):
     others = list(spec["others"])
     has_rss = spec.get("rss") and any(r["rss_mib"] is not None for r in results)
     counters = spec["counters"]
-    cpu = [o for o in others if o.startswith("cpu_")]
+    # The server/store split of etcd contenders is shown, not compared.
+    cpu = [o for o in others if o.startswith("cpu_") and not o.endswith(("_server", "_store"))]
     by = {c: [r for r in results if r["contender"] == c] for c in contenders}
     base = by.get(BASELINE) or []
     base_main = median(figure(base, main))

@@ -78,6 +78,22 @@ impl CpuMeter {
         })
     }
 
+    /// CPU seconds spent since the start by each pid, in the order given
+    /// (empty without pids). Measured after the start's total, so each share
+    /// is its own process's, not a split of the total.
+    pub fn seconds_by_pid(&self, starts: &[Duration]) -> Result<Vec<f64>> {
+        self.pids
+            .iter()
+            .zip(starts)
+            .map(|(p, s)| Ok((cpu_time(&[*p])? - *s).as_secs_f64()))
+            .collect()
+    }
+
+    /// Each pid's CPU time now, to pass to [`CpuMeter::seconds_by_pid`] later.
+    pub fn starts_by_pid(&self) -> Result<Vec<Duration>> {
+        self.pids.iter().map(|p| cpu_time(&[*p])).collect()
+    }
+
     /// CPU seconds spent since the start, if any pid was given.
     pub fn seconds(&self) -> Result<Option<f64>> {
         if self.pids.is_empty() {

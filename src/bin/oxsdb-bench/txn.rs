@@ -75,6 +75,7 @@ pub async fn run(target: &Target, clients: usize, seconds: f64) -> Result<Value>
         .transact(&target.db, nb::delete_all_switches())
         .await?;
     let cpu = CpuMeter::start(&target.pids)?;
+    let cpu_starts = cpu.starts_by_pid()?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..clients)
@@ -89,6 +90,7 @@ pub async fn run(target: &Target, clients: usize, seconds: f64) -> Result<Value>
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_s = cpu.seconds()?;
+    let cpu_by_pid = cpu.seconds_by_pid(&cpu_starts)?;
     // Every client deleted what it inserted: a server that lost a delete or
     // a garbage collection leaves rows behind.
     let left = setup
@@ -119,6 +121,12 @@ pub async fn run(target: &Target, clients: usize, seconds: f64) -> Result<Value>
     report.insert(
         "cpu_us_per_op".into(),
         json!(cpu_s.map(|c| c * 1e6 / n as f64)),
+    );
+    // Per process, in --server-pid order (oxsdb first, then its etcd), so
+    // that a store's share and oxsdb's own can be told apart.
+    report.insert(
+        "cpu_us_per_op_by_pid".into(),
+        json!(cpu_by_pid.iter().map(|c| c * 1e6 / n as f64).collect::<Vec<f64>>()),
     );
     Ok(Value::Object(report))
 }
