@@ -3,7 +3,9 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
-use crate::actors::watch::{StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError};
+use crate::actors::watch::{
+    OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
+};
 use crate::replica::commit_queue::{
     Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
 };
@@ -279,6 +281,11 @@ pub struct DatabaseActor {
     watch_epoch: u64,
     /// The thread watches decode on, off the database's thread.
     watch_arbiter: Option<Arbiter>,
+    /// This server's commits applied when the store said yes, for the watch
+    /// to skip their echoes.
+    own_commits: OwnCommits,
+    /// The same, for telling a late echo from a missed foreign commit.
+    own_recent: std::collections::VecDeque<Revision>,
     shared: Option<Shared>,
 }
 
@@ -314,6 +321,8 @@ impl DatabaseActor {
             watch: None,
             watch_epoch: 0,
             watch_arbiter: None,
+            own_commits: OwnCommits::default(),
+            own_recent: std::collections::VecDeque::new(),
             shared: None,
         }
     }
@@ -522,6 +531,7 @@ impl DatabaseActor {
             epoch: self.watch_epoch,
             delivered: addr.clone().recipient(),
             ended: addr.recipient(),
+            own: self.own_commits.clone(),
         };
         self.watch = Some(WatchActor::start_on(&arbiter, config));
     }
@@ -824,12 +834,25 @@ impl DatabaseActor {
                         .filter_map(|m| m.txn.txn.session.as_ref().map(|s| s.id));
                     self.gather
                         .answered(writers, Instant::now(), f.started.elapsed());
-                    self.replica.revision = r.revision;
                     self.replica.fence_revision = r.revision;
+                    // No other commit of this database came before it (the
+                    // fence held): the watch has nothing to bring up to it.
+                    self.watch_from = self.watch_from.max(r.revision + 1);
+                    self.own_commits.add(r.revision);
+                    self.own_recent.push_back(r.revision);
+                    if self.own_recent.len() > 4096 {
+                        self.own_recent.pop_front();
+                    }
                     if f.changes.is_empty() {
+                        self.replica.revision = r.revision;
                         self.report_status();
-                    } else {
+                    } else if f.speculative {
+                        self.replica.revision = r.revision;
                         self.record_commit(r.revision, f.changes);
+                    } else {
+                        // The speculation was taken out (a reload came in
+                        // between): the changes go in now.
+                        self.commit_applied(r.revision, f.changes);
                     }
                     self.finish_group(f.members);
                 }
@@ -1171,9 +1194,17 @@ impl Handler<WatchDelivered> for DatabaseActor {
         }
         let revision = m.batch.revision;
         if revision <= self.replica.revision {
-            // Our own commit's echo (applied when the store answered it), or
-            // one already read by a reload.
-            self.watch_from = self.watch_from.max(revision + 1);
+            if self.own_recent.contains(&revision) {
+                // Our own commit's echo (applied when the store answered
+                // it), which reached the watch before the answer did.
+                return;
+            }
+            // A commit below one of ours that the fence did not order (one
+            // written without it, by something other than oxsdb): the
+            // replica went past it; read the database again.
+            tracing::warn!(db = %self.name, revision, applied = self.replica.revision,
+                "the store holds a commit this server went past (written without the fence); reloading");
+            self.reload(ctx);
             return;
         }
         // Another server's commit (or ours, delivered before the store

@@ -14,7 +14,8 @@ use crate::storage::keys::Keys;
 use crate::storage::{Revision, Storage, StorageError, WatchBatch};
 use actix::prelude::*;
 use bytes::Bytes;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// One commit of the watched database, decoded.
 #[derive(Message)]
@@ -83,6 +84,45 @@ pub struct WatchConfig {
     pub delivered: Recipient<WatchDelivered>,
     /// Where the end goes.
     pub ended: Recipient<WatchEnded>,
+    /// The revisions of this server's own commits that the database applied
+    /// when the store said yes, oldest first: their echoes are skipped
+    /// without being decoded.
+    pub own: OwnCommits,
+}
+
+/// The revisions of a server's own commits, already applied, shared by the
+/// Database actor (which adds them) and its watch (which skips their
+/// echoes). Bounded: the oldest are forgotten (their echoes are then
+/// decoded and dropped by the database, which costs time, not correctness).
+#[derive(Debug, Clone, Default)]
+pub struct OwnCommits(Arc<Mutex<VecDeque<Revision>>>);
+
+impl OwnCommits {
+    /// The most remembered.
+    const MAX: usize = 4096;
+
+    /// A commit of this server at `revision` was applied.
+    pub fn add(&self, revision: Revision) {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        q.push_back(revision);
+        while q.len() > Self::MAX {
+            q.pop_front();
+        }
+    }
+
+    /// Whether the batch at `revision` is such a commit's echo; forgets the
+    /// revisions before it (the watch delivers in order).
+    pub fn take_echo(&self, revision: Revision) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while q.front().is_some_and(|r| *r < revision) {
+            q.pop_front();
+        }
+        if q.front() == Some(&revision) {
+            q.pop_front();
+            return true;
+        }
+        false
+    }
 }
 
 /// The actor. See the module documentation.
@@ -147,6 +187,10 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for WatchActor {
             Err(e) => return self.end(Some(WatchError::Broken(e)), ctx),
         };
         let c = &self.config;
+        if c.own.take_echo(batch.revision) {
+            // The echo of a commit this server made and applied already.
+            return;
+        }
         match decode_watch_batch(&c.schema, &c.keys, &c.name, &batch) {
             Ok(decoded) => c.delivered.do_send(WatchDelivered {
                 epoch: c.epoch,
@@ -172,5 +216,27 @@ impl Handler<StopWatch> for WatchActor {
     fn handle(&mut self, _: StopWatch, ctx: &mut Context<Self>) {
         self.done = true;
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnCommits;
+
+    #[test]
+    fn only_the_echoes_of_own_applied_commits_are_skipped() {
+        let own = OwnCommits::default();
+        own.add(5);
+        own.add(7);
+        assert!(!own.take_echo(4), "another server's commit");
+        assert!(own.take_echo(5));
+        assert!(!own.take_echo(6));
+        assert!(own.take_echo(7));
+        assert!(!own.take_echo(7), "each echo once");
+        own.add(9);
+        own.add(12);
+        // The watch went past 9 (a reload): it is forgotten, 12 still skipped.
+        assert!(!own.take_echo(10));
+        assert!(own.take_echo(12));
     }
 }
