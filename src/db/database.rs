@@ -100,10 +100,10 @@ impl Database {
 
     fn unlink(&mut self, table: usize, ts: &TableSchema, row: &Row) {
         for (i, cols) in ts.indexes.iter().enumerate() {
-            let key = index_key(row, cols);
+            let key = index_key_ref(row, cols);
             let idx = &mut self.tables[table].indexes[i];
-            if idx.get(&key) == Some(&row.uuid) {
-                idx.remove(&key);
+            if idx.get(&*key) == Some(&row.uuid) {
+                idx.remove(&*key);
             }
         }
         for_each_ref(&self.schema, ts, row, |target_table, target, strong| {
@@ -152,6 +152,17 @@ impl Database {
 /// The values of a row's index columns.
 pub fn index_key(row: &Row, cols: &[usize]) -> Vec<Datum> {
     cols.iter().map(|c| row.datum(*c).into_owned()).collect()
+}
+
+/// [`index_key`], borrowed from the row when the index is one user column
+/// (the common case), so that looking a row up copies nothing.
+pub fn index_key_ref<'r>(row: &'r Row, cols: &[usize]) -> std::borrow::Cow<'r, [Datum]> {
+    match cols {
+        [c] if *c < row.fields.len() => {
+            std::borrow::Cow::Borrowed(std::slice::from_ref(&row.fields[*c]))
+        }
+        _ => std::borrow::Cow::Owned(index_key(row, cols)),
+    }
 }
 
 /// Calls `f(target_table, target_uuid, is_strong)` for every reference the
