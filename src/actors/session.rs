@@ -398,7 +398,9 @@ impl Session {
     }
 
     fn handle_request(&mut self, method: &str, params: Value, id: Value, ctx: &mut Context<Self>) {
-        let p = params.as_array().cloned().unwrap_or_default();
+        // Borrowed, not cloned: a transaction's operations are moved out of
+        // `params` whole, and copying them per request was a deep clone.
+        let p: &[Value] = params.as_array().map(Vec::as_slice).unwrap_or(&[]);
         match method {
             "echo" => self.reply(id, Ok(params)),
             "list_dbs" => self.reply(id, Ok(json!(self.registry.names()))),
@@ -420,10 +422,17 @@ impl Session {
                 }
                 self.pending_txns.insert(key);
                 self.await_reply(&id);
+                let ops = match params {
+                    Value::Array(mut a) if !a.is_empty() => {
+                        a.remove(0);
+                        a
+                    }
+                    _ => Vec::new(),
+                };
                 entry.addr.do_send(Transact {
                     session: self.handle_of(ctx),
                     id,
-                    ops: p[1..].to_vec(),
+                    ops,
                     owned_locks: self.owned.iter().cloned().collect(),
                     received: Instant::now(),
                 });
@@ -550,7 +559,7 @@ impl Session {
                 }
             }
             "lock" | "steal" | "unlock" => {
-                let name = match p.as_slice() {
+                let name = match p {
                     [Value::String(n)] if is_id(n) => n.clone(),
                     _ => {
                         let msg = format!("{method} request params must be <id>");
@@ -591,7 +600,7 @@ impl Session {
                     });
                 }
             }
-            "set_db_change_aware" => match p.as_slice() {
+            "set_db_change_aware" => match p {
                 [Value::Bool(b)] => {
                     self.change_aware = *b;
                     self.registry.set_change_aware(self.id, *b);
