@@ -455,6 +455,7 @@ impl<'a> Commit<'a> {
                 }
             }
         }
+        let mut targets = Vec::new();
         while let Some((t, i)) = stack.pop() {
             let ts = self.table_schema(t);
             if ts.is_root {
@@ -467,13 +468,13 @@ impl<'a> Commit<'a> {
                 .changed
                 .iter_mut()
                 .for_each(|f| *f = true);
-            let mut targets = Vec::new();
+            targets.clear();
             crate::db::database::for_each_ref(&self.db.schema, ts, &row, |tt, u, strong| {
                 if strong {
                     targets.push((tt, u));
                 }
             });
-            for (tt, u) in targets {
+            for &(tt, u) in &targets {
                 if let Some(j) = self.find_or_make(tt, &u) {
                     let r = &mut self.tables[tt].rows[j];
                     r.n_refs -= 1;
@@ -631,6 +632,9 @@ impl<'a> Commit<'a> {
 
     fn check_index_uniqueness(&self) -> Result<()> {
         for (t, wt) in self.tables.iter().enumerate() {
+            if wt.rows.is_empty() {
+                continue;
+            }
             let ts = self.table_schema(t);
             for (ix, cols) in ts.indexes.iter().enumerate() {
                 let mut local: HashMap<Cow<'_, [Datum]>, usize> = HashMap::new();
@@ -646,7 +650,10 @@ impl<'a> Commit<'a> {
                             return Err(self.duplicate_index_row(t, cols, None, orow, r));
                         }
                     }
-                    local.insert(key, i);
+                    // Only later rows look the key up: the last one need not be kept.
+                    if i + 1 < wt.rows.len() {
+                        local.insert(key, i);
+                    }
                 }
             }
         }
@@ -692,7 +699,7 @@ impl<'a> Commit<'a> {
     fn into_changes(self) -> ChangeSet {
         let mut cs = ChangeSet::default();
         for (t, wt) in self.tables.into_iter().enumerate() {
-            let mut rows = Vec::new();
+            let mut rows = Vec::with_capacity(wt.rows.len());
             for mut r in wt.rows {
                 let any_changed = r.any_changed();
                 match (&r.old, &mut r.new) {
