@@ -260,7 +260,12 @@ impl Session {
 
     /// Stops reading requests until `id` is answered (or blocks in a `wait`).
     fn await_reply(&mut self, id: &Value) {
-        self.awaiting = Some(id.to_string());
+        self.await_reply_text(id.to_string());
+    }
+
+    /// [`Session::await_reply`] for an id already in JSON text.
+    fn await_reply_text(&mut self, id_text: String) {
+        self.awaiting = Some(id_text);
         self.busy.store(true, Ordering::SeqCst);
     }
 
@@ -420,8 +425,8 @@ impl Session {
                         OvsdbError::syntax(Some(&params), None, "transact: duplicate request ID");
                     return self.error(id, e);
                 }
-                self.pending_txns.insert(key);
-                self.await_reply(&id);
+                self.pending_txns.insert(key.clone());
+                self.await_reply_text(key);
                 let ops = match params {
                     Value::Array(mut a) if !a.is_empty() => {
                         a.remove(0);
