@@ -711,13 +711,15 @@ impl<'a> Commit<'a> {
                     (Some(_), Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
                     (None, Some(_)) | (Some(_), None) => {}
                 }
-                let changed = r
-                    .changed
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| **f)
-                    .map(|(c, _)| c)
-                    .collect();
+                // Sized first: collected from a filter, it would regrow a few times.
+                let mut changed = Vec::with_capacity(r.changed.iter().filter(|f| **f).count());
+                changed.extend(
+                    r.changed
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| **f)
+                        .map(|(c, _)| c),
+                );
                 rows.push(RowChange {
                     uuid: r.uuid,
                     old: r.old,
