@@ -158,7 +158,7 @@ fn main() {
         ref_db.display().to_string(),
         schema.display().to_string(),
     ]);
-    let mut reference = ReferenceServer::on_files(&[ref_db.clone()], dir.path());
+    let mut reference = ReferenceServer::on_files(std::slice::from_ref(&ref_db), dir.path());
 
     println!(
         "durable commit cost: {secs} s per measurement, files in {} ({} cores)",

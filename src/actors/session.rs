@@ -260,7 +260,12 @@ impl Session {
 
     /// Stops reading requests until `id` is answered (or blocks in a `wait`).
     fn await_reply(&mut self, id: &Value) {
-        self.awaiting = Some(id.to_string());
+        self.await_reply_text(id.to_string());
+    }
+
+    /// [`Session::await_reply`] for an id already in JSON text.
+    fn await_reply_text(&mut self, id_text: String) {
+        self.awaiting = Some(id_text);
         self.busy.store(true, Ordering::SeqCst);
     }
 
@@ -398,7 +403,9 @@ impl Session {
     }
 
     fn handle_request(&mut self, method: &str, params: Value, id: Value, ctx: &mut Context<Self>) {
-        let p = params.as_array().cloned().unwrap_or_default();
+        // Borrowed, not cloned: a transaction's operations are moved out of
+        // `params` whole, and copying them per request was a deep clone.
+        let p: &[Value] = params.as_array().map(Vec::as_slice).unwrap_or(&[]);
         match method {
             "echo" => self.reply(id, Ok(params)),
             "list_dbs" => self.reply(id, Ok(json!(self.registry.names()))),
@@ -418,12 +425,19 @@ impl Session {
                         OvsdbError::syntax(Some(&params), None, "transact: duplicate request ID");
                     return self.error(id, e);
                 }
-                self.pending_txns.insert(key);
-                self.await_reply(&id);
+                self.pending_txns.insert(key.clone());
+                self.await_reply_text(key);
+                let ops = match params {
+                    Value::Array(mut a) if !a.is_empty() => {
+                        a.remove(0);
+                        a
+                    }
+                    _ => Vec::new(),
+                };
                 entry.addr.do_send(Transact {
                     session: self.handle_of(ctx),
                     id,
-                    ops: p[1..].to_vec(),
+                    ops,
                     owned_locks: self.owned.iter().cloned().collect(),
                     received: Instant::now(),
                 });
@@ -550,7 +564,7 @@ impl Session {
                 }
             }
             "lock" | "steal" | "unlock" => {
-                let name = match p.as_slice() {
+                let name = match p {
                     [Value::String(n)] if is_id(n) => n.clone(),
                     _ => {
                         let msg = format!("{method} request params must be <id>");
@@ -591,7 +605,7 @@ impl Session {
                     });
                 }
             }
-            "set_db_change_aware" => match p.as_slice() {
+            "set_db_change_aware" => match p {
                 [Value::Bool(b)] => {
                     self.change_aware = *b;
                     self.registry.set_change_aware(self.id, *b);

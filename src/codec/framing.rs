@@ -839,8 +839,8 @@ mod tests {
     fn nesting_limit() {
         let deep = |n: usize| {
             let mut s = Vec::new();
-            s.extend(std::iter::repeat(b'[').take(n));
-            s.extend(std::iter::repeat(b']').take(n));
+            s.extend(std::iter::repeat_n(b'[', n));
+            s.extend(std::iter::repeat_n(b']', n));
             s
         };
         let err = decode_str(&deep(1001)).unwrap_err();

@@ -357,7 +357,8 @@ impl Message {
 
     /// The message encoded as ovsdb-server writes it.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(128);
+        // A small transaction's reply (two inserted UUIDs) fits without regrowing.
+        let mut out = BytesMut::with_capacity(256);
         self.write(&mut out);
         out.freeze()
     }

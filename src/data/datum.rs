@@ -284,8 +284,35 @@ impl Datum {
         self.pairs().all(|(k, v)| !other.contains(k, v))
     }
 
+    /// A copy with room for `extra` more elements (pairs), so that adding
+    /// them does not regrow it.
+    pub fn clone_with_room(&self, extra: usize) -> Datum {
+        let n = self.keys.len() + extra;
+        let mut keys = Vec::with_capacity(n);
+        keys.extend_from_slice(&self.keys);
+        let values = self.values.as_ref().map(|v| {
+            let mut values = Vec::with_capacity(n);
+            values.extend_from_slice(v);
+            values
+        });
+        Datum { keys, values }
+    }
+
     /// Adds `other`'s elements; for maps, keys already present keep their value.
     pub fn union_with(&mut self, other: &Datum) {
+        // A mutation's usual few elements go straight to their places: no
+        // temporary vectors and no sort.
+        if other.len() <= 8 && self.is_map() == other.is_map() {
+            for (k, v) in other.pairs() {
+                if let Err(i) = self.keys.binary_search(k) {
+                    self.keys.insert(i, k.clone());
+                    if let (Some(values), Some(v)) = (self.values.as_mut(), v) {
+                        values.insert(i, v.clone());
+                    }
+                }
+            }
+            return;
+        }
         let mut keys = Vec::new();
         let mut vals = Vec::new();
         for (k, v) in other.pairs() {
@@ -400,6 +427,23 @@ mod tests {
         assert_eq!(m.len(), 2, "pairs must match value too");
         m.subtract(&Datum::set_from(vec![Atom::string("k")]));
         assert_eq!(m.len(), 1, "a set of keys removes by key");
+    }
+
+    #[test]
+    fn union_in_place_matches_the_sorted_merge() {
+        let pairs = |n: i64, step: i64| -> Vec<(Atom, Atom)> {
+            (0..n)
+                .map(|i| (Atom::Integer(i * step), Atom::Integer(i)))
+                .collect()
+        };
+        for (n, step) in [(3, 2), (20, 3)] {
+            let mut small = Datum::map_from(pairs(5, 5));
+            let arg = Datum::map_from(pairs(n, step));
+            small.union_with(&arg);
+            let mut expected = pairs(5, 5);
+            expected.extend(pairs(n, step));
+            assert_eq!(small, Datum::map_from(expected), "{n} elements added");
+        }
     }
 
     #[test]

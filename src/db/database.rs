@@ -75,7 +75,7 @@ impl Database {
             let ts = &schema.tables[tc.table];
             for rc in &tc.rows {
                 if let Some(old) = &rc.old {
-                    self.unlink(tc.table, ts, old);
+                    self.unlink(tc.table, ts, old, rc.new.as_deref());
                 }
             }
         }
@@ -84,7 +84,7 @@ impl Database {
             for rc in &tc.rows {
                 match &rc.new {
                     Some(new) => {
-                        self.link(tc.table, ts, new);
+                        self.link(tc.table, ts, new, rc.old.as_deref());
                         self.tables[tc.table].rows.insert(rc.uuid, new.clone());
                     }
                     None => {
@@ -98,12 +98,17 @@ impl Database {
         }
     }
 
-    fn unlink(&mut self, table: usize, ts: &TableSchema, row: &Row) {
+    /// Takes `row` out of the indexes and reference counts; index entries
+    /// that `other` (the row's version after the change) keeps are left.
+    fn unlink(&mut self, table: usize, ts: &TableSchema, row: &Row, other: Option<&Row>) {
         for (i, cols) in ts.indexes.iter().enumerate() {
-            let key = index_key(row, cols);
+            if other.is_some_and(|o| same_index_key(row, o, cols)) {
+                continue;
+            }
+            let key = index_key_ref(row, cols);
             let idx = &mut self.tables[table].indexes[i];
-            if idx.get(&key) == Some(&row.uuid) {
-                idx.remove(&key);
+            if idx.get(&*key) == Some(&row.uuid) {
+                idx.remove(&*key);
             }
         }
         for_each_ref(&self.schema, ts, row, |target_table, target, strong| {
@@ -129,8 +134,13 @@ impl Database {
         });
     }
 
-    fn link(&mut self, table: usize, ts: &TableSchema, row: &Row) {
+    /// Puts `row` into the indexes and reference counts; index entries that
+    /// `other` (the row's version before the change) had are already there.
+    fn link(&mut self, table: usize, ts: &TableSchema, row: &Row, other: Option<&Row>) {
         for (i, cols) in ts.indexes.iter().enumerate() {
+            if other.is_some_and(|o| same_index_key(row, o, cols)) {
+                continue;
+            }
             let key = index_key(row, cols);
             self.tables[table].indexes[i].insert(key, row.uuid);
         }
@@ -152,6 +162,23 @@ impl Database {
 /// The values of a row's index columns.
 pub fn index_key(row: &Row, cols: &[usize]) -> Vec<Datum> {
     cols.iter().map(|c| row.datum(*c).into_owned()).collect()
+}
+
+/// Whether two versions of one row have the same values in `cols` (an
+/// index's columns): a modification that keeps them leaves the index as is.
+fn same_index_key(a: &Row, b: &Row, cols: &[usize]) -> bool {
+    a.uuid == b.uuid && cols.iter().all(|c| a.datum(*c) == b.datum(*c))
+}
+
+/// [`index_key`], borrowed from the row when the index is one user column
+/// (the common case), so that looking a row up copies nothing.
+pub fn index_key_ref<'r>(row: &'r Row, cols: &[usize]) -> std::borrow::Cow<'r, [Datum]> {
+    match cols {
+        [c] if *c < row.fields.len() => {
+            std::borrow::Cow::Borrowed(std::slice::from_ref(&row.fields[*c]))
+        }
+        _ => std::borrow::Cow::Owned(index_key(row, cols)),
+    }
 }
 
 /// Calls `f(target_table, target_uuid, is_strong)` for every reference the

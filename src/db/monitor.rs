@@ -482,17 +482,17 @@ fn row_update2(
             continue;
         }
         let ty = &ts.column(*c).ty;
-        let name = ts.column_name(*c).to_string();
+        // The name is copied only for the columns that go out.
+        let name = || ts.column_name(*c).to_string();
         match (kind, old, new) {
-            (Kind::Modify, Some(o), Some(n)) => {
-                if changed[i] {
-                    diff.insert(name, datum_diff(&o.datum(*c), &n.datum(*c), ty).to_json());
-                }
+            (Kind::Modify, Some(o), Some(n)) if changed[i] => {
+                diff.insert(name(), datum_diff(&o.datum(*c), &n.datum(*c), ty).to_json());
             }
+            (Kind::Modify, Some(_), Some(_)) => {}
             (_, _, Some(n)) => {
                 let d = n.datum(*c);
                 if *c == COL_VERSION || *c == COL_UUID || *d != Datum::default_of(ty) {
-                    diff.insert(name, d.to_json());
+                    diff.insert(name(), d.to_json());
                 }
             }
             _ => {}

@@ -237,7 +237,7 @@ impl Mutation {
     fn apply(&self, ty: &Type, field: &Datum) -> Result<Datum, OvsdbError> {
         match self.mutator {
             Mutator::Insert => {
-                let mut d = field.clone();
+                let mut d = field.clone_with_room(self.arg.len());
                 d.union_with(&self.arg);
                 check_count(&d, ty)?;
                 Ok(d)

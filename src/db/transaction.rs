@@ -4,12 +4,13 @@
 //! counts and referential integrity, garbage collection, maxRows, weak
 //! references, unique indexes, `_version`.
 
-use crate::data::{Atom, Datum, Row};
+use crate::data::{Datum, Row};
 use crate::db::changes::{ChangeSet, RowChange, TableChanges};
 use crate::db::condition::Condition;
-use crate::db::database::{index_key, Database};
+use crate::db::database::{index_key_ref, Database};
 use crate::error::{OvsdbError, Result};
 use crate::schema::{ColumnSchema, TableSchema};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -187,6 +188,70 @@ struct WorkTable {
     pos: HashMap<Uuid, usize>,
 }
 
+/// One strong reference a row gains (`delta` 1) or loses (-1) in a column.
+#[derive(Clone, Copy)]
+struct RefChange<'s> {
+    column: usize,
+    ref_table: &'s str,
+    target: Uuid,
+    delta: i64,
+}
+
+/// Whether the column's keys or values are strong references.
+fn is_strong_column(col: &ColumnSchema) -> bool {
+    col.ty.key.is_strong_ref() || col.ty.value.as_ref().is_some_and(|v| v.is_strong_ref())
+}
+
+/// Appends the strong references of the elements (pairs) of `from` that are
+/// not in `minus` (an absent datum is empty): keys first, then values, as
+/// [`added_removed`] followed by a walk of the difference's keys and values
+/// would, but without building the difference.
+fn push_ref_changes<'s>(
+    column: usize,
+    col: &'s ColumnSchema,
+    from: Option<&Datum>,
+    minus: Option<&Datum>,
+    delta: i64,
+    out: &mut Vec<RefChange<'s>>,
+) {
+    let Some(from) = from else { return };
+    // `Datum::subtract`'s rule for what stays.
+    let stays = |i: usize| match minus {
+        None => true,
+        Some(m) => match (&m.values, m.find_key(&from.keys[i])) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mv), Some(j)) => from.values.as_ref().map(|v| &v[i]) != Some(&mv[j]),
+        },
+    };
+    if let (true, Some(rt)) = (col.ty.key.is_strong_ref(), &col.ty.key.ref_table) {
+        for (i, a) in from.keys.iter().enumerate() {
+            if let Some(target) = a.as_uuid().filter(|_| stays(i)) {
+                out.push(RefChange {
+                    column,
+                    ref_table: rt,
+                    target,
+                    delta,
+                });
+            }
+        }
+    }
+    if let (Some(vt), Some(vals)) = (&col.ty.value, &from.values) {
+        if let (true, Some(rt)) = (vt.is_strong_ref(), &vt.ref_table) {
+            for (i, a) in vals.iter().enumerate() {
+                if let Some(target) = a.as_uuid().filter(|_| stays(i)) {
+                    out.push(RefChange {
+                        column,
+                        ref_table: rt,
+                        target,
+                        delta,
+                    });
+                }
+            }
+        }
+    }
+}
+
 struct Commit<'a> {
     db: &'a Database,
     tables: Vec<WorkTable>,
@@ -200,8 +265,9 @@ impl<'a> Commit<'a> {
         let mut touched = vec![false; txn.tables.len()];
         for (t, mut tt) in txn.tables.into_iter().enumerate() {
             let n_cols = db.schema.tables[t].columns.len();
+            // `pos` is built by `determine_changes`, once the rows that did not change are gone.
             let mut wt = WorkTable {
-                rows: Vec::new(),
+                rows: Vec::with_capacity(tt.order.len()),
                 pos: HashMap::new(),
             };
             for u in &tt.order {
@@ -209,7 +275,6 @@ impl<'a> Commit<'a> {
                     if tr.old.is_none() && tr.new.is_none() {
                         continue;
                     }
-                    wt.pos.insert(*u, wt.rows.len());
                     wt.rows.push(WorkRow {
                         uuid: *u,
                         old: tr.old,
@@ -303,38 +368,60 @@ impl<'a> Commit<'a> {
 
     fn update_ref_counts(&mut self) -> Result<()> {
         let schema = self.db.schema.clone();
+        // One buffer for the whole commit: a row's reference changes are
+        // gathered from borrowed rows first, then applied (applying pulls
+        // rows into the commit, which a borrow of the row would forbid).
+        let mut targets: Vec<RefChange<'_>> = Vec::new();
         for t in 0..self.tables.len() {
+            // Rows pulled in later have no changed column: nothing to count.
+            if self.tables[t].rows.is_empty() {
+                continue;
+            }
             let ts = &schema.tables[t];
-            let strong_cols: Vec<usize> = ts
-                .columns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    c.ty.key.is_strong_ref()
-                        || c.ty.value.as_ref().is_some_and(|v| v.is_strong_ref())
-                })
-                .map(|(i, _)| i)
-                .collect();
-            if strong_cols.is_empty() {
+            if !ts.columns.iter().any(is_strong_column) {
                 continue;
             }
             let mut i = 0;
             while i < self.tables[t].rows.len() {
-                let (uuid, old, new, changed) = {
-                    let r = &self.tables[t].rows[i];
-                    (r.uuid, r.old.clone(), r.new.clone(), r.changed.clone())
-                };
-                for &c in &strong_cols {
-                    if !changed[c] {
+                let r = &self.tables[t].rows[i];
+                let uuid = r.uuid;
+                targets.clear();
+                for (c, col) in ts.columns.iter().enumerate() {
+                    if !r.changed[c] || !is_strong_column(col) {
                         continue;
                     }
-                    let col = &ts.columns[c];
-                    let empty = Datum::empty_of(&col.ty);
-                    let od = old.as_ref().map(|r| &r.fields[c]).unwrap_or(&empty);
-                    let nd = new.as_ref().map(|r| &r.fields[c]).unwrap_or(&empty);
-                    let (added, removed) = added_removed(od, nd);
-                    self.adjust_refs(ts, col, uuid, &removed, -1)?;
-                    self.adjust_refs(ts, col, uuid, &added, 1)?;
+                    let od = r.old.as_deref().map(|o| &o.fields[c]);
+                    let nd = r.new.as_deref().map(|n| &n.fields[c]);
+                    // Removed references first, then added ones, as ovsdb-server counts them.
+                    push_ref_changes(c, col, od, nd, -1, &mut targets);
+                    push_ref_changes(c, col, nd, od, 1, &mut targets);
+                }
+                for &RefChange {
+                    column,
+                    ref_table,
+                    target,
+                    delta,
+                } in &targets
+                {
+                    if target == uuid {
+                        continue;
+                    }
+                    let Some(tt) = schema.table_index(ref_table) else {
+                        continue;
+                    };
+                    match self.find_or_make(tt, &target) {
+                        Some(j) => self.tables[tt].rows[j].n_refs += delta,
+                        None if delta > 0 => {
+                            return Err(OvsdbError::new(
+                                "referential integrity violation",
+                                format!(
+                                    "Table {} column {} row {} references nonexistent row {} in table {}.",
+                                    ts.name, ts.columns[column].name, uuid, target, ref_table
+                                ),
+                            ))
+                        }
+                        None => {}
+                    }
                 }
                 i += 1;
             }
@@ -355,50 +442,6 @@ impl<'a> Commit<'a> {
         Ok(())
     }
 
-    fn adjust_refs(
-        &mut self,
-        ts: &TableSchema,
-        col: &ColumnSchema,
-        src: Uuid,
-        datum: &Datum,
-        delta: i64,
-    ) -> Result<()> {
-        let mut targets: Vec<(&str, &Atom)> = Vec::new();
-        if let (true, Some(rt)) = (col.ty.key.is_strong_ref(), &col.ty.key.ref_table) {
-            targets.extend(datum.keys.iter().map(|a| (rt.as_str(), a)));
-        }
-        if let (Some(vt), Some(vals)) = (&col.ty.value, &datum.values) {
-            if let (true, Some(rt)) = (vt.is_strong_ref(), &vt.ref_table) {
-                targets.extend(vals.iter().map(|a| (rt.as_str(), a)));
-            }
-        }
-        for (rt, atom) in targets {
-            let Some(target) = atom.as_uuid() else {
-                continue;
-            };
-            if target == src {
-                continue;
-            }
-            let Some(tt) = self.db.schema.table_index(rt) else {
-                continue;
-            };
-            match self.find_or_make(tt, &target) {
-                Some(i) => self.tables[tt].rows[i].n_refs += delta,
-                None if delta > 0 => {
-                    return Err(OvsdbError::new(
-                        "referential integrity violation",
-                        format!(
-                            "Table {} column {} row {} references nonexistent row {} in table {}.",
-                            ts.name, col.name, src, target, rt
-                        ),
-                    ))
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
     fn collect_garbage(&mut self) {
         let mut stack: Vec<(usize, usize)> = Vec::new();
         for t in 0..self.tables.len() {
@@ -412,6 +455,7 @@ impl<'a> Commit<'a> {
                 }
             }
         }
+        let mut targets = Vec::new();
         while let Some((t, i)) = stack.pop() {
             let ts = self.table_schema(t);
             if ts.is_root {
@@ -424,13 +468,13 @@ impl<'a> Commit<'a> {
                 .changed
                 .iter_mut()
                 .for_each(|f| *f = true);
-            let mut targets = Vec::new();
+            targets.clear();
             crate::db::database::for_each_ref(&self.db.schema, ts, &row, |tt, u, strong| {
                 if strong {
                     targets.push((tt, u));
                 }
             });
-            for (tt, u) in targets {
+            for &(tt, u) in &targets {
                 if let Some(j) = self.find_or_make(tt, &u) {
                     let r = &mut self.tables[tt].rows[j];
                     r.n_refs -= 1;
@@ -488,6 +532,10 @@ impl<'a> Commit<'a> {
         }
         let schema = self.db.schema.clone();
         for t in 0..self.tables.len() {
+            // No rows are added below: a table without any has nothing to check.
+            if self.tables[t].rows.is_empty() {
+                continue;
+            }
             let ts = &schema.tables[t];
             let weak_cols: Vec<usize> = ts
                 .columns
@@ -584,22 +632,28 @@ impl<'a> Commit<'a> {
 
     fn check_index_uniqueness(&self) -> Result<()> {
         for (t, wt) in self.tables.iter().enumerate() {
+            if wt.rows.is_empty() {
+                continue;
+            }
             let ts = self.table_schema(t);
             for (ix, cols) in ts.indexes.iter().enumerate() {
-                let mut local: HashMap<Vec<Datum>, usize> = HashMap::new();
+                let mut local: HashMap<Cow<'_, [Datum]>, usize> = HashMap::new();
                 for (i, r) in wt.rows.iter().enumerate() {
                     let Some(new) = &r.new else { continue };
-                    let key = index_key(new, cols);
+                    let key = index_key_ref(new, cols);
                     if let Some(&j) = local.get(&key) {
                         return Err(self.duplicate_index_row(t, cols, Some(&wt.rows[j]), None, r));
                     }
-                    if let Some(other) = self.db.tables[t].indexes[ix].get(&key) {
+                    if let Some(other) = self.db.tables[t].indexes[ix].get(&*key) {
                         if !wt.pos.contains_key(other) {
                             let orow = self.db.row(t, other).cloned();
                             return Err(self.duplicate_index_row(t, cols, None, orow, r));
                         }
                     }
-                    local.insert(key, i);
+                    // Only later rows look the key up: the last one need not be kept.
+                    if i + 1 < wt.rows.len() {
+                        local.insert(key, i);
+                    }
                 }
             }
         }
@@ -645,7 +699,7 @@ impl<'a> Commit<'a> {
     fn into_changes(self) -> ChangeSet {
         let mut cs = ChangeSet::default();
         for (t, wt) in self.tables.into_iter().enumerate() {
-            let mut rows = Vec::new();
+            let mut rows = Vec::with_capacity(wt.rows.len());
             for mut r in wt.rows {
                 let any_changed = r.any_changed();
                 match (&r.old, &mut r.new) {
@@ -657,13 +711,15 @@ impl<'a> Commit<'a> {
                     (Some(_), Some(n)) => Arc::make_mut(n).version = Uuid::new_v4(),
                     (None, Some(_)) | (Some(_), None) => {}
                 }
-                let changed = r
-                    .changed
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| **f)
-                    .map(|(c, _)| c)
-                    .collect();
+                // Sized first: collected from a filter, it would regrow a few times.
+                let mut changed = Vec::with_capacity(r.changed.iter().filter(|f| **f).count());
+                changed.extend(
+                    r.changed
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| **f)
+                        .map(|(c, _)| c),
+                );
                 rows.push(RowChange {
                     uuid: r.uuid,
                     old: r.old,

@@ -68,6 +68,36 @@ pub fn parse_row(
     Ok((row, listed))
 }
 
+/// Parses a row object into only the columns it lists, in its order, with
+/// [`parse_row`]'s checks and errors in the same order: for operations that
+/// use the listed columns alone, without building a whole default row.
+pub fn parse_row_columns(
+    ts: &TableSchema,
+    json: &Value,
+    symtab: Option<&mut SymbolTable>,
+) -> Result<Vec<(usize, Datum)>> {
+    let obj = json
+        .as_object()
+        .ok_or_else(|| OvsdbError::syntax(Some(json), None, "row must be JSON object"))?;
+    let mut listed: Vec<(usize, Datum)> = Vec::with_capacity(obj.len());
+    let mut symtab = symtab;
+    for (name, value) in obj {
+        let c = ts.column_index(name).ok_or_else(|| {
+            OvsdbError::syntax(
+                Some(json),
+                Some("unknown column"),
+                format!("No column {name} in table {}.", ts.name),
+            )
+        })?;
+        let datum = Datum::from_json(&ts.column(c).ty, value, symtab.as_deref_mut())?;
+        match listed.iter_mut().find(|(l, _)| *l == c) {
+            Some(slot) => slot.1 = datum,
+            None => listed.push((c, datum)),
+        }
+    }
+    Ok(listed)
+}
+
 /// Parses a `columns` member: absent means every column (with `_uuid` and `_version`).
 pub fn parse_columns(json: Option<&Value>, ts: &TableSchema) -> Result<Vec<usize>> {
     let Some(json) = json else {

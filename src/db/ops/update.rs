@@ -2,11 +2,10 @@
 
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
-use crate::db::ops::{parse_row, parse_table};
+use crate::db::ops::{parse_row_columns, parse_table};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 /// Sets the given columns of every matching row; the result is `{"count": n}`.
 pub fn execute(
@@ -27,8 +26,8 @@ pub fn execute(
         ));
     };
     let ts = &x.txn.db().schema.tables[t];
-    let (row, columns) = parse_row(ts, row_json, Some(&mut x.symtab), Uuid::nil())?;
-    for &c in &columns {
+    let columns = parse_row_columns(ts, row_json, Some(&mut x.symtab))?;
+    for &(c, _) in &columns {
         let col = ts.column(c);
         if !col.mutable {
             return Err(OvsdbError::syntax(
@@ -47,11 +46,11 @@ pub fn execute(
         let differs = x
             .txn
             .get(t, u)
-            .is_some_and(|cur| columns.iter().any(|c| cur.fields[*c] != row.fields[*c]));
+            .is_some_and(|cur| columns.iter().any(|(c, d)| cur.fields[*c] != *d));
         if differs {
             if let Some(m) = x.txn.modify(t, u) {
-                for &c in &columns {
-                    m.fields[c] = row.fields[c].clone();
+                for (c, d) in &columns {
+                    m.fields[*c] = d.clone();
                 }
             }
         }
