@@ -3,7 +3,6 @@
 
 use crate::error::OvsdbError;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 
 /// Which JSON types a member may have (a bit set, as ovsdb-server's `OP_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,19 +59,45 @@ pub fn is_id(s: &str) -> bool {
 pub struct Parser<'a> {
     json: Option<&'a Map<String, Value>>,
     whole: &'a Value,
-    name: String,
-    used: HashSet<&'a str>,
+    name: Context,
+    /// Few members per object: a list beats a hash set (and allocates once).
+    used: Vec<&'a str>,
     error: Option<OvsdbError>,
+}
+
+/// What an error message says was being parsed; formatted only when an
+/// error happens (every operation of every transaction has one).
+enum Context {
+    Text(String),
+    Operation { index: usize, of: usize },
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Context::Text(t) => f.write_str(t),
+            Context::Operation { index, of } => write!(f, "ovsdb operation {index} of {of}"),
+        }
+    }
 }
 
 impl<'a> Parser<'a> {
     /// Starts parsing `json`, which must be an object; `name` goes into error messages.
     pub fn new(json: &'a Value, name: impl Into<String>) -> Self {
+        Parser::with_context(json, Context::Text(name.into()))
+    }
+
+    /// Starts parsing operation `index` (from 1) of `of` of a transaction.
+    pub fn operation(json: &'a Value, index: usize, of: usize) -> Self {
+        Parser::with_context(json, Context::Operation { index, of })
+    }
+
+    fn with_context(json: &'a Value, name: Context) -> Self {
         let mut p = Parser {
             json: json.as_object(),
             whole: json,
-            name: name.into(),
-            used: HashSet::new(),
+            name,
+            used: Vec::new(),
             error: None,
         };
         if p.json.is_none() {
@@ -109,7 +134,9 @@ impl<'a> Parser<'a> {
             Value::String(s) => kinds.has(Kinds::STRING) || (kinds.has(Kinds::ID) && is_id(s)),
         };
         if ok {
-            self.used.insert(key.as_str());
+            if !self.used.contains(&key.as_str()) {
+                self.used.push(key.as_str());
+            }
             Some(value)
         } else {
             self.raise(format!("Type mismatch for member '{name}'."));
@@ -151,7 +178,7 @@ impl<'a> Parser<'a> {
             if let Some(obj) = self.json {
                 let unused: Vec<&String> = obj
                     .keys()
-                    .filter(|k| !self.used.contains(k.as_str()))
+                    .filter(|k| !self.used.contains(&k.as_str()))
                     .collect();
                 match unused.len() {
                     0 => {}

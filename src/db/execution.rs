@@ -114,7 +114,7 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
     let mut results: Vec<Value> = Vec::with_capacity(n + 1);
     let mut failed = false;
     for (i, op_json) in operations.iter().enumerate() {
-        let mut p = Parser::new(op_json, format!("ovsdb operation {} of {}", i + 1, n));
+        let mut p = Parser::operation(op_json, i + 1, n);
         let op = p.member("op", Kinds::ID);
         let mut result = Map::new();
         let mut error: Option<OvsdbError> = None;
