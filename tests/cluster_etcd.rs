@@ -241,8 +241,7 @@ fn a_reference_racing_a_delete_through_two_servers_never_dangles() {
         .collect();
     let results: Vec<Vec<Value>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let (mut deletes_won, mut references_won) = (0, 0);
-    for round in 0..ROUNDS {
-        let (del, ins) = (&results[0][round], &results[1][round]);
+    for (round, (del, ins)) in results[0].iter().zip(&results[1]).enumerate() {
         match (txn_error(del), txn_error(ins)) {
             (None, Some(e)) => {
                 assert_eq!(e["error"], "referential integrity violation", "round {round}: {ins}");

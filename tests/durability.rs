@@ -817,7 +817,7 @@ fn file_written_by_oxsdb_is_read_by_ovsdb_tool_and_ovsdb_server() {
     assert_eq!(tool_rows, ox_rows, "ovsdb-tool query vs oxsdb");
 
     // ovsdb-server serves the file: the same dump.
-    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
+    let mut reference = ReferenceServer::on_files(std::slice::from_ref(&file), dir.path());
     let ref_dump = client_dump(&reference.tcp(), "alltypes");
     assert_eq!(ref_dump, ox_dump, "ovsdb-server's dump of oxsdb's file");
     let ref_rows = normalized_select(
@@ -838,7 +838,7 @@ fn file_written_by_ovsdb_server_is_served_and_extended_by_oxsdb() {
     ovsdb_tool(&["create".to_string(), arg(&file), arg(&schema)]);
     let query = select_all(&schema);
 
-    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
+    let mut reference = ReferenceServer::on_files(std::slice::from_ref(&file), dir.path());
     run_workload(&reference.tcp(), &workload_a());
     let ref_dump = client_dump(&reference.tcp(), "alltypes");
     let ref_rows = normalized_select(
@@ -877,7 +877,7 @@ fn file_written_by_ovsdb_server_is_served_and_extended_by_oxsdb() {
     assert!(shown.contains("second writer"), "{shown}");
 
     // ovsdb-server reads it again.
-    let mut reference = ReferenceServer::on_files(&[file.clone()], dir.path());
+    let mut reference = ReferenceServer::on_files(std::slice::from_ref(&file), dir.path());
     assert_eq!(
         client_dump(&reference.tcp(), "alltypes"),
         ox_dump,

@@ -71,7 +71,7 @@ impl Member {
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             let is_etcd = args.first().is_some_and(|a| a.ends_with(b"etcd"));
-            let has_dir = args.iter().any(|a| *a == dir.as_bytes());
+            let has_dir = args.contains(&dir.as_bytes());
             (is_etcd && has_dir).then_some(pid)
         })
     }

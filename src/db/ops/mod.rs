@@ -45,14 +45,7 @@ pub fn parse_row(
         .ok_or_else(|| OvsdbError::syntax(Some(json), None, "row must be JSON object"))?;
     let mut symtab = symtab;
     for (name, value) in obj {
-        let c = ts.column_index(name).ok_or_else(|| {
-            OvsdbError::syntax(
-                Some(json),
-                Some("unknown column"),
-                format!("No column {name} in table {}.", ts.name),
-            )
-        })?;
-        let datum = Datum::from_json(&ts.column(c).ty, value, symtab.as_deref_mut())?;
+        let (c, datum) = parse_column(ts, json, name, value, symtab.as_deref_mut())?;
         // `_uuid` and `_version` are accepted; insert overrides them, update
         // refuses them as immutable, and wait compares them.
         let atom_uuid = datum.first().and_then(|a| a.as_uuid());
@@ -66,6 +59,25 @@ pub fn parse_row(
         }
     }
     Ok((row, listed))
+}
+
+/// One member `name: value` of row object `json`: the column's index and
+/// its datum, or ovsdb-server's error for an unknown column or a bad value.
+fn parse_column(
+    ts: &TableSchema,
+    json: &Value,
+    name: &str,
+    value: &Value,
+    symtab: Option<&mut SymbolTable>,
+) -> Result<(usize, Datum)> {
+    let c = ts.column_index(name).ok_or_else(|| {
+        OvsdbError::syntax(
+            Some(json),
+            Some("unknown column"),
+            format!("No column {name} in table {}.", ts.name),
+        )
+    })?;
+    Ok((c, Datum::from_json(&ts.column(c).ty, value, symtab)?))
 }
 
 /// Parses a row object into only the columns it lists, in its order, with
@@ -82,14 +94,7 @@ pub fn parse_row_columns(
     let mut listed: Vec<(usize, Datum)> = Vec::with_capacity(obj.len());
     let mut symtab = symtab;
     for (name, value) in obj {
-        let c = ts.column_index(name).ok_or_else(|| {
-            OvsdbError::syntax(
-                Some(json),
-                Some("unknown column"),
-                format!("No column {name} in table {}.", ts.name),
-            )
-        })?;
-        let datum = Datum::from_json(&ts.column(c).ty, value, symtab.as_deref_mut())?;
+        let (c, datum) = parse_column(ts, json, name, value, symtab.as_deref_mut())?;
         match listed.iter_mut().find(|(l, _)| *l == c) {
             Some(slot) => slot.1 = datum,
             None => listed.push((c, datum)),
