@@ -1255,7 +1255,7 @@ fn a_database_file_is_served_by_one_process_at_a_time() {
     // oxsdb on a file ovsdb-server serves.
     let ref_file = dir.path().join("ref.db");
     ovsdb_tool(&["create".to_string(), arg(&ref_file), arg(&todo_schema())]);
-    let mut reference = ReferenceServer::on_files(&[ref_file.clone()], dir.path());
+    let mut reference = ReferenceServer::on_files(std::slice::from_ref(&ref_file), dir.path());
     match Oxsdb::try_start(&[arg(&ref_file)], dir.path(), None) {
         Ok(mut c) => {
             c.kill9();
