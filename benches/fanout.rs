@@ -238,7 +238,9 @@ impl Fixture {
         Fixture {
             running,
             writer,
-            arbiters: (0..session_arbiters.max(1)).map(|_| Arbiter::new()).collect(),
+            arbiters: (0..session_arbiters.max(1))
+                .map(|_| Arbiter::new())
+                .collect(),
             sessions: 0,
             replies: Arc::new(Counter::default()),
             updates: Arc::new(Counter::default()),

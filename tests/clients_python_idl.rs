@@ -598,27 +598,31 @@ fn idl_resyncs_after_restart_keeping_data() {
 /// again (found with the stalled-reader test under load).
 #[test]
 fn idl_resumed_twice_applies_nothing_twice() {
-    run_both("idl_resumed_twice_applies_nothing_twice", |kind: Kind, _| {
-        let server = Server::start(kind, &[&todo_schema()]);
-        let script = write_script(server.dir(), "resumed_twice.py", RESUMED_TWICE);
-        let out = run(&mut python(&script, &server), T);
-        let mut t = Transcript::new();
-        t.add("script", script_output(&out));
-        assert!(
-            out.success(),
-            "{}: the IDL did not resume: {}\nserver log:\n{}",
-            kind.name(),
-            out.all(),
-            server.log_tail(30)
-        );
-        assert!(
-            out.stdout.contains(r#""step": "A equals W", "value": true"#),
-            "{}: the twice-resumed IDL's copy differs from the writer's: {}",
-            kind.name(),
-            out.stdout
-        );
-        t
-    });
+    run_both(
+        "idl_resumed_twice_applies_nothing_twice",
+        |kind: Kind, _| {
+            let server = Server::start(kind, &[&todo_schema()]);
+            let script = write_script(server.dir(), "resumed_twice.py", RESUMED_TWICE);
+            let out = run(&mut python(&script, &server), T);
+            let mut t = Transcript::new();
+            t.add("script", script_output(&out));
+            assert!(
+                out.success(),
+                "{}: the IDL did not resume: {}\nserver log:\n{}",
+                kind.name(),
+                out.all(),
+                server.log_tail(30)
+            );
+            assert!(
+                out.stdout
+                    .contains(r#""step": "A equals W", "value": true"#),
+                "{}: the twice-resumed IDL's copy differs from the writer's: {}",
+                kind.name(),
+                out.stdout
+            );
+            t
+        },
+    );
 }
 
 #[test]

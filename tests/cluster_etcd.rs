@@ -244,12 +244,18 @@ fn a_reference_racing_a_delete_through_two_servers_never_dangles() {
     for (round, (del, ins)) in results[0].iter().zip(&results[1]).enumerate() {
         match (txn_error(del), txn_error(ins)) {
             (None, Some(e)) => {
-                assert_eq!(e["error"], "referential integrity violation", "round {round}: {ins}");
+                assert_eq!(
+                    e["error"], "referential integrity violation",
+                    "round {round}: {ins}"
+                );
                 assert_eq!(del[0]["count"], 1, "round {round}: {del}");
                 deletes_won += 1;
             }
             (Some(e), None) => {
-                assert_eq!(e["error"], "referential integrity violation", "round {round}: {del}");
+                assert_eq!(
+                    e["error"], "referential integrity violation",
+                    "round {round}: {del}"
+                );
                 references_won += 1;
             }
             other => panic!("round {round}: exactly one must commit: {other:?} ({del} / {ins})"),
@@ -263,10 +269,16 @@ fn a_reference_racing_a_delete_through_two_servers_never_dangles() {
             let h = select_all(rpc, "Holder");
             (e.len() == ROUNDS - deletes_won && h.len() == references_won).then_some((e, h))
         });
-        let live: BTreeSet<&str> = entries.iter().filter_map(|r| r["_uuid"][1].as_str()).collect();
+        let live: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|r| r["_uuid"][1].as_str())
+            .collect();
         for h in &holders {
             let to = h["entry"][1].as_str().unwrap_or("");
-            assert!(live.contains(to), "dangling reference {h} (entries {live:?})");
+            assert!(
+                live.contains(to),
+                "dangling reference {h} (entries {live:?})"
+            );
         }
     }
     eprintln!(
@@ -312,8 +324,14 @@ fn a_client_reads_its_own_write_on_the_server_it_wrote_through() {
             })
         })
         .collect();
-    let stale: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    assert!(stale.is_empty(), "writes not visible right after their reply: {stale:?}");
+    let stale: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "writes not visible right after their reply: {stale:?}"
+    );
     for s in &srv {
         wait_until(s, "every write on every server", |rpc| {
             (select_all(rpc, "Entry").len() == 4 * WRITES).then_some(())

@@ -6,14 +6,6 @@
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
 };
-use crate::replica::commit_queue::{
-    Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
-};
-use crate::replica::gather::Gather;
-use crate::replica::history::History;
-use crate::replica::release_queue::{Effect, ReleaseQueue};
-use crate::storage::log::{LogError, LogStore, SyncTicket};
-use crate::replica::{parse_txn_id, Replica};
 use crate::actors::{
     MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone, SessionHandle, SessionId,
     TxnBlocked,
@@ -24,7 +16,15 @@ use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
+use crate::replica::commit_queue::{
+    Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
+};
+use crate::replica::gather::Gather;
+use crate::replica::history::History;
+use crate::replica::release_queue::{Effect, ReleaseQueue};
+use crate::replica::{parse_txn_id, Replica};
 use crate::schema::DatabaseSchema;
+use crate::storage::log::{LogError, LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -684,7 +684,10 @@ impl DatabaseActor {
                             results.push(
                                 OvsdbError::new(
                                     "I/O error",
-                                    format!("cannot write the transaction to the {} store: {e}", log.kind()),
+                                    format!(
+                                        "cannot write the transaction to the {} store: {e}",
+                                        log.kind()
+                                    ),
                                 )
                                 .to_json(),
                             );
@@ -886,7 +889,8 @@ impl DatabaseActor {
                 };
                 ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| match lost {
                     Some(name) => {
-                        let e = OvsdbError::new("not owner", format!("Asserted lock {name} not held."));
+                        let e =
+                            OvsdbError::new("not owner", format!("Asserted lock {name} not held."));
                         let answers = act.commits.fail_all(e.to_json());
                         act.finish_all(answers);
                         act.pump(ctx);
@@ -1036,9 +1040,9 @@ impl DatabaseActor {
         let fut = async move {
             match ticket {
                 None => Ok(()),
-                Some(t) => tokio::task::spawn_blocking(t).await.unwrap_or_else(|e| {
-                    Err(LogError(format!("the sync task failed: {e}")))
-                }),
+                Some(t) => tokio::task::spawn_blocking(t)
+                    .await
+                    .unwrap_or_else(|e| Err(LogError(format!("the sync task failed: {e}")))),
             }
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
@@ -1614,7 +1618,10 @@ impl Handler<Convert> for DatabaseActor {
             if let Err(e) = log.convert(&converted) {
                 let e = OvsdbError::new(
                     "I/O error",
-                    format!("cannot write the converted database to the {} store: {e}", log.kind()),
+                    format!(
+                        "cannot write the converted database to the {} store: {e}",
+                        log.kind()
+                    ),
                 );
                 m.session.reply.do_send(SendReply {
                     id: m.id,
@@ -1674,12 +1681,8 @@ impl Handler<Convert> for DatabaseActor {
                 let store = store.clone();
                 let old_db = std::mem::replace(&mut self.replica.db, converted);
                 let new_db = self.replica.db.clone();
-                let writes = crate::replica::conversion_writes(
-                    &keys,
-                    &old_db,
-                    &new_db,
-                    self.server_id,
-                );
+                let writes =
+                    crate::replica::conversion_writes(&keys, &old_db, &new_db, self.server_id);
                 let fence = keys.fence(&schema.name).unwrap_or_default();
                 let server_key = keys.server_db(&schema.name).unwrap_or_default();
                 let schema_text = schema.to_json().to_string();

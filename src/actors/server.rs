@@ -5,12 +5,12 @@ use crate::actors::database::{Backend, DatabaseActor, InternalTransact, Shared};
 use crate::actors::loader::{ensure_record, stored_records, OpenError};
 use crate::actors::lock_table::LockTable;
 use crate::actors::registry::{DbEntry, Registry};
-use crate::replica::Replica;
 use crate::actors::server_db::{upsert_ops, DatabaseStatus, StatusBoard};
 use crate::actors::session::{Session, SessionConfig};
+use crate::db::Database;
+use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::keys::Keys;
-use crate::db::Database;
 use crate::storage::log::{LogStore, MemoryLog};
 use crate::storage::Storage;
 use actix::prelude::*;
@@ -182,11 +182,8 @@ pub async fn start(
     // _Server first, so databases can be announced in it.
     let server_schema = Arc::new(DatabaseSchema::server_schema());
     let server_replica = Replica::new(server_schema.clone(), config.keys.clone(), cluster_id);
-    let server_addr = DatabaseActor::new(
-        server_replica,
-        Backend::Log(Box::new(MemoryLog)),
-        server_id,
-    ).start();
+    let server_addr =
+        DatabaseActor::new(server_replica, Backend::Log(Box::new(MemoryLog)), server_id).start();
     registry.insert(
         "_Server",
         DbEntry {

@@ -376,9 +376,7 @@ impl PartialEq for Atom {
             // A row copied for writing shares its strings with the committed
             // row: comparing the two (every column of every modified row, at
             // commit) mostly finds the same string, without reading it.
-            (Atom::String(a), Atom::String(b)) => {
-                Arc::ptr_eq(a, b) || a.as_bytes() == b.as_bytes()
-            }
+            (Atom::String(a), Atom::String(b)) => Arc::ptr_eq(a, b) || a.as_bytes() == b.as_bytes(),
             (Atom::Integer(a), Atom::Integer(b)) => a == b,
             (Atom::Uuid(a), Atom::Uuid(b)) => a == b,
             _ => self.cmp(other) == Ordering::Equal,

@@ -157,8 +157,7 @@ impl<T> CommitQueue<T> {
 
     /// Whether the replica holds changes the store has not confirmed.
     pub fn speculating(&self) -> bool {
-        self.in_flight.as_ref().is_some_and(|f| f.speculative)
-            || !self.building.changes.is_empty()
+        self.in_flight.as_ref().is_some_and(|f| f.speculative) || !self.building.changes.is_empty()
     }
 
     /// Whether the group being built has members: a transaction executed now
@@ -431,7 +430,10 @@ mod tests {
         let f = q.seal(Instant::now()).expect("sealed");
         assert_eq!(f.changes.n_rows(), 5, "the members' changes merged");
         q.push(5);
-        assert!(q.next_to_run().is_none(), "nothing executes while a group is in flight");
+        assert!(
+            q.next_to_run().is_none(),
+            "nothing executes while a group is in flight"
+        );
         let done = q.succeeded().expect("in flight");
         let order: Vec<u32> = done.members.iter().map(|m| m.txn.txn).collect();
         assert_eq!(order, vec![0, 1, 2, 3, 4]);
@@ -466,8 +468,18 @@ mod tests {
         q.push(1);
         q.push(2);
         let t = q.next_to_run().expect("first");
-        q.join_write(t, vec![], rows_of(0, 1), false, Some("comment".into()), Vec::new());
-        assert!(q.next_to_run().is_none(), "a commented transaction commits alone");
+        q.join_write(
+            t,
+            vec![],
+            rows_of(0, 1),
+            false,
+            Some("comment".into()),
+            Vec::new(),
+        );
+        assert!(
+            q.next_to_run().is_none(),
+            "a commented transaction commits alone"
+        );
         let t = q.next_to_run();
         assert!(t.is_none());
         let f = q.seal(Instant::now()).expect("sealed");
@@ -487,7 +499,11 @@ mod tests {
         assert!(q.undo_speculation().is_none(), "undone once");
         let answered = q.lost_race(|| json!({"error": "timed out"}));
         assert!(answered.is_empty());
-        assert_eq!(build(&mut q, 1), vec![0, 1, 2, 9], "same order, then the rest");
+        assert_eq!(
+            build(&mut q, 1),
+            vec![0, 1, 2, 9],
+            "same order, then the rest"
+        );
         // Lose every race: the writers give up after MAX_COMMIT_RETRIES.
         let mut given_up = Vec::new();
         for _ in 0..=MAX_COMMIT_RETRIES {
@@ -540,7 +556,11 @@ mod tests {
         let a = q.failed(Failure::Other, json!("store gone"));
         assert_eq!(ids(&a), vec![1, 3]);
         assert_eq!(a[0].1, vec![json!({}), json!("store gone")]);
-        assert_eq!(q.next_to_run().map(|t| t.txn), Some(2), "the read runs again");
+        assert_eq!(
+            q.next_to_run().map(|t| t.txn),
+            Some(2),
+            "the read runs again"
+        );
     }
 
     #[test]

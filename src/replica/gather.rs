@@ -32,7 +32,12 @@ impl Gather {
     /// The last group was answered at `now`: `sessions` wrote in it, and the
     /// store took `round_trip` to commit it. The wait for them is at most
     /// half a round trip (capped at [`MAX_GATHER_WAIT`]).
-    pub fn answered(&mut self, sessions: impl IntoIterator<Item = u64>, now: Instant, round_trip: Duration) {
+    pub fn answered(
+        &mut self,
+        sessions: impl IntoIterator<Item = u64>,
+        now: Instant,
+        round_trip: Duration,
+    ) {
         self.expected = sessions.into_iter().collect();
         self.deadline = if self.expected.len() > 1 {
             Some(now + (round_trip / 2).min(MAX_GATHER_WAIT))

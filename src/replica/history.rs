@@ -188,7 +188,10 @@ mod tests {
             h.push(i, insert(i as u128, "x"));
         }
         assert_eq!(uuids(&h.changes_since(12, 15).unwrap()), vec![13, 14, 15]);
-        assert_eq!(uuids(&h.changes_since(10, 15).unwrap()), vec![11, 12, 13, 14, 15]);
+        assert_eq!(
+            uuids(&h.changes_since(10, 15).unwrap()),
+            vec![11, 12, 13, 14, 15]
+        );
         assert!(h.changes_since(15, 15).unwrap().is_empty());
         assert!(h.changes_since(9, 15).is_none(), "before the base");
         assert!(h.changes_since(16, 15).is_none(), "from the future");

@@ -165,7 +165,10 @@ mod tests {
         let e = q.synced(Err("disk full"));
         assert_eq!(
             e,
-            vec![Effect::Release(1, Some("disk full")), Effect::Release(2, None)]
+            vec![
+                Effect::Release(1, Some("disk full")),
+                Effect::Release(2, None)
+            ]
         );
     }
 

@@ -126,7 +126,10 @@ pub async fn run(target: &Target, clients: usize, seconds: f64) -> Result<Value>
     // that a store's share and oxsdb's own can be told apart.
     report.insert(
         "cpu_us_per_op_by_pid".into(),
-        json!(cpu_by_pid.iter().map(|c| c * 1e6 / n as f64).collect::<Vec<f64>>()),
+        json!(cpu_by_pid
+            .iter()
+            .map(|c| c * 1e6 / n as f64)
+            .collect::<Vec<f64>>()),
     );
     Ok(Value::Object(report))
 }
