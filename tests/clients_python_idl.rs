@@ -592,64 +592,55 @@ fn idl_resyncs_after_restart_keeping_data() {
     });
 }
 
+/// Runs a resumption script on both servers: it must succeed and end with
+/// the resumed IDL's copy equal to the writer's.
+fn resumption(name: &str, script_name: &str, script: &str, timeout: Duration, what: &str) {
+    run_both(name, |kind: Kind, _| {
+        let server = Server::start(kind, &[&todo_schema()]);
+        let script = write_script(server.dir(), script_name, script);
+        let out = run(&mut python(&script, &server), timeout);
+        let mut t = Transcript::new();
+        t.add("script", script_output(&out));
+        assert!(
+            out.success(),
+            "{}: {what}: {}\nserver log:\n{}",
+            kind.name(),
+            out.all(),
+            server.log_tail(30)
+        );
+        assert!(
+            out.stdout
+                .contains(r#""step": "A equals W", "value": true"#),
+            "{}: the resumed IDL's copy differs from the writer's: {}",
+            kind.name(),
+            out.stdout
+        );
+        t
+    });
+}
+
 /// A resumption that brings changes must leave the IDL with the current
 /// transaction id: the Python IDL takes it from update3 notifications only,
 /// so with a stale id its next resumption applied the same set differences
 /// again (found with the stalled-reader test under load).
 #[test]
 fn idl_resumed_twice_applies_nothing_twice() {
-    run_both(
+    resumption(
         "idl_resumed_twice_applies_nothing_twice",
-        |kind: Kind, _| {
-            let server = Server::start(kind, &[&todo_schema()]);
-            let script = write_script(server.dir(), "resumed_twice.py", RESUMED_TWICE);
-            let out = run(&mut python(&script, &server), T);
-            let mut t = Transcript::new();
-            t.add("script", script_output(&out));
-            assert!(
-                out.success(),
-                "{}: the IDL did not resume: {}\nserver log:\n{}",
-                kind.name(),
-                out.all(),
-                server.log_tail(30)
-            );
-            assert!(
-                out.stdout
-                    .contains(r#""step": "A equals W", "value": true"#),
-                "{}: the twice-resumed IDL's copy differs from the writer's: {}",
-                kind.name(),
-                out.stdout
-            );
-            t
-        },
+        "resumed_twice.py",
+        RESUMED_TWICE,
+        T,
+        "the IDL did not resume",
     );
 }
 
 #[test]
 fn idl_resumes_after_merged_updates_without_applying_anything_twice() {
-    run_both(
+    resumption(
         "idl_resumes_after_merged_updates_without_applying_anything_twice",
-        |kind: Kind, _| {
-            let server = Server::start(kind, &[&todo_schema()]);
-            let script = write_script(server.dir(), "stalled_resume.py", STALLED_RESUME);
-            let out = run(&mut python(&script, &server), Duration::from_secs(240));
-            let mut t = Transcript::new();
-            t.add("script", script_output(&out));
-            assert!(
-                out.success(),
-                "{}: the stalled IDL did not resume correctly: {}\nserver log:\n{}",
-                kind.name(),
-                out.all(),
-                server.log_tail(30)
-            );
-            assert!(
-                out.stdout
-                    .contains(r#""step": "A equals W", "value": true"#),
-                "{}: the resumed IDL's copy differs from the writer's: {}",
-                kind.name(),
-                out.stdout
-            );
-            t
-        },
+        "stalled_resume.py",
+        STALLED_RESUME,
+        Duration::from_secs(240),
+        "the stalled IDL did not resume correctly",
     );
 }
