@@ -7,7 +7,7 @@ use crate::data::Row;
 use crate::db::changes::{RowChange, TableChanges};
 use crate::db::{execute, ExecContext, Execution};
 use crate::storage::ovsdb_log::LogReader;
-use crate::storage::ovsdb_txn::{Codec, Replay, RowEvent};
+use crate::storage::ovsdb_txn::Replay;
 use serde_json::{json, Value};
 use std::fs::File;
 use uuid::Uuid;
@@ -82,47 +82,13 @@ fn body_of(framed: &[u8]) -> Value {
     rec.json
 }
 
-/// The record of `changes` by the old stored-row builder, for comparison.
-fn old_builder(
-    s: &Arc<DatabaseSchema>,
-    changes: &ChangeSet,
-    comment: Option<&str>,
-    diffs: bool,
-) -> Option<Value> {
-    let codec = Codec::new(s.clone());
-    let mut b = codec.builder();
-    let enc = |r: &Option<Arc<Row>>, t: usize| {
-        r.as_ref()
-            .map(|r| r.to_store_json(&s.tables[t]).to_string().into_bytes())
-    };
-    for tc in &changes.tables {
-        for rc in &tc.rows {
-            let (o, n) = (enc(&rc.old, tc.table), enc(&rc.new, tc.table));
-            b.add(RowEvent {
-                table: tc.table,
-                uuid: rc.uuid,
-                old: o.as_deref(),
-                new: n.as_deref(),
-            })
-            .unwrap();
-        }
-    }
-    b.finish(comment, 7, diffs)
-}
-
 fn record(
     w: &mut RecordWriter,
     changes: &ChangeSet,
     comment: Option<&str>,
     diffs: bool,
 ) -> Option<Value> {
-    let mine = w.transaction(changes, comment, 7, diffs).map(body_of);
-    assert_eq!(
-        mine,
-        old_builder(w.schema(), changes, comment, diffs),
-        "differs from ovsdb_txn's builder"
-    );
-    mine
+    w.transaction(changes, comment, 7, diffs).map(body_of)
 }
 
 #[test]
