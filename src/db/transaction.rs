@@ -224,8 +224,20 @@ fn push_ref_changes<'s>(
             (Some(mv), Some(j)) => from.values.as_ref().map(|v| &v[i]) != Some(&mv[j]),
         },
     };
-    if let (true, Some(rt)) = (col.ty.key.is_strong_ref(), &col.ty.key.ref_table) {
-        for (i, a) in from.keys.iter().enumerate() {
+    // Keys first, then values; each side only if its type is a strong reference.
+    let key_side = col
+        .ty
+        .key
+        .ref_table
+        .as_ref()
+        .filter(|_| col.ty.key.is_strong_ref())
+        .map(|rt| (rt, &from.keys));
+    let value_side = match (&col.ty.value, &from.values) {
+        (Some(vt), Some(vals)) if vt.is_strong_ref() => vt.ref_table.as_ref().map(|rt| (rt, vals)),
+        _ => None,
+    };
+    for (rt, atoms) in key_side.into_iter().chain(value_side) {
+        for (i, a) in atoms.iter().enumerate() {
             if let Some(target) = a.as_uuid().filter(|_| stays(i)) {
                 out.push(RefChange {
                     column,
@@ -233,20 +245,6 @@ fn push_ref_changes<'s>(
                     target,
                     delta,
                 });
-            }
-        }
-    }
-    if let (Some(vt), Some(vals)) = (&col.ty.value, &from.values) {
-        if let (true, Some(rt)) = (vt.is_strong_ref(), &vt.ref_table) {
-            for (i, a) in vals.iter().enumerate() {
-                if let Some(target) = a.as_uuid().filter(|_| stays(i)) {
-                    out.push(RefChange {
-                        column,
-                        ref_table: rt,
-                        target,
-                        delta,
-                    });
-                }
             }
         }
     }
