@@ -284,8 +284,6 @@ pub struct DatabaseActor {
     /// This server's commits applied when the store said yes, for the watch
     /// to skip their echoes.
     own_commits: OwnCommits,
-    /// The same, for telling a late echo from a missed foreign commit.
-    own_recent: std::collections::VecDeque<Revision>,
     shared: Option<Shared>,
 }
 
@@ -322,7 +320,6 @@ impl DatabaseActor {
             watch_epoch: 0,
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
-            own_recent: std::collections::VecDeque::new(),
             shared: None,
         }
     }
@@ -704,9 +701,7 @@ impl DatabaseActor {
                     }
                     self.answer(q.txn, done.results, Some((rev, changes)), needs_sync, ctx);
                     // Waits re-run on the new contents, in this same pump.
-                    for (b, _) in std::mem::take(&mut self.blocked) {
-                        self.commits.push(b);
-                    }
+                    self.requeue_blocked();
                     return None;
                 }
                 // A comment or an asserted lock in a shared store is part of
@@ -842,10 +837,6 @@ impl DatabaseActor {
                     // fence held): the watch has nothing to bring up to it.
                     self.watch_from = self.watch_from.max(r.revision + 1);
                     self.own_commits.add(r.revision);
-                    self.own_recent.push_back(r.revision);
-                    if self.own_recent.len() > 4096 {
-                        self.own_recent.pop_front();
-                    }
                     if f.changes.is_empty() {
                         self.replica.revision = r.revision;
                         self.report_status();
@@ -1006,7 +997,11 @@ impl DatabaseActor {
     }
 
     /// Carries out the release queue's effects.
-    fn carry_out(&mut self, effects: Vec<Effect<Release, LogError>>, ctx: &mut Context<Self>) {
+    fn carry_out(
+        &mut self,
+        effects: impl IntoIterator<Item = Effect<Release, LogError>>,
+        ctx: &mut Context<Self>,
+    ) {
         for e in effects {
             match e {
                 Effect::Release(r, err) => {
@@ -1096,11 +1091,15 @@ impl DatabaseActor {
         }
     }
 
-    fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
-        let blocked = std::mem::take(&mut self.blocked);
-        for (p, _) in blocked {
+    /// Blocked `wait`s go back to the queue, to be executed on the new contents.
+    fn requeue_blocked(&mut self) {
+        for (p, _) in std::mem::take(&mut self.blocked) {
             self.commits.push(p);
         }
+    }
+
+    fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
+        self.requeue_blocked();
         self.pump(ctx);
     }
 
@@ -1198,7 +1197,7 @@ impl Handler<WatchDelivered> for DatabaseActor {
         }
         let revision = m.batch.revision;
         if revision <= self.replica.revision {
-            if self.own_recent.contains(&revision) {
+            if self.own_commits.take_echo(revision) {
                 // Our own commit's echo (applied when the store answered
                 // it), which reached the watch before the answer did.
                 return;

@@ -91,9 +91,9 @@ pub struct WatchConfig {
 }
 
 /// The revisions of a server's own commits, already applied, shared by the
-/// Database actor (which adds them) and its watch (which skips their
-/// echoes). Bounded: the oldest are forgotten (their echoes are then
-/// decoded and dropped by the database, which costs time, not correctness).
+/// Database actor (which adds them, and asks about an echo that reached the
+/// watch before the store's answer reached the database) and its watch
+/// (which skips their echoes). Bounded: the oldest are forgotten.
 #[derive(Debug, Clone, Default)]
 pub struct OwnCommits(Arc<Mutex<VecDeque<Revision>>>);
 

@@ -172,13 +172,6 @@ impl Replica {
         (compares, writes)
     }
 
-    /// Decodes one watch batch into the change set it represents (rows of this
-    /// database only) and notes the fence. Does not apply it.
-    pub fn decode_batch(&mut self, batch: &WatchBatch) -> Result<ChangeSet, OvsdbError> {
-        let decoded = decode_watch_batch(&self.db.schema, &self.keys, &self.name, batch)?;
-        Ok(self.changes_of(decoded))
-    }
-
     /// The change set of a batch decoded by [`decode_watch_batch`] (off the
     /// database's thread): each row's old state is this replica's, shared
     /// rather than decoded again. Notes the fence. Does not apply it.

@@ -53,17 +53,18 @@ impl<T> ReleaseQueue<T> {
     }
 
     /// A commit was applied and written; `needs_sync`: its record must be
-    /// durable before it is answered.
-    pub fn committed<E>(&mut self, item: T, needs_sync: bool) -> Vec<Effect<T, E>> {
+    /// durable before it is answered. At most one effect: it is answered at
+    /// once, or the first sync starts, or it waits.
+    pub fn committed<E>(&mut self, item: T, needs_sync: bool) -> Option<Effect<T, E>> {
         if self.held.is_empty() && !needs_sync {
-            return vec![Effect::Release(item, None)];
+            return Some(Effect::Release(item, None));
         }
         self.held.push_back((item, needs_sync));
         if needs_sync && self.syncing.is_none() {
             self.syncing = Some(self.held.len());
-            return vec![Effect::StartSync];
+            return Some(Effect::StartSync);
         }
-        Vec::new()
+        None
     }
 
     /// The running sync finished: answers what it covered and what follows
@@ -119,7 +120,7 @@ mod tests {
     fn commits_without_sync_are_answered_at_once() {
         let mut q = Q::default();
         for i in 0..3 {
-            let e: Vec<Eff> = q.committed(i, false);
+            let e: Vec<Eff> = q.committed(i, false).into_iter().collect();
             assert_eq!(e, vec![Effect::Release(i, None)]);
         }
         assert!(q.is_empty());
@@ -128,10 +129,10 @@ mod tests {
     #[test]
     fn commits_waiting_together_share_one_sync_and_keep_their_order() {
         let mut q = Q::default();
-        let e: Vec<Eff> = q.committed(1, true);
+        let e: Vec<Eff> = q.committed(1, true).into_iter().collect();
         assert_eq!(e, vec![Effect::StartSync]);
         // While the first sync runs: a plain commit and two durable ones.
-        let mut later: Vec<Eff> = q.committed(2, false);
+        let mut later: Vec<Eff> = q.committed(2, false).into_iter().collect();
         later.extend(q.committed(3, true));
         later.extend(q.committed(4, true));
         assert!(later.is_empty(), "held behind the sync: {later:?}");
@@ -149,8 +150,8 @@ mod tests {
     #[test]
     fn a_plain_commit_after_a_durable_one_waits_for_it() {
         let mut q = Q::default();
-        let _: Vec<Eff> = q.committed(1, true);
-        let e: Vec<Eff> = q.committed(2, false);
+        let _: Option<Eff> = q.committed(1, true);
+        let e: Vec<Eff> = q.committed(2, false).into_iter().collect();
         assert!(e.is_empty());
         let e = q.synced(Ok(()));
         assert_eq!(released(&e), vec![1, 2]);
@@ -160,8 +161,8 @@ mod tests {
     #[test]
     fn a_failed_sync_is_reported_to_the_commits_that_needed_it() {
         let mut q = Q::default();
-        let _: Vec<Eff> = q.committed(1, true);
-        let _: Vec<Eff> = q.committed(2, false);
+        let _: Option<Eff> = q.committed(1, true);
+        let _: Option<Eff> = q.committed(2, false);
         let e = q.synced(Err("disk full"));
         assert_eq!(
             e,
@@ -200,7 +201,7 @@ mod tests {
                     let d = next() % 2 == 0;
                     needs.push(d);
                     written += 1;
-                    q.committed(written - 1, d)
+                    q.committed(written - 1, d).into_iter().collect()
                 };
                 for e in effects {
                     match e {
