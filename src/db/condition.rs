@@ -21,6 +21,7 @@ use crate::data::atom::Atom;
 use crate::data::datum::Datum;
 use crate::data::row::{Row, COL_UUID, COL_VERSION};
 use crate::data::symbol::SymbolTable;
+use crate::db::condition_index::{hash_of, AnyLookup, Probe, ProbeKey};
 use crate::error::OvsdbError;
 use crate::schema::{AtomicType, TableSchema, Type, UNLIMITED};
 use serde_json::Value;
@@ -286,6 +287,34 @@ impl Clause {
         }
     }
 
+    /// How the rows satisfying this clause can be found (see `condition_index`).
+    fn probe(&self) -> Probe {
+        let key = |whole: bool, hash: u64| {
+            Probe::Key(ProbeKey {
+                column: self.column,
+                whole,
+                hash,
+            })
+        };
+        match (self.function, self.shape) {
+            (Function::False, _) => Probe::Never,
+            // A one-atom value never equals or includes an empty argument.
+            (Function::Eq | Function::Includes, Shape::Scalar) => match self.arg.first() {
+                Some(a) => key(false, hash_of(a)),
+                None => Probe::Never,
+            },
+            (Function::Eq, _) => key(true, hash_of(&self.arg)),
+            // A set includes the argument only if it holds its first element
+            // (an empty argument is included in every value; map pairs are
+            // not elements).
+            (Function::Includes, _) if self.arg.values.is_none() => match self.arg.first() {
+                Some(a) => key(false, hash_of(a)),
+                None => Probe::Scan,
+            },
+            _ => Probe::Scan,
+        }
+    }
+
     /// ovsdb-server's clause order: function, then `_uuid`, `_version`, then
     /// other columns by name, then the argument.
     fn order(&self, other: &Clause) -> Ordering {
@@ -350,7 +379,25 @@ pub fn type_to_english(ty: &Type) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Condition {
     clauses: Vec<Clause>,
+    lookup: Lookup,
 }
+
+/// Conditions of this many clauses or more find their clauses through an
+/// [`AnyLookup`] in `matches_any` (below it, a loop is as fast).
+const LOOKUP_FROM: usize = 8;
+
+/// A long condition's [`AnyLookup`]; derived from the clauses, so it takes
+/// no part in comparisons.
+#[derive(Debug, Clone, Default)]
+struct Lookup(Option<Arc<AnyLookup>>);
+
+impl PartialEq for Lookup {
+    fn eq(&self, _: &Lookup) -> bool {
+        true
+    }
+}
+
+impl Eq for Lookup {}
 
 impl Condition {
     /// Parses a "where" array (RFC 7047 5.1) for `table`; named-uuids resolved via symtab when Some.
@@ -368,7 +415,23 @@ impl Condition {
             clauses.push(Clause::from_json(table, item, symtab.as_deref_mut())?);
         }
         clauses.sort_by(Clause::order);
-        Ok(Condition { clauses })
+        let lookup = if clauses.len() >= LOOKUP_FROM {
+            let probes: Vec<Probe> = clauses.iter().map(Clause::probe).collect();
+            Lookup(Some(Arc::new(AnyLookup::new(&probes))))
+        } else {
+            Lookup(None)
+        };
+        Ok(Condition { clauses, lookup })
+    }
+
+    /// How the rows satisfying each clause can be found, in clause order.
+    pub fn probes(&self) -> impl Iterator<Item = Probe> + '_ {
+        self.clauses.iter().map(Clause::probe)
+    }
+
+    /// Whether `row` satisfies clause `i` (in clause order).
+    pub fn clause_matches(&self, i: usize, row: &Row) -> bool {
+        self.clauses.get(i).is_some_and(|c| c.evaluate(row))
     }
 
     /// Whether `row` satisfies every clause (the semantics of a `where`).
@@ -379,6 +442,9 @@ impl Condition {
     /// Whether the condition is empty or `row` satisfies at least one clause:
     /// the semantics of a `monitor_cond` / `monitor_cond_change` condition.
     pub fn matches_any(&self, row: &Row) -> bool {
+        if let Some(l) = &self.lookup.0 {
+            return l.matches_any(self, row);
+        }
         self.clauses.is_empty() || self.clauses.iter().any(|c| c.evaluate(row))
     }
 
@@ -1161,6 +1227,54 @@ mod tests {
             let back = Datum::from_json(&ty, &d.to_json(), None).expect("parse");
             prop_assert_eq!(&back, &d);
             prop_assert_eq!(back.to_json(), d.to_json());
+        }
+
+        #[test]
+        fn lookups_find_what_evaluating_every_clause_finds(
+            r in row_strategy(),
+            picks in prop::collection::vec((column_and_datum(), 0..6usize, any::<bool>()), 0..24),
+        ) {
+            let t = table();
+            let mut clauses = Vec::new();
+            for ((col, d), f, own) in picks {
+                let idx = t.column_index(&col).unwrap_or(0);
+                let field = &r.fields[idx];
+                // Clauses about the row's own value, or one element of it,
+                // are the ones a lookup must find.
+                let arg = match (own, f, field.values.is_none(), field.first()) {
+                    (true, 1, true, Some(first)) => Datum::scalar(first.clone()),
+                    (true, _, _, _) => field.clone(),
+                    (false, _, _, _) => d,
+                };
+                let clause = match f {
+                    0 => json!([col, "==", arg.to_json()]),
+                    1 => json!([col, "includes", arg.to_json()]),
+                    2 => json!([col, "!=", arg.to_json()]),
+                    3 => json!([col, "excludes", arg.to_json()]),
+                    4 => json!(false),
+                    _ => json!(["_uuid", "==", ["uuid", r.uuid.to_string()]]),
+                };
+                if cond(&t, json!([clause.clone()])).is_ok() {
+                    clauses.push(clause);
+                }
+            }
+            // Padding with `false` keeps the result and reaches the lookup's size.
+            while clauses.len() < LOOKUP_FROM {
+                clauses.push(json!(false));
+            }
+            let c = cond(&t, Value::Array(clauses)).expect("condition");
+            prop_assert!(c.lookup.0.is_some());
+            let every = (0..c.clauses.len()).any(|i| c.clause_matches(i, &r));
+            prop_assert_eq!(c.matches_any(&r), every);
+            let mut index = crate::db::condition_index::MonitorIndex::default();
+            index.insert(7, Some(&c));
+            let mut found = Vec::new();
+            index.candidates(None, Some(&r), &mut found);
+            if every {
+                prop_assert!(found.contains(&7));
+            }
+            index.remove(7, Some(&c));
+            prop_assert!(index.is_empty());
         }
 
         #[test]

@@ -4,6 +4,7 @@
 pub mod cancel_order;
 pub mod changes;
 pub mod condition;
+pub mod condition_index;
 pub mod convert;
 pub mod database;
 pub mod execution;
