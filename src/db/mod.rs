@@ -8,6 +8,7 @@ pub mod condition_index;
 pub mod convert;
 pub mod database;
 pub mod execution;
+pub mod fanout;
 pub mod monitor;
 pub mod monitor_order;
 pub mod mutation;

@@ -73,8 +73,9 @@ pub struct Monitor {
     pub tables: Vec<MonitorTable>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+/// What a row update says of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
     Initial,
     Insert,
     Delete,
@@ -382,10 +383,32 @@ impl Monitor {
         &self,
         ts: &TableSchema,
         mt: &MonitorTable,
-        mut kind: Kind,
+        kind: Kind,
         old: Option<&Row>,
         new: Option<&Row>,
     ) -> Option<Value> {
+        let kind = self.classify(mt, kind, old, new)?;
+        Some(self.render(ts, mt, kind, old, new))
+    }
+
+    /// The monitored table `table` (a schema index), if this monitor watches it.
+    pub fn table_of(&self, table: usize) -> Option<&MonitorTable> {
+        self.tables
+            .binary_search_by_key(&table, |m| m.table)
+            .ok()
+            .map(|i| &self.tables[i])
+    }
+
+    /// What the change of one row from `old` to `new` is to `mt`: the kind
+    /// of row update it sends, or `None` when it sends nothing (outside the
+    /// condition, not selected, or no monitored column changed).
+    pub(crate) fn classify(
+        &self,
+        mt: &MonitorTable,
+        mut kind: Kind,
+        old: Option<&Row>,
+        new: Option<&Row>,
+    ) -> Option<Kind> {
         if self.version != MonitorVersion::V1 {
             if let Some(cond) = &mt.condition {
                 // A monitor condition selects rows matching ANY of its clauses
@@ -407,6 +430,24 @@ impl Monitor {
         if !mt.select.has(kind.select()) {
             return None;
         }
+        if kind == Kind::Modify {
+            let (o, n) = (old?, new?);
+            if !mt.columns.iter().any(|(c, _)| o.datum(*c) != n.datum(*c)) {
+                return None;
+            }
+        }
+        Some(kind)
+    }
+
+    /// The row update of a change [`classify`](Self::classify) said is `kind`.
+    pub(crate) fn render(
+        &self,
+        ts: &TableSchema,
+        mt: &MonitorTable,
+        kind: Kind,
+        old: Option<&Row>,
+        new: Option<&Row>,
+    ) -> Value {
         let changed: Vec<bool> = match (kind, old, new) {
             (Kind::Modify, Some(o), Some(n)) => mt
                 .columns
@@ -415,15 +456,51 @@ impl Monitor {
                 .collect(),
             _ => Vec::new(),
         };
-        if kind == Kind::Modify && !changed.iter().any(|c| *c) {
-            return None;
-        }
         match self.version {
-            MonitorVersion::V1 => Some(row_update1(ts, mt, kind, old, new, &changed)),
+            MonitorVersion::V1 => row_update1(ts, mt, kind, old, new, &changed),
             MonitorVersion::V2 | MonitorVersion::V3 => {
-                Some(row_update2(ts, mt, kind, old, new, &changed))
+                row_update2(ts, mt, kind, old, new, &changed)
             }
         }
+    }
+
+    /// The notification body of the row changes `picks` of `changes`:
+    /// (table position in `changes.tables`, row position, kind), as
+    /// [`classify`](Self::classify) chose them.
+    pub(crate) fn body_of(
+        &self,
+        schema: &DatabaseSchema,
+        changes: &ChangeSet,
+        picks: &[(u32, u32, Kind)],
+    ) -> Value {
+        let mut out = Map::new();
+        for &(t, r, kind) in picks {
+            let Some(tc) = changes.tables.get(t as usize) else {
+                continue;
+            };
+            let (Some(rc), Some(mt)) = (tc.rows.get(r as usize), self.table_of(tc.table)) else {
+                continue;
+            };
+            let ts = &schema.tables[tc.table];
+            let j = self.render(ts, mt, kind, rc.old.as_deref(), rc.new.as_deref());
+            let rows = out
+                .entry(ts.name.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(rows) = rows {
+                rows.insert(rc.uuid.hyphenated().to_string(), j);
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// The kind of a committed row change: inserted, deleted or modified.
+pub(crate) fn change_kind(rc: &crate::db::changes::RowChange) -> Option<Kind> {
+    match (&rc.old, &rc.new) {
+        (None, Some(_)) => Some(Kind::Insert),
+        (Some(_), None) => Some(Kind::Delete),
+        (Some(_), Some(_)) => Some(Kind::Modify),
+        (None, None) => None,
     }
 }
 

@@ -1,0 +1,454 @@
+//! Monitor fan-out: the monitors of a database's sessions gathered into
+//! groups of equal monitors, and for each committed change set the groups
+//! it concerns with their notification bodies.
+//!
+//! Sessions asking for the same monitor (version, tables, columns, selects
+//! and conditions) share one group. Which groups a changed row concerns is
+//! found through each table's [`MonitorIndex`], never by asking every
+//! group; groups with the same selection that report the same row changes
+//! share one encoded body, so a commit that 100 distinct conditions select
+//! is rendered and encoded once.
+
+use crate::codec::framing::encode_message;
+use crate::db::changes::ChangeSet;
+use crate::db::condition_index::MonitorIndex;
+use crate::db::monitor::{change_kind, Kind, Monitor, MonitorVersion};
+use crate::schema::DatabaseSchema;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One session's monitor in a group, with whatever its owner needs to reach it.
+#[derive(Debug, Clone)]
+pub struct Member<H> {
+    /// The session.
+    pub session: u64,
+    /// The session's id for the monitor (the `json-value` of its request).
+    pub monitor_id: Value,
+    /// How to reach the session.
+    pub handle: H,
+}
+
+/// Sessions sharing one monitor.
+#[derive(Debug)]
+pub struct Group<H> {
+    /// The monitor they share.
+    pub monitor: Arc<Monitor>,
+    /// Its sessions.
+    pub members: Vec<Member<H>>,
+    key: String,
+    selection: u32,
+}
+
+/// A database's monitor groups and the index that finds them.
+#[derive(Debug)]
+pub struct FanOut<H> {
+    groups: Vec<Option<Group<H>>>,
+    free: Vec<usize>,
+    by_key: HashMap<String, usize>,
+    member_of: HashMap<(u64, String), usize>,
+    /// Selection keys (version, tables, columns, selects) by number, with
+    /// how many groups use each.
+    selections: HashMap<String, (u32, usize)>,
+    next_selection: u32,
+    /// Per table (schema index): the groups by their conditions.
+    index: HashMap<usize, MonitorIndex>,
+    /// Per group, the generation of the row it was last considered for.
+    seen: Vec<u64>,
+    generation: u64,
+}
+
+impl<H> Default for FanOut<H> {
+    fn default() -> FanOut<H> {
+        FanOut {
+            groups: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            member_of: HashMap::new(),
+            selections: HashMap::new(),
+            next_selection: 0,
+            index: HashMap::new(),
+            seen: Vec::new(),
+            generation: 0,
+        }
+    }
+}
+
+/// What makes two monitors one group: version, selection and conditions.
+fn group_key(monitor: &Monitor) -> String {
+    format!(
+        "{:?}|{}|{}",
+        monitor.version,
+        monitor.selection_key(),
+        monitor.conditions_json()
+    )
+}
+
+/// The condition the index files a group's table under: V1 monitors
+/// have none, whatever their request said.
+fn indexed_condition(
+    monitor: &Monitor,
+    mt: &crate::db::monitor::MonitorTable,
+) -> Option<crate::db::condition::Condition> {
+    match monitor.version {
+        MonitorVersion::V1 => None,
+        _ => mt.condition.clone(),
+    }
+}
+
+impl<H> FanOut<H> {
+    /// Whether no session monitors anything.
+    pub fn is_empty(&self) -> bool {
+        self.member_of.is_empty()
+    }
+
+    /// How many groups there are.
+    pub fn n_groups(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Adds `session`'s monitor `monitor_id` to the group of monitors equal
+    /// to `monitor` (created if none); returns the group.
+    pub fn join(
+        &mut self,
+        monitor: Arc<Monitor>,
+        session: u64,
+        monitor_id: Value,
+        handle: H,
+    ) -> usize {
+        let key = group_key(&monitor);
+        let g = match self.by_key.get(&key) {
+            Some(&g) => g,
+            None => self.add_group(key, monitor),
+        };
+        self.member_of.insert((session, monitor_id.to_string()), g);
+        if let Some(group) = self.groups[g].as_mut() {
+            group.members.push(Member {
+                session,
+                monitor_id,
+                handle,
+            });
+        }
+        g
+    }
+
+    fn add_group(&mut self, key: String, monitor: Arc<Monitor>) -> usize {
+        let sel_key = format!("{:?}|{}", monitor.version, monitor.selection_key());
+        let next = &mut self.next_selection;
+        let sel = self.selections.entry(sel_key).or_insert_with(|| {
+            *next += 1;
+            (*next, 0)
+        });
+        sel.1 += 1;
+        let selection = sel.0;
+        let g = match self.free.pop() {
+            Some(g) => g,
+            None => {
+                self.groups.push(None);
+                self.seen.push(0);
+                self.groups.len() - 1
+            }
+        };
+        for mt in &monitor.tables {
+            let cond = indexed_condition(&monitor, mt);
+            self.index
+                .entry(mt.table)
+                .or_default()
+                .insert(g, cond.as_ref());
+        }
+        self.by_key.insert(key.clone(), g);
+        self.groups[g] = Some(Group {
+            monitor,
+            members: Vec::new(),
+            key,
+            selection,
+        });
+        g
+    }
+
+    fn remove_group(&mut self, g: usize) {
+        let Some(group) = self.groups.get_mut(g).and_then(Option::take) else {
+            return;
+        };
+        for mt in &group.monitor.tables {
+            let cond = indexed_condition(&group.monitor, mt);
+            if let Some(index) = self.index.get_mut(&mt.table) {
+                index.remove(g, cond.as_ref());
+                if index.is_empty() {
+                    self.index.remove(&mt.table);
+                }
+            }
+        }
+        self.by_key.remove(&group.key);
+        let sel_key = format!(
+            "{:?}|{}",
+            group.monitor.version,
+            group.monitor.selection_key()
+        );
+        if let Some(sel) = self.selections.get_mut(&sel_key) {
+            sel.1 -= 1;
+            if sel.1 == 0 {
+                self.selections.remove(&sel_key);
+            }
+        }
+        self.free.push(g);
+    }
+
+    /// The monitor `session` has under `monitor_id`.
+    pub fn monitor_of(&self, session: u64, monitor_id: &Value) -> Option<&Arc<Monitor>> {
+        let g = *self.member_of.get(&(session, monitor_id.to_string()))?;
+        self.groups.get(g)?.as_ref().map(|group| &group.monitor)
+    }
+
+    /// Removes `session`'s monitor `monitor_id`; returns it, with its handle.
+    pub fn leave(&mut self, session: u64, monitor_id: &Value) -> Option<(Arc<Monitor>, H)> {
+        let g = self.member_of.remove(&(session, monitor_id.to_string()))?;
+        let group = self.groups.get_mut(g)?.as_mut()?;
+        let i = group
+            .members
+            .iter()
+            .position(|m| m.session == session && &m.monitor_id == monitor_id)?;
+        let member = group.members.swap_remove(i);
+        let monitor = group.monitor.clone();
+        if group.members.is_empty() {
+            self.remove_group(g);
+        }
+        Some((monitor, member.handle))
+    }
+
+    /// Removes every monitor of `session`.
+    pub fn leave_session(&mut self, session: u64) {
+        let ids: Vec<Value> = self
+            .groups
+            .iter()
+            .flatten()
+            .flat_map(|g| g.members.iter())
+            .filter(|m| m.session == session)
+            .map(|m| m.monitor_id.clone())
+            .collect();
+        for id in ids {
+            self.leave(session, &id);
+        }
+    }
+
+    /// Removes every group, returning their members.
+    pub fn drain(&mut self) -> Vec<Member<H>> {
+        let members = self
+            .groups
+            .iter_mut()
+            .filter_map(Option::take)
+            .flat_map(|g| g.members)
+            .collect();
+        *self = FanOut {
+            next_selection: self.next_selection,
+            ..FanOut::default()
+        };
+        members
+    }
+
+    /// A group by number.
+    pub fn group(&self, g: usize) -> Option<&Group<H>> {
+        self.groups.get(g)?.as_ref()
+    }
+
+    /// The groups `changes` concerns, each with its notification body
+    /// (`<table-updates>`, encoded), in no particular order.
+    pub fn updates(&mut self, schema: &DatabaseSchema, changes: &ChangeSet) -> Vec<(usize, Bytes)> {
+        let mut picks: HashMap<usize, Vec<(u32, u32, Kind)>> = HashMap::new();
+        let mut touched: Vec<usize> = Vec::new();
+        let mut candidates: Vec<usize> = Vec::new();
+        for (ti, tc) in changes.tables.iter().enumerate() {
+            let Some(index) = self.index.get(&tc.table) else {
+                continue;
+            };
+            for (ri, rc) in tc.rows.iter().enumerate() {
+                let Some(kind) = change_kind(rc) else {
+                    continue;
+                };
+                let (old, new) = (rc.old.as_deref(), rc.new.as_deref());
+                candidates.clear();
+                index.candidates(old, new, &mut candidates);
+                self.generation += 1;
+                for &g in &candidates {
+                    if self.seen[g] == self.generation {
+                        continue;
+                    }
+                    self.seen[g] = self.generation;
+                    let Some(group) = &self.groups[g] else {
+                        continue;
+                    };
+                    let Some(mt) = group.monitor.table_of(tc.table) else {
+                        continue;
+                    };
+                    if let Some(k) = group.monitor.classify(mt, kind, old, new) {
+                        let p = picks.entry(g).or_default();
+                        if p.is_empty() {
+                            touched.push(g);
+                        }
+                        p.push((ti as u32, ri as u32, k));
+                    }
+                }
+            }
+        }
+        // Groups of one selection reporting the same rows send the same bytes.
+        let mut bodies: HashMap<(u32, Vec<(u32, u32, Kind)>), Bytes> = HashMap::new();
+        let mut out = Vec::with_capacity(touched.len());
+        for g in touched {
+            let (Some(group), Some(mut p)) = (&self.groups[g], picks.remove(&g)) else {
+                continue;
+            };
+            p.sort_unstable_by_key(|&(t, r, _)| (t, r));
+            let bytes = bodies
+                .entry((group.selection, p))
+                .or_insert_with_key(|(_, p)| {
+                    encode_message(&group.monitor.body_of(schema, changes, p))
+                })
+                .clone();
+            out.push((g, bytes));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+    use serde_json::json;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        let j = json!({
+            "name": "S",
+            "tables": {
+                "Datapath": {"columns": {"key": {"type": "integer"}}, "isRoot": true},
+                "Port": {"columns": {
+                    "name": {"type": "string"},
+                    "dp": {"type": {"key": {"type": "uuid", "refTable": "Datapath"}}},
+                    "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+                    "n": {"type": "integer"}
+                }, "isRoot": true}
+            }
+        });
+        Arc::new(DatabaseSchema::from_json(&j).expect("schema"))
+    }
+
+    fn monitor(schema: &DatabaseSchema, version: MonitorVersion, requests: Value) -> Arc<Monitor> {
+        Arc::new(Monitor::from_json(schema, version, &requests).expect("monitor"))
+    }
+
+    /// Runs `ops` on `db`, returning the committed change set.
+    fn run(db: &mut Database, ops: Value) -> ChangeSet {
+        let ops = ops.as_array().expect("ops").clone();
+        let (result, changes) = db.transact_with_changes(&ops);
+        assert!(
+            result
+                .as_array()
+                .expect("results")
+                .iter()
+                .all(|r| r.get("error").is_none()),
+            "{result}"
+        );
+        changes
+    }
+
+    /// What every group would send if asked one by one, by group.
+    fn one_by_one<H>(
+        f: &FanOut<H>,
+        schema: &DatabaseSchema,
+        changes: &ChangeSet,
+    ) -> Vec<(usize, Bytes)> {
+        let mut out: Vec<(usize, Bytes)> = (0..f.groups.len())
+            .filter_map(|g| {
+                let group = f.group(g)?;
+                let body = group.monitor.update(schema, changes)?;
+                Some((g, encode_message(&body)))
+            })
+            .collect();
+        out.sort_by_key(|(g, _)| *g);
+        out
+    }
+
+    #[test]
+    fn the_index_finds_exactly_the_groups_asking_one_by_one_finds() {
+        let s = schema();
+        let mut db = Database::new(s.clone());
+        let mut ops = Vec::new();
+        for d in 0..20 {
+            ops.push(json!({"op": "insert", "table": "Datapath", "uuid-name": format!("d{d}"), "row": {"key": d}}));
+            for p in 0..3 {
+                ops.push(json!({"op": "insert", "table": "Port", "row": {
+                    "name": format!("p{d}.{p}"), "dp": ["named-uuid", format!("d{d}")],
+                    "tags": ["set", [format!("t{}", (d + p) % 5)]]}}));
+            }
+        }
+        let inserted = run(&mut db, Value::Array(ops));
+        let dp_table = s.table_index("Datapath").expect("Datapath");
+        let dps: Vec<String> = db.tables[dp_table]
+            .rows
+            .keys()
+            .map(|u| u.to_string())
+            .collect();
+        let mut f: FanOut<()> = FanOut::default();
+        for session in 0..40u64 {
+            // Each session: its own 12 datapaths, some sessions with the same
+            // condition, plus conditions the index cannot use.
+            let clauses: Vec<Value> = (0..12)
+                .map(|k| {
+                    json!([
+                        "dp",
+                        "==",
+                        [
+                            "uuid",
+                            dps[((session % 25) as usize * 7 + k * 3) % dps.len()]
+                        ]
+                    ])
+                })
+                .collect();
+            let w = match session % 8 {
+                0 => json!([["n", ">", 0]]),
+                1 => json!([true]),
+                2 => json!([["tags", "includes", "t1"], ["tags", "includes", "t3"]]),
+                3 => json!([false]),
+                _ => Value::Array(clauses),
+            };
+            let m = if session % 10 == 9 {
+                monitor(
+                    &s,
+                    MonitorVersion::V1,
+                    json!({"Port": [{"columns": ["name", "n", "tags"]}]}),
+                )
+            } else {
+                monitor(
+                    &s,
+                    MonitorVersion::V2,
+                    json!({"Port": [{"columns": ["name", "n", "tags"], "where": w}]}),
+                )
+            };
+            f.join(m, session, json!("m"), ());
+        }
+        assert!(f.n_groups() < 40, "equal monitors share a group");
+        let mut all_writes = vec![inserted];
+        for i in 0..30 {
+            let d = &dps[i % dps.len()];
+            all_writes.push(run(&mut db, json!([
+                {"op": "update", "table": "Port", "where": [["name", "==", format!("p{}.1", i % 20)]],
+                 "row": {"n": i, "dp": ["uuid", d], "tags": ["set", [format!("t{}", i % 5)]]}},
+                {"op": "delete", "table": "Port", "where": [["name", "==", format!("p{}.2", (i + 3) % 20)]]}
+            ])));
+        }
+        for changes in &all_writes {
+            let mut fast = f.updates(&s, changes);
+            fast.sort_by_key(|(g, _)| *g);
+            assert_eq!(fast, one_by_one(&f, &s, changes));
+        }
+        // Leaving removes groups and their index entries.
+        for session in 0..40u64 {
+            assert!(f.leave(session, &json!("m")).is_some());
+        }
+        assert!(f.is_empty());
+        assert_eq!(f.n_groups(), 0);
+        assert!(f.index.is_empty());
+        assert!(f.selections.is_empty());
+    }
+}
