@@ -3,13 +3,14 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
+use crate::actors::monitor::{
+    CancelAll, ChangeConditions, ForgetSession, Forward, JoinMonitor, LeaveMonitor, MonitorActor,
+    Outgoing, Publish,
+};
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
 };
-use crate::actors::{
-    MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone, SessionHandle, SessionId,
-    TxnBlocked,
-};
+use crate::actors::{SendReply, SessionGone, SessionHandle, SessionId, TxnBlocked};
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::cancel_order::CancelOrder;
 use crate::db::changes::ChangeSet;
@@ -27,9 +28,8 @@ use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogError, LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
-use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -204,36 +204,6 @@ struct Pending {
 /// A request handled later, on the replica without uncommitted changes.
 type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>;
 
-struct Member {
-    session: SessionHandle,
-    monitor_id: Value,
-}
-
-struct Group {
-    monitor: Arc<Monitor>,
-    members: Vec<Member>,
-}
-
-/// How many of `members` belong to each session.
-fn per_session_counts<'a>(members: impl Iterator<Item = &'a Member>) -> HashMap<SessionId, usize> {
-    let mut n = HashMap::new();
-    for m in members {
-        *n.entry(m.session.id).or_insert(0) += 1;
-    }
-    n
-}
-
-/// Takes one from `session`'s count and returns how many remain after it.
-fn count_down(left: &mut HashMap<SessionId, usize>, session: SessionId) -> usize {
-    match left.get_mut(&session) {
-        Some(n) => {
-            *n = n.saturating_sub(1);
-            *n
-        }
-        None => 0,
-    }
-}
-
 /// The Database actor.
 pub struct DatabaseActor {
     replica: Replica,
@@ -245,10 +215,17 @@ pub struct DatabaseActor {
     /// Requests that read the replica, held while it is ahead of the store.
     deferred: Vec<Deferred>,
     blocked: Vec<(Pending, Option<Instant>)>,
-    groups: HashMap<String, Group>,
+    /// Every session's monitors (their groups live in the Monitor actors).
+    monitors: HashMap<(SessionId, String), Arc<Monitor>>,
+    /// The Monitor actor of each session lane that had monitors.
+    monitor_actors: HashMap<usize, Addr<MonitorActor>>,
+    /// The arbiters of the session lanes (empty: this actor's own).
+    lanes: Arc<Vec<ArbiterHandle>>,
+    /// Sessions that had a monitor: everything for them goes through their
+    /// lane's Monitor actor, in order (see `actors::monitor`).
+    routed: HashSet<SessionId>,
     /// The monitors in the order ovsdb-server cancels them on conversion.
     cancel_order: CancelOrder,
-    member_of: HashMap<(SessionId, String), String>,
     change_aware: HashMap<SessionId, bool>,
     /// Recent commits, for `monitor_cond_since`.
     history: History,
@@ -300,9 +277,11 @@ impl DatabaseActor {
             commits: CommitQueue::default(),
             deferred: Vec::new(),
             blocked: Vec::new(),
-            groups: HashMap::new(),
+            monitors: HashMap::new(),
+            monitor_actors: HashMap::new(),
+            lanes: Arc::new(Vec::new()),
+            routed: HashSet::new(),
             cancel_order: CancelOrder::default(),
-            member_of: HashMap::new(),
             change_aware: HashMap::new(),
             history: History::new(watch_from - 1),
             release: ReleaseQueue::default(),
@@ -322,6 +301,13 @@ impl DatabaseActor {
             own_commits: OwnCommits::default(),
             shared: None,
         }
+    }
+
+    /// The same actor, running the Monitor actors of session lane `i` on
+    /// `lanes[i]` (by default they run on this actor's arbiter).
+    pub fn with_lanes(mut self, lanes: Arc<Vec<ArbiterHandle>>) -> DatabaseActor {
+        self.lanes = lanes;
+        self
     }
 
     /// A Database actor for a shared store (etcd) that opens the database
@@ -641,7 +627,14 @@ impl DatabaseActor {
                     });
                 }
                 if let Some(s) = &p.session {
-                    s.blocked.do_send(TxnBlocked { id: p.id.clone() });
+                    let b = TxnBlocked { id: p.id.clone() };
+                    match self.route(s) {
+                        Some(a) => a.do_send(Forward {
+                            session: s.clone(),
+                            message: Outgoing::Blocked(b),
+                        }),
+                        None => s.blocked.do_send(b),
+                    }
                 }
                 self.blocked.push((p, deadline));
                 None
@@ -968,10 +961,13 @@ impl DatabaseActor {
         if let Some(tx) = p.internal {
             let _ = tx.send(result);
         } else if let Some(s) = p.session {
-            s.reply.do_send(SendReply {
-                id: p.id,
-                result: Ok(result),
-            });
+            self.reply_to(
+                &s,
+                SendReply {
+                    id: p.id,
+                    result: Ok(result),
+                },
+            );
         }
     }
 
@@ -1061,33 +1057,62 @@ impl DatabaseActor {
         self.report_status();
     }
 
-    /// Sends every monitor group its update for a change set applied at `revision`.
+    /// Sends a change set applied at `revision` to every Monitor actor.
     fn notify_monitors(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
+        if self.monitor_actors.is_empty() {
+            return;
+        }
         let txn_id = self.replica.txn_id(revision);
-        let bodies: Vec<(&Group, Bytes)> = self
-            .groups
-            .values()
-            .filter_map(|g| {
-                let body = g.monitor.update(self.schema(), &changes)?;
-                Some((g, encode_json(&body)))
-            })
-            .collect();
-        // Each session learns how many of its notifications are still to
-        // come, to send them together in ovsdb-server's order.
-        let mut left = per_session_counts(bodies.iter().flat_map(|(g, _)| &g.members));
-        for (g, bytes) in &bodies {
-            for m in &g.members {
-                m.session.notify.do_send(Notify {
-                    db: self.name.clone(),
-                    monitor_id: m.monitor_id.clone(),
-                    monitor: g.monitor.clone(),
-                    schema: self.schema().clone(),
-                    txn_id,
-                    body: bytes.clone(),
-                    changes: changes.clone(),
-                    more: count_down(&mut left, m.session.id),
-                });
+        for a in self.monitor_actors.values() {
+            a.do_send(Publish {
+                schema: self.schema().clone(),
+                txn_id,
+                changes: changes.clone(),
+            });
+        }
+    }
+
+    /// The lane of `session`'s Monitor actor.
+    fn lane_of(&self, session: &SessionHandle) -> usize {
+        match self.lanes.len() {
+            0 => 0,
+            n => session.lane % n,
+        }
+    }
+
+    /// The Monitor actor of `session`'s lane, started if there is none.
+    fn monitor_actor(&mut self, session: &SessionHandle) -> Addr<MonitorActor> {
+        let lane = self.lane_of(session);
+        if let Some(a) = self.monitor_actors.get(&lane) {
+            return a.clone();
+        }
+        let name = self.name.clone();
+        let a = match self.lanes.get(lane) {
+            Some(arbiter) => {
+                MonitorActor::start_in_arbiter(arbiter, move |_| MonitorActor::new(name))
             }
+            None => MonitorActor::new(name).start(),
+        };
+        self.monitor_actors.insert(lane, a.clone());
+        a
+    }
+
+    /// The Monitor actor messages for `session` go through, if it had a monitor.
+    fn route(&self, session: &SessionHandle) -> Option<&Addr<MonitorActor>> {
+        if !self.routed.contains(&session.id) {
+            return None;
+        }
+        self.monitor_actors.get(&self.lane_of(session))
+    }
+
+    /// Sends `session` a reply after everything sent it before.
+    fn reply_to(&self, session: &SessionHandle, reply: SendReply) {
+        match self.route(session) {
+            Some(a) => a.do_send(Forward {
+                session: session.clone(),
+                message: Outgoing::Reply(reply),
+            }),
+            None => session.reply.do_send(reply),
         }
     }
 
@@ -1101,47 +1126,6 @@ impl DatabaseActor {
     fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
         self.requeue_blocked();
         self.pump(ctx);
-    }
-
-    fn monitor_key(version: MonitorVersion, requests: &Value) -> String {
-        format!("{version:?}:{requests}")
-    }
-
-    fn leave(&mut self, session: SessionId, monitor_id: &Value) -> bool {
-        let k = (session, monitor_id.to_string());
-        let Some(gk) = self.member_of.remove(&k) else {
-            return false;
-        };
-        if let Some(g) = self.groups.get_mut(&gk) {
-            g.members
-                .retain(|m| !(m.session.id == session && &m.monitor_id == monitor_id));
-            if g.members.is_empty() {
-                self.groups.remove(&gk);
-            }
-        }
-        true
-    }
-
-    fn join(
-        &mut self,
-        key: String,
-        monitor: Arc<Monitor>,
-        session: SessionHandle,
-        monitor_id: Value,
-    ) {
-        self.member_of
-            .insert((session.id, monitor_id.to_string()), key.clone());
-        self.groups
-            .entry(key)
-            .or_insert_with(|| Group {
-                monitor,
-                members: Vec::new(),
-            })
-            .members
-            .push(Member {
-                session,
-                monitor_id,
-            });
     }
 
     /// The changes since `rev` (exclusive), if the in-memory history still
@@ -1323,10 +1307,13 @@ impl Handler<CancelTxn> for DatabaseActor {
             if p.session.as_ref().map(|s| s.id) == Some(m.session) && p.id == m.id {
                 let (p, _) = self.blocked.remove(i);
                 if let Some(s) = p.session {
-                    s.reply.do_send(SendReply {
-                        id: p.id,
-                        result: Err(json!("canceled")),
-                    });
+                    self.reply_to(
+                        &s,
+                        SendReply {
+                            id: p.id,
+                            result: Err(json!("canceled")),
+                        },
+                    );
                 }
             } else {
                 i += 1;
@@ -1347,10 +1334,13 @@ impl Handler<AddMonitor> for DatabaseActor {
         }
         if !self.loaded {
             if let Some(e) = self.unavailable() {
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
                 return;
             }
         }
@@ -1363,10 +1353,13 @@ impl Handler<AddMonitor> for DatabaseActor {
         let monitor = match parsed {
             Ok(mon) => Arc::new(mon),
             Err(e) => {
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
                 return;
             }
         };
@@ -1459,39 +1452,28 @@ impl DatabaseActor {
                 full.extend_from_slice(b"]");
             }
         }
-        let key = Self::monitor_key(m.version, &m.requests);
         self.cancel_order.join(
             &monitor.selection_key(),
             (m.session.id, m.monitor_id.clone()),
         );
-        let group = key.clone();
-        let monitor_id = m.monitor_id.clone();
-        self.join(key, monitor, m.session.clone(), m.monitor_id);
-        let session = m.session.clone();
-        m.session.reply_encoded.do_send(SendEncodedReply {
-            id: m.id,
-            result: full.freeze(),
+        self.monitors
+            .insert((m.session.id, m.monitor_id.to_string()), monitor.clone());
+        let actor = self.monitor_actor(&m.session);
+        self.routed.insert(m.session.id);
+        // The Python IDL (OVS 3.1) takes its last transaction id from
+        // update3 notifications only, not from the reply: resumed with
+        // changes, it would keep the old id, and its next resumption would
+        // apply the same changes twice (sets and maps are sent as
+        // differences). An empty update3 carrying the current id fixes its
+        // id and changes nothing for any client.
+        let then_empty_update = resumed_with_changes.then(|| (self.schema().clone(), last_id));
+        actor.do_send(JoinMonitor {
+            session: m.session,
+            monitor_id: m.monitor_id,
+            monitor,
+            reply: (m.id, full.freeze()),
+            then_empty_update,
         });
-        if resumed_with_changes {
-            // The Python IDL (OVS 3.1) takes its last transaction id from
-            // update3 notifications only, not from this reply: resumed with
-            // changes, it would keep the old id, and its next resumption
-            // would apply the same changes twice (sets and maps are sent as
-            // differences). An empty update3 carrying the current id fixes
-            // its id and changes nothing for any client.
-            if let Some(g) = self.groups.get(&group) {
-                session.notify.do_send(Notify {
-                    db: self.name.clone(),
-                    monitor_id,
-                    monitor: g.monitor.clone(),
-                    schema: self.schema().clone(),
-                    txn_id: last_id,
-                    body: Bytes::from_static(b"{}"),
-                    changes: Arc::new(ChangeSet::default()),
-                    more: 0,
-                });
-            }
-        }
     }
 }
 
@@ -1499,7 +1481,18 @@ impl Handler<RemoveMonitor> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
         self.cancel_order.leave(&(m.session, m.monitor_id.clone()));
-        self.leave(m.session, &m.monitor_id);
+        if self
+            .monitors
+            .remove(&(m.session, m.monitor_id.to_string()))
+            .is_some()
+        {
+            for a in self.monitor_actors.values() {
+                a.do_send(LeaveMonitor {
+                    session: m.session,
+                    monitor_id: m.monitor_id.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -1514,55 +1507,54 @@ impl Handler<ChangeMonitor> for DatabaseActor {
             return;
         }
         let k = (m.session.id, m.monitor_id.to_string());
-        let Some(gk) = self.member_of.get(&k).cloned() else {
+        let Some(old) = self.monitors.get(&k).cloned() else {
             let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
-            m.session.reply.do_send(SendReply {
-                id: m.id,
-                result: Err(e.to_json()),
-            });
-            return;
-        };
-        let Some(old) = self.groups.get(&gk).map(|g| g.monitor.clone()) else {
+            self.reply_to(
+                &m.session,
+                SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                },
+            );
             return;
         };
         let new = match old.with_conditions(self.schema(), &m.requests) {
             Ok(n) => Arc::new(n),
             Err(e) => {
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
                 return;
             }
         };
-        let update = old.condition_change_update(&new, &self.replica.db);
-        self.leave(m.session.id, &m.monitor_id);
+        let update = old
+            .condition_change_update(&new, &self.replica.db)
+            .map(|body| {
+                (
+                    self.schema().clone(),
+                    self.replica.txn_id(self.replica.revision),
+                    encode_json(&body),
+                )
+            });
+        self.monitors.remove(&k);
+        self.monitors
+            .insert((m.session.id, m.new_monitor_id.to_string()), new.clone());
         self.cancel_order.rename(
             &(m.session.id, m.monitor_id.clone()),
             m.new_monitor_id.clone(),
         );
-        let key = format!("{gk}|cond:{}", new.conditions_json());
-        self.join(
-            key,
-            new.clone(),
-            m.session.clone(),
-            m.new_monitor_id.clone(),
-        );
-        if let Some(body) = update {
-            m.session.notify.do_send(Notify {
-                db: self.name.clone(),
-                monitor_id: m.new_monitor_id.clone(),
-                monitor: new,
-                schema: self.schema().clone(),
-                txn_id: self.replica.txn_id(self.replica.revision),
-                body: encode_json(&body),
-                changes: Arc::new(ChangeSet::default()),
-                more: 0,
-            });
-        }
-        m.session.reply.do_send(SendReply {
+        let actor = self.monitor_actor(&m.session);
+        actor.do_send(ChangeConditions {
+            session: m.session,
+            monitor_id: m.monitor_id,
+            new_monitor_id: m.new_monitor_id,
+            monitor: new,
+            update,
             id: m.id,
-            result: Ok(json!({})),
         });
     }
 }
@@ -1596,19 +1588,25 @@ impl Handler<Convert> for DatabaseActor {
                     self.store_kind()
                 ),
             );
-            m.session.reply.do_send(SendReply {
-                id: m.id,
-                result: Err(e.to_json()),
-            });
+            self.reply_to(
+                &m.session,
+                SendReply {
+                    id: m.id,
+                    result: Err(e.to_json()),
+                },
+            );
             return;
         }
         let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
             Ok(c) => c,
             Err(e) => {
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
                 return;
             }
         };
@@ -1622,42 +1620,34 @@ impl Handler<Convert> for DatabaseActor {
                         log.kind()
                     ),
                 );
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
                 return;
             }
         }
         // Monitors were parsed against the old schema: cancel them for
         // change-aware clients (the others are disconnected by `on_done`), in
         // ovsdb-server's order (see `CancelOrder`).
-        let aware: Vec<&Member> = self
+        let aware: Vec<(SessionId, Value)> = self
             .cancel_order
             .walk()
-            .filter_map(|(session, id)| {
-                let gk = self.member_of.get(&(*session, id.to_string()))?;
-                self.groups
-                    .get(gk)?
-                    .members
-                    .iter()
-                    .find(|mem| mem.session.id == *session && mem.monitor_id == *id)
+            .filter(|(session, id)| {
+                self.monitors.contains_key(&(*session, id.to_string()))
+                    && self.change_aware.get(session).copied().unwrap_or(false)
             })
-            .filter(|mem| {
-                self.change_aware
-                    .get(&mem.session.id)
-                    .copied()
-                    .unwrap_or(false)
-            })
+            .cloned()
             .collect();
-        for mem in aware {
-            mem.session.canceled.do_send(MonitorCanceled {
-                db: self.name.clone(),
-                monitor_id: mem.monitor_id.clone(),
+        for a in self.monitor_actors.values() {
+            a.do_send(CancelAll {
+                notify: aware.clone(),
             });
         }
-        self.groups.clear();
-        self.member_of.clear();
+        self.monitors.clear();
         self.cancel_order.clear();
         self.history.reset(self.replica.revision);
         let keys = self.replica.keys.clone();
@@ -1670,10 +1660,13 @@ impl Handler<Convert> for DatabaseActor {
                 self.replica = Replica::new(schema.clone(), keys, cluster);
                 self.replica.db = converted;
                 self.replica.revision = old_rev + 1;
-                m.session.reply.do_send(SendReply {
-                    id: m.id,
-                    result: Ok(json!({})),
-                });
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Ok(json!({})),
+                    },
+                );
                 (m.on_done)(schema);
             }
             Backend::Store(store) => {
@@ -1722,10 +1715,13 @@ impl Handler<Convert> for DatabaseActor {
                             act.replica.revision = r.revision;
                             act.replica.fence_revision = r.revision;
                             act.watch_from = r.revision + 1;
-                            session.reply.do_send(SendReply {
-                                id,
-                                result: Ok(json!({})),
-                            });
+                            act.reply_to(
+                                &session,
+                                SendReply {
+                                    id,
+                                    result: Ok(json!({})),
+                                },
+                            );
                             on_done(act.schema().clone());
                         }
                         other => {
@@ -1733,10 +1729,13 @@ impl Handler<Convert> for DatabaseActor {
                                 "ovsdb error",
                                 format!("conversion could not be committed: {other:?}"),
                             );
-                            session.reply.do_send(SendReply {
-                                id,
-                                result: Err(e.to_json()),
-                            });
+                            act.reply_to(
+                                &session,
+                                SendReply {
+                                    id,
+                                    result: Err(e.to_json()),
+                                },
+                            );
                         }
                     }
                     act.pump(ctx);
@@ -1749,20 +1748,10 @@ impl Handler<Convert> for DatabaseActor {
 impl Handler<SessionGone> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: SessionGone, _: &mut Context<Self>) {
-        let ids: Vec<String> = self
-            .member_of
-            .keys()
-            .filter(|(s, _)| *s == m.id)
-            .map(|(_, id)| id.clone())
-            .collect();
-        for id in ids {
-            if let Some(gk) = self.member_of.remove(&(m.id, id)) {
-                if let Some(g) = self.groups.get_mut(&gk) {
-                    g.members.retain(|mem| mem.session.id != m.id);
-                    if g.members.is_empty() {
-                        self.groups.remove(&gk);
-                    }
-                }
+        self.monitors.retain(|(s, _), _| *s != m.id);
+        if self.routed.remove(&m.id) {
+            for a in self.monitor_actors.values() {
+                a.do_send(ForgetSession(m.id));
             }
         }
         self.cancel_order.leave_session(m.id);

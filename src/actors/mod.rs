@@ -12,6 +12,7 @@ pub mod database;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
+pub mod monitor;
 pub mod registry;
 /// Moved to the crate root (`crate::replica`); kept here for old paths.
 pub use crate::replica;
@@ -130,8 +131,24 @@ impl SessionHandle {
     }
 
     /// A handle whose every channel is the actor at `addr` (a session, an
-    /// in-process client, a bench's sink).
+    /// in-process client, a bench's sink), on lane 0.
     pub fn of<A>(id: SessionId, addr: Addr<A>) -> SessionHandle
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<SendReply>
+            + Handler<SendEncodedReply>
+            + Handler<Notify>
+            + Handler<LockEvent>
+            + Handler<MonitorCanceled>
+            + Handler<CloseSession>
+            + Handler<TxnBlocked>,
+    {
+        SessionHandle::of_lane(id, addr, 0)
+    }
+
+    /// [`of`](Self::of) for a session on lane `lane`: the session arbiter
+    /// whose Monitor actors fan updates out to it.
+    pub fn of_lane<A>(id: SessionId, addr: Addr<A>, lane: usize) -> SessionHandle
     where
         A: Actor<Context = Context<A>>
             + Handler<SendReply>
@@ -144,6 +161,7 @@ impl SessionHandle {
     {
         SessionHandle::new(SessionChannels {
             id,
+            lane,
             reply: addr.clone().recipient(),
             reply_encoded: addr.clone().recipient(),
             notify: addr.clone().recipient(),
@@ -166,6 +184,9 @@ impl std::ops::Deref for SessionHandle {
 pub struct SessionChannels {
     /// The session's id.
     pub id: SessionId,
+    /// The session's lane (the index of its arbiter among the session
+    /// arbiters): its monitors are fanned out by that lane's Monitor actor.
+    pub lane: usize,
     /// Replies.
     pub reply: Recipient<SendReply>,
     /// Replies encoded beforehand.

@@ -178,6 +178,18 @@ pub async fn start(
         LockTable::default().start()
     };
     let registry = Registry::new(server_id, locks);
+    let arbiters: Vec<Arbiter> = (0..config.threads).map(|_| Arbiter::new()).collect();
+    // Without extra threads, sessions share the databases' thread: every
+    // request, reply and notification is then a same-thread hand-off instead
+    // of a cross-thread wake-up (measured: about half the CPU per
+    // transaction; see the benchmark table in README.md).
+    // The session lanes: each lane's sessions are fanned out to by that
+    // lane's Monitor actor of each database, on the same arbiter.
+    let handles: Arc<Vec<ArbiterHandle>> = Arc::new(if arbiters.is_empty() {
+        vec![Arbiter::current()]
+    } else {
+        arbiters.iter().map(|a| a.handle()).collect()
+    });
 
     // _Server first, so databases can be announced in it.
     let server_schema = Arc::new(DatabaseSchema::server_schema());
@@ -228,6 +240,7 @@ pub async fn start(
                 server_id,
                 shared,
             )
+            .with_lanes(handles.clone())
             .start();
             let name = schema.name.clone();
             registry.insert(&name, DbEntry { addr, schema });
@@ -250,7 +263,9 @@ pub async fn start(
         let name = schema.name.clone();
         let mut replica = Replica::new(schema.clone(), config.keys.clone(), cluster_id);
         replica.db = db;
-        let addr = DatabaseActor::new(replica, Backend::Log(log), server_id).start();
+        let addr = DatabaseActor::new(replica, Backend::Log(log), server_id)
+            .with_lanes(handles.clone())
+            .start();
         registry.insert(
             &name,
             DbEntry {
@@ -268,16 +283,6 @@ pub async fn start(
             .await;
     }
 
-    let arbiters: Vec<Arbiter> = (0..config.threads).map(|_| Arbiter::new()).collect();
-    // Without extra threads, sessions share the databases' thread: every
-    // request, reply and notification is then a same-thread hand-off instead
-    // of a cross-thread wake-up (measured: about half the CPU per
-    // transaction; see the benchmark table in README.md).
-    let handles: Arc<Vec<ArbiterHandle>> = Arc::new(if arbiters.is_empty() {
-        vec![Arbiter::current()]
-    } else {
-        arbiters.iter().map(|a| a.handle()).collect()
-    });
     let next = Arc::new(AtomicUsize::new(0));
     let mut bound = Vec::new();
     let mut unix_paths = Vec::new();
@@ -299,6 +304,7 @@ pub async fn start(
                 let cfg = SessionConfig {
                     inactivity_probe: config.inactivity_probe,
                     max_message_size: config.max_message_size,
+                    lane: 0,
                 };
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {
@@ -315,7 +321,8 @@ pub async fn start(
                         let _ = stream.set_nodelay(true);
                         let Ok(std) = stream.into_std() else { continue };
                         let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                        let (registry, cfg) = (registry.clone(), cfg.clone());
+                        let (registry, mut cfg) = (registry.clone(), cfg.clone());
+                        cfg.lane = i;
                         handles[i].spawn(async move {
                             if let Ok(s) = tokio::net::TcpStream::from_std(std) {
                                 Session::start(s, peer.to_string(), registry, cfg);
@@ -337,6 +344,7 @@ pub async fn start(
                 let cfg = SessionConfig {
                     inactivity_probe: None,
                     max_message_size: config.max_message_size,
+                    lane: 0,
                 };
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {
@@ -352,7 +360,8 @@ pub async fn start(
                         };
                         let Ok(std) = stream.into_std() else { continue };
                         let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                        let (registry, cfg) = (registry.clone(), cfg.clone());
+                        let (registry, mut cfg) = (registry.clone(), cfg.clone());
+                        cfg.lane = i;
                         handles[i].spawn(async move {
                             if let Ok(s) = tokio::net::UnixStream::from_std(std) {
                                 Session::start(s, "unix".to_string(), registry, cfg);

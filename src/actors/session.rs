@@ -58,6 +58,9 @@ pub struct SessionConfig {
     pub inactivity_probe: Option<Duration>,
     /// Largest message accepted, in bytes.
     pub max_message_size: usize,
+    /// The session's lane: the index of its arbiter among the session
+    /// arbiters (see `SessionChannels::lane`).
+    pub lane: usize,
 }
 
 /// One decoded message (or the end of the input) from the reader task.
@@ -345,13 +348,13 @@ impl Session {
         if let Some(h) = &self.handle {
             return h.clone();
         }
-        let h = Self::make_handle(self.id, ctx);
+        let h = Self::make_handle(self.id, self.config.lane, ctx);
         self.handle = Some(h.clone());
         h
     }
 
-    fn make_handle(id: SessionId, ctx: &Context<Self>) -> SessionHandle {
-        SessionHandle::of(id, ctx.address())
+    fn make_handle(id: SessionId, lane: usize, ctx: &Context<Self>) -> SessionHandle {
+        SessionHandle::of_lane(id, ctx.address(), lane)
     }
 
     fn send_json(&self, v: &Value) {
