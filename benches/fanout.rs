@@ -5,7 +5,8 @@
 //! embedding application runs them (tests/embedded.rs): `server::start` with
 //! the memory store and no remotes, so the commit takes the real path (the
 //! Database actor executes, applies in place, notifies its monitor groups,
-//! replies). A `LocalClient` writes. The monitor sessions are bench actors that receive
+//! replies; each session lane's Monitor actor finds the groups a commit
+//! concerns and sends the updates). A `LocalClient` writes. The monitor sessions are bench actors that receive
 //! exactly the messages a `Session` receives (`SessionHandle`, `AddMonitor`
 //! from `oxsdb::actors`) and do with a notification what a session does
 //! before its socket write: frame the shared body as an `update2` for their
@@ -31,8 +32,8 @@
 //!   session, and all of them receive the update.
 //! - `fanout_distinct_conditions_one_match`: session `i` with
 //!   `[["name","==","lsp<i>"]]`: one group per session, but only session 0's
-//!   condition matches; the cost of evaluating the other groups shows in the
-//!   writer's reply, which the Database actor sends after notifying.
+//!   condition matches: the condition index finds that group without
+//!   evaluating the others.
 //!
 //! Throughput is in updates delivered (sessions), except for the one-match
 //! case. Sessions are added as the sizes grow, so the 10,000-session setup
@@ -208,7 +209,9 @@ impl Fixture {
             store: Store::Memory,
             keys: Keys::new("ovsdb", "bench").expect("keys"),
             lock_ttl: Duration::from_secs(5),
-            threads: 1,
+            // One session lane per sink arbiter: each lane's Monitor actor
+            // fans out on its own thread, as with `--threads`.
+            threads: session_arbiters.max(1),
         };
         let running = server::start(config, vec![schema()])
             .await
@@ -268,7 +271,9 @@ impl Fixture {
                 updates,
                 out: BytesMut::with_capacity(1024),
             });
-            let session = SessionHandle::of(NEXT_SESSION.fetch_add(1, Ordering::Relaxed), addr);
+            let lane = i % self.arbiters.len();
+            let session =
+                SessionHandle::of_lane(NEXT_SESSION.fetch_add(1, Ordering::Relaxed), addr, lane);
             db.do_send(AddMonitor {
                 session,
                 id: json!(i),

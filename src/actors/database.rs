@@ -1427,6 +1427,9 @@ impl DatabaseActor {
             return;
         }
         let last_id = self.replica.txn_id(self.replica.revision);
+        for (t, c, whole) in monitor.probe_columns() {
+            self.replica.db.ensure_probes(t, c, whole);
+        }
         // The full state is written straight into the reply's bytes; only
         // a resumed V3 monitor's (small) difference goes through a value.
         let mut full = bytes::BytesMut::new();
@@ -1531,6 +1534,9 @@ impl Handler<ChangeMonitor> for DatabaseActor {
                 return;
             }
         };
+        for (t, c, whole) in old.probe_columns().into_iter().chain(new.probe_columns()) {
+            self.replica.db.ensure_probes(t, c, whole);
+        }
         let update = old
             .condition_change_update(&new, &self.replica.db)
             .map(|body| {

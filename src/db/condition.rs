@@ -429,6 +429,54 @@ impl Condition {
         self.clauses.iter().map(Clause::probe)
     }
 
+    /// The probe keys of the clauses in exactly one of `self` and `other`:
+    /// only rows offering one of them can match one condition and not the
+    /// other. `None` when such a clause needs a scan, or a condition is
+    /// empty (it matches every row).
+    pub fn differing_keys(&self, other: &Condition) -> Option<Vec<ProbeKey>> {
+        if self.is_empty() || other.is_empty() {
+            return None;
+        }
+        let (a, b) = (&self.clauses, &other.clauses);
+        let (mut i, mut j) = (0, 0);
+        let mut keys = Vec::new();
+        let mut push = |c: &Clause| match c.probe() {
+            Probe::Never => Some(()),
+            Probe::Key(k) => {
+                keys.push(k);
+                Some(())
+            }
+            Probe::Scan => None,
+        };
+        loop {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x == y => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) => {
+                    if x.order(y) == Ordering::Greater {
+                        push(y)?;
+                        j += 1;
+                    } else {
+                        push(x)?;
+                        i += 1;
+                    }
+                }
+                (Some(x), None) => {
+                    push(x)?;
+                    i += 1;
+                }
+                (None, Some(y)) => {
+                    push(y)?;
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        Some(keys)
+    }
+
     /// Whether `row` satisfies clause `i` (in clause order).
     pub fn clause_matches(&self, i: usize, row: &Row) -> bool {
         self.clauses.get(i).is_some_and(|c| c.evaluate(row))

@@ -1,6 +1,8 @@
 //! Finding what a row can satisfy without evaluating every clause: the
-//! lookup inside one monitor condition ([`AnyLookup`]) and the index of a
-//! table's monitors by their conditions' equality clauses ([`MonitorIndex`]).
+//! lookup inside one monitor condition ([`AnyLookup`]), the index of a
+//! table's monitors by their conditions' equality clauses ([`MonitorIndex`])
+//! and the index of a table's rows by the same keys ([`RowProbes`]), which
+//! initial replies and condition changes read instead of the whole table.
 //!
 //! An OVN Southbound chassis monitors `Port_Binding` with hundreds to
 //! thousands of `["datapath", "==", ["uuid", D]]` clauses, and thousands of
@@ -149,6 +151,15 @@ enum Placement {
     Keys(Vec<ProbeKey>),
 }
 
+/// The probe keys that find every row `cond` can select, or `None` when
+/// some clause needs a scan (or there is no condition: every row).
+pub fn keys_of(cond: Option<&Condition>) -> Option<Vec<ProbeKey>> {
+    match placement(cond) {
+        Placement::Scan => None,
+        Placement::Keys(keys) => Some(keys),
+    }
+}
+
 fn placement(cond: Option<&Condition>) -> Placement {
     let Some(cond) = cond else {
         return Placement::Scan;
@@ -241,4 +252,81 @@ impl MonitorIndex {
             }
         }
     }
+}
+
+/// A table's rows by the probe keys of some of its columns, kept for the
+/// columns monitor conditions use.
+#[derive(Debug, Clone, Default)]
+pub struct RowProbes {
+    by_column: Vec<((usize, bool), HashMap<u64, Vec<uuid::Uuid>>)>,
+}
+
+impl RowProbes {
+    /// Whether no column is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.by_column.is_empty()
+    }
+
+    /// Whether (column, whole) is indexed.
+    pub fn has(&self, column: usize, whole: bool) -> bool {
+        self.by_column.iter().any(|(c, _)| *c == (column, whole))
+    }
+
+    /// Indexes (column, whole) over `rows`, unless it is already.
+    pub fn ensure<'r>(&mut self, column: usize, whole: bool, rows: impl Iterator<Item = &'r Row>) {
+        if self.has(column, whole) {
+            return;
+        }
+        let mut map: HashMap<u64, Vec<uuid::Uuid>> = HashMap::new();
+        for row in rows {
+            add_probes(&mut map, row, column, whole);
+        }
+        self.by_column.push(((column, whole), map));
+    }
+
+    /// Takes `row` out of every index.
+    pub fn remove(&mut self, row: &Row) {
+        for ((column, whole), map) in &mut self.by_column {
+            row_probes(row, *column, *whole, |hash| {
+                if let Some(rows) = map.get_mut(&hash) {
+                    if let Some(i) = rows.iter().position(|u| *u == row.uuid) {
+                        rows.swap_remove(i);
+                    }
+                    if rows.is_empty() {
+                        map.remove(&hash);
+                    }
+                }
+                false
+            });
+        }
+    }
+
+    /// Puts `row` into every index.
+    pub fn add(&mut self, row: &Row) {
+        for ((column, whole), map) in &mut self.by_column {
+            add_probes(map, row, *column, *whole);
+        }
+    }
+
+    /// The rows offering `key` (a superset: hashes may collide), or `None`
+    /// if its column is not indexed.
+    pub fn rows(&self, key: &ProbeKey) -> Option<&[uuid::Uuid]> {
+        let (_, map) = self
+            .by_column
+            .iter()
+            .find(|(c, _)| *c == (key.column, key.whole))?;
+        Some(map.get(&key.hash).map(Vec::as_slice).unwrap_or(&[]))
+    }
+}
+
+fn add_probes(map: &mut HashMap<u64, Vec<uuid::Uuid>>, row: &Row, column: usize, whole: bool) {
+    row_probes(row, column, whole, |hash| {
+        let rows = map.entry(hash).or_default();
+        // A set offering one element twice is impossible; a collision of two
+        // elements' hashes is not, and must not file the row twice.
+        if rows.last() != Some(&row.uuid) {
+            rows.push(row.uuid);
+        }
+        false
+    });
 }

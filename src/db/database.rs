@@ -4,6 +4,7 @@
 
 use crate::data::{Datum, Row};
 use crate::db::changes::ChangeSet;
+use crate::db::condition_index::{ProbeKey, RowProbes};
 use crate::schema::{DatabaseSchema, TableSchema};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct TableData {
     pub weak_referrers: HashMap<Uuid, HashMap<(usize, Uuid), u32>>,
     /// One map per unique index of the schema: index values -> row.
     pub indexes: Vec<HashMap<Vec<Datum>, Uuid>>,
+    /// Rows by the probe keys of the columns monitor conditions use.
+    pub probes: RowProbes,
 }
 
 /// A database: its schema and the contents of its tables.
@@ -64,6 +67,21 @@ impl Database {
         self.tables.iter().map(|t| t.rows.len()).sum()
     }
 
+    /// Keeps `table`'s rows indexed by the probe keys of (column, whole),
+    /// from now on.
+    pub fn ensure_probes(&mut self, table: usize, column: usize, whole: bool) {
+        if let Some(t) = self.tables.get_mut(table) {
+            let TableData { rows, probes, .. } = t;
+            probes.ensure(column, whole, rows.values().map(|r| r.as_ref()));
+        }
+    }
+
+    /// The rows of `table` that may offer `key`, if its column is indexed
+    /// (see [`ensure_probes`](Self::ensure_probes)).
+    pub fn rows_probed(&self, table: usize, key: &ProbeKey) -> Option<&[Uuid]> {
+        self.tables.get(table)?.probes.rows(key)
+    }
+
     /// Applies a committed change set: rows, reference counts, weak-reference
     /// index and unique indexes. The change set must come from a transaction
     /// checked against this database (or a replica of it).
@@ -76,6 +94,9 @@ impl Database {
             for rc in &tc.rows {
                 if let Some(old) = &rc.old {
                     self.unlink(tc.table, ts, old, rc.new.as_deref());
+                    if !self.tables[tc.table].probes.is_empty() {
+                        self.tables[tc.table].probes.remove(old);
+                    }
                 }
             }
         }
@@ -85,6 +106,9 @@ impl Database {
                 match &rc.new {
                     Some(new) => {
                         self.link(tc.table, ts, new, rc.old.as_deref());
+                        if !self.tables[tc.table].probes.is_empty() {
+                            self.tables[tc.table].probes.add(new);
+                        }
                         self.tables[tc.table].rows.insert(rc.uuid, new.clone());
                     }
                     None => {

@@ -451,4 +451,90 @@ mod tests {
         assert!(f.index.is_empty());
         assert!(f.selections.is_empty());
     }
+
+    #[test]
+    fn probe_indexes_give_initial_replies_and_condition_changes_of_a_full_scan() {
+        let s = schema();
+        let mut db = Database::new(s.clone());
+        let mut ops = Vec::new();
+        for d in 0..30 {
+            ops.push(json!({"op": "insert", "table": "Datapath", "uuid-name": format!("d{d}"), "row": {"key": d}}));
+            for p in 0..4 {
+                ops.push(json!({"op": "insert", "table": "Port", "row": {
+                    "name": format!("p{d}.{p}"), "dp": ["named-uuid", format!("d{d}")],
+                    "tags": ["set", [format!("t{}", (d + p) % 7), format!("u{}", p)]]}}));
+            }
+        }
+        run(&mut db, Value::Array(ops));
+        let dp_table = s.table_index("Datapath").expect("Datapath");
+        let mut dps: Vec<String> = db.tables[dp_table]
+            .rows
+            .keys()
+            .map(|u| u.to_string())
+            .collect();
+        dps.sort();
+        let clauses = |from: usize, n: usize| -> Vec<Value> {
+            (from..from + n)
+                .map(|i| json!(["dp", "==", ["uuid", dps[i % dps.len()]]]))
+                .collect()
+        };
+        let mut conditions = vec![
+            Value::Array(clauses(0, 10)),
+            Value::Array(clauses(5, 10)),
+            Value::Array([clauses(20, 9), vec![json!(["tags", "includes", "t3"])]].concat()),
+            json!([["tags", "includes", "u1"], ["name", "==", "p3.2"]]),
+            json!([["n", ">", 0], ["dp", "==", ["uuid", dps[2]]]]),
+            json!([false]),
+            json!([true]),
+            Value::Array(clauses(12, 12)),
+        ];
+        let port = s.table_index("Port").expect("Port");
+        let mut scanned = db.clone();
+        let mut indexed = db;
+        for round in 0..3 {
+            for (i, old_w) in conditions.iter().enumerate() {
+                let old = monitor(
+                    &s,
+                    MonitorVersion::V2,
+                    json!({"Port": [{"columns": ["name", "tags"], "where": old_w}]}),
+                );
+                for (t, c, whole) in old.probe_columns() {
+                    indexed.ensure_probes(t, c, whole);
+                }
+                let (mut a, mut b) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+                old.write_initial(&indexed, &mut a);
+                old.write_initial(&scanned, &mut b);
+                assert_eq!(a, b, "initial reply of {old_w}");
+                for new_w in &conditions {
+                    let new = Arc::new(
+                        old.with_conditions(&s, &json!({"Port": [{"where": new_w}]}))
+                            .expect("new conditions"),
+                    );
+                    for (t, c, whole) in new.probe_columns() {
+                        indexed.ensure_probes(t, c, whole);
+                    }
+                    assert_eq!(
+                        old.condition_change_update(&new, &indexed),
+                        old.condition_change_update(&new, &scanned),
+                        "{old_w} -> {new_w}"
+                    );
+                }
+                // Rows move between datapaths and tags between ports: the
+                // indexes follow every commit.
+                let ops = json!([
+                    {"op": "update", "table": "Port", "where": [["name", "==", format!("p{}.1", (i + round) % 30)]],
+                     "row": {"dp": ["uuid", dps[(i * 7 + round) % dps.len()]], "tags": ["set", [format!("t{}", i % 7)]]}},
+                    {"op": "delete", "table": "Port", "where": [["name", "==", format!("p{}.3", (i * 3 + round) % 30)]]},
+                    {"op": "insert", "table": "Port", "row": {"name": format!("q{round}.{i}"),
+                     "dp": ["uuid", dps[(i + 3) % dps.len()]], "tags": ["set", ["u1"]]}}
+                ]);
+                let changes = run(&mut indexed, ops);
+                scanned.apply(&changes);
+                assert!(!changes.is_empty());
+            }
+            conditions.rotate_left(1);
+        }
+        assert!(scanned.tables[port].probes.is_empty());
+        assert!(!indexed.tables[port].probes.is_empty());
+    }
 }

@@ -6,6 +6,7 @@ use crate::data::row::{COL_UUID, COL_VERSION};
 use crate::data::{Datum, Row};
 use crate::db::changes::ChangeSet;
 use crate::db::condition::Condition;
+use crate::db::condition_index::{keys_of, Probe, ProbeKey};
 use crate::db::database::Database;
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -209,11 +210,18 @@ impl Monitor {
         for mt in tables {
             let ts = &db.schema.tables[mt.table];
             // Lowercase hyphenated text sorts as the UUID's bytes do.
-            let mut rows: Vec<(&uuid::Uuid, &Row)> = db.tables[mt.table]
-                .rows
-                .iter()
-                .map(|(u, r)| (u, r.as_ref()))
-                .collect();
+            let mut rows: Vec<(&uuid::Uuid, &Row)> = match self.probed_initial(db, mt) {
+                Some(us) => us
+                    .iter()
+                    .filter_map(|u| db.tables[mt.table].rows.get_key_value(u))
+                    .map(|(u, r)| (u, r.as_ref()))
+                    .collect(),
+                None => db.tables[mt.table]
+                    .rows
+                    .iter()
+                    .map(|(u, r)| (u, r.as_ref()))
+                    .collect(),
+            };
             rows.sort_unstable_by_key(|(u, _)| **u);
             let start = out.len();
             if !first_table {
@@ -356,7 +364,27 @@ impl Monitor {
             }
             let ts = &db.schema.tables[new_t.table];
             let mut rows = Map::new();
-            for (u, row) in &db.tables[new_t.table].rows {
+            // Only rows offering a key of a clause in one condition and not
+            // the other can move (when the table's rows are indexed by those keys).
+            let moved: Option<Vec<uuid::Uuid>> = match (oc, nc) {
+                (Some(o), Some(n)) => o
+                    .differing_keys(n)
+                    .and_then(|keys| probed_rows(db, new_t.table, &keys)),
+                _ => None,
+            };
+            let candidates: Vec<(&uuid::Uuid, &Row)> = match &moved {
+                Some(us) => us
+                    .iter()
+                    .filter_map(|u| db.tables[new_t.table].rows.get_key_value(u))
+                    .map(|(u, r)| (u, r.as_ref()))
+                    .collect(),
+                None => db.tables[new_t.table]
+                    .rows
+                    .iter()
+                    .map(|(u, r)| (u, r.as_ref()))
+                    .collect(),
+            };
+            for (u, row) in candidates {
                 let was = oc.is_none_or(|c| c.matches_any(row));
                 let is = nc.is_none_or(|c| c.matches_any(row));
                 let j = match (was, is) {
@@ -389,6 +417,37 @@ impl Monitor {
     ) -> Option<Value> {
         let kind = self.classify(mt, kind, old, new)?;
         Some(self.render(ts, mt, kind, old, new))
+    }
+
+    /// The rows of `mt` its condition can select, found through the
+    /// table's probe index; `None` when they can't be (read the whole table).
+    fn probed_initial(&self, db: &Database, mt: &MonitorTable) -> Option<Vec<uuid::Uuid>> {
+        if self.version == MonitorVersion::V1 {
+            return None;
+        }
+        let keys = keys_of(Some(mt.condition.as_ref()?))?;
+        probed_rows(db, mt.table, &keys)
+    }
+
+    /// Every (table, column, whole) a probe key of this monitor's
+    /// conditions uses: what [`Database::ensure_probes`] should index before
+    /// initial replies and condition changes.
+    pub fn probe_columns(&self) -> Vec<(usize, usize, bool)> {
+        let mut out = Vec::new();
+        for mt in &self.tables {
+            let Some(cond) = &mt.condition else {
+                continue;
+            };
+            for p in cond.probes() {
+                if let Probe::Key(k) = p {
+                    let c = (mt.table, k.column, k.whole);
+                    if !out.contains(&c) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The monitored table `table` (a schema index), if this monitor watches it.
@@ -492,6 +551,18 @@ impl Monitor {
         }
         Value::Object(out)
     }
+}
+
+/// The rows of `table` offering one of `keys`, sorted and each once; `None`
+/// if some key's column is not indexed.
+fn probed_rows(db: &Database, table: usize, keys: &[ProbeKey]) -> Option<Vec<uuid::Uuid>> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.extend_from_slice(db.rows_probed(table, k)?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 /// The kind of a committed row change: inserted, deleted or modified.
