@@ -99,7 +99,7 @@ impl Function {
 
 /// How a column's values are compared: as one atom, as an atom that may be
 /// missing, or as whole sets/maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Shape {
     /// Exactly one atom (`min` 1, `max` 1, no value type).
     Scalar,
@@ -122,7 +122,7 @@ impl Shape {
 }
 
 /// One clause of a condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Clause {
     function: Function,
     /// Column index as [`TableSchema::column_index`] returns it; `_uuid` for
@@ -154,6 +154,7 @@ impl Clause {
         table: &TableSchema,
         json: &Value,
         symtab: Option<&mut SymbolTable>,
+        names: &mut Vec<(usize, Arc<str>)>,
     ) -> Result<Clause, OvsdbError> {
         let parts = match json {
             Value::Bool(b) => return Ok(Clause::constant(*b)),
@@ -214,7 +215,16 @@ impl Clause {
         Ok(Clause {
             function,
             column,
-            name: Arc::from(schema.name.as_str()),
+            // One name per column for all of a condition's clauses: an OVN
+            // chassis sends thousands of clauses on one column.
+            name: match names.iter().find(|(c, _)| *c == column) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    let n: Arc<str> = Arc::from(schema.name.as_str());
+                    names.push((column, n.clone()));
+                    n
+                }
+            },
             shape,
             arg,
         })
@@ -376,7 +386,7 @@ pub fn type_to_english(ty: &Type) -> String {
 
 /// A parsed condition: clauses sorted in ovsdb-server's order, so that two
 /// conditions with the same clauses in any order compare (and serialize) equal.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Condition {
     clauses: Vec<Clause>,
     lookup: Lookup,
@@ -390,6 +400,10 @@ const LOOKUP_FROM: usize = 8;
 /// no part in comparisons.
 #[derive(Debug, Clone, Default)]
 struct Lookup(Option<Arc<AnyLookup>>);
+
+impl std::hash::Hash for Lookup {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
 
 impl PartialEq for Lookup {
     fn eq(&self, _: &Lookup) -> bool {
@@ -411,8 +425,14 @@ impl Condition {
             _ => return Err(parse_error(json)),
         };
         let mut clauses = Vec::with_capacity(items.len());
+        let mut names = Vec::new();
         for item in items {
-            clauses.push(Clause::from_json(table, item, symtab.as_deref_mut())?);
+            clauses.push(Clause::from_json(
+                table,
+                item,
+                symtab.as_deref_mut(),
+                &mut names,
+            )?);
         }
         clauses.sort_by(Clause::order);
         let lookup = if clauses.len() >= LOOKUP_FROM {

@@ -85,22 +85,34 @@ pub fn row_probes(
 /// independent of the number of equality clauses.
 #[derive(Debug, Default, Clone)]
 pub struct AnyLookup {
-    keys: HashMap<ProbeKey, Vec<u32>>,
+    /// The first clause of each key; `next` chains the others (rare: two
+    /// clauses with one key differ in function or collide).
+    keys: HashMap<ProbeKey, u32>,
+    next: Vec<u32>,
     columns: Vec<(usize, bool)>,
     scan: Vec<u32>,
 }
 
+/// The end of a chain in [`AnyLookup::next`].
+const END: u32 = u32::MAX;
+
 impl AnyLookup {
     /// The lookup of the clauses whose probes are `probes` (in clause order).
     pub fn new(probes: &[Probe]) -> AnyLookup {
-        let mut l = AnyLookup::default();
+        let mut l = AnyLookup {
+            next: vec![END; probes.len()],
+            ..AnyLookup::default()
+        };
+        l.keys.reserve(probes.len());
         for (i, p) in probes.iter().enumerate() {
             let i = i as u32;
             match p {
                 Probe::Never => {}
                 Probe::Scan => l.scan.push(i),
                 Probe::Key(k) => {
-                    l.keys.entry(*k).or_default().push(i);
+                    if let Some(first) = l.keys.insert(*k, i) {
+                        l.next[i as usize] = first;
+                    }
                     if !l.columns.contains(&(k.column, k.whole)) {
                         l.columns.push((k.column, k.whole));
                     }
@@ -121,7 +133,16 @@ impl AnyLookup {
                         whole,
                         hash,
                     })
-                    .is_some_and(|cl| cl.iter().any(|&i| cond.clause_matches(i as usize, row)))
+                    .is_some_and(|&first| {
+                        let mut i = first;
+                        while i != END {
+                            if cond.clause_matches(i as usize, row) {
+                                return true;
+                            }
+                            i = self.next[i as usize];
+                        }
+                        false
+                    })
             });
             if hit {
                 return true;

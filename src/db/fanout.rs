@@ -37,7 +37,7 @@ pub struct Group<H> {
     pub monitor: Arc<Monitor>,
     /// Its sessions.
     pub members: Vec<Member<H>>,
-    key: String,
+    key: u64,
     selection: u32,
 }
 
@@ -46,7 +46,8 @@ pub struct Group<H> {
 pub struct FanOut<H> {
     groups: Vec<Option<Group<H>>>,
     free: Vec<usize>,
-    by_key: HashMap<String, usize>,
+    /// Groups by the hash of what makes monitors equal ([`group_hash`]).
+    by_key: HashMap<u64, Vec<usize>>,
     member_of: HashMap<(u64, String), usize>,
     /// Selection keys (version, tables, columns, selects) by number, with
     /// how many groups use each.
@@ -75,14 +76,29 @@ impl<H> Default for FanOut<H> {
     }
 }
 
-/// What makes two monitors one group: version, selection and conditions.
-fn group_key(monitor: &Monitor) -> String {
-    format!(
-        "{:?}|{}|{}",
-        monitor.version,
-        monitor.selection_key(),
-        monitor.conditions_json()
-    )
+/// The hash of what makes two monitors one group: version, selection and
+/// conditions (a hash, not a key text: a 3,000-clause condition's text is
+/// 200 KB per session).
+fn group_hash(monitor: &Monitor) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    monitor.version.hash(&mut h);
+    monitor.selection_key().hash(&mut h);
+    for mt in &monitor.tables {
+        mt.condition.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Whether two monitors belong in one group.
+fn same_group(a: &Monitor, b: &Monitor) -> bool {
+    a.version == b.version
+        && a.tables.len() == b.tables.len()
+        && a.selection_key() == b.selection_key()
+        && a.tables
+            .iter()
+            .zip(&b.tables)
+            .all(|(x, y)| x.condition == y.condition)
 }
 
 /// The condition the index files a group's table under: V1 monitors
@@ -105,7 +121,7 @@ impl<H> FanOut<H> {
 
     /// How many groups there are.
     pub fn n_groups(&self) -> usize {
-        self.by_key.len()
+        self.by_key.values().map(Vec::len).sum()
     }
 
     /// Adds `session`'s monitor `monitor_id` to the group of monitors equal
@@ -117,9 +133,16 @@ impl<H> FanOut<H> {
         monitor_id: Value,
         handle: H,
     ) -> usize {
-        let key = group_key(&monitor);
-        let g = match self.by_key.get(&key) {
-            Some(&g) => g,
+        let key = group_hash(&monitor);
+        let existing = self.by_key.get(&key).and_then(|gs| {
+            gs.iter().copied().find(|&g| {
+                self.groups[g]
+                    .as_ref()
+                    .is_some_and(|group| same_group(&group.monitor, &monitor))
+            })
+        });
+        let g = match existing {
+            Some(g) => g,
             None => self.add_group(key, monitor),
         };
         self.member_of.insert((session, monitor_id.to_string()), g);
@@ -133,7 +156,7 @@ impl<H> FanOut<H> {
         g
     }
 
-    fn add_group(&mut self, key: String, monitor: Arc<Monitor>) -> usize {
+    fn add_group(&mut self, key: u64, monitor: Arc<Monitor>) -> usize {
         let sel_key = format!("{:?}|{}", monitor.version, monitor.selection_key());
         let next = &mut self.next_selection;
         let sel = self.selections.entry(sel_key).or_insert_with(|| {
@@ -157,7 +180,7 @@ impl<H> FanOut<H> {
                 .or_default()
                 .insert(g, cond.as_ref());
         }
-        self.by_key.insert(key.clone(), g);
+        self.by_key.entry(key).or_default().push(g);
         self.groups[g] = Some(Group {
             monitor,
             members: Vec::new(),
@@ -180,7 +203,12 @@ impl<H> FanOut<H> {
                 }
             }
         }
-        self.by_key.remove(&group.key);
+        if let Some(gs) = self.by_key.get_mut(&group.key) {
+            gs.retain(|x| *x != g);
+            if gs.is_empty() {
+                self.by_key.remove(&group.key);
+            }
+        }
         let sel_key = format!(
             "{:?}|{}",
             group.monitor.version,
