@@ -1,0 +1,11 @@
+//! Open vSwitch daemon conventions: the options ([`args`]), detaching and
+//! the crash monitor ([`daemon`]), the pidfile ([`pidfile`]), log levels
+//! ([`vlog`]) and the log destinations that follow them ([`logging`]);
+//! [`compat`]: the SSL options ovn-ctl passes that oxsdb does not follow yet.
+
+pub mod args;
+pub mod compat;
+pub mod daemon;
+pub mod logging;
+pub mod pidfile;
+pub mod vlog;
