@@ -382,11 +382,22 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             files: Arc::new(std::sync::Mutex::new(files)),
         };
         let ctl = match cli.daemon.unixctl_path(&program, std::process::id()) {
-            Some(path) => Some(ControlServer::start(
-                &path,
-                Arc::new(commands(control, &program)),
-                exit.clone(),
-            )?),
+            Some(path) => {
+                match ControlServer::start(
+                    &path,
+                    Arc::new(commands(control, &program)),
+                    exit.clone(),
+                ) {
+                    Ok(c) => Some(c),
+                    // The default place (the run directory) may not exist
+                    // where oxsdb runs as a plain process: serve anyway.
+                    Err(e) if cli.daemon.unixctl.is_none() => {
+                        tracing::warn!("{e}; running without a control socket");
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             None => None,
         };
         daemon.ready()?;

@@ -26,7 +26,7 @@ pub struct DaemonArgs {
     /// relative FILE is in RUNDIR); removed at exit. A pidfile held by a
     /// running server makes this one refuse to start.
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub pidfile: Option<PathBuf>,
+    pub pidfile: Option<String>,
 
     /// Start even if another running process holds the pidfile.
     #[arg(long = "overwrite-pidfile")]
@@ -47,7 +47,7 @@ pub struct DaemonArgs {
     /// Also log to FILE (default LOGDIR/PROGRAM.log); reopened on SIGHUP
     /// and `ovs-appctl vlog/reopen`, for log rotation.
     #[arg(long = "log-file", value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub log_file: Option<PathBuf>,
+    pub log_file: Option<String>,
 
     /// Control socket for ovs-appctl/ovn-appctl (default
     /// RUNDIR/PROGRAM.PID.ctl; a relative SOCKET is in RUNDIR; "none": no socket).
@@ -128,10 +128,10 @@ impl DaemonArgs {
     /// The pidfile to write, if any.
     pub fn pidfile_path(&self, program: &str) -> Option<PathBuf> {
         self.pidfile.as_ref().map(|p| {
-            if p.as_os_str().is_empty() {
+            if p.is_empty() {
                 in_dir(&rundir(), Path::new(&format!("{program}.pid")))
             } else {
-                in_dir(&rundir(), p)
+                in_dir(&rundir(), Path::new(p))
             }
         })
     }
@@ -139,10 +139,10 @@ impl DaemonArgs {
     /// The log file, if any.
     pub fn log_file_path(&self, program: &str) -> Option<PathBuf> {
         self.log_file.as_ref().map(|p| {
-            if p.as_os_str().is_empty() {
+            if p.is_empty() {
                 in_dir(&logdir(), Path::new(&format!("{program}.log")))
             } else {
-                absolute(p)
+                absolute(Path::new(p))
             }
         })
     }
@@ -220,7 +220,7 @@ mod tests {
         ))
         .unwrap();
         assert!(c.d.detach && c.d.monitor && c.d.no_chdir);
-        assert_eq!(c.d.pidfile, Some(PathBuf::new()));
+        assert_eq!(c.d.pidfile.as_deref(), Some(""));
         assert_eq!(
             c.d.log_specs(),
             ["console:off", "file:info", "syslog:err", "any:any:dbg"]
@@ -232,7 +232,7 @@ mod tests {
             ["x", "--log-file", "--pidfile", "-v", "db"].map(std::ffi::OsString::from),
         ))
         .unwrap();
-        assert_eq!(c.d.log_file, Some(PathBuf::new()));
+        assert_eq!(c.d.log_file.as_deref(), Some(""));
         assert_eq!(c.d.log_specs(), ["any:any:dbg"]);
         assert_eq!(c.rest, ["db"]);
     }
@@ -240,8 +240,8 @@ mod tests {
     #[test]
     fn default_names_follow_the_program_and_rundir() {
         let d = DaemonArgs {
-            pidfile: Some(PathBuf::new()),
-            log_file: Some(PathBuf::new()),
+            pidfile: Some(String::new()),
+            log_file: Some(String::new()),
             ..DaemonArgs::default()
         };
         let run = rundir();
@@ -259,7 +259,7 @@ mod tests {
         );
         let d = DaemonArgs {
             unixctl: Some("none".into()),
-            pidfile: Some(PathBuf::from("/a/b.pid")),
+            pidfile: Some("/a/b.pid".into()),
             ..DaemonArgs::default()
         };
         assert_eq!(d.unixctl_path("oxsdb", 1), None);

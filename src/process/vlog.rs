@@ -130,7 +130,7 @@ pub enum SpecError {
     #[error("cannot specify multiple modules")]
     MultipleModules,
     /// A word that is none of the three.
-    #[error("no destination, level, or module \"{0}\" (modules: see `ovs-appctl vlog/list`)")]
+    #[error("no destination, level, or module \"{0}\"")]
     Unknown(String),
     /// `PATTERN:` and `FACILITY:` specs.
     #[error(

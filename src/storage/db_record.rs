@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn stored_ephemeral_columns_read_as_persistent() {
-        let j = json!({"name": "db", "version": "1", "tables": {"T": {"columns": {"a": {"type": "integer", "ephemeral": true}}}}});
+        let j = json!({"name": "db", "version": "1.0.0", "tables": {"T": {"columns": {"a": {"type": "integer", "ephemeral": true}}}}});
         let r = DbRecord::new(Arc::new(DatabaseSchema::from_json(&j).unwrap()));
         let back = DbRecord::from_bytes("db", &r.to_bytes()).unwrap();
         assert!(back.schema.tables[0]

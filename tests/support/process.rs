@@ -151,7 +151,18 @@ impl ServerProcess {
 
     fn command(&self) -> Command {
         let mut c = match self.kind {
-            Kind::Oxsdb => Command::new(oxsdb_bin()),
+            Kind::Oxsdb => {
+                let mut c = Command::new(oxsdb_bin());
+                // Its control socket beside its output, not in the run directory.
+                if !self
+                    .args
+                    .iter()
+                    .any(|a| a.to_string_lossy().starts_with("--unixctl"))
+                {
+                    c.arg(format!("--unixctl={}", self.file("ctl").display()));
+                }
+                c
+            }
             Kind::Reference => {
                 let mut c = Command::new(tool("ovsdb-server"));
                 c.arg("--no-chdir")
@@ -255,6 +266,11 @@ impl ServerProcess {
     /// latest start, in order (a `db:` remote adds one).
     pub fn logged_ports(&self) -> Vec<u16> {
         reference_ports(&fs::read_to_string(self.log_path(self.starts)).unwrap_or_default())
+    }
+
+    /// The control socket (`--unixctl`) the process was given by default.
+    pub fn ctl(&self) -> PathBuf {
+        self.file("ctl")
     }
 
     /// SIGTERM; it must exit within [`STOP_TIMEOUT`], oxsdb with status 0
