@@ -36,7 +36,7 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Listens on `path` (replacing a stale socket file) and serves
-    /// `commands` on the current runtime; `exit` is notified after an
+    /// `commands` on the current actix arbiter; `exit` is notified after an
     /// `exit` command's reply is sent.
     pub fn start(
         path: &Path,
@@ -53,7 +53,8 @@ impl ControlServer {
             Err(e) => return Err(err(e)),
         }
         let listener = UnixListener::bind(path).map_err(err)?;
-        tokio::spawn(accept_loop(listener, commands, exit));
+        // On the server's own thread (a LocalSet): commands start actors.
+        actix::spawn(accept_loop(listener, commands, exit));
         Ok(ControlServer {
             path: path.to_path_buf(),
         })
@@ -75,7 +76,7 @@ async fn accept_loop(listener: UnixListener, commands: Arc<Commands>, exit: Arc<
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve(stream, commands.clone(), exit.clone()));
+                actix::spawn(serve(stream, commands.clone(), exit.clone()));
             }
             Err(e) => {
                 // Out of descriptors, say: back off instead of spinning.
