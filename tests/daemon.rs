@@ -327,3 +327,41 @@ fn ovn_ctl_ssl_and_db_remote_flags_start_with_a_warning() {
         out.all()
     );
 }
+
+#[test]
+fn user_nobody_runs_as_nobody_when_root_may_switch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nobody_uid = std::fs::read_to_string("/etc/passwd")
+        .expect("passwd")
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == "nobody").then(|| f[2].to_string())
+        })
+        .expect("a nobody user");
+    let args = [
+        "--user=nobody".to_string(),
+        "--unixctl=none".into(),
+        "--store=memory".into(),
+        NB.into(),
+    ];
+    // SAFETY: plain system call.
+    if unsafe { libc::geteuid() } == 0 {
+        let ox = Oxsdb::start(&args, dir.path(), None);
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", ox.pid().expect("running")))
+                .expect("status");
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .expect("Uid line");
+        assert!(
+            uid.split_whitespace().skip(1).all(|u| u == nobody_uid),
+            "{uid}"
+        );
+    } else {
+        let out = support::process::oxsdb_fails(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", out.all());
+        assert!(out.stderr.contains("only root can switch"), "{}", out.all());
+    }
+}
