@@ -447,3 +447,85 @@ fn needs_conversion_on_a_clustered_reference_says_no_too() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `cluster/status` of `db` once `f` accepts it.
+fn cluster_status_until(ctl: &Path, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = appctl(ctl, &["cluster/status", "OVN_Northbound"]);
+        if out.success() && f(&out.stdout) {
+            return out.stdout;
+        }
+        assert!(Instant::now() < deadline, "{what}: {}", out.all());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cluster_status_follows_etcd_members_health_and_reachability() {
+    let mut etcd = EtcdCluster::start(3, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctl = dir.path().join("oxsdb.ctl");
+    let mut args =
+        support::cluster::etcd_args(&etcd.endpoints(), &support::cluster::unique_prefix(), &[]);
+    args.push(format!("--unixctl={}", ctl.display()));
+    args.push(NB.to_string());
+    let _ox = Oxsdb::start(&args, dir.path(), None);
+    let servers = |s: &str| -> Vec<String> {
+        s.lines()
+            .skip_while(|l| *l != "Servers:")
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let status = cluster_status_until(&ctl, "three healthy members", |s| {
+        s.contains("Status: cluster member\n")
+            && servers(s).iter().filter(|l| l.contains(" healthy")).count() == 3
+    });
+    assert_eq!(servers(&status).len(), 3, "{status}");
+    assert_eq!(
+        servers(&status)
+            .iter()
+            .filter(|l| l.contains("(leader)"))
+            .count(),
+        1,
+        "{status}"
+    );
+    // One member down: still a member, the lost one unhealthy.
+    etcd.members[2].kill_keeping_data();
+    let status = cluster_status_until(&ctl, "one unhealthy member", |s| {
+        servers(s).iter().any(|l| l.contains(" unhealthy: "))
+    });
+    assert!(status.contains("Status: cluster member\n"), "{status}");
+    assert!(
+        status.contains("Store members: 2 healthy of 3\n"),
+        "{status}"
+    );
+    // The whole store stalled: disconnected, and the storage status says why.
+    etcd.members[0].pause();
+    etcd.members[1].pause();
+    let status = cluster_status_until(&ctl, "disconnected", |s| {
+        s.contains("Status: disconnected from the cluster (")
+    });
+    assert!(status.contains("Leader: unknown\n"), "{status}");
+    let st = appctl(
+        &ctl,
+        &["ovsdb-server/get-db-storage-status", "OVN_Northbound"],
+    );
+    assert!(
+        st.success() && st.stdout.starts_with("status: ") && st.stdout != "status: ok\n",
+        "{}",
+        st.all()
+    );
+    // Back again (with two of three members: a quorum).
+    etcd.members[0].resume();
+    etcd.members[1].resume();
+    cluster_status_until(&ctl, "a member again", |s| {
+        s.contains("Status: cluster member\n")
+    });
+    let st = appctl(
+        &ctl,
+        &["ovsdb-server/get-db-storage-status", "OVN_Northbound"],
+    );
+    assert_eq!(st.stdout, "status: ok\n", "{}", st.all());
+}
