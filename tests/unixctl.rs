@@ -85,6 +85,11 @@ fn commands_answer_as_ovsdb_server_does() {
         &["list-commands", "extra"],
         &["no-such-command"],
         &["cluster/status", "OVN_Northbound"],
+        &["ovsdb-server/disconnect-active-ovsdb-server"],
+        &["ovsdb-server/get-active-ovsdb-server"],
+        &["ovsdb-server/memory-trim-on-compaction", "on"],
+        &["ovsdb-server/memory-trim-on-compaction", "maybe"],
+        &["vlog/disable-rate-limit"],
     ] {
         let want = shown(&appctl(&rctl, cmd), &rctl);
         let got = shown(&appctl(&ctl, cmd), &ctl);

@@ -60,6 +60,11 @@ pub fn version_text(program: &str) -> String {
     )
 }
 
+/// Why oxsdb refuses to follow an active server.
+const NO_REPLICATION: &str =
+    "oxsdb has no active-backup replication: every oxsdb server is active; \
+to serve the same databases from several servers, run them on one etcd store (--store=etcd)";
+
 /// The four-hex-digit short form raft uses for ids.
 fn short(u: &Uuid) -> String {
     u.simple().to_string()[..4].to_string()
@@ -187,6 +192,45 @@ pub fn commands(ctl: ServerControl, program: &str) -> Commands {
     t.register("ovsdb-server/sync-status", "", 0, 0, |_| async {
         Ok("state: active\n".to_string())
     });
+
+    // Active-backup replication: oxsdb has none, every server is active.
+    // Becoming or staying active (what promotion asks) succeeds; following
+    // another server is refused with what to do instead.
+    for name in [
+        "ovsdb-server/disconnect-active-ovsdb-server",
+        "ovsdb-server/get-active-ovsdb-server",
+        "ovsdb-server/get-sync-exclude-tables",
+    ] {
+        t.register(name, "", 0, 0, |_| async { Ok(String::new()) });
+    }
+    for (name, min, max) in [
+        ("ovsdb-server/set-active-ovsdb-server", 1, 1),
+        ("ovsdb-server/connect-active-ovsdb-server", 0, 0),
+        ("ovsdb-server/set-active-ovsdb-server-probe-interval", 1, 1),
+        ("ovsdb-server/set-sync-exclude-tables", 1, 1),
+    ] {
+        t.register(name, "", min, max, |_| async {
+            Err(NO_REPLICATION.to_string())
+        });
+    }
+    t.register(
+        "ovsdb-server/memory-trim-on-compaction",
+        "on|off",
+        1,
+        1,
+        |args| async move {
+            match args.concat().as_str() {
+                "on" | "off" => Ok(String::new()),
+                _ => Err("invalid argument".to_string()),
+            }
+        },
+    );
+    // oxsdb does not rate-limit its log: nothing to enable or disable.
+    for name in ["vlog/enable-rate-limit", "vlog/disable-rate-limit"] {
+        t.register(name, "[module]...", 0, usize::MAX, |_| async {
+            Ok(String::new())
+        });
+    }
 
     let k = c.clone();
     t.register("memory/show", "", 0, 0, move |_| {
