@@ -250,6 +250,35 @@ mod tests {
         assert_eq!(t.dispatch("exit", &json!([])).await.1, After::Exit);
     }
 
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,4}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any method and parameters: an answer, never a panic.
+        #[test]
+        fn any_request_is_answered(method in "[a-z/-]{0,12}|echo|exit|version", params in json()) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (reply, after) = rt.block_on(table().dispatch(&method, &params));
+            if after == After::Exit {
+                proptest::prop_assert!(reply.is_ok());
+            }
+        }
+    }
+
     #[test]
     fn lists_commands_sorted_with_usage() {
         assert_eq!(
