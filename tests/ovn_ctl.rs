@@ -168,8 +168,43 @@ fn ovn_ctl_starts_upgrades_serves_and_stops_oxsdb() {
     );
     assert!(created.success(), "{}", created.all());
 
-    ovn.ovn_ctl_ok(&["start_nb_ovsdb"]);
-    ovn.ovn_ctl_ok(&["start_sb_ovsdb"]);
+    // TCP remotes too, as deployments open them for chassis and CMSes.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (nb_port, sb_port) = (free().to_string(), free().to_string());
+    ovn.ovn_ctl_ok(&[
+        "--db-nb-create-insecure-remote=yes",
+        "--db-nb-addr=127.0.0.1",
+        &format!("--db-nb-port={nb_port}"),
+        "start_nb_ovsdb",
+    ]);
+    ovn.ovn_ctl_ok(&[
+        "--db-sb-create-insecure-remote=yes",
+        "--db-sb-addr=127.0.0.1",
+        &format!("--db-sb-port={sb_port}"),
+        "start_sb_ovsdb",
+    ]);
+    let remotes = ovn.tool(
+        "ovn-appctl",
+        &[
+            "-t",
+            &ovn.dir("run/ovnnb_db.ctl").display().to_string(),
+            "ovsdb-server/list-remotes",
+        ],
+    );
+    assert_eq!(
+        remotes.stdout,
+        format!(
+            "db:OVN_Northbound,NB_Global,connections\nptcp:{nb_port}:127.0.0.1\npunix:{}\n",
+            ovn.dir("run/ovnnb_db.sock").display()
+        ),
+        "{}",
+        remotes.all()
+    );
     // The daemons are oxsdb, started as ovsdb-server.
     let nb_pid = ovn.pid("ovnnb_db").expect("NB pidfile");
     let comm = std::fs::read_to_string(format!("/proc/{nb_pid}/comm")).expect("comm");
@@ -211,8 +246,16 @@ fn ovn_ctl_starts_upgrades_serves_and_stops_oxsdb() {
     ovn.ovn_ctl_ok(&["--ovn-manage-ovsdb=yes", "start_northd"]);
     let added = ovn.tool("ovn-nbctl", &[&ovn.nb(), "ls-add", "sw0"]);
     assert!(added.success(), "{}", added.all());
-    let nb = ovn.tool("ovn-nbctl", &[&ovn.nb(), "ls-list"]);
+    let nb = ovn.tool(
+        "ovn-nbctl",
+        &[&format!("--db=tcp:127.0.0.1:{nb_port}"), "ls-list"],
+    );
     assert!(nb.stdout.contains("(sw0)"), "{}", nb.all());
+    let sb = ovn.tool(
+        "ovn-sbctl",
+        &[&format!("--db=tcp:127.0.0.1:{sb_port}"), "show"],
+    );
+    assert!(sb.success(), "{}", sb.all());
     // ovn-northd turns the switch into a southbound datapath.
     wait_until("ovn-northd writes the SB datapath", || {
         ovn.tool(
