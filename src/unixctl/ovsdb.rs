@@ -67,7 +67,7 @@ to serve the same databases from several servers, run them on one etcd store (--
 
 /// The four-hex-digit short form raft uses for ids.
 fn short(u: &Uuid) -> String {
-    u.simple().to_string()[..4].to_string()
+    u.simple().to_string().chars().take(4).collect()
 }
 
 /// Every ovsdb-server command oxsdb answers, on `ctl`.
@@ -530,8 +530,8 @@ pub fn render_cluster_status(
             s.push_str("Servers:\n");
             for m in &v.members {
                 let url = m.client_urls.first().cloned().unwrap_or_default();
-                let id = format!("{:016x}", m.id);
-                let mut line = format!("    {} ({} at {url})", &id[..4], m.name);
+                let id: String = format!("{:016x}", m.id).chars().take(4).collect();
+                let mut line = format!("    {id} ({} at {url})", m.name);
                 if m.id == v.leader {
                     line.push_str(" (leader)");
                 }
