@@ -267,7 +267,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 match s {
                     Source::Schema(s) => schemas.push(clustered_schema(s)),
                     Source::Database(p, _) => bail!(
-                        "{}: --store=etcd serves schemas only; load a database file into etcd by serving its schema and restoring a backup (ovsdb-client backup/restore)",
+                        "{}: --store=etcd serves schemas only; load a database file into etcd by serving its schema and restoring a backup (ovsdb-client backup, then ovsdb-client restore --force: on etcd the database is clustered, its schema without ephemeral columns)",
                         p.display()
                     ),
                 }
