@@ -369,8 +369,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             _ => schemas,
         };
         let running = server::start(config, schemas).await?;
-        for b in &running.bound {
-            eprintln!("oxsdb: listening on {b}");
+        // A detaching server leaves its starter's terminal quiet (the log
+        // has the same lines).
+        if !daemon.detached() {
+            for b in &running.bound {
+                eprintln!("oxsdb: listening on {b}");
+            }
         }
         let exit = Arc::new(tokio::sync::Notify::new());
         let control = ServerControl {
