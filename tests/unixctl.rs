@@ -262,6 +262,24 @@ fn log_file_reopens_after_rotation_by_vlog_reopen_and_sighup() {
     wait_for_text(&log, "log file reopened");
     let old = std::fs::read_to_string(dir.path().join("oxsdb.log.1")).expect("rotated log");
     assert!(!old.contains("compacting"), "{old}");
+    // Lines in ovsdb-server's layout: TIME|SEQUENCE|MODULE|LEVEL|MESSAGE.
+    for line in old.lines().filter(|l| !l.starts_with("oxsdb: ")) {
+        let f: Vec<&str> = line.splitn(5, '|').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert!(
+            f[0].len() == 24 && f[0].ends_with('Z') && f[0].as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(
+            f[1].len() == 5 && f[1].bytes().all(|b| b.is_ascii_digit()),
+            "{line}"
+        );
+        assert!(["ERR", "WARN", "INFO", "DBG"].contains(&f[3]), "{line}");
+    }
+    assert!(
+        old.contains("|actors|INFO|listening on punix:") || old.contains("|INFO|listening on"),
+        "{old}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! [`super::vlog::Levels`] changeable at run time (`vlog/set`) and the log
 //! file reopenable (`vlog/reopen`, SIGHUP) for log rotation.
 
+use super::log_format::{OvsFormat, Pattern, Sequence};
 use super::vlog::{Destination, Levels, Spec, SpecError};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -247,22 +248,25 @@ pub fn init(specs: &[String], log_file: Option<&Path>) -> Result<LogControl, Log
     let file = log_file.map(LogFile::open).transpose()?.map(Arc::new);
     let console = tracing_subscriber::fmt::layer()
         .with_ansi(false)
+        .event_format(OvsFormat(Pattern::Console))
         .with_writer(std::io::stderr)
         .with_filter(destination_filter(levels.clone(), Destination::Console));
     let syslog = tracing_subscriber::fmt::layer()
         .with_ansi(false)
-        .without_time()
+        .event_format(OvsFormat(Pattern::Syslog))
         .with_writer(SyslogMaker)
         .with_filter(destination_filter(levels.clone(), Destination::Syslog));
     let file_layer = file.clone().map(|f| {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
+            .event_format(OvsFormat(Pattern::File))
             .with_writer(FileMaker(f))
             .with_filter(destination_filter(levels.clone(), Destination::File))
     });
     let env_filter = env.map(tracing_subscriber::EnvFilter::new);
     tracing_subscriber::registry()
         .with(env_filter)
+        .with(Sequence)
         .with(console)
         .with(syslog)
         .with(file_layer)
