@@ -219,6 +219,20 @@ fn vlog_levels_are_set_and_listed() {
         list.contains("\nactors             OFF       WARN       INFO\n"),
         "{list}"
     );
+    // New levels take effect at once: the control socket logs each
+    // request at DBG.
+    let log = dir.path().join("oxsdb.log");
+    assert!(appctl(&ctl, &["vlog/list"]).success());
+    assert!(!std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("control request"));
+    assert!(appctl(&ctl, &["vlog/set", "unixctl:file:dbg"]).success());
+    assert!(appctl(&ctl, &["ovsdb-server/list-dbs"]).success());
+    let text = wait_for_text(&log, "control request");
+    assert!(
+        text.contains("|unixctl|DBG|control request method=ovsdb-server/list-dbs"),
+        "{text}"
+    );
     // No argument: everything at DBG, as in OVS.
     assert!(appctl(&ctl, &["vlog/set"]).success());
     let list = appctl(&ctl, &["vlog/list"]).stdout;
