@@ -36,8 +36,9 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
 
-    /// Log levels: [module][:destination][:level] (destinations console,
-    /// syslog, file; levels off, emer, err, warn, info, dbg), e.g.
+    /// Log levels: SPEC is module:destination:level, each part optional
+    /// (destinations console, syslog, file; levels off, emer, err, warn,
+    /// info, dbg; modules as `ovs-appctl vlog/list` shows them), e.g.
     /// -vconsole:off -vfile:info; -v alone logs everything. Repeatable;
     /// RUST_LOG directives, if set, also apply.
     #[arg(short = 'v', long = "verbose", value_name = "SPEC", num_args = 0..=1,
