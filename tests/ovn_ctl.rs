@@ -312,3 +312,39 @@ fn ovn_ctl_starts_upgrades_serves_and_stops_oxsdb() {
         wait_until("every daemon exits", || !alive(pid));
     }
 }
+
+#[test]
+fn ovn_ctl_run_nb_ovsdb_keeps_oxsdb_in_the_foreground_as_containers_do() {
+    let ovn = Ovn::new();
+    let mut c = ovn.cmd(Path::new(OVN_CTL));
+    c.arg("run_nb_ovsdb")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("start ovn-ctl run_nb_ovsdb");
+    let sock = ovn.dir("run/ovnnb_db.sock");
+    let ctl = ovn.dir("run/ovnnb_db.ctl");
+    wait_until("the NB server listens", || {
+        sock.exists() && ctl.exists() && ovn.pid("ovnnb_db").is_some()
+    });
+    // ovn-ctl exec'd the server: the container's main process is oxsdb.
+    assert_eq!(ovn.pid("ovnnb_db"), Some(child.id()));
+    assert_eq!(ovn.ovn_ctl_ok(&["status_ovnnb"]), "running/active\n");
+    let init = ovn.tool("ovn-nbctl", &[&ovn.nb(), "init"]);
+    assert!(init.success(), "{}", init.all());
+    let exit = ovn.tool("ovn-appctl", &["-t", &ctl.display().to_string(), "exit"]);
+    assert!(exit.success(), "{}", exit.all());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run_nb_ovsdb did not exit after `exit`"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists() && !ctl.exists());
+}
