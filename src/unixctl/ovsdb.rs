@@ -359,14 +359,18 @@ async fn add_db(k: Arc<ServerControl>, file: String) -> Reply {
     if known.iter().any(|(_, p)| *p == path) {
         return Err(format!("{file}: already open"));
     }
-    let (log, db) = FileLog::open(
-        &FileDb {
+    // Reading the file blocks: off the thread that serves the databases.
+    let (to_open, options) = (
+        FileDb {
             path: path.clone(),
             schema: None,
         },
         options.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    let (log, db) = tokio::task::spawn_blocking(move || FileLog::open(&to_open, options))
+        .await
+        .map_err(|e| format!("{file}: opening failed: {e}", file = path.display()))?
+        .map_err(|e| e.to_string())?;
     let schema = db.schema.clone();
     let name = schema.name.clone();
     if k.registry.get(&name).is_some() {
