@@ -365,3 +365,53 @@ fn user_nobody_runs_as_nobody_when_root_may_switch() {
         assert!(out.stderr.contains("only root can switch"), "{}", out.all());
     }
 }
+
+#[test]
+fn sighup_without_a_log_file_leaves_the_server_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctl = dir.path().join("x.ctl");
+    let mut ox = Oxsdb::start(
+        &[
+            format!("--unixctl={}", ctl.display()),
+            "--store=memory".into(),
+            NB.into(),
+        ],
+        dir.path(),
+        None,
+    );
+    send_signal(ox.pid().expect("running"), libc::SIGHUP);
+    let out = appctl(&[], &ctl.display().to_string(), &["ovsdb-server/list-dbs"]);
+    assert_eq!(out.stdout, "OVN_Northbound\n_Server\n", "{}", out.all());
+    assert!(ox.is_running());
+}
+
+#[test]
+fn detach_with_the_etcd_store_starts_its_client_after_forking() {
+    let etcd = support::etcd::EtcdCluster::single();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut args, ctl, pidfile) = common(dir.path());
+    args.extend(support::cluster::etcd_args(
+        &etcd.endpoints(),
+        &support::cluster::unique_prefix(),
+        &["--detach", NB],
+    ));
+    let out = oxsdb_run(&args, &[]);
+    assert!(out.success(), "{}", out.all());
+    let pid = read_pid(&pidfile);
+    wait_until("the database is served from etcd", || {
+        let st = appctl(
+            &[],
+            &ctl.display().to_string(),
+            &["cluster/status", "OVN_Northbound"],
+        );
+        st.stdout.contains("Status: cluster member\n")
+    });
+    let mut c = Command::new(tool("ovsdb-client"));
+    c.arg("list-dbs")
+        .arg(format!("unix:{}", dir.path().join("db.sock").display()));
+    assert_eq!(
+        run(&mut c, TOOL_TIMEOUT).stdout,
+        "OVN_Northbound\n_Server\n"
+    );
+    stop(&ctl, pid);
+}
