@@ -4,11 +4,13 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use oxsdb::actors::server::{self, LocalDb, Remote, ServerConfig, Store};
 use oxsdb::process::args::{absolute, ovs_style_args, program_name, DaemonArgs};
-use oxsdb::process::compat::{is_db_remote, PendingSslArgs};
-use oxsdb::process::daemon::{self, Daemon};
+use oxsdb::process::compat::{is_db_remote, warn_not_followed, PendingSslArgs};
+use oxsdb::process::daemon;
 use oxsdb::process::logging;
 use oxsdb::process::pidfile::Pidfile;
+use oxsdb::process::signals::Signals;
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::db_record::clustered_schema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use oxsdb::storage::file_log::{FileDb, FileLog, FileOptions};
 use oxsdb::storage::keys::{Keys, DEFAULT_PREFIX};
@@ -213,7 +215,6 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         bail!("no database or schema given: oxsdb [OPTIONS] DATABASE|SCHEMA... (see --help)");
     }
     let ssl_not_followed = cli.ssl.check()?;
-    let db_remotes: Vec<&String> = cli.remotes.iter().filter(|r| is_db_remote(r)).collect();
     let remotes = cli
         .remotes
         .iter()
@@ -237,22 +238,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let options = cli.daemon.daemon_options(&program);
     // Before any thread exists (fork copies only this one): the etcd
     // store and the server start threads.
-    let mut daemon = if options.detach || options.monitor || options.user.is_some() {
-        daemon::start(&options)?
-    } else {
-        Daemon::foreground()
-    };
+    let mut daemon = daemon::start_if_asked(&options)?;
     // Logging next: opening database files reports what it repairs.
     let log = logging::init(
         &cli.daemon.log_specs(),
         cli.daemon.log_file_path(&program).as_deref(),
     )?;
-    for r in &db_remotes {
-        tracing::warn!("--remote={r}: remotes read from the database are not followed yet; serving only the other remotes");
-    }
-    for o in &ssl_not_followed {
-        tracing::warn!("{o}: SSL settings read from the database are not followed yet (oxsdb serves no SSL remote)");
-    }
+    warn_not_followed(&cli.remotes, &ssl_not_followed);
     let pidfile = cli
         .daemon
         .pidfile_path(&program)
@@ -385,25 +377,14 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             keys,
             files: Arc::new(std::sync::Mutex::new(files)),
         };
-        let ctl = match cli.daemon.unixctl_path(&program, std::process::id()) {
-            Some(path) => {
-                match ControlServer::start(
-                    &path,
-                    Arc::new(commands(control, &program)),
-                    exit.clone(),
-                ) {
-                    Ok(c) => Some(c),
-                    // The default place (the run directory) may not exist
-                    // where oxsdb runs as a plain process: serve anyway.
-                    Err(e) if cli.daemon.unixctl.is_none() => {
-                        tracing::warn!("{e}; running without a control socket");
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            None => None,
-        };
+        let ctl = ControlServer::start_configured(
+            cli.daemon
+                .unixctl_path(&program, std::process::id())
+                .as_deref(),
+            cli.daemon.unixctl.is_some(),
+            Arc::new(commands(control, &program)),
+            exit.clone(),
+        )?;
         daemon.ready()?;
         signals.wait(&exit, &log).await;
         tracing::info!("shutting down");
@@ -413,67 +394,4 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     });
     drop(pidfile);
     result
-}
-
-/// A schema served by a shared store: clustered, so without ephemeral
-/// columns, as ovsdb-server's clusters (logged as ovsdb-server does).
-fn clustered_schema(schema: Arc<DatabaseSchema>) -> Arc<DatabaseSchema> {
-    let mut s = (*schema).clone();
-    match s.persist_ephemeral_columns() {
-        Some(p) => {
-            tracing::warn!(
-                "changed {} columns in '{}' database from ephemeral to persistent, including '{}' column in '{}' table, because clusters do not support ephemeral columns",
-                p.count, s.name, p.example.1, p.example.0
-            );
-            Arc::new(s)
-        }
-        None => schema,
-    }
-}
-
-/// SIGTERM, SIGINT and SIGHUP, installed before the server starts listening.
-struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-    hup: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
-            hup: signal(SignalKind::hangup()).ok(),
-        }
-    }
-
-    /// Returns on SIGTERM, SIGINT or `ovs-appctl exit`; SIGHUP reopens the
-    /// log file (log rotation), as Open vSwitch daemons do.
-    async fn wait(self, exit: &tokio::sync::Notify, log: &logging::LogControl) {
-        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        let (mut term, mut int, mut hup) = (self.term, self.int, self.hup);
-        loop {
-            tokio::select! {
-                _ = recv(&mut term) => return,
-                _ = recv(&mut int) => return,
-                _ = exit.notified() => return,
-                _ = recv(&mut hup) => {
-                    if log.file().is_some() {
-                        match log.reopen() {
-                            Ok(()) => tracing::info!("log file reopened on SIGHUP"),
-                            Err(e) => eprintln!("oxsdb: {e}"),
-                        }
-                    }
-                }
-            }
-        }
-    }
 }

@@ -61,6 +61,16 @@ impl PendingSslArgs {
     }
 }
 
+/// Logs that the `db:` remotes and SSL options given are not followed.
+pub fn warn_not_followed(remotes: &[String], ssl: &[String]) {
+    for r in remotes.iter().filter(|r| is_db_remote(r)) {
+        tracing::warn!("--remote={r}: remotes read from the database are not followed yet; serving only the other remotes");
+    }
+    for o in ssl {
+        tracing::warn!("{o}: SSL settings read from the database are not followed yet (oxsdb serves no SSL remote)");
+    }
+}
+
 /// Whether a remote is a `db:DB,TABLE,COLUMN` remote (read from the
 /// database; not followed yet).
 pub fn is_db_remote(remote: &str) -> bool {

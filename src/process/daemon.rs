@@ -137,6 +137,16 @@ fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+/// Daemonizes if `options` ask for anything; otherwise the process stays
+/// as it is ([`Daemon::foreground`]).
+pub fn start_if_asked(options: &DaemonOptions) -> Result<Daemon, DaemonError> {
+    if options.detach || options.monitor || options.user.is_some() {
+        start(options)
+    } else {
+        Ok(Daemon::foreground())
+    }
+}
+
 /// Daemonizes as `options` say. Returns only in the process that is to
 /// run the server; the detaching parent and the monitor exit from here.
 pub fn start(options: &DaemonOptions) -> Result<Daemon, DaemonError> {

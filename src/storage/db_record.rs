@@ -76,6 +76,23 @@ impl DbRecord {
     }
 }
 
+/// A schema as a shared store serves it: clustered, so without
+/// ephemeral columns, as ovsdb-server's clusters (logged as ovsdb-server
+/// does).
+pub fn clustered_schema(schema: Arc<DatabaseSchema>) -> Arc<DatabaseSchema> {
+    let mut s = (*schema).clone();
+    match s.persist_ephemeral_columns() {
+        Some(p) => {
+            tracing::warn!(
+                "changed {} columns in '{}' database from ephemeral to persistent, including '{}' column in '{}' table, because clusters do not support ephemeral columns",
+                p.count, s.name, p.example.1, p.example.0
+            );
+            Arc::new(s)
+        }
+        None => schema,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

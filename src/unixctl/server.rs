@@ -35,6 +35,27 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
+    /// The control socket at `path` (none for `--unixctl=none`). A socket
+    /// at the default place (`explicit` false) that cannot be made is a
+    /// warning, not an error: the run directory may not exist where oxsdb
+    /// runs as a plain process.
+    pub fn start_configured(
+        path: Option<&Path>,
+        explicit: bool,
+        commands: Arc<Commands>,
+        exit: Arc<Notify>,
+    ) -> Result<Option<ControlServer>, ControlSocketError> {
+        let Some(path) = path else { return Ok(None) };
+        match ControlServer::start(path, commands, exit) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if !explicit => {
+                tracing::warn!("{e}; running without a control socket");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Listens on `path` (replacing a stale socket file) and serves
     /// `commands` on the current actix arbiter; `exit` is notified after an
     /// `exit` command's reply is sent.
