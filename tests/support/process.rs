@@ -154,12 +154,15 @@ impl ServerProcess {
             Kind::Oxsdb => {
                 let mut c = Command::new(oxsdb_bin());
                 // Its control socket beside its output, not in the run directory.
+                // (If the path fits a socket address.)
+                let ctl = self.file("ctl");
                 if !self
                     .args
                     .iter()
                     .any(|a| a.to_string_lossy().starts_with("--unixctl"))
+                    && ctl.as_os_str().len() < 100
                 {
-                    c.arg(format!("--unixctl={}", self.file("ctl").display()));
+                    c.arg(format!("--unixctl={}", ctl.display()));
                 }
                 c
             }
