@@ -18,6 +18,9 @@
 //!   shared store, the order local commits are answered in, the
 //!   `monitor_cond_since` history (pure state machines, no actix).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).
+//! - [`unixctl`]: the control socket for `ovs-appctl`/`ovn-appctl` and its commands.
+//! - [`process`]: Open vSwitch daemon conventions: `--detach`, `--monitor`,
+//!   pidfile, `--user`, log levels and destinations.
 
 pub mod actors;
 pub mod codec;
@@ -25,6 +28,8 @@ pub mod data;
 pub mod db;
 pub mod error;
 pub mod parser;
+pub mod process;
 pub mod replica;
 pub mod schema;
 pub mod storage;
+pub mod unixctl;

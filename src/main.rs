@@ -3,12 +3,21 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use oxsdb::actors::server::{self, LocalDb, Remote, ServerConfig, Store};
+use oxsdb::process::args::{absolute, ovs_style_args, program_name, DaemonArgs};
+use oxsdb::process::compat::{is_db_remote, warn_not_followed, PendingSslArgs};
+use oxsdb::process::daemon;
+use oxsdb::process::logging;
+use oxsdb::process::pidfile::Pidfile;
+use oxsdb::process::signals::Signals;
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::db_record::clustered_schema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use oxsdb::storage::file_log::{FileDb, FileLog, FileOptions};
 use oxsdb::storage::keys::{Keys, DEFAULT_PREFIX};
 use oxsdb::storage::ovsdb_log::LogReader;
 use oxsdb::storage::Storage;
+use oxsdb::unixctl::ovsdb::{commands, ControlStore, ServerControl};
+use oxsdb::unixctl::server::ControlServer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,53 +139,24 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
 
-    /// Write the process id to this file (removed at exit).
-    #[arg(long, value_name = "FILE")]
-    pidfile: Option<PathBuf>,
-
-    /// Log to this file instead of standard error.
-    #[arg(long = "log-file", value_name = "FILE")]
-    log_file: Option<PathBuf>,
-
-    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-
     /// Threads serving client connections besides the one running the
     /// databases (0: everything on one thread, which costs the least CPU per
     /// transaction; more help only when encoding and socket work for
     /// thousands of clients outweigh the databases' work).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
-}
 
-fn init_logging(cli: &Cli) -> anyhow::Result<()> {
-    let level = match cli.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    match &cli.log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("{}: cannot open log file", path.display()))?;
-            builder.with_writer(std::sync::Mutex::new(file)).init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
+    /// Daemon, logging and control-socket options (ovsdb-server's).
+    #[command(flatten)]
+    daemon: DaemonArgs,
+
+    /// ovsdb-server's SSL options, accepted in their db: form only.
+    #[command(flatten)]
+    ssl: PendingSslArgs,
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(ovs_style_args(std::env::args_os()));
     if let Err(e) = run(cli) {
         eprintln!("oxsdb: {e:#}");
         std::process::exit(1);
@@ -219,7 +199,12 @@ fn classify(path: &Path) -> anyhow::Result<Source> {
     Ok(Source::Schema(Arc::new(s)))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    // A daemon leaves its directory: every path becomes absolute first.
+    for p in &mut cli.schemas {
+        *p = absolute(p);
+    }
+    cli.data_dir = absolute(&cli.data_dir);
     // Arguments first: a bad file is a one-line error naming it, before anything starts.
     let sources = cli
         .schemas
@@ -229,9 +214,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if sources.is_empty() && cli.store != "etcd" {
         bail!("no database or schema given: oxsdb [OPTIONS] DATABASE|SCHEMA... (see --help)");
     }
+    let ssl_not_followed = cli.ssl.check()?;
     let remotes = cli
         .remotes
         .iter()
+        .filter(|r| !is_db_remote(r))
         .map(|r| r.parse::<Remote>())
         .collect::<Result<Vec<_>, _>>()?;
     let first_name = match sources.first() {
@@ -247,16 +234,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
     };
     let keys = Keys::new(&cli.prefix, &service).map_err(anyhow::Error::msg)?;
-    // Logging first: opening database files reports what it repairs.
-    init_logging(&cli)?;
+    let program = program_name();
+    let options = cli.daemon.daemon_options(&program);
+    // Before any thread exists (fork copies only this one): the etcd
+    // store and the server start threads.
+    let mut daemon = daemon::start_if_asked(&options)?;
+    // Logging next: opening database files reports what it repairs.
+    let log = logging::init(
+        &cli.daemon.log_specs(),
+        cli.daemon.log_file_path(&program).as_deref(),
+    )?;
+    warn_not_followed(&cli.remotes, &ssl_not_followed);
+    let pidfile = cli
+        .daemon
+        .pidfile_path(&program)
+        .map(|p| Pidfile::create(&p, cli.daemon.overwrite_pidfile))
+        .transpose()?;
+    let mut files = Vec::new();
+    let mut control_store = None;
     let (store, schemas): (Store, Vec<Arc<DatabaseSchema>>) = match cli.store.as_str() {
         "etcd" => {
             let mut schemas = Vec::new();
             for s in sources {
                 match s {
-                    Source::Schema(s) => schemas.push(s),
+                    Source::Schema(s) => schemas.push(clustered_schema(s)),
                     Source::Database(p, _) => bail!(
-                        "{}: --store=etcd serves schemas only; load a database file into etcd by serving its schema and restoring a backup (ovsdb-client backup/restore)",
+                        "{}: --store=etcd serves schemas only; load a database file into etcd by serving its schema and restoring a backup (ovsdb-client backup, then ovsdb-client restore --force: on etcd the database is clustered, its schema without ephemeral columns)",
                         p.display()
                     ),
                 }
@@ -317,7 +320,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 compact_min_interval: Duration::from_secs(cli.compact_min_interval),
                 ..FileOptions::default()
             };
-            let opened = FileLog::open_all(dbs, options).map_err(anyhow::Error::msg)?;
+            let opened = FileLog::open_all(dbs, options.clone()).map_err(anyhow::Error::msg)?;
+            files = opened
+                .iter()
+                .map(|(log, db)| (db.schema.name.clone(), log.path().to_path_buf()))
+                .collect();
+            control_store = Some(ControlStore::File(options));
             let dbs = opened
                 .into_iter()
                 .map(|(log, db)| LocalDb {
@@ -329,10 +337,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         other => bail!("--store={other}: unknown store; use file, memory or etcd"),
     };
-    if let Some(p) = &cli.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id()))
-            .with_context(|| format!("{}: cannot write pidfile", p.display()))?;
-    }
+    let control_store = match (&store, control_store) {
+        (Store::Shared(s), _) => ControlStore::Shared(s.clone()),
+        (_, Some(c)) => c,
+        _ => ControlStore::Memory,
+    };
     let probe = (cli.inactivity_probe > 0).then(|| Duration::from_millis(cli.inactivity_probe));
     let config = ServerConfig {
         remotes,
@@ -352,46 +361,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             _ => schemas,
         };
         let running = server::start(config, schemas).await?;
-        for b in &running.bound {
-            eprintln!("oxsdb: listening on {b}");
+        // A detaching server leaves its starter's terminal quiet (the log
+        // has the same lines).
+        if !daemon.detached() {
+            for b in &running.bound {
+                eprintln!("oxsdb: listening on {b}");
+            }
         }
-        signals.wait().await;
+        let exit = Arc::new(tokio::sync::Notify::new());
+        let control = ServerControl {
+            registry: running.registry.clone(),
+            remotes: cli.remotes.clone(),
+            log: log.clone(),
+            store: control_store,
+            keys,
+            files: Arc::new(std::sync::Mutex::new(files)),
+        };
+        let ctl = ControlServer::start_configured(
+            cli.daemon
+                .unixctl_path(&program, std::process::id())
+                .as_deref(),
+            cli.daemon.unixctl.is_some(),
+            Arc::new(commands(control, &program)),
+            exit.clone(),
+        )?;
+        daemon.ready()?;
+        signals.wait(&exit, &log).await;
         tracing::info!("shutting down");
         running.shutdown();
+        drop(ctl);
         Ok::<(), anyhow::Error>(())
     });
-    if let Some(p) = &cli.pidfile {
-        let _ = std::fs::remove_file(p);
-    }
+    drop(pidfile);
     result
-}
-
-/// SIGTERM and SIGINT, installed before the server starts listening.
-struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
-        }
-    }
-
-    async fn wait(self) {
-        match (self.term, self.int) {
-            (Some(mut t), Some(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
 }

@@ -1775,3 +1775,75 @@ impl Handler<Stats> for DatabaseActor {
         MessageResult((self.replica.db.n_rows(), self.replica.revision))
     }
 }
+
+/// Compacts the database's log now (`ovsdb-server/compact`): `Ok(true)`
+/// if it was compacted, `Ok(false)` if its store has nothing to compact
+/// (memory; etcd, which compacts its own history), `Err` with why not.
+#[derive(Message)]
+#[rtype(result = "Result<bool, String>")]
+pub struct Compact;
+
+impl Handler<Compact> for DatabaseActor {
+    type Result = Result<bool, String>;
+    fn handle(&mut self, _: Compact, _: &mut Context<Self>) -> Self::Result {
+        match &mut self.backend {
+            Backend::Log(log) => {
+                tracing::info!(db = %self.name, "compacting database by user request");
+                log.compact(&self.replica.db).map_err(|e| e.to_string())
+            }
+            Backend::Store(_) => Ok(false),
+        }
+    }
+}
+
+/// The database's storage health (`ovsdb-server/get-db-storage-status`,
+/// `cluster/status`).
+#[derive(Message)]
+#[rtype(result = "StorageHealth")]
+pub struct GetStorageHealth;
+
+/// What [`GetStorageHealth`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageHealth {
+    /// Why the store fails, if it does.
+    pub error: Option<String>,
+    /// Whether the database is loaded from its store.
+    pub loaded: bool,
+    /// Whether the store answers.
+    pub connected: bool,
+    /// The last store revision applied.
+    pub revision: Revision,
+    /// The cluster id (shared stores, once loaded).
+    pub cid: Uuid,
+    /// The store's kind (`file`, `memory`, `etcd`).
+    pub kind: &'static str,
+}
+
+impl Handler<GetStorageHealth> for DatabaseActor {
+    type Result = MessageResult<GetStorageHealth>;
+    fn handle(&mut self, _: GetStorageHealth, _: &mut Context<Self>) -> Self::Result {
+        let (kind, unreachable) = match &self.backend {
+            Backend::Log(log) => (log.kind(), None),
+            Backend::Store(s) => (s.kind(), s.unreachable_reason()),
+        };
+        let error = if !self.connected {
+            Some(unreachable.unwrap_or_else(|| format!("the {kind} store is unreachable")))
+        } else if !self.loaded {
+            Some(
+                self.load_error
+                    .clone()
+                    .unwrap_or_else(|| "the database is not loaded yet".into()),
+            )
+        } else {
+            None
+        };
+        MessageResult(StorageHealth {
+            error,
+            loaded: self.loaded,
+            connected: self.connected,
+            revision: self.replica.revision,
+            cid: self.replica.cluster_id,
+            kind,
+        })
+    }
+}

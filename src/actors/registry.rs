@@ -80,6 +80,27 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Stops serving a database; returns its entry if it was served.
+    pub fn remove(&self, name: &str) -> Option<DbEntry> {
+        self.dbs.write().ok().and_then(|mut d| d.remove(name))
+    }
+
+    /// How many sessions are connected.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Closes every session (`ovsdb-server/reconnect`): clients connect again.
+    pub fn disconnect_all(&self, reason: &str) {
+        if let Ok(s) = self.sessions.lock() {
+            for (close, _) in s.values() {
+                close.do_send(CloseSession {
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+
     /// Records a connected session.
     pub fn add_session(&self, id: SessionId, close: Recipient<CloseSession>) {
         if let Ok(mut s) = self.sessions.lock() {

@@ -51,7 +51,46 @@ pub enum SchemaFileError {
     },
 }
 
+/// What [`DatabaseSchema::persist_ephemeral_columns`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedColumns {
+    /// How many columns.
+    pub count: usize,
+    /// One of them: (table, column), for the log.
+    pub example: (String, String),
+}
+
 impl DatabaseSchema {
+    /// Makes every ephemeral column persistent, as ovsdb-server does for
+    /// clustered databases (`ovsdb_schema_persist_ephemeral_columns`): so
+    /// that `ovsdb-client needs-conversion` and `convert`, which do the
+    /// same to the schema file for a clustered database, find it equal.
+    /// `None` if nothing was ephemeral.
+    pub fn persist_ephemeral_columns(&mut self) -> Option<PersistedColumns> {
+        let mut changed: Option<PersistedColumns> = None;
+        for t in &mut self.tables {
+            for c in &mut t.columns {
+                // `_uuid` and `_version` are the server's, not the schema's.
+                if c.ephemeral && !c.name.starts_with('_') {
+                    c.ephemeral = false;
+                    match &mut changed {
+                        Some(p) => {
+                            p.count += 1;
+                            p.example = (t.name.clone(), c.name.clone());
+                        }
+                        None => {
+                            changed = Some(PersistedColumns {
+                                count: 1,
+                                example: (t.name.clone(), c.name.clone()),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        changed
+    }
+
     /// Reads and parses an `.ovsschema` file.
     pub fn from_file(
         path: impl AsRef<Path>,

@@ -64,11 +64,32 @@ impl DbRecord {
             }
             None => (&v, Uuid::new_v5(&Uuid::NAMESPACE_OID, db.as_bytes())),
         };
-        let schema = DatabaseSchema::from_json(schema_json).map_err(|e| damaged(e.to_string()))?;
+        let mut schema =
+            DatabaseSchema::from_json(schema_json).map_err(|e| damaged(e.to_string()))?;
+        // Shared databases are clustered: their schemas have no ephemeral
+        // columns (records stored before this rule may still have some).
+        schema.persist_ephemeral_columns();
         Ok(DbRecord {
             schema: Arc::new(schema),
             cid,
         })
+    }
+}
+
+/// A schema as a shared store serves it: clustered, so without
+/// ephemeral columns, as ovsdb-server's clusters (logged as ovsdb-server
+/// does).
+pub fn clustered_schema(schema: Arc<DatabaseSchema>) -> Arc<DatabaseSchema> {
+    let mut s = (*schema).clone();
+    match s.persist_ephemeral_columns() {
+        Some(p) => {
+            tracing::warn!(
+                "changed {} columns in '{}' database from ephemeral to persistent, including '{}' column in '{}' table, because clusters do not support ephemeral columns",
+                p.count, s.name, p.example.1, p.example.0
+            );
+            Arc::new(s)
+        }
+        None => schema,
     }
 }
 
@@ -88,6 +109,22 @@ mod tests {
         assert_eq!(back.cid, r.cid);
         assert_eq!(back.schema.to_json(), r.schema.to_json());
         assert_eq!(back.schema.version, "1.2.3");
+    }
+
+    #[test]
+    fn stored_ephemeral_columns_read_as_persistent() {
+        let j = json!({"name": "db", "version": "1.0.0", "tables": {"T": {"columns": {"a": {"type": "integer", "ephemeral": true}}}}});
+        let r = DbRecord::new(Arc::new(DatabaseSchema::from_json(&j).unwrap()));
+        let back = DbRecord::from_bytes("db", &r.to_bytes()).unwrap();
+        assert!(back.schema.tables[0]
+            .columns
+            .iter()
+            .all(|c| !c.ephemeral || c.name == "_version"));
+        assert!(!back
+            .schema
+            .to_json()
+            .to_string()
+            .contains("\"ephemeral\":true"));
     }
 
     #[test]

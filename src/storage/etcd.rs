@@ -52,8 +52,8 @@
 //!   [`StorageError::TooLarge`] naming the flag, and writes nothing.
 
 use super::{
-    CommitResult, Compare, Event, EventKind, KeyValue, LeaseId, Revision, Storage, StorageError,
-    WatchBatch, WatchStream, WriteOp,
+    ClusterView, CommitResult, Compare, Event, EventKind, KeyValue, LeaseId, MemberView, Revision,
+    Storage, StorageError, WatchBatch, WatchStream, WriteOp,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -246,6 +246,9 @@ struct Inner {
     /// How many endpoints were given: with one, a failed request means etcd
     /// is down; with several, only the probe (which tries them all) says so.
     endpoints: usize,
+    /// The options of the client, for `cluster/status`'s connections to
+    /// each member.
+    connect: ec::ConnectOptions,
 }
 
 /// The etcd backend. See the [module documentation](self).
@@ -312,6 +315,7 @@ impl EtcdStore {
         // Without credentials `Client::connect` sends nothing (its channels
         // connect on first use), so whatever fails here is a bad option. It
         // runs on the store's runtime, where the channels' tasks must live.
+        let member_connect = connect.clone();
         let client = handle
             .spawn(async move { ec::Client::connect(endpoints, Some(connect)).await })
             .await
@@ -331,6 +335,7 @@ impl EtcdStore {
             liveness: Liveness::new(),
             probe_key: probe_key(&options.scope),
             endpoints: options.endpoints.len(),
+            connect: member_connect,
         });
         handle.spawn(probe(Arc::downgrade(&inner), options.probe_interval));
         Ok(Arc::new(EtcdStore {
@@ -768,6 +773,67 @@ async fn current_revision(inner: &Inner) -> Result<Revision, StorageError> {
         .await
         .map_err(|e| map_err(e, None))?;
     header_revision(r.header())
+}
+
+/// The members etcd lists, each asked for its status on a connection of
+/// its own (a member that does not answer in time is unhealthy).
+async fn cluster_view(inner: &Inner) -> Result<ClusterView, StorageError> {
+    let mut cc = inner.client.cluster_client();
+    let list = cc.member_list().await.map_err(|e| map_err(e, None))?;
+    let mut view = ClusterView {
+        cluster_id: list.header().map(|h| h.cluster_id()).unwrap_or(0),
+        term: list.header().map(|h| h.raft_term()).unwrap_or(0),
+        ..ClusterView::default()
+    };
+    let limit = attempt_length(inner.request_timeout);
+    let statuses = futures_util::future::join_all(list.members().iter().map(|m| {
+        let urls = m.client_urls().to_vec();
+        let options = inner.connect.clone();
+        async move {
+            if urls.is_empty() {
+                return Err("not started (no client URL)".to_string());
+            }
+            let asked = async {
+                let client = ec::Client::connect(urls, Some(options))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client
+                    .maintenance_client()
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(limit, asked).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+            }
+        }
+    }))
+    .await;
+    for (m, status) in list.members().iter().zip(statuses) {
+        let mut member = MemberView {
+            id: m.id(),
+            name: m.name().to_string(),
+            client_urls: m.client_urls().to_vec(),
+            peer_urls: m.peer_urls().to_vec(),
+            learner: m.is_learner(),
+            ..MemberView::default()
+        };
+        match status {
+            Ok(st) => {
+                if view.leader == 0 {
+                    view.leader = st.leader();
+                }
+                view.term = view.term.max(st.raft_term());
+                member.raft_index = Some(st.raft_index());
+                member.healthy = st.errors().is_empty();
+                member.problem = (!st.errors().is_empty()).then(|| st.errors().join("; "));
+            }
+            Err(e) => member.problem = Some(e),
+        }
+        view.members.push(member);
+    }
+    Ok(view)
 }
 
 /// The revision of the member that answers (no round through the leader):
@@ -1431,6 +1497,14 @@ impl Storage for EtcdStore {
 
     fn kind(&self) -> &'static str {
         "etcd"
+    }
+
+    async fn members(&self) -> Result<Option<ClusterView>, StorageError> {
+        self.run(Retry::Unavailable, |inner| async move {
+            cluster_view(&inner).await
+        })
+        .await
+        .map(Some)
     }
 
     fn liveness(&self) -> Option<watch::Receiver<bool>> {

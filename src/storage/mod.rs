@@ -363,6 +363,46 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
 
+    /// The members of the cluster behind the store and their health
+    /// (`cluster/status`); `Ok(None)` for a store that is no cluster.
+    async fn members(&self) -> Result<Option<ClusterView>, StorageError> {
+        Ok(None)
+    }
+
     /// Short name for logs (`memory`, `file`, `etcd`).
     fn kind(&self) -> &'static str;
+}
+
+/// The cluster behind a shared store, as one member sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// The leader's member id (0: none known).
+    pub leader: u64,
+    /// The current raft term.
+    pub term: u64,
+    /// Every member.
+    pub members: Vec<MemberView>,
+}
+
+/// One member of a store's cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberView {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Where clients reach it.
+    pub client_urls: Vec<String>,
+    /// Where its peers reach it.
+    pub peer_urls: Vec<String>,
+    /// Whether it answered a status request (and reported no errors).
+    pub healthy: bool,
+    /// Why not, if it is not.
+    pub problem: Option<String>,
+    /// Its raft index, if it answered.
+    pub raft_index: Option<u64>,
+    /// Whether it is a learner (not voting).
+    pub learner: bool,
 }

@@ -151,7 +151,21 @@ impl ServerProcess {
 
     fn command(&self) -> Command {
         let mut c = match self.kind {
-            Kind::Oxsdb => Command::new(oxsdb_bin()),
+            Kind::Oxsdb => {
+                let mut c = Command::new(oxsdb_bin());
+                // Its control socket beside its output, not in the run directory.
+                // (If the path fits a socket address.)
+                let ctl = self.file("ctl");
+                if !self
+                    .args
+                    .iter()
+                    .any(|a| a.to_string_lossy().starts_with("--unixctl"))
+                    && ctl.as_os_str().len() < 100
+                {
+                    c.arg(format!("--unixctl={}", ctl.display()));
+                }
+                c
+            }
             Kind::Reference => {
                 let mut c = Command::new(tool("ovsdb-server"));
                 c.arg("--no-chdir")
@@ -255,6 +269,11 @@ impl ServerProcess {
     /// latest start, in order (a `db:` remote adds one).
     pub fn logged_ports(&self) -> Vec<u16> {
         reference_ports(&fs::read_to_string(self.log_path(self.starts)).unwrap_or_default())
+    }
+
+    /// The control socket (`--unixctl`) the process was given by default.
+    pub fn ctl(&self) -> PathBuf {
+        self.file("ctl")
     }
 
     /// SIGTERM; it must exit within [`STOP_TIMEOUT`], oxsdb with status 0

@@ -30,7 +30,7 @@ pub fn install_hint(tool: &str) -> &'static str {
             "apt-get install openvswitch-common"
         }
         "ovs-vsctl" => "apt-get install openvswitch-switch",
-        "ovn-nbctl" | "ovn-sbctl" => "apt-get install ovn-common (or ovn-central)",
+        "ovn-nbctl" | "ovn-sbctl" | "ovn-appctl" => "apt-get install ovn-common (or ovn-central)",
         "ovn-northd" => "apt-get install ovn-central",
         "etcd" => "apt-get install etcd-server",
         "etcdctl" => "apt-get install etcd-client",
