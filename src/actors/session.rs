@@ -49,6 +49,9 @@ use tokio_util::codec::FramedRead;
 /// Output bytes waiting for the socket above which the session stops reading.
 pub const HIGH_WATER: usize = 64 * 1024;
 
+/// The most read buffer an idle session keeps (tokio-util starts at 8 KiB).
+const IDLE_READ_BUFFER: usize = 16 * 1024;
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Per-connection settings.
@@ -216,6 +219,13 @@ impl Session {
                     }
                     match frames.next().await {
                         Some(Ok(v)) => {
+                            // A big request (an OVN chassis's thousands of
+                            // clauses) grows the buffer; an idle session
+                            // should not keep that much per connection.
+                            let buf = frames.read_buffer_mut();
+                            if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
+                                *buf = bytes::BytesMut::new();
+                            }
                             if raddr.send(Incoming::Message(v)).await.is_err() {
                                 break;
                             }

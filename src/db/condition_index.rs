@@ -82,67 +82,57 @@ pub fn row_probes(
 }
 
 /// A condition's clauses by probe key, for `matches_any` in time
-/// independent of the number of equality clauses.
+/// independent of the number of equality clauses: a sorted array rather
+/// than a hash map, since a thousand OVN chassis each hold one (12 bytes a
+/// clause instead of about 40).
 #[derive(Debug, Default, Clone)]
 pub struct AnyLookup {
-    /// The first clause of each key; `next` chains the others (rare: two
-    /// clauses with one key differ in function or collide).
-    keys: HashMap<ProbeKey, u32>,
-    next: Vec<u32>,
+    /// (column slot in `columns`, hash, clause), sorted.
+    keys: Vec<(u32, u64, u32)>,
     columns: Vec<(usize, bool)>,
     scan: Vec<u32>,
 }
 
-/// The end of a chain in [`AnyLookup::next`].
-const END: u32 = u32::MAX;
-
 impl AnyLookup {
     /// The lookup of the clauses whose probes are `probes` (in clause order).
     pub fn new(probes: &[Probe]) -> AnyLookup {
-        let mut l = AnyLookup {
-            next: vec![END; probes.len()],
-            ..AnyLookup::default()
-        };
-        l.keys.reserve(probes.len());
+        let mut l = AnyLookup::default();
         for (i, p) in probes.iter().enumerate() {
             let i = i as u32;
             match p {
                 Probe::Never => {}
                 Probe::Scan => l.scan.push(i),
                 Probe::Key(k) => {
-                    if let Some(first) = l.keys.insert(*k, i) {
-                        l.next[i as usize] = first;
-                    }
-                    if !l.columns.contains(&(k.column, k.whole)) {
-                        l.columns.push((k.column, k.whole));
-                    }
+                    let col = (k.column, k.whole);
+                    let slot = match l.columns.iter().position(|c| *c == col) {
+                        Some(s) => s,
+                        None => {
+                            l.columns.push(col);
+                            l.columns.len() - 1
+                        }
+                    };
+                    l.keys.push((slot as u32, k.hash, i));
                 }
             }
         }
+        l.keys.sort_unstable();
+        l.keys.shrink_to_fit();
         l
     }
 
     /// Whether `row` satisfies at least one clause of `cond`, the condition
     /// this lookup was built from.
     pub fn matches_any(&self, cond: &Condition, row: &Row) -> bool {
-        for &(column, whole) in &self.columns {
+        for (slot, &(column, whole)) in self.columns.iter().enumerate() {
+            let slot = slot as u32;
             let hit = row_probes(row, column, whole, |hash| {
-                self.keys
-                    .get(&ProbeKey {
-                        column,
-                        whole,
-                        hash,
-                    })
-                    .is_some_and(|&first| {
-                        let mut i = first;
-                        while i != END {
-                            if cond.clause_matches(i as usize, row) {
-                                return true;
-                            }
-                            i = self.next[i as usize];
-                        }
-                        false
-                    })
+                let from = self
+                    .keys
+                    .partition_point(|&(s, h, _)| (s, h) < (slot, hash));
+                self.keys[from..]
+                    .iter()
+                    .take_while(|&&(s, h, _)| s == slot && h == hash)
+                    .any(|&(_, _, i)| cond.clause_matches(i as usize, row))
             });
             if hit {
                 return true;
