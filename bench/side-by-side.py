@@ -137,8 +137,9 @@ def add_condfanout(configs):
         m, k, d = (int(x) for x in conf.split(","))
         if not (m > 0 and 0 < k <= d):
             raise ValueError(f"condfanout {conf}: need M > 0 and 0 < K <= D")
-        base = ["condfanout", "--sessions", str(m), "--clauses", str(k), "--datapaths", str(d),
-                "--ports", "4"]
+        rest = ["--clauses", str(k), "--datapaths", str(d), "--ports", "4"]
+        base = ["condfanout", "--sessions", str(m), *rest]
+        mq = max(1, m // 5)
         name = f"condfanout-{m}x{k}x{d}"
         # A condition listing (nearly) every datapath has fewer than 10 others
         # to add: its first change only drops, so each session makes two
@@ -146,7 +147,8 @@ def add_condfanout(configs):
         per_session = 1 if d - k >= 10 else 2
         SCENARIOS[name] = dict(
             args=base + ["--writes", "1000", "--changes", str(per_session * m)],
-            quick=base + ["--writes", "200", "--changes", str(per_session * max(1, m // 5))],
+            quick=["condfanout", "--sessions", str(mq), *rest,
+                   "--writes", "200", "--changes", str(per_session * mq)],
             schema=SB_SCHEMA, db=SB_DB,
             main="rate", unit="notifications/s", higher=True,
             others=["cpu_us_per_notification", "writer_p50_ms", "change_p50_ms",
