@@ -20,7 +20,8 @@
 //! is in the `sessions` module below, so that a change of the fan-out
 //! internals is adapted there alone.
 //!
-//! Run: `cargo bench --bench condfanout -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --bench condfanout -- --warm-up-time 1 --measurement-time 3`
+//! (`cargo test --all-targets` runs it once with 100 sessions).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,9 @@ const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 const DATAPATHS: usize = 3_000;
 const PORTS: usize = 4;
 const SESSIONS: usize = 1_000;
+/// Sessions when run once in test mode (`cargo test --all-targets`), where
+/// the 1,000 sessions' set-up would take minutes of an unoptimised build.
+const TEST_SESSIONS: usize = 100;
 const CLAUSES: usize = 300;
 /// Long enough for any round or the set-up on a loaded machine; a lost
 /// message then fails the bench instead of hanging it.
@@ -245,7 +249,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start() -> Fixture {
+    async fn start(sessions: usize) -> Fixture {
         let config = ServerConfig {
             remotes: Vec::new(),
             inactivity_probe: None,
@@ -294,9 +298,9 @@ impl Fixture {
         let arbiter = Arbiter::new();
         let replies = Arc::new(Counter::default());
         let updates = Arc::new(Counter::default());
-        replies.expect(SESSIONS);
+        replies.expect(sessions);
         let mut watchers = vec![0usize; DATAPATHS];
-        for i in 0..SESSIONS {
+        for i in 0..sessions {
             let dps = datapaths_of(i);
             for &d in &dps {
                 watchers[d] += 1;
@@ -361,10 +365,16 @@ impl Fixture {
 fn bench_condfanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("condfanout");
     group.sample_size(10);
+    // cargo bench passes --bench; cargo test runs the bench once without it.
+    let sessions = if std::env::args().any(|a| a == "--bench") {
+        SESSIONS
+    } else {
+        TEST_SESSIONS
+    };
     let system = actix_rt::System::new();
-    let mut fixture = system.block_on(Fixture::start());
+    let mut fixture = system.block_on(Fixture::start(sessions));
     group.throughput(Throughput::Elements(fixture.receivers as u64));
-    let id = BenchmarkId::new(format!("{SESSIONS}-sessions-{CLAUSES}-clauses"), DATAPATHS);
+    let id = BenchmarkId::new(format!("{sessions}-sessions-{CLAUSES}-clauses"), DATAPATHS);
     group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             system.block_on(async {
