@@ -30,8 +30,6 @@ use crate::connection::Connection;
 use crate::stats::{cpu_time, CpuMeter, Latencies};
 use crate::Target;
 
-/// How many sessions connect at once while setting up.
-const CONNECT_PARALLELISM: usize = 64;
 /// Datapaths (with their ports) per populate transaction.
 const DATAPATHS_PER_TXN: usize = 100;
 /// The wait for missing notifications once nothing arrives any more.
@@ -68,6 +66,8 @@ pub struct Params {
     pub seconds: Option<f64>,
     /// monitor_cond_change calls in the storm.
     pub changes: usize,
+    /// Sessions setting up (connect + monitor_cond) at the same time.
+    pub setup_parallelism: usize,
     /// Sessions changing their condition at the same time.
     pub change_parallelism: usize,
     /// Datapaths dropped and added by one change.
@@ -176,7 +176,10 @@ struct Faults {
     late_unexpected: usize,
     /// Sessions whose final rows differ from what their condition selects.
     final_mismatched_sessions: usize,
-    /// Error replies, and the model disagreeing with the server's data.
+    /// Sessions that could not be set up (refused, closed, an error reply).
+    setup_failed: usize,
+    /// Error replies, lost connections, and the model disagreeing with the
+    /// server's data.
     errors: usize,
     samples: Vec<String>,
 }
@@ -577,7 +580,7 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         let (target, model, params) = (target.clone(), model.clone(), params.clone());
         async move { open_session(target, model, &params, s).await }
     }))
-    .buffered(CONNECT_PARALLELISM)
+    .buffered(params.setup_parallelism.max(1))
     .collect()
     .await;
     let setup_s = t.elapsed().as_secs_f64();
@@ -585,8 +588,17 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
     let setup_tool = own_cpu()? - tool0;
     let mut sessions = Vec::with_capacity(m);
     let mut setup_lat = Vec::with_capacity(m);
-    for o in opened {
-        let (session, took, f) = o?;
+    for (s, o) in opened.into_iter().enumerate() {
+        // A session the server dropped is counted, and the run goes on with
+        // the others: the figures still say what the server did.
+        let (session, took, f) = match o {
+            Ok(opened) => opened,
+            Err(e) => {
+                faults.setup_failed += 1;
+                faults.note(format!("session {s}: {e:#}"));
+                continue;
+            }
+        };
         faults.initial_missed += f.initial_missed;
         faults.initial_unexpected += f.initial_unexpected;
         faults.wrong_rows += f.wrong_rows;
@@ -720,10 +732,11 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
     let cpu = CpuMeter::start(&target.pids)?;
     let tool0 = own_cpu()?;
     let t = Instant::now();
+    let live = sessions.len().max(1);
     let storm: Vec<(Session, Vec<ChangeOutcome>, Faults)> =
         stream::iter(sessions.into_iter().enumerate().map(|(s, mut session)| {
             let (model, params) = (model.clone(), params.clone());
-            let n = params.changes / m + usize::from(s < params.changes % m);
+            let n = params.changes / live + usize::from(s < params.changes % live);
             async move {
                 let mut f = Faults::default();
                 let mut outcomes = Vec::with_capacity(n);
@@ -821,13 +834,15 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         + faults.write_unexpected
         + faults.change_unexpected
         + faults.late_unexpected;
-    let errors = faults.errors + faults.wrong_rows + faults.final_mismatched_sessions;
+    let errors =
+        faults.errors + faults.setup_failed + faults.wrong_rows + faults.final_mismatched_sessions;
     // Two objects: one json! this size exceeds the macro recursion limit.
     let mut report = json!({
         "scenario": "condfanout",
         "datapaths": d,
         "ports": p,
         "sessions": m,
+        "setup_parallelism": params.setup_parallelism,
         "clauses": k,
         "seed": params.seed,
         "populate_s": populate_s,
@@ -862,6 +877,7 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         "tool_cpu_s": {"setup": setup_tool, "writes": writes_tool, "changes": storm_tool},
         "server_peak_rss_mib": target.pids.first().and_then(|&pid| peak_rss_mib(pid)),
         "exactness": {
+            "setup_failed": faults.setup_failed,
             "initial_missed": faults.initial_missed,
             "initial_unexpected": faults.initial_unexpected,
             "wrong_rows": faults.wrong_rows,

@@ -101,6 +101,9 @@ enum Scenario {
         /// monitor_cond_change calls in the storm, spread over the sessions.
         #[arg(long, default_value_t = 1000)]
         changes: usize,
+        /// Sessions setting up (connect + monitor_cond) at the same time.
+        #[arg(long, default_value_t = 64)]
+        setup_parallelism: usize,
         /// Sessions changing their condition at the same time.
         #[arg(long, default_value_t = 16)]
         change_parallelism: usize,
@@ -176,6 +179,7 @@ async fn main() -> Result<()> {
             writes,
             seconds,
             changes,
+            setup_parallelism,
             change_parallelism,
             churn,
             seed,
@@ -188,6 +192,7 @@ async fn main() -> Result<()> {
                 writes,
                 seconds,
                 changes,
+                setup_parallelism,
                 change_parallelism,
                 churn,
                 seed,
