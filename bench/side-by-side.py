@@ -138,6 +138,11 @@ def add_condfanout(configs):
         if not (m > 0 and 0 < k <= d):
             raise ValueError(f"condfanout {conf}: need M > 0 and 0 < K <= D")
         rest = ["--clauses", str(k), "--datapaths", str(d), "--ports", "4"]
+        if k >= 1000:
+            # 64 sessions setting up 3,000-clause monitors at once kept both
+            # servers busy past their 5 s inactivity probe on 2 cores: they
+            # dropped sessions (ovsdb-server during set-up, oxsdb after).
+            rest += ["--setup-parallelism", "4", "--change-parallelism", "4"]
         base = ["condfanout", "--sessions", str(m), *rest]
         mq = max(1, m // 5)
         name = f"condfanout-{m}x{k}x{d}"
