@@ -40,8 +40,15 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
-DB = "OVN_Northbound"
+NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
+NB_DB = "OVN_Northbound"
+SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
+SB_DB = "OVN_Southbound"
+# The schema and database the contenders serve: set by measure() for each
+# scenario (condfanout runs on the Southbound schema, the others on the
+# Northbound one), read by the contenders' start functions.
+SCHEMA = NB_SCHEMA
+DB = NB_DB
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 OVSDB_SERVER = shutil.which("ovsdb-server") or "/usr/sbin/ovsdb-server"
 OVSDB_TOOL = shutil.which("ovsdb-tool") or "/usr/bin/ovsdb-tool"
@@ -116,6 +123,52 @@ SCENARIOS = {
         what="one transaction inserting 10,000 rows, 3 times",
     ),
 }
+
+# condfanout (issue 16) configurations M,K,D (sessions, clauses, datapaths),
+# separated by ';': the issue's two targets. Each becomes a scenario
+# condfanout-MxKxD; --scenarios condfanout selects them all.
+CONDFANOUT_DEFAULT = "1000,300,3000;200,3000,3000"
+
+
+def add_condfanout(configs):
+    """Adds one condfanout scenario per M,K,D configuration; returns their names."""
+    names = []
+    for conf in [c for c in configs.split(";") if c.strip()]:
+        m, k, d = (int(x) for x in conf.split(","))
+        if not (m > 0 and 0 < k <= d):
+            raise ValueError(f"condfanout {conf}: need M > 0 and 0 < K <= D")
+        rest = ["--clauses", str(k), "--datapaths", str(d), "--ports", "4"]
+        if k >= 1000:
+            # 64 sessions setting up 3,000-clause monitors at once kept both
+            # servers busy past their 5 s inactivity probe on 2 cores: they
+            # dropped sessions (ovsdb-server during set-up, oxsdb after).
+            rest += ["--setup-parallelism", "4", "--change-parallelism", "4"]
+        base = ["condfanout", "--sessions", str(m), *rest]
+        mq = max(1, m // 5)
+        name = f"condfanout-{m}x{k}x{d}"
+        # A condition listing (nearly) every datapath has fewer than 10 others
+        # to add: its first change only drops, so each session makes two
+        # (the second adds back what the first dropped).
+        per_session = 1 if d - k >= 10 else 2
+        SCENARIOS[name] = dict(
+            args=base + ["--writes", "1000", "--changes", str(per_session * m)],
+            quick=["condfanout", "--sessions", str(mq), *rest,
+                   "--writes", "200", "--changes", str(per_session * mq)],
+            schema=SB_SCHEMA, db=SB_DB,
+            main="rate", unit="notifications/s", higher=True,
+            others=["cpu_us_per_notification", "writer_p50_ms", "change_p50_ms",
+                    "cpu_ms_per_change", "cpu_ms_per_setup", "setup_s"],
+            ratios=["cpu_us_per_notification", "writer_p50_ms", "change_p50_ms",
+                    "cpu_ms_per_change", "cpu_ms_per_setup"],
+            counters=["missed", "duplicated", "unexpected", "errors"], rss=True,
+            what=f"{m:,} Southbound sessions, each a monitor_cond on Port_Binding with "
+                 f"{k:,} datapath clauses over {d:,} datapaths (4 ports each); one writer "
+                 f"updating one port per transaction; then {per_session} monitor_cond_change "
+                 f"call(s) per session, each dropping 10 datapaths and adding up to 10 others "
+                 f"(every row checked)",
+        )
+        names.append(name)
+    return names
 
 
 def log(msg):
@@ -538,6 +591,9 @@ def split_cpu(data, contender):
 
 
 def measure(env, bench, tmp, rnd, scenario, args, contender):
+    global SCHEMA, DB
+    SCHEMA = SCENARIOS[scenario].get("schema", NB_SCHEMA)
+    DB = SCENARIOS[scenario].get("db", NB_DB)
     d = tmp / f"round{rnd}" / scenario / contender
     d.mkdir(parents=True)
     res = dict(contender=contender, scenario=scenario, round=rnd, rc=None, data=None,
@@ -645,7 +701,8 @@ def scenario_table(scenario, results, contenders, rounds):
     has_rss = spec.get("rss") and any(r["rss_mib"] is not None for r in results)
     counters = spec["counters"]
     # The server/store split of etcd contenders is shown, not compared.
-    cpu = [o for o in others if o.startswith("cpu_") and not o.endswith(("_server", "_store"))]
+    cpu = spec.get("ratios") or [
+        o for o in others if o.startswith("cpu_") and not o.endswith(("_server", "_store"))]
     by = {c: [r for r in results if r["contender"] == c] for c in contenders}
     base = by.get(BASELINE) or []
     base_main = median(figure(base, main))
@@ -656,7 +713,7 @@ def scenario_table(scenario, results, contenders, rounds):
         head += ["peak RSS MiB (VmHWM) median"]
     head += [f"{c} (sum of rounds)" for c in counters]
     head += [f"ratio {main} ({orient})"]
-    head += [f"ratio {o} (ovsdb-server/contender)" for o in cpu]
+    head += [f"ratio {o} (ovsdb-server/contender)" for o in cpu]  # lower is better for all
     if has_rss:
         head += ["ratio RSS (ovsdb-server/contender)"]
     head += ["rounds ok", "notes"]
@@ -856,10 +913,15 @@ def parse_args():
         description="Side-by-side benchmark of oxsdb and ovsdb-server (load: oxsdb-bench).")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every scenario (default 3)")
     ap.add_argument("--only", help="contenders, comma-separated: " + ",".join(CONTENDERS))
-    ap.add_argument("--scenarios", help="scenarios, comma-separated: " + ",".join(SCENARIOS))
+    ap.add_argument("--scenarios", help="scenarios, comma-separated: " + ",".join(SCENARIOS)
+                    + ",condfanout (every --condfanout configuration, condfanout-MxKxD each)")
     ap.add_argument("--quick", action="store_true",
                     help="short runs to try the script: txn 2 s, fanout 200 monitors x 20 txns, "
-                         "snapshot 10k only, bulk 1k only")
+                         "snapshot 10k only, bulk 1k only, condfanout with M/5 sessions, "
+                         "200 writes, M/5 changes")
+    ap.add_argument("--condfanout", default=CONDFANOUT_DEFAULT,
+                    help="condfanout configurations M,K,D (sessions, clauses per condition, "
+                         f"datapaths), ';'-separated (default {CONDFANOUT_DEFAULT!r})")
     ap.add_argument("--out", help="also write the report (markdown) to this file")
     ap.add_argument("--bench", help="use this oxsdb-bench binary (then only oxsdb is built)")
     ap.add_argument("--oxsdb", help="use this oxsdb binary (default target/release/oxsdb)")
@@ -869,12 +931,17 @@ def parse_args():
                          "and stop it (no oxsdb-bench needed)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     a = ap.parse_args()
+    try:
+        condfanout = add_condfanout(a.condfanout)
+    except ValueError as e:
+        ap.error(f"--condfanout: {e}")
     a.contenders = CONTENDERS if not a.only else [c.strip() for c in a.only.split(",") if c.strip()]
     bad = [c for c in a.contenders if c not in CONTENDERS]
     if bad:
         ap.error(f"unknown contender(s) {','.join(bad)}; known: {','.join(CONTENDERS)}")
     a.scenario_list = list(SCENARIOS) if not a.scenarios else [
-        s.strip() for s in a.scenarios.split(",") if s.strip()]
+        n for s in a.scenarios.split(",") if s.strip()
+        for n in (condfanout if s.strip() == "condfanout" else [s.strip()])]
     bad = [s for s in a.scenario_list if s not in SCENARIOS]
     if bad:
         ap.error(f"unknown scenario(s) {','.join(bad)}; known: {','.join(SCENARIOS)}")
@@ -903,7 +970,7 @@ def build(args):
 
 def main():
     args = parse_args()
-    for tool in (ETCD, OVSDB_SERVER, OVSDB_TOOL, OVSDB_CLIENT, OVS_APPCTL, SCHEMA):
+    for tool in (ETCD, OVSDB_SERVER, OVSDB_TOOL, OVSDB_CLIENT, OVS_APPCTL, NB_SCHEMA, SB_SCHEMA):
         if not Path(tool).exists():
             sys.exit(f"side-by-side: {tool} is missing (Debian: etcd-server, openvswitch-common, "
                      f"ovn-central)")

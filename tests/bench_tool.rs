@@ -2,7 +2,10 @@
 //! every scenario runs to completion on both, its checks find nothing wrong
 //! on either (no error, no missed or duplicated notification, whole
 //! snapshots), and its report holds the figures the side-by-side script
-//! reads. `etcd-txn` runs against a real etcd. Timings are not asserted.
+//! reads. `etcd-txn` runs against a real etcd. `condfanout` runs small on
+//! the Southbound schema against both: a differential test of conditional
+//! monitors (initial rows, updates, condition changes, final rows all
+//! checked row by row by the tool). Timings are not asserted.
 
 mod support;
 
@@ -14,6 +17,7 @@ use support::etcd::EtcdCluster;
 use support::servers::{Kind, Server};
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 
 /// Runs the tool; returns its JSON report after checking its exit status.
 fn bench(args: &[&str]) -> Value {
@@ -99,6 +103,76 @@ fn every_scenario_on_oxsdb() {
 #[test]
 fn every_scenario_on_ovsdb_server() {
     scenarios(Kind::Reference);
+}
+
+/// `condfanout` small against one server: every exactness check passes and
+/// the counts are those the parameters imply.
+fn condfanout(kind: Kind) {
+    support::tools::require_file(Path::new(SB_SCHEMA));
+    let server = Server::start(kind, &[Path::new(SB_SCHEMA)]);
+    let remote = server.tcp();
+    let pid = server.pid().expect("server pid").to_string();
+    let (datapaths, ports, sessions, clauses, changes, churn) = (50, 3, 20, 10, 40, 4);
+    let args = [
+        "--remote".to_string(),
+        remote,
+        "--server-pid".to_string(),
+        pid,
+        "condfanout".to_string(),
+        format!("--datapaths={datapaths}"),
+        format!("--ports={ports}"),
+        format!("--sessions={sessions}"),
+        format!("--clauses={clauses}"),
+        "--writes=150".to_string(),
+        format!("--changes={changes}"),
+        "--change-parallelism=4".to_string(),
+        format!("--churn={churn}"),
+        "--seed=7".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = bench(&args);
+    let name = kind.name();
+    for (k, v) in r["exactness"].as_object().expect("exactness section") {
+        assert_eq!(v.as_u64(), Some(0), "{name} condfanout {k}: {r}");
+    }
+    for k in ["missed", "duplicated", "unexpected", "errors"] {
+        assert_eq!(number(&r, k), 0.0, "{name} condfanout {k}: {r}");
+    }
+    assert_eq!(number(&r, "writes"), 150.0, "{name}: {r}");
+    // 150 writes over 150 distinct ports, each seen by the sessions listing
+    // its datapath: with 20 x 10 of 50 datapaths, some reach none, most
+    // reach several.
+    assert!(number(&r, "notifications") > 0.0, "{name}: {r}");
+    assert_eq!(
+        number(&r, "notifications"),
+        number(&r, "notifications_expected"),
+        "{name}: {r}"
+    );
+    assert_eq!(number(&r, "changes"), changes as f64, "{name}: {r}");
+    let moved = (changes * churn) as f64;
+    assert_eq!(number(&r, "datapaths_added"), moved, "{name}: {r}");
+    assert_eq!(number(&r, "datapaths_removed"), moved, "{name}: {r}");
+    assert_eq!(
+        number(&r, "change_rows"),
+        2.0 * moved * ports as f64,
+        "{name}: {r}"
+    );
+    assert_eq!(
+        number(&r, "final_rows"),
+        (sessions * clauses * ports) as f64,
+        "{name}: every session holds the ports of its {clauses} datapaths: {r}"
+    );
+    assert!(r["cpu_ms_per_setup"].is_number(), "{name}: {r}");
+}
+
+#[test]
+fn condfanout_on_oxsdb() {
+    condfanout(Kind::Oxsdb);
+}
+
+#[test]
+fn condfanout_on_ovsdb_server() {
+    condfanout(Kind::Reference);
 }
 
 #[test]

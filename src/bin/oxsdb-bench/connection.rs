@@ -72,7 +72,16 @@ impl Connection {
         let echo_out = out.clone();
         tokio::spawn(async move {
             let mut frames = FramedRead::new(reader, JsonCodec::with_max_size(MAX_MESSAGE));
-            while let Some(Ok(msg)) = frames.next().await {
+            while let Some(frame) = frames.next().await {
+                let msg = match frame {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        // Otherwise the requests in flight only learn that
+                        // the connection is gone, not why.
+                        eprintln!("oxsdb-bench: connection lost: {e}");
+                        break;
+                    }
+                };
                 let at = Instant::now();
                 let id = msg.get("id").cloned().unwrap_or(Value::Null);
                 match msg.get("method").and_then(Value::as_str) {

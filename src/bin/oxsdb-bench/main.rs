@@ -2,7 +2,9 @@
 //! any server serving the OVN Northbound schema — oxsdb, ovsdb-server
 //! standalone or clustered — and checks what it receives, so that a server
 //! that drops or duplicates updates shows errors rather than fast numbers.
-//! `etcd-txn` loads etcd directly: the ceiling of oxsdb's etcd store.
+//! `condfanout` loads the OVN Southbound schema instead: conditional
+//! monitors as ovn-controllers hold them. `etcd-txn` loads etcd directly:
+//! the ceiling of oxsdb's etcd store.
 //!
 //! Every run prints a summary on stderr and one JSON object on the last
 //! line of stdout; the exit status is 1 when anything was wrong (an error
@@ -10,6 +12,7 @@
 //! `bench/side-by-side.py` runs it against every contender.
 
 mod bulk;
+mod condfanout;
 mod connection;
 mod etcd_txn;
 mod fanout;
@@ -27,7 +30,7 @@ use serde_json::Value;
 pub struct Target {
     /// `tcp:HOST:PORT` or `unix:PATH`.
     pub remote: String,
-    /// The database (OVN Northbound schema).
+    /// The database (OVN Northbound schema; Southbound for condfanout).
     pub db: String,
     /// Server processes whose CPU time is reported.
     pub pids: Vec<u32>,
@@ -36,15 +39,16 @@ pub struct Target {
 #[derive(Parser)]
 #[command(
     name = "oxsdb-bench",
-    about = "OVSDB load tool: txn, fanout, snapshot, bulk, etcd-txn"
+    about = "OVSDB load tool: txn, fanout, condfanout, snapshot, bulk, etcd-txn"
 )]
 struct Cli {
     /// The server: tcp:HOST:PORT or unix:PATH.
     #[arg(long, default_value = "tcp:127.0.0.1:6641")]
     remote: String,
-    /// The database to load (it must have the OVN Northbound schema).
-    #[arg(long, default_value = "OVN_Northbound")]
-    db: String,
+    /// The database to load: OVN_Northbound by default, OVN_Southbound for
+    /// condfanout (the database must have that OVN schema).
+    #[arg(long)]
+    db: Option<String>,
     /// A server process to report CPU time for (repeat for a cluster).
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
@@ -71,6 +75,44 @@ enum Scenario {
         /// Sequential transactions of the writer.
         #[arg(long, default_value_t = 100)]
         txns: usize,
+    },
+    /// Conditional monitors on the OVN Southbound schema (issue 16): M
+    /// sessions with K-clause datapath conditions, one writer, then a storm
+    /// of monitor_cond_change calls; every row checked.
+    Condfanout {
+        /// Datapath_Binding rows.
+        #[arg(long, default_value_t = 3000)]
+        datapaths: usize,
+        /// Port_Binding rows per datapath.
+        #[arg(long, default_value_t = 4)]
+        ports: usize,
+        /// Sessions, each one monitor_cond on Port_Binding.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Clauses ["datapath","==",["uuid",D]] per session's condition.
+        #[arg(long, default_value_t = 300)]
+        clauses: usize,
+        /// Write transactions of the writer, one port each.
+        #[arg(long, default_value_t = 1000)]
+        writes: usize,
+        /// Run the writer this long instead of --writes transactions.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// monitor_cond_change calls in the storm, spread over the sessions.
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+        /// Sessions setting up (connect + monitor_cond) at the same time.
+        #[arg(long, default_value_t = 64)]
+        setup_parallelism: usize,
+        /// Sessions changing their condition at the same time.
+        #[arg(long, default_value_t = 16)]
+        change_parallelism: usize,
+        /// Datapaths one change drops, and others it adds.
+        #[arg(long, default_value_t = 10)]
+        churn: usize,
+        /// Seed of the sessions' datapaths, the write order and the changes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Time for a fresh client's full initial monitor reply.
     Snapshot {
@@ -117,14 +159,46 @@ fn failed(report: &Value) -> bool {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    let default_db = match cli.scenario {
+        Scenario::Condfanout { .. } => "OVN_Southbound",
+        _ => "OVN_Northbound",
+    };
     let target = Target {
         remote: cli.remote,
-        db: cli.db,
+        db: cli.db.unwrap_or_else(|| default_db.to_string()),
         pids: cli.server_pids,
     };
     let report = match cli.scenario {
         Scenario::Txn { clients, seconds } => txn::run(&target, clients, seconds).await?,
         Scenario::Fanout { monitors, txns } => fanout::run(&target, monitors, txns).await?,
+        Scenario::Condfanout {
+            datapaths,
+            ports,
+            sessions,
+            clauses,
+            writes,
+            seconds,
+            changes,
+            setup_parallelism,
+            change_parallelism,
+            churn,
+            seed,
+        } => {
+            let params = condfanout::Params {
+                datapaths,
+                ports,
+                sessions,
+                clauses,
+                writes,
+                seconds,
+                changes,
+                setup_parallelism,
+                change_parallelism,
+                churn,
+                seed,
+            };
+            condfanout::run(&target, params).await?
+        }
         Scenario::Snapshot {
             ports,
             switches,
