@@ -86,6 +86,22 @@ impl Datum {
         }
     }
 
+    /// Whether this is [`Datum::default_of`]`(ty)`, without building it
+    /// (monitors ask for every column of every row they send).
+    pub fn is_default_of(&self, ty: &Type) -> bool {
+        if ty.min == 0 {
+            return self.keys.is_empty();
+        }
+        let key_ok = self.keys.len() == 1 && self.keys[0] == Atom::default_of(ty.key.atomic);
+        match (&ty.value, &self.values) {
+            (Some(v), Some(vals)) => {
+                key_ok && vals.len() == 1 && vals[0] == Atom::default_of(v.atomic)
+            }
+            (None, None) => key_ok,
+            _ => false,
+        }
+    }
+
     /// Number of elements (or pairs).
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -459,5 +475,29 @@ mod tests {
             Datum::default_of(&t).to_json(),
             json!(["uuid", "00000000-0000-0000-0000-000000000000"])
         );
+    }
+
+    #[test]
+    fn is_default_of_agrees_with_default_of() {
+        for j in [
+            json!("string"),
+            json!("integer"),
+            json!("real"),
+            json!("boolean"),
+            json!({"key": "uuid"}),
+            json!({"key": "uuid", "min": 0}),
+            json!({"key": "string", "value": "integer"}),
+            json!({"key": "string", "value": "integer", "min": 0, "max": "unlimited"}),
+            json!({"key": "integer", "min": 1, "max": 3}),
+        ] {
+            let t = ty(j.clone());
+            assert!(Datum::default_of(&t).is_default_of(&t), "{j}");
+            let mut other = Datum::default_of(&t);
+            other.keys.push(Atom::Integer(7));
+            other.keys.push(Atom::Integer(9));
+            assert!(!other.is_default_of(&t), "{j}");
+        }
+        let s = ty(json!("string"));
+        assert!(!Datum::scalar(Atom::string("x")).is_default_of(&s));
     }
 }

@@ -81,7 +81,7 @@ impl<H> Default for FanOut<H> {
 /// 200 KB per session).
 fn group_hash(monitor: &Monitor) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = crate::db::condition_index::ProbeHasher::default();
     monitor.version.hash(&mut h);
     monitor.selection_key().hash(&mut h);
     for mt in &monitor.tables {

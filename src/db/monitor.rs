@@ -293,16 +293,19 @@ impl Monitor {
         let obj = requests.as_object().ok_or_else(|| {
             OvsdbError::syntax(None, None, "monitor-cond-change-requests must be object")
         })?;
-        let mut new = self.clone();
+        // The new conditions by table position, parsed before anything is
+        // copied: cloning the old conditions only to replace them cost as
+        // much as parsing a thousand-clause condition.
+        let mut changed: Vec<(usize, Option<Condition>)> = Vec::new();
         for (name, reqs) in obj {
             let t = schema
                 .table_index(name)
                 .ok_or_else(|| OvsdbError::syntax(None, None, format!("no table named {name}")))?;
             let ts = &schema.tables[t];
-            let mt = new
+            let pos = self
                 .tables
-                .iter_mut()
-                .find(|m| m.table == t)
+                .iter()
+                .position(|m| m.table == t)
                 .ok_or_else(|| {
                     OvsdbError::syntax(
                         None,
@@ -329,12 +332,34 @@ impl Monitor {
                         "changing columns is unsupported",
                     ));
                 }
-                mt.condition = match w {
+                let cond = match w {
                     Some(w) => Some(Condition::from_json(ts, w, None)?),
                     None => None,
                 };
+                match changed.iter_mut().find(|(p, _)| *p == pos) {
+                    Some(c) => c.1 = cond,
+                    None => changed.push((pos, cond)),
+                }
             }
         }
+        let tables = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, mt)| MonitorTable {
+                table: mt.table,
+                select: mt.select,
+                columns: mt.columns.clone(),
+                condition: match changed.iter_mut().find(|(p, _)| *p == i) {
+                    Some((_, c)) => c.take(),
+                    None => mt.condition.clone(),
+                },
+            })
+            .collect();
+        let new = Monitor {
+            version: self.version,
+            tables,
+        };
         Ok(new)
     }
 
@@ -359,7 +384,7 @@ impl Monitor {
         let mut out = Map::new();
         for (old_t, new_t) in self.tables.iter().zip(&new.tables) {
             let (oc, nc) = (old_t.condition.as_ref(), new_t.condition.as_ref());
-            if oc.map(Condition::to_json) == nc.map(Condition::to_json) {
+            if oc == nc {
                 continue;
             }
             let ts = &db.schema.tables[new_t.table];
@@ -639,7 +664,7 @@ fn row_update2(
             (Kind::Modify, Some(_), Some(_)) => {}
             (_, _, Some(n)) => {
                 let d = n.datum(*c);
-                if *c == COL_VERSION || *c == COL_UUID || *d != Datum::default_of(ty) {
+                if *c == COL_VERSION || *c == COL_UUID || !d.is_default_of(ty) {
                     diff.insert(name(), d.to_json());
                 }
             }
