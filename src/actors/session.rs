@@ -501,13 +501,16 @@ impl Session {
                 self.order.insert(&monitor_id);
                 self.monitor_requests.insert(id.to_string(), key);
                 self.await_reply(&id);
+                let last_txn_id = p.get(3).filter(|_| version == MonitorVersion::V3).cloned();
+                // Moved, not cloned: an OVN chassis's condition is thousands of clauses.
+                let requests = take_param(params, 2);
                 entry.addr.do_send(AddMonitor {
                     session: self.handle_of(ctx),
                     id,
                     monitor_id,
                     version,
-                    requests: p[2].clone(),
-                    last_txn_id: p.get(3).filter(|_| version == MonitorVersion::V3).cloned(),
+                    requests,
+                    last_txn_id,
                 });
             }
             "monitor_cond_change" => {
@@ -548,12 +551,13 @@ impl Session {
                 self.cond_changes
                     .insert(id.to_string(), (p[0].clone(), p[1].clone(), before));
                 self.await_reply(&id);
+                let (monitor_id, new_monitor_id) = (p[0].clone(), p[1].clone());
                 entry.addr.do_send(ChangeMonitor {
                     session: self.handle_of(ctx),
                     id,
-                    monitor_id: p[0].clone(),
-                    new_monitor_id: p[1].clone(),
-                    requests: p[2].clone(),
+                    monitor_id,
+                    new_monitor_id,
+                    requests: take_param(params, 2),
                 });
             }
             "monitor_cancel" => {
@@ -851,6 +855,14 @@ impl Handler<Notify> for Session {
         for n in batch {
             self.take_update(n, hold);
         }
+    }
+}
+
+/// Param `i` of a request, moved out of the params.
+fn take_param(params: Value, i: usize) -> Value {
+    match params {
+        Value::Array(mut a) if a.len() > i => a.swap_remove(i),
+        _ => Value::Null,
     }
 }
 

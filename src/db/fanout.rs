@@ -103,13 +103,13 @@ fn same_group(a: &Monitor, b: &Monitor) -> bool {
 
 /// The condition the index files a group's table under: V1 monitors
 /// have none, whatever their request said.
-fn indexed_condition(
-    monitor: &Monitor,
-    mt: &crate::db::monitor::MonitorTable,
-) -> Option<crate::db::condition::Condition> {
+fn indexed_condition<'m>(
+    monitor: &'m Monitor,
+    mt: &'m crate::db::monitor::MonitorTable,
+) -> Option<&'m crate::db::condition::Condition> {
     match monitor.version {
         MonitorVersion::V1 => None,
-        _ => mt.condition.clone(),
+        _ => mt.condition.as_ref(),
     }
 }
 
@@ -175,10 +175,7 @@ impl<H> FanOut<H> {
         };
         for mt in &monitor.tables {
             let cond = indexed_condition(&monitor, mt);
-            self.index
-                .entry(mt.table)
-                .or_default()
-                .insert(g, cond.as_ref());
+            self.index.entry(mt.table).or_default().insert(g, cond);
         }
         self.by_key.entry(key).or_default().push(g);
         self.groups[g] = Some(Group {
@@ -197,7 +194,7 @@ impl<H> FanOut<H> {
         for mt in &group.monitor.tables {
             let cond = indexed_condition(&group.monitor, mt);
             if let Some(index) = self.index.get_mut(&mt.table) {
-                index.remove(g, cond.as_ref());
+                index.remove(g, cond);
                 if index.is_empty() {
                     self.index.remove(&mt.table);
                 }
