@@ -20,6 +20,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
 
+/// Most input read and discarded after a response.
+const MAX_DRAIN: usize = 1 << 20;
+/// How long to wait for the peer to close after a response.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// The OpenMetrics text format that `prometheus-client` writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -88,7 +93,18 @@ async fn respond(mut stream: TcpStream, registry: &Registry) -> std::io::Result<
     response.push_str("\r\n");
     response.push_str(&body);
     stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // Closing with unread input resets the connection, and the peer may
+    // lose the response: read what it still sends (bounded) until it closes.
+    let mut rest = [0u8; 4096];
+    let mut left = MAX_DRAIN;
+    while left > 0 {
+        match tokio::time::timeout(LINGER, stream.read(&mut rest)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// The request head up to its blank line; `None` if it exceeds [`MAX_HEAD`]
