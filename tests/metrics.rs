@@ -111,6 +111,15 @@ impl Exposition {
             .find(|(n, l, _)| n == name && l == labels)
             .map_or(0.0, |s| s.2)
     }
+
+    /// The sum of `name` over all its labels.
+    fn sum(&self, name: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|s| s.2)
+            .sum()
+    }
 }
 
 fn valid_name(n: &str) -> bool {
@@ -161,6 +170,7 @@ fn metrics_move_with_transactions_monitors_and_sessions() {
     assert_eq!(after.get("oxsdb_sessions", ""), 2.0);
     assert_eq!(after.get("oxsdb_monitors", ""), 1.0);
     assert_eq!(after.get("oxsdb_rows", "db=\"M\""), 1.0);
+    assert_eq!(after.get("oxsdb_transactions_queued", "db=\"M\""), 0.0);
 
     // A duplicate violates the index; a wait that cannot hold times out.
     let dup = writer.request("transact", insert("a"));
@@ -229,6 +239,7 @@ fn metrics_on_etcd_count_groups_and_store_requests() {
     args.push(schema.display().to_string());
     let ox = Oxsdb::start(&args, dir.path(), None);
     let addr = metrics_addr(&ox);
+    let mut etcd = etcd;
     // The database opens once the store answers.
     let deadline = Instant::now() + WAIT;
     while scrape(&addr).get("oxsdb_store_connected", "db=\"M\"") != 1.0 {
@@ -252,4 +263,31 @@ fn metrics_on_etcd_count_groups_and_store_requests() {
     assert!(after.get("oxsdb_store_request_seconds_count", "") >= 1.0);
     assert_eq!(after.get("oxsdb_commit_groups_in_flight", ""), 0.0);
     assert_eq!(after.get("oxsdb_rows", "db=\"M\""), 1.0);
+    // (Transactions sent before the database opened failed.)
+    let failed_before = after.sum("oxsdb_transactions_failed_total");
+
+    // Without etcd, transactions fail and the store is seen gone.
+    etcd.members[0].kill();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = c.request("transact", insert("b"));
+        if !txn_ok(&r.message["result"]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd is gone, yet transactions commit"
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let down = scrape(&addr);
+        if down.get("oxsdb_store_connected", "db=\"M\"") == 0.0 {
+            assert!(down.sum("oxsdb_transactions_failed_total") > failed_before);
+            assert_eq!(down.get("oxsdb_transactions_committed_total", ""), 1.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store never went down");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -17,7 +17,7 @@ use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
-use crate::metrics::{label, Metrics};
+use crate::metrics::Metrics;
 use crate::replica::commit_queue::{
     Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
 };
@@ -179,6 +179,8 @@ pub struct DbSample {
     pub monitors: usize,
     /// Whether its store answers.
     pub connected: bool,
+    /// Transactions waiting to be executed.
+    pub queued: usize,
 }
 
 /// The store's liveness changed (etcd reachable or not).
@@ -380,6 +382,8 @@ impl DatabaseActor {
             Ok(replica) => act.opened(replica, ctx),
             Err(e) => {
                 let retry = e.is_retryable();
+                let kind = if retry { "unavailable" } else { "refused" };
+                act.metrics.store_error("open", kind);
                 if act.load_error.as_deref() != Some(&e.to_string()) {
                     if retry {
                         tracing::warn!(db = %act.name, error = %e, "cannot open the database; retrying");
@@ -797,10 +801,7 @@ impl DatabaseActor {
             act.metrics.groups_in_flight.dec();
             act.metrics.store_latency.observe(took.as_secs_f64());
             if let Err(e) = &res {
-                act.metrics
-                    .store_errors
-                    .get_or_create(&label("kind", e.kind()))
-                    .inc();
+                act.metrics.store_error("commit", e.kind());
             }
             act.committed(res, ctx)
         }));
@@ -1261,6 +1262,16 @@ impl Handler<WatchEnded> for DatabaseActor {
             return;
         }
         self.watch = None;
+        let failed = match &m.why {
+            Some(WatchError::Compacted(_)) => Some("compacted"),
+            Some(WatchError::Undecodable { .. }) => Some("undecodable"),
+            Some(WatchError::Open(e)) => Some(e.kind()),
+            Some(WatchError::Broken(_)) => Some("broken"),
+            None => None,
+        };
+        if let Some(kind) = failed {
+            self.metrics.store_error("watch", kind);
+        }
         match m.why {
             Some(WatchError::Compacted(compacted)) => {
                 tracing::warn!(db = %self.name, from = self.watch_from, compacted,
@@ -1817,6 +1828,7 @@ impl Handler<Sample> for DatabaseActor {
             rows: self.replica.db.n_rows(),
             monitors: self.monitors.len(),
             connected: self.connected,
+            queued: self.commits.queued(),
         })
     }
 }

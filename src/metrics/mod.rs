@@ -21,6 +21,9 @@ use serde_json::Value;
 /// A one-label label set (`error="..."`, `db="..."`).
 pub type Label = [(&'static str, String); 1];
 
+/// The labels of a store error: the request (`op`) and the kind of error.
+pub type StoreErrorLabels = [(&'static str, String); 2];
+
 /// Longest label value kept: an error tag or a database name longer than
 /// this is cut, so a label never grows a scrape without bound.
 const MAX_LABEL: usize = 64;
@@ -64,12 +67,14 @@ pub struct Metrics {
     pub merged: Counter,
     /// Seconds a shared store (etcd) took to answer a group commit.
     pub store_latency: Histogram,
-    /// Shared-store requests that failed, by kind of error.
-    pub store_errors: Family<Label, Counter>,
+    /// Shared-store requests that failed, by request and kind of error.
+    pub store_errors: Family<StoreErrorLabels, Counter>,
     /// Whether each database's store answers (1) or not (0) (set when scraped).
     pub store_connected: Family<Label, Gauge>,
     /// Rows in each database (set when scraped).
     pub rows: Family<Label, Gauge>,
+    /// Transactions waiting to be executed, per database (set when scraped).
+    pub queued: Family<Label, Gauge>,
     /// Resident memory of the process in bytes (set when scraped).
     pub resident_memory: Gauge,
 }
@@ -101,6 +106,7 @@ impl Metrics {
             store_errors: Family::default(),
             store_connected: Family::default(),
             rows: Family::default(),
+            queued: Family::default(),
             resident_memory: Gauge::default(),
         };
         m.register()
@@ -157,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "store_errors",
-            "Shared store (etcd) requests that failed, by kind",
+            "Shared store (etcd) requests that failed, by request and kind of error",
             self.store_errors.clone(),
         );
         r.register(
@@ -166,6 +172,11 @@ impl Metrics {
             self.store_connected.clone(),
         );
         r.register("rows", "Rows in the database", self.rows.clone());
+        r.register(
+            "transactions_queued",
+            "Transactions waiting to be executed (in front of the group in flight)",
+            self.queued.clone(),
+        );
         r.register(
             "resident_memory_bytes",
             "Resident memory of the process",
@@ -186,6 +197,15 @@ impl Metrics {
                 self.committed.inc();
             }
         }
+    }
+
+    /// Counts a failed shared-store request: `op` is the request
+    /// (`commit`, `open`, `watch`), `kind` what went wrong.
+    pub fn store_error(&self, op: &'static str, kind: &str) {
+        let [(_, kind)] = label("kind", kind);
+        self.store_errors
+            .get_or_create(&[("op", op.to_string()), ("kind", kind)])
+            .inc();
     }
 
     /// The text exposition (OpenMetrics) of every metric as it is now.

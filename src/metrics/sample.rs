@@ -15,6 +15,7 @@ pub async fn sample(registry: &Registry) {
     // A database no longer served drops its series.
     m.rows.clear();
     m.store_connected.clear();
+    m.queued.clear();
     for (name, entry) in dbs {
         let Ok(s) = entry.addr.send(Sample).await else {
             continue;
@@ -25,6 +26,7 @@ pub async fn sample(registry: &Registry) {
         m.store_connected
             .get_or_create(&l)
             .set(i64::from(s.connected));
+        m.queued.get_or_create(&l).set(s.queued as i64);
     }
     m.monitors.set(monitors);
     if let Some(bytes) = resident_bytes() {
