@@ -291,3 +291,61 @@ fn metrics_on_etcd_count_groups_and_store_requests() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn updates_held_back_for_a_stalled_client_are_counted_as_merged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = schema_file(dir.path());
+    let ox = Oxsdb::start(
+        &[
+            "--store=memory".to_string(),
+            "--inactivity-probe=0".to_string(),
+            "--metrics=127.0.0.1:0".to_string(),
+            schema.display().to_string(),
+        ],
+        dir.path(),
+        None,
+    );
+    let addr = metrics_addr(&ox);
+    let mut stalled = Rpc::open(&ox.addr());
+    let m = stalled.request("monitor", json!(["M", "s", {"T": {"columns": ["name"]}}]));
+    assert!(m.result().is_some(), "{:?}", m.message);
+    // From here on `stalled` reads nothing until the end.
+    let mut writer = Rpc::open(&ox.addr());
+    let r = writer.request("transact", insert("start"));
+    assert!(txn_ok(&r.message["result"]), "{:?}", r.message);
+    let big = "x".repeat(64 * 1024);
+    let n = 100;
+    for i in 0..n {
+        // 64 KiB a commit: far more than the socket buffers hold.
+        let r = writer.request(
+            "transact",
+            json!(["M", {"op": "update", "table": "T", "where": [],
+                         "row": {"name": format!("{i}{big}")}}]),
+        );
+        assert!(txn_ok(&r.message["result"]), "{:?}", r.message);
+    }
+    let merged = scrape(&addr).get("oxsdb_updates_merged_total", "");
+    assert!(merged > 0.0, "no update was merged");
+    // Once the client reads, every commit reached it: sent on its own, or merged.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        while stalled
+            .next_message(Duration::from_millis(100))
+            .expect("read")
+            .is_some()
+        {}
+        let e = scrape(&addr);
+        let sent = e.get("oxsdb_notifications_sent_total", "");
+        let merged = e.get("oxsdb_updates_merged_total", "");
+        if sent + merged == f64::from(n + 1) {
+            assert!(sent < f64::from(n + 1), "{sent} sent, {merged} merged");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sent} sent + {merged} merged != {} commits",
+            n + 1
+        );
+    }
+}
