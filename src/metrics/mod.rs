@@ -1,5 +1,5 @@
-//! Prometheus metrics: one set of typed handles per server, updated with
-//! atomics from the actors and rendered as text exposition by [`http`].
+//! Prometheus metrics: one set of typed handles per server, updated
+//! cheaply (atomics; a histogram's short lock) from the actors and rendered as text exposition by [`http`].
 //!
 //! Each server owns its own [`Metrics`] (reached through its
 //! `actors::registry::Registry`), not a process-wide static: tests and
