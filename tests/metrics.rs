@@ -349,3 +349,17 @@ fn updates_held_back_for_a_stalled_client_are_counted_as_merged() {
         );
     }
 }
+
+#[test]
+fn a_bad_or_taken_metrics_address_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = schema_file(dir.path()).display().to_string();
+    let bad = support::process::oxsdb_fails(&["--store=memory", "--metrics=nowhere", &schema]);
+    assert!(!bad.success(), "{}", bad.all());
+    assert!(bad.all().contains("--metrics"), "{}", bad.all());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = format!("--metrics={}", taken.local_addr().expect("addr"));
+    let out = support::process::oxsdb_fails(&["--store=memory", &at, &schema]);
+    assert!(!out.success(), "{}", out.all());
+    assert!(out.all().contains("cannot listen"), "{}", out.all());
+}
