@@ -18,6 +18,7 @@
 //!   shared store, the order local commits are answered in, the
 //!   `monitor_cond_since` history (pure state machines, no actix).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).
+//! - [`metrics`]: Prometheus metrics of a server and their `/metrics` HTTP endpoint.
 //! - [`unixctl`]: the control socket for `ovs-appctl`/`ovn-appctl` and its commands.
 //! - [`process`]: Open vSwitch daemon conventions: `--detach`, `--monitor`,
 //!   pidfile, `--user`, log levels and destinations.
@@ -27,6 +28,7 @@ pub mod codec;
 pub mod data;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod parser;
 pub mod process;
 pub mod replica;

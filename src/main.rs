@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use oxsdb::actors::server::{self, LocalDb, Remote, ServerConfig, Store};
+use oxsdb::metrics::args::MetricsArgs;
 use oxsdb::process::args::{absolute, ovs_style_args, program_name, DaemonArgs};
 use oxsdb::process::compat::{is_db_remote, warn_not_followed, PendingSslArgs};
 use oxsdb::process::daemon;
@@ -149,6 +150,10 @@ struct Cli {
     /// Daemon, logging and control-socket options (ovsdb-server's).
     #[command(flatten)]
     daemon: DaemonArgs,
+
+    /// Prometheus metrics.
+    #[command(flatten)]
+    metrics: MetricsArgs,
 
     /// ovsdb-server's SSL options, accepted in their db: form only.
     #[command(flatten)]
@@ -361,11 +366,26 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             _ => schemas,
         };
         let running = server::start(config, schemas).await?;
+        let metrics_at = match cli.metrics.metrics {
+            Some(addr) => {
+                let listener = oxsdb::metrics::http::bind(addr)
+                    .await
+                    .with_context(|| format!("--metrics={addr}: cannot listen"))?;
+                let local = listener.local_addr()?;
+                tracing::info!("serving metrics at http://{local}/metrics");
+                oxsdb::metrics::http::serve(listener, running.registry.clone());
+                Some(local)
+            }
+            None => None,
+        };
         // A detaching server leaves its starter's terminal quiet (the log
         // has the same lines).
         if !daemon.detached() {
             for b in &running.bound {
                 eprintln!("oxsdb: listening on {b}");
+            }
+            if let Some(local) = metrics_at {
+                eprintln!("oxsdb: metrics at http://{local}/metrics");
             }
         }
         let exit = Arc::new(tokio::sync::Notify::new());

@@ -17,6 +17,7 @@ use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
 use crate::error::OvsdbError;
+use crate::metrics::Metrics;
 use crate::replica::commit_queue::{
     Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
 };
@@ -164,6 +165,24 @@ pub struct SetChangeAware {
 #[rtype(result = "(usize, Revision)")]
 pub struct Stats;
 
+/// What a scrape of the metrics reads from a database.
+#[derive(Message)]
+#[rtype(result = "DbSample")]
+pub struct Sample;
+
+/// What [`Sample`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSample {
+    /// Rows in the database.
+    pub rows: usize,
+    /// Monitors registered on it.
+    pub monitors: usize,
+    /// Whether its store answers.
+    pub connected: bool,
+    /// Transactions waiting to be executed.
+    pub queued: usize,
+}
+
 /// The store's liveness changed (etcd reachable or not).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -262,6 +281,8 @@ pub struct DatabaseActor {
     /// to skip their echoes.
     own_commits: OwnCommits,
     shared: Option<Shared>,
+    /// The server's metrics.
+    metrics: Arc<Metrics>,
 }
 
 impl DatabaseActor {
@@ -300,6 +321,7 @@ impl DatabaseActor {
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
             shared: None,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -307,6 +329,12 @@ impl DatabaseActor {
     /// `lanes[i]` (by default they run on this actor's arbiter).
     pub fn with_lanes(mut self, lanes: Arc<Vec<ArbiterHandle>>) -> DatabaseActor {
         self.lanes = lanes;
+        self
+    }
+
+    /// The same actor, counting into `metrics` (by default a set of its own).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseActor {
+        self.metrics = metrics;
         self
     }
 
@@ -354,6 +382,8 @@ impl DatabaseActor {
             Ok(replica) => act.opened(replica, ctx),
             Err(e) => {
                 let retry = e.is_retryable();
+                let kind = if retry { "unavailable" } else { "refused" };
+                act.metrics.store_error("open", kind);
                 if act.load_error.as_deref() != Some(&e.to_string()) {
                     if retry {
                         tracing::warn!(db = %act.name, error = %e, "cannot open the database; retrying");
@@ -760,11 +790,21 @@ impl DatabaseActor {
             return;
         }
         tracing::trace!(db = %self.name, transactions = members, writes = writes.len(), "committing a group");
-        let fut = async move { store.commit_durable(cmp, writes, durable).await };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(|res, act, ctx| act.committed(res, ctx)),
-        );
+        self.metrics.group_size.observe(members as f64);
+        self.metrics.groups_in_flight.inc();
+        let fut = async move {
+            let sent = Instant::now();
+            let res = store.commit_durable(cmp, writes, durable).await;
+            (res, sent.elapsed())
+        };
+        ctx.spawn(fut.into_actor(self).map(|(res, took), act, ctx| {
+            act.metrics.groups_in_flight.dec();
+            act.metrics.store_latency.observe(took.as_secs_f64());
+            if let Err(e) = &res {
+                act.metrics.store_error("commit", e.kind());
+            }
+            act.committed(res, ctx)
+        }));
     }
 
     /// Takes the in-flight group's changes back out of the replica.
@@ -961,6 +1001,8 @@ impl DatabaseActor {
         if let Some(tx) = p.internal {
             let _ = tx.send(result);
         } else if let Some(s) = p.session {
+            self.metrics
+                .transaction_answered(&result, p.received.elapsed().as_secs_f64());
             self.reply_to(
                 &s,
                 SendReply {
@@ -1220,6 +1262,16 @@ impl Handler<WatchEnded> for DatabaseActor {
             return;
         }
         self.watch = None;
+        let failed = match &m.why {
+            Some(WatchError::Compacted(_)) => Some("compacted"),
+            Some(WatchError::Undecodable { .. }) => Some("undecodable"),
+            Some(WatchError::Open(e)) => Some(e.kind()),
+            Some(WatchError::Broken(_)) => Some("broken"),
+            None => None,
+        };
+        if let Some(kind) = failed {
+            self.metrics.store_error("watch", kind);
+        }
         match m.why {
             Some(WatchError::Compacted(compacted)) => {
                 tracing::warn!(db = %self.name, from = self.watch_from, compacted,
@@ -1766,6 +1818,18 @@ impl Handler<SessionGone> for DatabaseActor {
         self.commits
             .retain(|p| p.session.as_ref().map(|s| s.id) != Some(m.id));
         self.change_aware.remove(&m.id);
+    }
+}
+
+impl Handler<Sample> for DatabaseActor {
+    type Result = MessageResult<Sample>;
+    fn handle(&mut self, _: Sample, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(DbSample {
+            rows: self.replica.db.n_rows(),
+            monitors: self.monitors.len(),
+            connected: self.connected,
+            queued: self.commits.queued(),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::actors::database::DatabaseActor;
 use crate::actors::lock_table::LockTable;
 use crate::actors::{CloseSession, SessionId};
+use crate::metrics::Metrics;
 use crate::schema::DatabaseSchema;
 use actix::{Addr, Recipient};
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub struct Registry {
     pub locks: Addr<LockTable>,
     /// Every connected session: how to close it, and whether it is change-aware.
     sessions: Mutex<HashMap<SessionId, (Recipient<CloseSession>, bool)>>,
+    /// This server's metrics (its own: several servers may share a process).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Registry {
@@ -40,6 +43,7 @@ impl Registry {
             server_id,
             locks,
             sessions: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 

@@ -195,7 +195,9 @@ pub async fn start(
     let server_schema = Arc::new(DatabaseSchema::server_schema());
     let server_replica = Replica::new(server_schema.clone(), config.keys.clone(), cluster_id);
     let server_addr =
-        DatabaseActor::new(server_replica, Backend::Log(Box::new(MemoryLog)), server_id).start();
+        DatabaseActor::new(server_replica, Backend::Log(Box::new(MemoryLog)), server_id)
+            .with_metrics(registry.metrics.clone())
+            .start();
     registry.insert(
         "_Server",
         DbEntry {
@@ -241,6 +243,7 @@ pub async fn start(
                 shared,
             )
             .with_lanes(handles.clone())
+            .with_metrics(registry.metrics.clone())
             .start();
             let name = schema.name.clone();
             registry.insert(&name, DbEntry { addr, schema });
@@ -265,6 +268,7 @@ pub async fn start(
         replica.db = db;
         let addr = DatabaseActor::new(replica, Backend::Log(log), server_id)
             .with_lanes(handles.clone())
+            .with_metrics(registry.metrics.clone())
             .start();
         registry.insert(
             &name,

@@ -699,6 +699,9 @@ impl Session {
         }
         out.put_slice(&n.body);
         out.put_slice(b"]}");
+        let metrics = &self.registry.metrics;
+        metrics.notifications.inc();
+        metrics.notification_bytes.inc_by(out.len() as u64);
         self.out.send(out.freeze());
     }
 
@@ -912,6 +915,7 @@ impl Session {
         if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             p.merged = p.merged.merge(&n.changes);
             p.n += 1;
+            self.registry.metrics.merged.inc();
             p.last_txn_id = n.txn_id;
             return;
         }

@@ -145,6 +145,11 @@ impl<T> CommitQueue<T> {
         !self.queue.is_empty()
     }
 
+    /// How many transactions wait to be executed (the pipeline in front of the store).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// The group in flight.
     pub fn in_flight(&self) -> Option<&InFlight<T>> {
         self.in_flight.as_ref()

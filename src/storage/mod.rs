@@ -271,6 +271,19 @@ impl StorageError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StorageError::Unavailable(_))
     }
+
+    /// A short name of the kind of error (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageError::Unavailable(_) => "unavailable",
+            StorageError::Compacted { .. } => "compacted",
+            StorageError::TooLarge(_) => "too large",
+            StorageError::LeaseNotFound(_) => "lease not found",
+            StorageError::Invalid(_) => "invalid",
+            StorageError::Corrupt(_) => "corrupt",
+            StorageError::Other(_) => "other",
+        }
+    }
 }
 
 /// A revisioned key-value store with compare-and-commit, watches and leases,

@@ -378,8 +378,9 @@ async fn add_db(k: Arc<ServerControl>, file: String) -> Reply {
     }
     let mut replica = Replica::new(schema.clone(), k.keys.clone(), Uuid::new_v4());
     replica.db = db;
-    let addr =
-        DatabaseActor::new(replica, Backend::Log(Box::new(log)), k.registry.server_id).start();
+    let addr = DatabaseActor::new(replica, Backend::Log(Box::new(log)), k.registry.server_id)
+        .with_metrics(k.registry.metrics.clone())
+        .start();
     k.registry.insert(
         &name,
         DbEntry {
