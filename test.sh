@@ -29,6 +29,10 @@ fi
 # Run everything (a failing test binary does not stop the others, so one
 # run shows every failure); then one closing line that sums every test binary's results
 # (cargo's own last line belongs to whichever binary ran last).
+# A one-shot build gains nothing from incremental data, which would add
+# gigabytes to target/ (a CI machine's disk once filled while linking).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "test.sh: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the build disk"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
@@ -42,6 +46,7 @@ OXSDB_CLIENT_TESTS_STORE=etcd cargo test --no-fail-fast --test clients_ovsdb_cli
 # with its outputs compared: the front door must never break unnoticed.
 qs_failed=0
 /usr/bin/python3 tools/readme_quickstart.py 2>&1 | tee -a "$log" || { status=1; qs_failed=1; }
+echo "test.sh: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') left free"
 awk -v qs_failed="$qs_failed" '
      /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^readme-quickstart: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
