@@ -16,6 +16,7 @@ use crate::db::cancel_order::CancelOrder;
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
+use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
 use crate::replica::commit_queue::{
@@ -71,6 +72,8 @@ pub struct Transact {
     pub owned_locks: Vec<String>,
     /// When the request arrived (for `wait` timeouts).
     pub received: Instant,
+    /// The session's RBAC identity; `None` when its connection has no role.
+    pub rbac: Option<Identity>,
 }
 
 /// A transaction from inside the server (e.g. `_Server` bookkeeping); may
@@ -218,6 +221,7 @@ struct Pending {
     owned_locks: Vec<String>,
     received: Instant,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
+    rbac: Option<Identity>,
 }
 
 /// A request handled later, on the replica without uncommitted changes.
@@ -639,6 +643,7 @@ impl DatabaseActor {
             owns_lock: &owns,
             read_only: false,
             allow_reserved: p.internal.is_some(),
+            rbac: p.rbac.as_ref(),
         };
         let execution = execute(&self.replica.db, &p.ops, &ectx);
         let asserted = asserted.into_inner();
@@ -1328,6 +1333,7 @@ impl Handler<Transact> for DatabaseActor {
             owned_locks: m.owned_locks,
             received: m.received,
             internal: None,
+            rbac: m.rbac,
         });
         self.pump(ctx);
     }
@@ -1344,6 +1350,7 @@ impl Handler<InternalTransact> for DatabaseActor {
             owned_locks: Vec::new(),
             received: Instant::now(),
             internal: Some(tx),
+            rbac: None,
         });
         self.pump(ctx);
         Box::pin(async move { rx.await.unwrap_or(Value::Null) })

@@ -8,6 +8,7 @@ use crate::actors::{
     SessionHandle, TxnBlocked,
 };
 use crate::db::monitor::MonitorVersion;
+use crate::db::rbac::Identity;
 use actix::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -152,11 +153,23 @@ pub struct LocalClient {
     addr: Addr<ClientActor>,
     handle: SessionHandle,
     next_id: AtomicU64,
+    rbac: Option<Identity>,
 }
 
 impl LocalClient {
     /// A new client of the server whose registry this is (see `RunningServer::registry`).
     pub fn new(registry: Arc<Registry>) -> LocalClient {
+        LocalClient::with_identity(registry, None, None)
+    }
+
+    /// A client whose transactions RBAC judges as a connection with `role`
+    /// whose certificate names `peer_id` (as `SessionConfig`'s fields): for
+    /// an embedding application acting for a chassis, and for tests.
+    pub fn with_identity(
+        registry: Arc<Registry>,
+        role: Option<Arc<str>>,
+        peer_id: Option<Arc<str>>,
+    ) -> LocalClient {
         let id = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
         let addr = ClientActor::default().start();
         let handle = SessionHandle::of(id, addr.clone());
@@ -165,6 +178,7 @@ impl LocalClient {
             addr,
             handle,
             next_id: AtomicU64::new(1),
+            rbac: Identity::new(role.as_ref(), peer_id.as_ref()),
         }
     }
 
@@ -194,6 +208,7 @@ impl LocalClient {
             ops,
             owned_locks: Vec::new(),
             received: Instant::now(),
+            rbac: self.rbac.clone(),
         });
         self.request(id).await
     }

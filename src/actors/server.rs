@@ -309,6 +309,8 @@ pub async fn start(
                     inactivity_probe: config.inactivity_probe,
                     max_message_size: config.max_message_size,
                     lane: 0,
+                    role: None,
+                    peer_id: None,
                 };
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {
@@ -349,6 +351,8 @@ pub async fn start(
                     inactivity_probe: None,
                     max_message_size: config.max_message_size,
                     lane: 0,
+                    role: None,
+                    peer_id: None,
                 };
                 let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
                 actix::spawn(async move {

@@ -32,6 +32,7 @@ use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
 use crate::db::monitor_order::MonitorOrder;
+use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::parser::is_id;
 use crate::schema::DatabaseSchema;
@@ -64,6 +65,11 @@ pub struct SessionConfig {
     /// The session's lane: the index of its arbiter among the session
     /// arbiters (see `SessionChannels::lane`).
     pub lane: usize,
+    /// The connection's RBAC role (a Connection row's `role`); `None` or
+    /// empty: no RBAC.
+    pub role: Option<std::sync::Arc<str>>,
+    /// The client's id for RBAC: its certificate's common name.
+    pub peer_id: Option<std::sync::Arc<str>>,
 }
 
 /// One decoded message (or the end of the input) from the reader task.
@@ -453,6 +459,7 @@ impl Session {
                     ops,
                     owned_locks: self.owned.iter().cloned().collect(),
                     received: Instant::now(),
+                    rbac: Identity::new(self.config.role.as_ref(), self.config.peer_id.as_ref()),
                 });
             }
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
@@ -644,6 +651,12 @@ impl Session {
                     Ok(e) => e,
                     Err(e) => return self.error(id, e),
                 };
+                // As ovsdb-server: only a connection without a role may convert.
+                if let Some(who) =
+                    Identity::new(self.config.role.as_ref(), self.config.peer_id.as_ref())
+                {
+                    return self.error(id, who.convert_denied(&entry.schema.name));
+                }
                 if p.len() != 2 {
                     return self.error(
                         id,

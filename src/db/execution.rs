@@ -5,6 +5,7 @@ use crate::data::SymbolTable;
 use crate::db::changes::ChangeSet;
 use crate::db::database::Database;
 use crate::db::ops;
+use crate::db::rbac::Identity;
 use crate::db::transaction::Txn;
 use crate::error::OvsdbError;
 use crate::parser::{Kinds, Parser};
@@ -20,6 +21,8 @@ pub struct ExecContext<'c> {
     pub read_only: bool,
     /// Whether writes to reserved databases (`_Server`) are allowed: only the server itself may.
     pub allow_reserved: bool,
+    /// The session's RBAC identity; `None` (no role) skips every RBAC check.
+    pub rbac: Option<&'c Identity>,
 }
 
 impl Default for ExecContext<'static> {
@@ -29,6 +32,7 @@ impl Default for ExecContext<'static> {
             owns_lock: &|_| false,
             read_only: false,
             allow_reserved: false,
+            rbac: None,
         }
     }
 }

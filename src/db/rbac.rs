@@ -505,6 +505,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_refused_write_ends_the_transaction() {
+        use crate::db::execution::{execute, ExecContext, Execution};
+        let db = db();
+        let hv1 = who(Some("hv1"));
+        let ctx = ExecContext {
+            rbac: Some(&hv1),
+            ..ExecContext::default()
+        };
+        let ops = [
+            json!({"op": "insert", "table": "Chassis", "row": {"name": "hv1"}}),
+            json!({"op": "insert", "table": "Chassis", "row": {"name": "hv2"}}),
+            json!({"op": "select", "table": "Chassis", "where": []}),
+        ];
+        let Execution::Done(done) = execute(&db, &ops, &ctx) else {
+            panic!("blocked")
+        };
+        assert!(done.changes.is_empty());
+        assert_eq!(
+            done.results[1],
+            who(Some("hv1")).denied(Write::Insert, "Chassis").to_json()
+        );
+        assert_eq!(done.results[2], Value::Null);
+        // Mutating nothing is only a count: RBAC has nothing to refuse.
+        let ops = [json!({"op": "mutate", "table": "RBAC_Role", "where": [], "mutations": []})];
+        let Execution::Done(done) = execute(&db, &ops, &ctx) else {
+            panic!("blocked")
+        };
+        assert_eq!(done.results[0], json!({"count": 1}));
+    }
+
     proptest! {
         /// A plain authorization column allows exactly the rows whose value
         /// is the id, whatever the names.

@@ -3,6 +3,7 @@
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::ops::parse_table;
+use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
@@ -27,6 +28,12 @@ pub fn execute(
     let ts = &x.txn.db().schema.tables[t];
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
     let matches = x.txn.matching(t, &cond);
+    if let Some(who) = x.ctx.rbac {
+        let rows = matches.iter().filter_map(|u| x.txn.get(t, u));
+        if !rbac::may_delete(x.txn.db(), who, t, rows) {
+            return Err(who.denied(Write::Delete, &ts.name));
+        }
+    }
     for u in &matches {
         x.txn.delete(t, u);
     }

@@ -4,6 +4,7 @@ use crate::data::atom::parse_uuid_str;
 use crate::data::Atom;
 use crate::db::execution::Exec;
 use crate::db::ops::{parse_row, parse_table};
+use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{Map, Value};
@@ -65,6 +66,11 @@ pub fn execute(
     for (c, col) in ts.columns.iter().enumerate() {
         if row.fields[c].len() == 1 {
             row.fields[c].check_constraints(&col.ty)?;
+        }
+    }
+    if let Some(who) = x.ctx.rbac {
+        if !rbac::may_insert(x.txn.db(), who, t, &row) {
+            return Err(who.denied(Write::Insert, &ts.name));
         }
     }
     x.txn.insert(t, row);

@@ -4,6 +4,7 @@ use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::mutation::MutationSet;
 use crate::db::ops::parse_table;
+use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
@@ -30,6 +31,13 @@ pub fn execute(
     let mutations = MutationSet::from_json(ts, mutations_json, Some(&mut x.symtab))?;
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
     let matches = x.txn.matching(t, &cond);
+    // As ovsdb-server: no mutations only counts rows, so RBAC has nothing to check.
+    if let (Some(who), false) = (x.ctx.rbac, mutations.is_empty()) {
+        let rows = matches.iter().filter_map(|u| x.txn.get(t, u));
+        if !rbac::may_modify(x.txn.db(), who, t, &mutations.columns(), rows) {
+            return Err(who.denied(Write::Mutate, &ts.name));
+        }
+    }
     let mut count = 0usize;
     for u in &matches {
         count += 1;

@@ -3,6 +3,7 @@
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::ops::{parse_row_columns, parse_table};
+use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{json, Map, Value};
@@ -42,6 +43,13 @@ pub fn execute(
     }
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
     let matches = x.txn.matching(t, &cond);
+    if let Some(who) = x.ctx.rbac {
+        let cols: Vec<usize> = columns.iter().map(|(c, _)| *c).collect();
+        let rows = matches.iter().filter_map(|u| x.txn.get(t, u));
+        if !rbac::may_modify(x.txn.db(), who, t, &cols, rows) {
+            return Err(who.denied(Write::Update, &ts.name));
+        }
+    }
     for u in &matches {
         let differs = x
             .txn
