@@ -16,19 +16,23 @@
 //! oxsdb runs in-process (its TLS remotes live elsewhere): the same steps go
 //! through the in-process client with the same role and id a TLS session
 //! would carry, and every reply must equal the reference's (UUIDs
-//! normalised), as must the tables afterwards.
+//! normalised), as must the tables afterwards: once on the memory store,
+//! once on etcd with two servers (hv1 on one, hv2 on the other).
 
 mod support;
 
 use oxsdb::actors::local_client::{ClientError, LocalClient};
 use oxsdb::actors::server::{self, Remote, RunningServer, ServerConfig, Store};
 use oxsdb::schema::DatabaseSchema;
+use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
 use oxsdb::storage::keys::Keys;
+use oxsdb::storage::Storage;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use support::clients::{cmd, poll, run, run_ok, tool, Background};
+use support::etcd::EtcdCluster;
 use support::normalize::Normalizer;
 use support::reference::ReferenceServer;
 
@@ -210,22 +214,29 @@ impl Reference {
     }
 }
 
-/// oxsdb in-process: OVN Southbound and Northbound in memory, a `ptcp:`
+/// oxsdb in-process: OVN Southbound and Northbound on `store`, a `ptcp:`
 /// remote for ovn-northd.
-async fn start_oxsdb() -> RunningServer {
-    let schemas = [SB_SCHEMA, NB_SCHEMA]
+async fn start_oxsdb(store: Store) -> RunningServer {
+    let schemas: Vec<Arc<DatabaseSchema>> = [SB_SCHEMA, NB_SCHEMA]
         .iter()
         .map(|p| {
             support::tools::require_file(Path::new(p));
             Arc::new(DatabaseSchema::from_file(p).expect("OVN schema"))
         })
         .collect();
+    let keys = Keys::new("ovsdb", "ovn").expect("keys");
+    let schemas = match &store {
+        Store::Shared(s) => server::shared_schemas(&**s, &keys, schemas)
+            .await
+            .expect("the schemas in etcd"),
+        _ => schemas,
+    };
     let config = ServerConfig {
         remotes: vec![Remote::Tcp("127.0.0.1:0".parse().expect("address"))],
         inactivity_probe: None,
         max_message_size: 64 << 20,
-        store: Store::Memory,
-        keys: Keys::new("ovsdb", "sbdb").expect("keys"),
+        store,
+        keys: keys.clone(),
         lock_ttl: Duration::from_secs(5),
         threads: 1,
     };
@@ -561,31 +572,33 @@ fn sorted_rows(result: &Value) -> Value {
     Value::Array(out)
 }
 
-/// oxsdb's in-process clients, one per identity.
+/// oxsdb's in-process clients, one per identity: the admin and hv1 on
+/// one server, hv2 and the client without id on another (or the same).
 struct Subject {
     admin: LocalClient,
     chassis: Vec<(&'static str, LocalClient)>,
     no_id: LocalClient,
+    /// The admin of the second server, when there are two.
+    mirror: Option<LocalClient>,
 }
 
 impl Subject {
-    fn new(running: &RunningServer) -> Subject {
+    fn new(first: &RunningServer, second: Option<&RunningServer>) -> Subject {
         let role = || Some(Arc::<str>::from(ROLE));
-        let chassis = ["hv1", "hv2"]
+        let other = second.unwrap_or(first);
+        let chassis = [("hv1", first), ("hv2", other)]
             .into_iter()
-            .map(|n| {
-                let c = LocalClient::with_identity(
-                    running.registry.clone(),
-                    role(),
-                    Some(Arc::from(n)),
-                );
+            .map(|(n, server)| {
+                let c =
+                    LocalClient::with_identity(server.registry.clone(), role(), Some(Arc::from(n)));
                 (n, c)
             })
             .collect();
         Subject {
-            admin: LocalClient::new(running.registry.clone()),
+            admin: LocalClient::new(first.registry.clone()),
             chassis,
-            no_id: LocalClient::with_identity(running.registry.clone(), role(), None),
+            no_id: LocalClient::with_identity(other.registry.clone(), role(), None),
+            mirror: second.map(|s| LocalClient::new(s.registry.clone())),
         }
     }
 
@@ -602,31 +615,53 @@ impl Subject {
                     .1
             }
         };
+        Self::run(client, ops).await
+    }
+
+    async fn run(client: &LocalClient, ops: &[Value]) -> Value {
         match client.transact(SB, ops.to_vec()).await {
             Ok(v) => v,
             Err(ClientError::Server(e)) => json!({"rpc-error": e}),
             Err(e) => panic!("oxsdb transact failed: {e}"),
         }
     }
+
+    /// With two servers: waits until the second has the first's contents,
+    /// so that the next step, on either, sees what the reference sees.
+    async fn settle(&self) {
+        let Some(mirror) = &self.mirror else { return };
+        let mut ops = final_tables();
+        ops.extend(select_rbac());
+        let mut last = (Value::Null, Value::Null);
+        for _ in 0..1000 {
+            let a = sorted_rows(&Self::run(&self.admin, &ops).await);
+            let b = sorted_rows(&Self::run(mirror, &ops).await);
+            if a == b {
+                return;
+            }
+            last = (a, b);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the second server did not catch up:\n  first:  {}\n  second: {}",
+            last.0, last.1
+        );
+    }
 }
 
-#[actix::test]
-async fn chassis_rbac_matches_reference() {
+/// ovs-pki's certificates and the reference configured as ovn-ctl does.
+async fn start_reference() -> Arc<Reference> {
     let pki = Arc::new(blocking(|| Pki::new(&["hv1", "hv2"])).await);
-    let reference = Arc::new(
-        blocking({
-            let pki = pki.clone();
-            move || Reference::start(pki)
-        })
-        .await,
-    );
-    let running = start_oxsdb().await;
-    let subject = Subject::new(&running);
+    Arc::new(blocking(move || Reference::start(pki)).await)
+}
 
-    // The real ovn-northd writes the RBAC tables into both.
+/// The real ovn-northd writes the RBAC tables into the reference and into
+/// oxsdb (through `ox_remote`); they must be equal. Stops both northds, so
+/// that only the steps write from then on.
+async fn northd_writes_rbac(reference: &Arc<Reference>, subject: &Subject, ox_remote: &str) {
     let ref_dir = reference.server.dir().to_path_buf();
     let mut ref_northd = start_northd(&reference.server.tcp(), &ref_dir, "reference");
-    let mut ox_northd = start_northd(&oxsdb_tcp(&running), &ref_dir, "oxsdb");
+    let mut ox_northd = start_northd(ox_remote, &ref_dir, "oxsdb");
     let ref_rbac = blocking({
         let reference = reference.clone();
         move || {
@@ -655,13 +690,16 @@ async fn chassis_rbac_matches_reference() {
         rbac_tables(&ref_rbac[0], &ref_rbac[1]),
         "ovn-northd wrote different RBAC tables into oxsdb"
     );
-    // Only the chassis write from here on.
     blocking(move || {
         ref_northd.terminate();
         ox_northd.terminate();
     })
     .await;
+    subject.settle().await;
+}
 
+/// Runs every step on both and asserts the same replies and the same tables.
+async fn same_steps(reference: &Arc<Reference>, subject: &Subject) {
     let (mut ref_names, mut ox_names) = (Normalizer::new(), Normalizer::new());
     let mut differences = Vec::new();
     let mut refused = 0;
@@ -672,6 +710,7 @@ async fn chassis_rbac_matches_reference() {
         })
         .await;
         let actual = subject.transact(who, &ops).await;
+        subject.settle().await;
         let (expected, actual) = (ref_names.normalize(&expected), ox_names.normalize(&actual));
         if expected.to_string().contains("permission error") {
             refused += 1;
@@ -703,6 +742,39 @@ async fn chassis_rbac_matches_reference() {
         refused >= 12,
         "only {refused} steps were refused by the reference"
     );
+}
+
+#[actix::test]
+async fn chassis_rbac_matches_reference() {
+    let reference = start_reference().await;
+    let running = start_oxsdb(Store::Memory).await;
+    let subject = Subject::new(&running, None);
+    northd_writes_rbac(&reference, &subject, &oxsdb_tcp(&running)).await;
+    same_steps(&reference, &subject).await;
     drop(subject);
     running.shutdown();
+}
+
+/// The same on `--store=etcd` with two servers: ovn-northd writes the RBAC
+/// tables through the first; hv1 and the admin use the first, hv2 and the
+/// client without id the second, which judges them by the RBAC rows it
+/// learnt from etcd.
+#[actix::test]
+async fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
+    let etcd = EtcdCluster::single();
+    let reference = start_reference().await;
+    let connect = || async {
+        let store: Arc<dyn Storage> = EtcdStore::connect(EtcdOptions::new(etcd.endpoints()))
+            .await
+            .expect("etcd client");
+        Store::Shared(store)
+    };
+    let first = start_oxsdb(connect().await).await;
+    let second = start_oxsdb(connect().await).await;
+    let subject = Subject::new(&first, Some(&second));
+    northd_writes_rbac(&reference, &subject, &oxsdb_tcp(&first)).await;
+    same_steps(&reference, &subject).await;
+    drop(subject);
+    first.shutdown();
+    second.shutdown();
 }
