@@ -23,6 +23,7 @@ mod support;
 
 use oxsdb::actors::local_client::{ClientError, LocalClient};
 use oxsdb::actors::server::{self, Remote, RunningServer, ServerConfig, Store};
+use oxsdb::actors::session::{Session, SessionConfig};
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
 use oxsdb::storage::keys::Keys;
@@ -35,6 +36,7 @@ use support::clients::{cmd, poll, run, run_ok, tool, Background};
 use support::etcd::EtcdCluster;
 use support::normalize::Normalizer;
 use support::reference::ReferenceServer;
+use support::rpc::Rpc;
 
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
@@ -744,6 +746,91 @@ async fn same_steps(reference: &Arc<Reference>, subject: &Subject) {
     );
 }
 
+/// A JSON-RPC connection to a Session of `running` configured as the
+/// TLS remotes configure theirs: `role`, and `peer_id` from the certificate.
+async fn session_with(running: &RunningServer, peer_id: Option<&str>) -> Rpc {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("address").to_string();
+    let rpc = blocking(move || Rpc::open(&addr)).await;
+    let (stream, peer) = listener.accept().expect("accept");
+    stream.set_nonblocking(true).expect("non-blocking");
+    let stream = tokio::net::TcpStream::from_std(stream).expect("tokio stream");
+    let config = SessionConfig {
+        inactivity_probe: None,
+        max_message_size: 64 << 20,
+        lane: 0,
+        role: Some(Arc::from(ROLE)),
+        peer_id: peer_id.map(Arc::from),
+    };
+    Session::start(stream, peer.to_string(), running.registry.clone(), config);
+    rpc
+}
+
+/// Sends `request` and returns the reply, off the actix thread.
+async fn call(rpc: Rpc, request: Value) -> (Rpc, Value) {
+    blocking(move || {
+        let mut rpc = rpc;
+        rpc.send(&request).expect("send");
+        let reply = rpc.read_message();
+        (rpc, reply)
+    })
+    .await
+}
+
+/// Sessions (not the in-process client) carry the role and id to the
+/// database: raw JSON-RPC on a session with the role and no id against the
+/// reference's `ptcp:` remote with the role, `convert` included; and a
+/// session with hv1's id against `ovsdb-client` over TLS with hv1's
+/// certificate.
+async fn sessions_carry_role_and_id(reference: &Arc<Reference>, running: &RunningServer) {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(SB_SCHEMA).expect("the Southbound schema"))
+            .expect("schema JSON");
+    let requests = [
+        json!({"id": 1, "method": "transact", "params": [SB,
+            {"op": "update", "table": "Chassis", "where": [], "row": {"nb_cfg": 1}}]}),
+        json!({"id": 2, "method": "convert", "params": [SB, schema]}),
+        json!({"id": 3, "method": "transact", "params": [SB,
+            {"op": "select", "table": "Chassis", "where": [], "columns": ["name"]}]}),
+    ];
+    let port = reference.role_tcp_port;
+    let mut theirs = blocking(move || Rpc::open(&format!("127.0.0.2:{port}"))).await;
+    let mut ours = session_with(running, None).await;
+    for request in requests {
+        let expected;
+        let actual;
+        (theirs, expected) = call(theirs, request.clone()).await;
+        (ours, actual) = call(ours, request.clone()).await;
+        let method = &request["method"];
+        assert_eq!(
+            actual, expected,
+            "{method} on a session with the role and no id"
+        );
+    }
+
+    let ops = vec![
+        json!({"op": "update", "table": "Chassis", "where": [["name", "==", "hv1"]],
+                          "row": {"nb_cfg": 77}}),
+    ];
+    let expected = blocking({
+        let (reference, ops) = (reference.clone(), ops.clone());
+        move || reference.transact(Who::Chassis("hv1"), &ops)
+    })
+    .await;
+    let mut params = vec![json!(SB)];
+    params.extend(ops);
+    let ours = session_with(running, Some("hv1")).await;
+    let (_, reply) = call(
+        ours,
+        json!({"id": 4, "method": "transact", "params": params}),
+    )
+    .await;
+    assert_eq!(
+        reply["result"], expected,
+        "transact on a session with hv1's id"
+    );
+}
+
 #[actix::test]
 async fn chassis_rbac_matches_reference() {
     let reference = start_reference().await;
@@ -751,6 +838,7 @@ async fn chassis_rbac_matches_reference() {
     let subject = Subject::new(&running, None);
     northd_writes_rbac(&reference, &subject, &oxsdb_tcp(&running)).await;
     same_steps(&reference, &subject).await;
+    sessions_carry_role_and_id(&reference, &running).await;
     drop(subject);
     running.shutdown();
 }
