@@ -540,6 +540,87 @@ fn steps() -> Vec<(Who, &'static str, Vec<Value>)> {
             "admin deletes hv2's Chassis",
             vec![json!({"op": "delete", "table": "Chassis", "where": name_is("hv2")})],
         ),
+        // ovn-northd writes plain authorization columns only: the
+        // `column:key` form and the odd ones (empty pieces, a missing key,
+        // unknown or non-string columns) as ovsdb-server reads them.
+        (
+            Who::Admin,
+            "admin rewrites the Port_Binding permission",
+            vec![json!({"op": "update", "table": "RBAC_Permission",
+                   "where": [["table", "==", "Port_Binding"]],
+                   "row": {"authorization": ["set", ["options:requested-chassis",
+                               "::external_ids::iface-chassis::x", "nosuch", "tunnel_key",
+                               "_uuid", "options:"]],
+                           "insert_delete": true,
+                           "update": ["set", ["up", "nosuch"]]}})],
+        ),
+        (
+            Who::Admin,
+            "admin adds ports for hv2 and for hv1 by external_ids",
+            vec![
+                json!({"op": "insert", "table": "Datapath_Binding", "uuid-name": "dp3",
+                   "row": {"tunnel_key": 3}}),
+                json!({"op": "insert", "table": "Port_Binding",
+                   "row": {"logical_port": "lp3", "tunnel_key": 1,
+                           "datapath": ["named-uuid", "dp3"],
+                           "options": ["map", [["requested-chassis", "hv2"]]]}}),
+                json!({"op": "insert", "table": "Port_Binding",
+                   "row": {"logical_port": "lp4", "tunnel_key": 2,
+                           "datapath": ["named-uuid", "dp3"],
+                           "external_ids": ["map", [["iface-chassis", "hv1"]]]}}),
+            ],
+        ),
+        (
+            hv1,
+            "hv1 updates the port requested for it",
+            vec![json!({"op": "update", "table": "Port_Binding",
+                   "where": [["logical_port", "==", "lp1"]], "row": {"up": false}})],
+        ),
+        (
+            hv1,
+            "hv1 updates the port requested for hv2",
+            vec![json!({"op": "update", "table": "Port_Binding",
+                   "where": [["logical_port", "==", "lp3"]], "row": {"up": true}})],
+        ),
+        (
+            hv1,
+            "hv1 updates the port its external_ids name",
+            vec![json!({"op": "update", "table": "Port_Binding",
+                   "where": [["logical_port", "==", "lp4"]], "row": {"up": true}})],
+        ),
+        (
+            hv1,
+            "hv1 updates its port's options (no longer in update)",
+            vec![json!({"op": "update", "table": "Port_Binding",
+                   "where": [["logical_port", "==", "lp1"]],
+                   "row": {"options": ["map", [["requested-chassis", "hv1"]]]}})],
+        ),
+        (
+            hv1,
+            "hv1 inserts a port requested for itself (fails at commit)",
+            vec![json!({"op": "insert", "table": "Port_Binding",
+                   "row": {"logical_port": "lp5", "tunnel_key": 5,
+                           "options": ["map", [["requested-chassis", "hv1"]]]}})],
+        ),
+        (
+            hv1,
+            "hv1 inserts a port requested for hv2",
+            vec![json!({"op": "insert", "table": "Port_Binding",
+                   "row": {"logical_port": "lp6", "tunnel_key": 6,
+                           "options": ["map", [["requested-chassis", "hv2"]]]}})],
+        ),
+        (
+            hv1,
+            "hv1 deletes the port requested for it",
+            vec![
+                json!({"op": "delete", "table": "Port_Binding", "where": [["logical_port", "==", "lp1"]]}),
+            ],
+        ),
+        (
+            hv2,
+            "hv2 deletes every port",
+            vec![json!({"op": "delete", "table": "Port_Binding", "where": []})],
+        ),
     ]
 }
 
@@ -555,7 +636,7 @@ fn final_tables() -> Vec<Value> {
         ("FDB", json!(["mac", "dp_key", "port_key"])),
         (
             "Port_Binding",
-            json!(["logical_port", "up", "options", "tag"]),
+            json!(["logical_port", "up", "options", "tag", "external_ids"]),
         ),
         ("Datapath_Binding", json!(["tunnel_key"])),
     ]
