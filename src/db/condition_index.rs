@@ -251,46 +251,92 @@ impl MonitorIndex {
     pub fn insert(&mut self, group: usize, cond: Option<&Condition>) {
         match placement(cond) {
             Placement::Scan => self.scan.push(group),
-            Placement::Keys(keys) => {
-                for k in keys {
-                    self.keys.entry(k).or_default().push(group);
-                    let col = (k.column, k.whole);
-                    match self.columns.iter_mut().find(|(c, _)| *c == col) {
-                        Some((_, n)) => *n += 1,
-                        None => self.columns.push((col, 1)),
-                    }
-                }
-            }
+            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.add_key(group, k)),
         }
     }
 
     /// Removes `group`, added with the same `cond`.
     pub fn remove(&mut self, group: usize, cond: Option<&Condition>) {
         match placement(cond) {
-            Placement::Scan => {
-                if let Some(i) = self.scan.iter().position(|g| *g == group) {
-                    self.scan.swap_remove(i);
+            Placement::Scan => self.drop_scan(group),
+            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.drop_key(group, k)),
+        }
+    }
+
+    /// Refiles `group` from condition `old` to `new`, touching only the
+    /// keys that differ: a `monitor_cond_change` of an OVN chassis drops
+    /// and adds a few datapaths of thousands, and refiling every key was
+    /// the largest part of its cost.
+    pub fn rekey(&mut self, group: usize, old: Option<&Condition>, new: Option<&Condition>) {
+        match (placement(old), placement(new)) {
+            (Placement::Keys(old), Placement::Keys(new)) => {
+                let order = |k: &ProbeKey| (k.column, k.whole, k.hash);
+                let (mut i, mut j) = (0, 0);
+                while i < old.len() || j < new.len() {
+                    match (old.get(i), new.get(j)) {
+                        (Some(a), Some(b)) if order(a) == order(b) => {
+                            i += 1;
+                            j += 1;
+                        }
+                        (Some(a), Some(b)) if order(a) < order(b) => {
+                            self.drop_key(group, *a);
+                            i += 1;
+                        }
+                        (Some(a), None) => {
+                            self.drop_key(group, *a);
+                            i += 1;
+                        }
+                        (_, Some(b)) => {
+                            self.add_key(group, *b);
+                            j += 1;
+                        }
+                        (None, None) => break,
+                    }
                 }
             }
-            Placement::Keys(keys) => {
-                for k in keys {
-                    if let Some(groups) = self.keys.get_mut(&k) {
-                        if let Some(i) = groups.iter().position(|g| *g == group) {
-                            groups.swap_remove(i);
-                        }
-                        if groups.is_empty() {
-                            self.keys.remove(&k);
-                        }
-                    }
-                    let col = (k.column, k.whole);
-                    if let Some(i) = self.columns.iter().position(|(c, _)| *c == col) {
-                        self.columns[i].1 -= 1;
-                        if self.columns[i].1 == 0 {
-                            self.columns.swap_remove(i);
-                        }
-                    }
+            (old, new) => {
+                match old {
+                    Placement::Scan => self.drop_scan(group),
+                    Placement::Keys(keys) => keys.into_iter().for_each(|k| self.drop_key(group, k)),
+                }
+                match new {
+                    Placement::Scan => self.scan.push(group),
+                    Placement::Keys(keys) => keys.into_iter().for_each(|k| self.add_key(group, k)),
                 }
             }
+        }
+    }
+
+    fn add_key(&mut self, group: usize, k: ProbeKey) {
+        self.keys.entry(k).or_default().push(group);
+        let col = (k.column, k.whole);
+        match self.columns.iter_mut().find(|(c, _)| *c == col) {
+            Some((_, n)) => *n += 1,
+            None => self.columns.push((col, 1)),
+        }
+    }
+
+    fn drop_key(&mut self, group: usize, k: ProbeKey) {
+        if let Some(groups) = self.keys.get_mut(&k) {
+            if let Some(i) = groups.iter().position(|g| *g == group) {
+                groups.swap_remove(i);
+            }
+            if groups.is_empty() {
+                self.keys.remove(&k);
+            }
+        }
+        let col = (k.column, k.whole);
+        if let Some(i) = self.columns.iter().position(|(c, _)| *c == col) {
+            self.columns[i].1 -= 1;
+            if self.columns[i].1 == 0 {
+                self.columns.swap_remove(i);
+            }
+        }
+    }
+
+    fn drop_scan(&mut self, group: usize) {
+        if let Some(i) = self.scan.iter().position(|g| *g == group) {
+            self.scan.swap_remove(i);
         }
     }
 

@@ -242,6 +242,79 @@ impl<H> FanOut<H> {
         Some((monitor, member.handle))
     }
 
+    /// Moves `session`'s monitor `old_id` to `monitor` (the same selection
+    /// with new conditions) under `new_id`; returns its group. A session
+    /// alone in its group with no group to join keeps its group, refiled
+    /// under the keys that changed only: with distinct conditions (every
+    /// OVN chassis) that is every `monitor_cond_change`.
+    pub fn change(
+        &mut self,
+        monitor: Arc<Monitor>,
+        session: u64,
+        old_id: &Value,
+        new_id: Value,
+        handle: H,
+    ) -> usize {
+        let key = group_hash(&monitor);
+        let joinable = self.by_key.get(&key).is_some_and(|gs| {
+            gs.iter().any(|&g| {
+                self.groups[g]
+                    .as_ref()
+                    .is_some_and(|group| same_group(&group.monitor, &monitor))
+            })
+        });
+        let alone = self
+            .member_of
+            .get(&(session, old_id.to_string()))
+            .copied()
+            .filter(|&g| {
+                self.groups[g].as_ref().is_some_and(|group| {
+                    group.members.len() == 1
+                        && group.monitor.version == monitor.version
+                        && group.monitor.tables.len() == monitor.tables.len()
+                        && group
+                            .monitor
+                            .tables
+                            .iter()
+                            .zip(&monitor.tables)
+                            .all(|(a, b)| a.table == b.table)
+                        && group.monitor.selection_key() == monitor.selection_key()
+                })
+            });
+        let Some(g) = alone.filter(|_| !joinable) else {
+            self.leave(session, old_id);
+            return self.join(monitor, session, new_id, handle);
+        };
+        let Some(group) = self.groups[g].as_mut() else {
+            return g;
+        };
+        for (old_t, new_t) in group.monitor.tables.iter().zip(&monitor.tables) {
+            let old_c = indexed_condition(&group.monitor, old_t);
+            let new_c = indexed_condition(&monitor, new_t);
+            self.index
+                .entry(new_t.table)
+                .or_default()
+                .rekey(g, old_c, new_c);
+        }
+        if let Some(gs) = self.by_key.get_mut(&group.key) {
+            gs.retain(|x| *x != g);
+            if gs.is_empty() {
+                self.by_key.remove(&group.key);
+            }
+        }
+        self.by_key.entry(key).or_default().push(g);
+        group.key = key;
+        group.monitor = monitor;
+        group.members = vec![Member {
+            session,
+            monitor_id: new_id.clone(),
+            handle,
+        }];
+        self.member_of.remove(&(session, old_id.to_string()));
+        self.member_of.insert((session, new_id.to_string()), g);
+        g
+    }
+
     /// Removes every monitor of `session`.
     pub fn leave_session(&mut self, session: u64) {
         let ids: Vec<Value> = self
@@ -394,9 +467,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn the_index_finds_exactly_the_groups_asking_one_by_one_finds() {
-        let s = schema();
+    /// 20 datapaths of 3 ports each; the datapaths' UUIDs and the insert.
+    fn ports(s: &Arc<DatabaseSchema>) -> (Database, Vec<String>, ChangeSet) {
         let mut db = Database::new(s.clone());
         let mut ops = Vec::new();
         for d in 0..20 {
@@ -414,67 +486,149 @@ mod tests {
             .keys()
             .map(|u| u.to_string())
             .collect();
-        let mut f: FanOut<()> = FanOut::default();
-        for session in 0..40u64 {
-            // Each session: its own 12 datapaths, some sessions with the same
-            // condition, plus conditions the index cannot use.
-            let clauses: Vec<Value> = (0..12)
-                .map(|k| {
-                    json!([
-                        "dp",
-                        "==",
-                        [
-                            "uuid",
-                            dps[((session % 25) as usize * 7 + k * 3) % dps.len()]
-                        ]
-                    ])
-                })
-                .collect();
-            let w = match session % 8 {
-                0 => json!([["n", ">", 0]]),
-                1 => json!([true]),
-                2 => json!([["tags", "includes", "t1"], ["tags", "includes", "t3"]]),
-                3 => json!([false]),
-                _ => Value::Array(clauses),
-            };
-            let m = if session % 10 == 9 {
-                monitor(
-                    &s,
-                    MonitorVersion::V1,
-                    json!({"Port": [{"columns": ["name", "n", "tags"]}]}),
-                )
-            } else {
-                monitor(
-                    &s,
-                    MonitorVersion::V2,
-                    json!({"Port": [{"columns": ["name", "n", "tags"], "where": w}]}),
-                )
-            };
-            f.join(m, session, json!("m"), ());
+        (db, dps, inserted)
+    }
+
+    /// Session `session`'s monitor in generation `gen`: its own 12
+    /// datapaths (shifted by `gen`), some sessions with the same
+    /// condition, plus conditions the index cannot use.
+    fn monitor_of_session(
+        s: &DatabaseSchema,
+        dps: &[String],
+        session: u64,
+        gen: usize,
+    ) -> Arc<Monitor> {
+        // Sessions 20 apart hold the same datapaths; the `n` clause makes
+        // every session's condition its own, as every chassis's is.
+        let mut clauses: Vec<Value> = (0..12)
+            .map(|k| {
+                json!([
+                    "dp",
+                    "==",
+                    [
+                        "uuid",
+                        dps[((session % 25) as usize * 7 + k * 3 + gen) % dps.len()]
+                    ]
+                ])
+            })
+            .collect();
+        clauses.push(json!(["n", "==", session]));
+        let w = match (session as usize + gen) % 8 {
+            0 => json!([["n", ">", 0]]),
+            1 => json!([true]),
+            2 => json!([["tags", "includes", "t1"], ["tags", "includes", "t3"]]),
+            3 => json!([false]),
+            _ => Value::Array(clauses),
+        };
+        if session % 10 == 9 {
+            monitor(
+                s,
+                MonitorVersion::V1,
+                json!({"Port": [{"columns": ["name", "n", "tags"]}]}),
+            )
+        } else {
+            monitor(
+                s,
+                MonitorVersion::V2,
+                json!({"Port": [{"columns": ["name", "n", "tags"], "where": w}]}),
+            )
         }
-        assert!(f.n_groups() < 40, "equal monitors share a group");
-        let mut all_writes = vec![inserted];
-        for i in 0..30 {
-            let d = &dps[i % dps.len()];
-            all_writes.push(run(&mut db, json!([
-                {"op": "update", "table": "Port", "where": [["name", "==", format!("p{}.1", i % 20)]],
-                 "row": {"n": i, "dp": ["uuid", d], "tags": ["set", [format!("t{}", i % 5)]]}},
-                {"op": "delete", "table": "Port", "where": [["name", "==", format!("p{}.2", (i + 3) % 20)]]}
-            ])));
-        }
-        for changes in &all_writes {
-            let mut fast = f.updates(&s, changes);
-            fast.sort_by_key(|(g, _)| *g);
-            assert_eq!(fast, one_by_one(&f, &s, changes));
-        }
-        // Leaving removes groups and their index entries.
-        for session in 0..40u64 {
+    }
+
+    /// 30 transactions updating and deleting ports.
+    fn writes(db: &mut Database, dps: &[String]) -> Vec<ChangeSet> {
+        (0..30)
+            .map(|i| {
+                let d = &dps[i % dps.len()];
+                run(db, json!([
+                    {"op": "update", "table": "Port", "where": [["name", "==", format!("p{}.1", i % 20)]],
+                     "row": {"n": i, "dp": ["uuid", d], "tags": ["set", [format!("t{}", i % 5)]]}},
+                    {"op": "delete", "table": "Port", "where": [["name", "==", format!("p{}.2", (i + 3) % 20)]]}
+                ]))
+            })
+            .collect()
+    }
+
+    /// Leaving removes every group and its index entries.
+    fn leave_all(f: &mut FanOut<()>, sessions: u64) {
+        for session in 0..sessions {
             assert!(f.leave(session, &json!("m")).is_some());
         }
         assert!(f.is_empty());
         assert_eq!(f.n_groups(), 0);
         assert!(f.index.is_empty());
         assert!(f.selections.is_empty());
+    }
+
+    #[test]
+    fn the_index_finds_exactly_the_groups_asking_one_by_one_finds() {
+        let s = schema();
+        let (mut db, dps, inserted) = ports(&s);
+        let mut f: FanOut<()> = FanOut::default();
+        for session in 0..40u64 {
+            f.join(
+                monitor_of_session(&s, &dps, session, 0),
+                session,
+                json!("m"),
+                (),
+            );
+        }
+        assert!(f.n_groups() < 40, "equal monitors share a group");
+        let mut all_writes = vec![inserted];
+        all_writes.extend(writes(&mut db, &dps));
+        for changes in &all_writes {
+            let mut fast = f.updates(&s, changes);
+            fast.sort_by_key(|(g, _)| *g);
+            assert_eq!(fast, one_by_one(&f, &s, changes));
+        }
+        leave_all(&mut f, 40);
+    }
+
+    #[test]
+    fn condition_changes_refile_groups_so_the_index_still_finds_what_one_by_one_finds() {
+        let s = schema();
+        let (mut db, dps, _) = ports(&s);
+        let mut f: FanOut<()> = FanOut::default();
+        for session in 0..40u64 {
+            f.join(
+                monitor_of_session(&s, &dps, session, 0),
+                session,
+                json!("m"),
+                (),
+            );
+        }
+        // Every session changes its condition over and over: keys to other
+        // keys (a few differing, as ovn-controller's), keys to scans and
+        // back, into another session's group and out of a shared one.
+        let mut all_writes = writes(&mut db, &dps);
+        let mut refiled_in_place = 0;
+        for gen in 1..6 {
+            for session in 0..40u64 {
+                let m = monitor_of_session(&s, &dps, session, gen);
+                let id = (session, json!("m").to_string());
+                let before = f.member_of[&id];
+                let was_alone = f.groups[before].as_ref().expect("group").members.len() == 1;
+                let g = f.change(m.clone(), session, &json!("m"), json!("m"), ());
+                assert_eq!(f.member_of[&id], g);
+                let group = f.groups[g].as_ref().expect("group");
+                assert!(same_group(&group.monitor, &m));
+                if was_alone && group.members.len() == 1 {
+                    refiled_in_place += usize::from(g == before);
+                }
+            }
+            assert!(f.n_groups() < 40, "equal monitors still share a group");
+            all_writes.extend(writes(&mut db, &dps));
+            for changes in &all_writes {
+                let mut fast = f.updates(&s, changes);
+                fast.sort_by_key(|(g, _)| *g);
+                assert_eq!(fast, one_by_one(&f, &s, changes), "generation {gen}");
+            }
+        }
+        assert!(
+            refiled_in_place > 20,
+            "sessions alone in their group keep it: {refiled_in_place}"
+        );
+        leave_all(&mut f, 40);
     }
 
     #[test]
