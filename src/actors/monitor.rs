@@ -191,10 +191,10 @@ pub struct ChangeConditions {
 impl Handler<ChangeConditions> for MonitorActor {
     type Result = ();
     fn handle(&mut self, m: ChangeConditions, _: &mut Context<Self>) {
-        self.fanout.leave(m.session.id, &m.monitor_id);
-        self.fanout.join(
+        self.fanout.change(
             m.monitor.clone(),
             m.session.id,
+            &m.monitor_id,
             m.new_monitor_id.clone(),
             m.session.clone(),
         );
