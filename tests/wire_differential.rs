@@ -69,10 +69,7 @@
 //! the reference alone), `OXSDB_WIRE_VERBOSE=1`. Both sides' normalised
 //! transcripts are written to `target/tmp/wire-transcripts.json`.
 
-#[allow(dead_code)]
 mod support;
-#[allow(dead_code)]
-#[allow(dead_code)]
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

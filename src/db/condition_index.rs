@@ -366,11 +366,14 @@ impl MonitorIndex {
     }
 }
 
+/// One column's rows by the hash of their values or elements.
+type RowsByProbe = ProbeMap<u64, Vec<uuid::Uuid>>;
+
 /// A table's rows by the probe keys of some of its columns, kept for the
 /// columns monitor conditions use.
 #[derive(Debug, Clone, Default)]
 pub struct RowProbes {
-    by_column: Vec<((usize, bool), ProbeMap<u64, Vec<uuid::Uuid>>)>,
+    by_column: Vec<((usize, bool), RowsByProbe)>,
 }
 
 impl RowProbes {

@@ -41,6 +41,10 @@ pub struct Group<H> {
     selection: u32,
 }
 
+/// What makes two groups' update bodies equal: the selection and the
+/// rows picked, each as (table, row, kind).
+type BodyKey = (u32, Vec<(u32, u32, Kind)>);
+
 /// A database's monitor groups and the index that finds them.
 #[derive(Debug)]
 pub struct FanOut<H> {
@@ -390,7 +394,7 @@ impl<H> FanOut<H> {
             }
         }
         // Groups of one selection reporting the same rows send the same bytes.
-        let mut bodies: HashMap<(u32, Vec<(u32, u32, Kind)>), Bytes> = HashMap::new();
+        let mut bodies: HashMap<BodyKey, Bytes> = HashMap::new();
         let mut out = Vec::with_capacity(touched.len());
         for g in touched {
             let (Some(group), Some(mut p)) = (&self.groups[g], picks.remove(&g)) else {
