@@ -69,7 +69,8 @@ START_TIMEOUT = 60  # seconds for a contender to come up
 RUN_TIMEOUT = 1800  # seconds for one oxsdb-bench run
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 
-CONTENDERS = ["oxsdb-memory", "oxsdb-file", "oxsdb-etcd", "oxsdb-etcd3", "ovsdb-server",
+CONTENDERS = ["oxsdb-memory", "oxsdb-file", "oxsdb-etcd", "oxsdb-etcd-2servers", "oxsdb-etcd3",
+              "ovsdb-server",
               "ovsdb-server-clustered", "etcd-raw", "etcd-raw3"]
 RAW_ETCD = ("etcd-raw", "etcd-raw3")
 BASELINE = "ovsdb-server"
@@ -415,11 +416,11 @@ def start_etcd_cluster(env, d, n=3):
     return procs, clients
 
 
-def start_oxsdb(env, d, store_args, also_wait=()):
+def start_oxsdb(env, d, store_args, also_wait=(), name="oxsdb"):
     (port,) = free_ports(1)
-    p = env.procs.spawn("oxsdb", [
+    p = env.procs.spawn(name, [
         env.oxsdb, *store_args, f"--remote=ptcp:{port}:127.0.0.1", SCHEMA,
-    ], d / "oxsdb.log", cwd=d)
+    ], d / f"{name}.log", cwd=d)
     alive = [p, *also_wait]
     wait_until(f"oxsdb to accept on port {port}", lambda: tcp_accepts(port), alive)
     wait_until("oxsdb to answer list-dbs", lambda: ovsdb_lists_db(port), alive)
@@ -456,6 +457,20 @@ def contender_oxsdb_etcd(env, d):
     p, port = start_oxsdb(env, d, ["--store=etcd", f"--etcd-endpoints={url}"], [e])
     return Running("oxsdb-etcd", [e, p], f"tcp:127.0.0.1:{port}", [p.pid, e.pid], p.pid,
                    extra_rss={"etcd": e.pid}, endpoint=url)
+
+
+def contender_oxsdb_etcd_2servers(env, d):
+    """Two oxsdb servers on one etcd member: condfanout spreads its sessions
+    over both (the writer uses the first), and reports each server's own CPU
+    per notification of its sessions."""
+    e, url = start_etcd(env, d)
+    store = ["--store=etcd", f"--etcd-endpoints={url}"]
+    p1, port1 = start_oxsdb(env, d, store, [e], name="oxsdb-a")
+    p2, port2 = start_oxsdb(env, d, store, [e, p1], name="oxsdb-b")
+    return Running("oxsdb-etcd-2servers", [e, p1, p2],
+                   [f"tcp:127.0.0.1:{port1}", f"tcp:127.0.0.1:{port2}"],
+                   [p1.pid, p2.pid, e.pid], p1.pid,
+                   extra_rss={"second server": p2.pid, "etcd": e.pid}, endpoint=url)
 
 
 def contender_oxsdb_etcd3(env, d):
@@ -546,6 +561,8 @@ DESCRIBE = {
                               f"{ELECTION_TIMER_STEPS[-1] // 1000} s",
     "etcd-raw": "raw etcd Txns on the same one-member etcd, txn only",
     "oxsdb-etcd3": "--store=etcd on a three-member etcd (every endpoint given), durable, same limits",
+    "oxsdb-etcd-2servers": "two oxsdb --store=etcd servers on one etcd member (condfanout only: "
+                           "sessions alternate between them, the writer on the first)",
     "etcd-raw3": "raw etcd Txns on the same three-member etcd, txn only",
 }
 
@@ -557,11 +574,14 @@ START = {
     "ovsdb-server-clustered": contender_ovsdb_clustered,
     "etcd-raw": contender_etcd_raw,
     "oxsdb-etcd3": contender_oxsdb_etcd3,
+    "oxsdb-etcd-2servers": contender_oxsdb_etcd_2servers,
     "etcd-raw3": contender_etcd_raw3,
 }
 
 
 def runs_scenario(contender, scenario):
+    if contender == "oxsdb-etcd-2servers":
+        return scenario.startswith("condfanout")
     return scenario == "txn" if contender in RAW_ETCD else True
 
 
@@ -574,7 +594,10 @@ def bench_argv(bench, scenario, args, running):
         # Raw etcd Txns at the txn scenario's concurrency and duration.
         rest = args[1:]  # ["--clients", "8", "--seconds", N]
         return [bench, "etcd-txn", "--endpoints", running.endpoint, *rest]
-    g = [bench, "--remote", running.remote]
+    remotes = running.remote if isinstance(running.remote, list) else [running.remote]
+    g = [bench]
+    for r in remotes:
+        g += ["--remote", r]
     for pid in running.pids:
         g += ["--server-pid", str(pid)]
     return g + args

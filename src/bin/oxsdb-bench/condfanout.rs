@@ -147,6 +147,8 @@ impl Model {
 /// One monitoring session.
 struct Session {
     conn: Connection,
+    /// Which --remote it is connected to.
+    server: usize,
     rx: mpsc::UnboundedReceiver<(Instant, Value)>,
     /// The datapaths its current condition lists.
     dps: Vec<usize>,
@@ -288,7 +290,9 @@ async fn open_session(
     rng.pick_front(&mut all, params.clauses);
     all.truncate(params.clauses);
     let dps = all;
-    let mut conn = Connection::connect(&target.remote).await?;
+    let server = s % target.remotes.len().max(1);
+    let remote = target.remotes.get(server).unwrap_or(&target.remote);
+    let mut conn = Connection::connect(remote).await?;
     let rx = std::mem::replace(&mut conn.notifications, mpsc::unbounded_channel().1);
     let start = Instant::now();
     let initial = conn
@@ -344,6 +348,7 @@ async fn open_session(
     Ok((
         Session {
             conn,
+            server,
             rx,
             dps,
             rows,
@@ -551,6 +556,31 @@ fn per(total: Option<f64>, n: usize, scale: f64) -> Option<f64> {
     total.map(|t| if n > 0 { t * scale / n as f64 } else { 0.0 })
 }
 
+/// Each server's own share during the writes, when every --remote has its
+/// --server-pid (given first, in the same order): the notifications its
+/// sessions received and its own CPU per notification (an etcd
+/// member's CPU, given after, is in no server's share).
+fn per_server(target: &Target, delivered: &[usize], cpu_by_pid: &[f64]) -> Value {
+    if cpu_by_pid.len() < target.remotes.len() {
+        return Value::Null;
+    }
+    let servers: Vec<Value> = target
+        .remotes
+        .iter()
+        .zip(delivered)
+        .zip(cpu_by_pid)
+        .map(|((remote, &n), &cpu)| {
+            json!({
+                "remote": remote,
+                "notifications": n,
+                "cpu_s": cpu,
+                "cpu_us_per_notification": per(Some(cpu), n, 1e6),
+            })
+        })
+        .collect();
+    Value::Array(servers)
+}
+
 /// Runs the scenario.
 pub async fn run(target: &Target, params: Params) -> Result<Value> {
     let (d, p, m, k) = (
@@ -635,6 +665,7 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         })
         .collect();
     let cpu = CpuMeter::start(&target.pids)?;
+    let cpu_starts = cpu.starts_by_pid()?;
     let tool0 = own_cpu()?;
     let mut written: Vec<usize> = Vec::new();
     let mut sent: Vec<Instant> = Vec::new();
@@ -684,10 +715,12 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         }
     }
     let writes_cpu = cpu.seconds()?;
+    let writes_cpu_by_pid = cpu.seconds_by_pid(&cpu_starts)?;
     let writes_tool = own_cpu()? - tool0;
     let _ = stop_tx.send(true);
     let mut sessions = Vec::with_capacity(m);
     let mut notify_lat = Vec::with_capacity(expected);
+    let mut delivered_by_server = vec![0usize; target.remotes.len().max(1)];
     let mut last_receipt = first;
     for c in consumers {
         let (session, r) = c.await?;
@@ -713,6 +746,9 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
             } else {
                 notify_lat.push(at.saturating_duration_since(sent[n]));
                 last_receipt = last_receipt.max(at);
+                if let Some(c) = delivered_by_server.get_mut(session.server) {
+                    *c += 1;
+                }
             }
         }
         let due = written
@@ -876,6 +912,7 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
         "server_cpu_s": {"setup": setup_cpu, "writes": writes_cpu, "changes": storm_cpu},
         "tool_cpu_s": {"setup": setup_tool, "writes": writes_tool, "changes": storm_tool},
         "server_peak_rss_mib": target.pids.first().and_then(|&pid| peak_rss_mib(pid)),
+        "per_server": per_server(target, &delivered_by_server, &writes_cpu_by_pid),
         "exactness": {
             "setup_failed": faults.setup_failed,
             "initial_missed": faults.initial_missed,

@@ -28,8 +28,11 @@ use serde_json::Value;
 /// Where the load goes.
 #[derive(Clone)]
 pub struct Target {
-    /// `tcp:HOST:PORT` or `unix:PATH`.
+    /// `tcp:HOST:PORT` or `unix:PATH`: the first server.
     pub remote: String,
+    /// Every server given, the first included: condfanout spreads its
+    /// sessions over them (several servers sharing one etcd).
+    pub remotes: Vec<String>,
     /// The database (OVN Northbound schema; Southbound for condfanout).
     pub db: String,
     /// Server processes whose CPU time is reported.
@@ -42,14 +45,17 @@ pub struct Target {
     about = "OVSDB load tool: txn, fanout, condfanout, snapshot, bulk, etcd-txn"
 )]
 struct Cli {
-    /// The server: tcp:HOST:PORT or unix:PATH.
+    /// The server: tcp:HOST:PORT or unix:PATH. Repeat it for servers
+    /// sharing one database (condfanout spreads its sessions over them;
+    /// everything else, the writer included, uses the first).
     #[arg(long, default_value = "tcp:127.0.0.1:6641")]
-    remote: String,
+    remote: Vec<String>,
     /// The database to load: OVN_Northbound by default, OVN_Southbound for
     /// condfanout (the database must have that OVN schema).
     #[arg(long)]
     db: Option<String>,
-    /// A server process to report CPU time for (repeat for a cluster).
+    /// A server process to report CPU time for (repeat for a cluster; with
+    /// several --remote, their processes first, in the same order).
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
     #[command(subcommand)]
@@ -163,8 +169,12 @@ async fn main() -> Result<()> {
         Scenario::Condfanout { .. } => "OVN_Southbound",
         _ => "OVN_Northbound",
     };
+    let Some(first) = cli.remote.first().cloned() else {
+        anyhow::bail!("no --remote given");
+    };
     let target = Target {
-        remote: cli.remote,
+        remote: first,
+        remotes: cli.remote,
         db: cli.db.unwrap_or_else(|| default_db.to_string()),
         pids: cli.server_pids,
     };
