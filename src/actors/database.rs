@@ -71,6 +71,8 @@ pub struct Transact {
     pub owned_locks: Vec<String>,
     /// When the request arrived (for `wait` timeouts).
     pub received: Instant,
+    /// The session is read-only (its remote's `read_only`): write operations fail.
+    pub read_only: bool,
 }
 
 /// A transaction from inside the server (e.g. `_Server` bookkeeping); may
@@ -217,6 +219,7 @@ struct Pending {
     ops: Vec<Value>,
     owned_locks: Vec<String>,
     received: Instant,
+    read_only: bool,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
 }
 
@@ -637,7 +640,7 @@ impl DatabaseActor {
         let ectx = ExecContext {
             elapsed_ms: p.received.elapsed().as_millis() as i64,
             owns_lock: &owns,
-            read_only: false,
+            read_only: p.read_only,
             allow_reserved: p.internal.is_some(),
         };
         let execution = execute(&self.replica.db, &p.ops, &ectx);
@@ -1327,6 +1330,7 @@ impl Handler<Transact> for DatabaseActor {
             ops: m.ops,
             owned_locks: m.owned_locks,
             received: m.received,
+            read_only: m.read_only,
             internal: None,
         });
         self.pump(ctx);
@@ -1343,6 +1347,7 @@ impl Handler<InternalTransact> for DatabaseActor {
             ops: m.ops,
             owned_locks: Vec::new(),
             received: Instant::now(),
+            read_only: false,
             internal: Some(tx),
         });
         self.pump(ctx);

@@ -194,6 +194,7 @@ impl LocalClient {
             ops,
             owned_locks: Vec::new(),
             received: Instant::now(),
+            read_only: false,
         });
         self.request(id).await
     }
