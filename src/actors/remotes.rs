@@ -383,12 +383,15 @@ impl RemotesActor {
                 .flat_map(|r| strings(r.get(&c.column)))
                 .find(|s| !s.is_empty())
         };
+        // A setting that resolves to nothing leaves the one in use, as
+        // stream-ssl.c ignores a null file name or value.
+        let old = self.starter.keys.files();
         TlsFiles {
-            private_key: one(&self.tls.private_key, errors),
-            certificate: one(&self.tls.certificate, errors),
-            ca_cert: one(&self.tls.ca_cert, errors),
-            ssl_protocols: one(&self.tls.ssl_protocols, errors),
-            ssl_ciphers: one(&self.tls.ssl_ciphers, errors),
+            private_key: one(&self.tls.private_key, errors).or(old.private_key),
+            certificate: one(&self.tls.certificate, errors).or(old.certificate),
+            ca_cert: one(&self.tls.ca_cert, errors).or(old.ca_cert),
+            ssl_protocols: one(&self.tls.ssl_protocols, errors).or(old.ssl_protocols),
+            ssl_ciphers: one(&self.tls.ssl_ciphers, errors).or(old.ssl_ciphers),
         }
     }
 
@@ -453,12 +456,20 @@ impl RemotesActor {
 
     /// ovsdb-server's status of one target (ovsdb_jsonrpc_server_get_remote_status).
     fn status_of(&self, target: &str) -> (bool, BTreeMap<String, String>) {
+        // ovsdb-server reports from a zeroed status: where nothing sets
+        // them, both ages are written as "0" (passive and unknown remotes).
+        let zero_ages = || {
+            BTreeMap::from([
+                ("sec_since_connect".to_string(), "0".to_string()),
+                ("sec_since_disconnect".to_string(), "0".to_string()),
+            ])
+        };
         let Some(r) = self.running.get(target) else {
-            return (false, BTreeMap::new());
+            return (false, zero_ages());
         };
         let n = r.live.open_sessions().len();
         if r.remote.is_passive() {
-            let mut m = BTreeMap::new();
+            let mut m = zero_ages();
             if n > 1 {
                 m.insert("n_connections".into(), n.to_string());
             }
@@ -473,7 +484,7 @@ impl RemotesActor {
                 rc.state == crate::remote::reconnect::State::Active,
                 rc.status(Instant::now()),
             ),
-            None => (false, BTreeMap::new()),
+            None => (false, zero_ages()),
         }
     }
 
