@@ -141,7 +141,7 @@ impl RemotesActor {
             let listener = Listener::bind(remote)?;
             let bound = listener.bound_name(remote);
             let port = listener.port();
-            tracing::info!("{name}: listening on {bound}");
+            tracing::info!("listening on {bound}");
             let task = actix::spawn(accept_loop(
                 listener,
                 remote.clone(),
