@@ -552,3 +552,157 @@ fn unusable_ssl_settings_stop_the_start_naming_them() {
         assert!(o.stderr.contains(named), "{arg}: {}", o.all());
     }
 }
+
+/// The subject of the certificate the TLS server at `port` presents.
+fn served_subject(pki: &Pki, port: u16) -> String {
+    let mut c = Command::new(tool("openssl"));
+    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &pki.file("client-cert.pem")])
+        .args(["-key", &pki.file("client-privkey.pem")])
+        .args(["-CAfile", &pki.ca()]);
+    let o = support::tools::run_with_input(&mut c, b"", TOOL_TIMEOUT);
+    o.stdout
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn keys_are_read_again_when_their_files_change() {
+    let pki = Pki::new();
+    let o = run(
+        Command::new(tool("ovs-pki"))
+            .args(["--dir=pki", "req+sign", "server2", "switch"])
+            .current_dir(pki.dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(o.success(), "{}", o.all());
+    let (key, cert) = (pki.file("key.pem"), pki.file("cert.pem"));
+    std::fs::copy(pki.file("server-privkey.pem"), &key).expect("copy");
+    std::fs::copy(pki.file("server-cert.pem"), &cert).expect("copy");
+    let port = free_port("127.0.0.1");
+    let args = vec![
+        format!("--private-key={key}"),
+        format!("--certificate={cert}"),
+        format!("--ca-cert={}", pki.ca()),
+        format!("--remote=pssl:{port}:127.0.0.1"),
+    ];
+    let (_ox, _, _dir) = both_one(Kind::Oxsdb, &args);
+    let first = served_subject(&pki, port);
+    assert!(first.contains("server id:"), "{first}");
+    std::fs::copy(pki.file("server2-cert.pem"), &cert).expect("copy");
+    std::fs::copy(pki.file("server2-privkey.pem"), &key).expect("copy");
+    let second = poll(
+        "the new certificate served",
+        Duration::from_secs(10),
+        || {
+            let s = served_subject(&pki, port);
+            if s != first && s.contains("server2 id:") {
+                Ok(s)
+            } else {
+                Err(s)
+            }
+        },
+    );
+    assert_ne!(first, second);
+    // Clients go on working with the new keys.
+    let ok = client(
+        &[
+            pki.client_args("client"),
+            vec!["list-dbs".into(), format!("ssl:127.0.0.1:{port}")],
+        ]
+        .concat(),
+    );
+    assert!(ok.stdout.contains("OVN_Northbound"), "{}", ok.all());
+}
+
+/// The ports of the `pssl:` listeners a server logged, in order.
+fn logged_pssl_ports(server: &Oxsdb) -> Vec<u16> {
+    server
+        .stderr()
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("listening on pssl:")? + "listening on pssl:".len()..];
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn two_servers_on_etcd_follow_the_same_connection_rows() {
+    let pki = Pki::new();
+    let etcd = support::etcd::EtcdCluster::single();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = support::cluster::unique_prefix();
+    let extra = [
+        "--remote=db:OVN_Northbound,NB_Global,connections",
+        "--private-key=db:OVN_Northbound,SSL,private_key",
+        "--certificate=db:OVN_Northbound,SSL,certificate",
+        "--ca-cert=db:OVN_Northbound,SSL,ca_cert",
+    ];
+    let start = || {
+        support::cluster::start_server(
+            &etcd.endpoints(),
+            &prefix,
+            Some(Path::new(NB)),
+            &extra,
+            dir.path(),
+        )
+    };
+    let (a, b) = (start(), start());
+    let none: Vec<String> = Vec::new();
+    for step in [
+        vec!["init".to_string()],
+        vec![
+            "set-ssl".into(),
+            pki.file("server-privkey.pem"),
+            pki.file("server-cert.pem"),
+            pki.ca(),
+        ],
+        // Each server binds its own port for the same row.
+        vec!["set-connection".into(), "pssl:0:127.0.0.1".into()],
+    ] {
+        let steps: Vec<&str> = step.iter().map(String::as_str).collect();
+        let o = nbctl(&a.tcp(), &none, &steps);
+        assert!(o.success(), "ovn-nbctl {step:?}: {}", o.all());
+    }
+    let keys = pki.client_args("client");
+    for server in [&a, &b] {
+        let port = poll(
+            "a pssl listener from the row",
+            Duration::from_secs(20),
+            || {
+                logged_pssl_ports(server)
+                    .last()
+                    .copied()
+                    .ok_or_else(|| server.stderr())
+            },
+        );
+        let ssl = format!("ssl:127.0.0.1:{port}");
+        let o = poll("ovn-nbctl over ssl", Duration::from_secs(20), || {
+            let o = nbctl(&ssl, &keys, &["ls-list"]);
+            if o.success() {
+                Ok(o)
+            } else {
+                Err(o.all())
+            }
+        });
+        assert!(o.stderr.is_empty(), "{}", o.all());
+    }
+    // The row removed: every server closes its listener.
+    let o = nbctl(&b.tcp(), &none, &["del-connection"]);
+    assert!(o.success(), "{}", o.all());
+    for server in [&a, &b] {
+        let port = logged_pssl_ports(server).last().copied().expect("a port");
+        poll(
+            "the listener closed",
+            Duration::from_secs(20),
+            || match TcpStream::connect(("127.0.0.1", port)) {
+                Err(_) => Ok(()),
+                Ok(_) => Err(format!("port {port} still accepts")),
+            },
+        );
+    }
+}

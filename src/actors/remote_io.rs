@@ -308,8 +308,14 @@ pub async fn accept_loop(
                 match l.accept().await {
                     Ok((s, _)) => {
                         let Ok(s) = s.into_std() else { continue };
-                        let _ =
-                            starter.start(StdStream::Unix(s), "unix".into(), &remote, &live, None);
+                        // Nothing to report: a Unix connection has no handshake to fail.
+                        drop(starter.start(
+                            StdStream::Unix(s),
+                            "unix".into(),
+                            &remote,
+                            &live,
+                            None,
+                        ));
                     }
                     Err(e) => {
                         tracing::warn!("{name}: accept failed: {e}; retrying in 100 ms");

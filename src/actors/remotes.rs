@@ -116,7 +116,7 @@ impl RemotesActor {
                 continue;
             }
             let running = self
-                .start_remote(name, &remote, RemoteOptions::default())
+                .start_remote(&remote, RemoteOptions::default())
                 .map_err(|source| ConfigureError::Listen {
                     remote: name.clone(),
                     source,
@@ -129,7 +129,6 @@ impl RemotesActor {
 
     fn start_remote(
         &self,
-        name: &str,
         remote: &Remote,
         options: RemoteOptions,
     ) -> std::io::Result<(Running, String)> {
@@ -438,7 +437,7 @@ impl RemotesActor {
                     continue;
                 }
             };
-            match self.start_remote(&name, &remote, options) {
+            match self.start_remote(&remote, options) {
                 Ok((r, _)) => {
                     self.running.insert(name, r);
                 }

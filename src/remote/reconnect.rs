@@ -90,9 +90,8 @@ impl Reconnect {
             .last_connected
             .map(|c| now.saturating_duration_since(c))
             .unwrap_or_default();
-        self.backoff = if was_active && lasted >= self.backoff {
-            MIN_BACKOFF
-        } else if self.backoff < MIN_BACKOFF {
+        // A connection that lasted at least the current wait starts over at the minimum.
+        self.backoff = if (was_active && lasted >= self.backoff) || self.backoff < MIN_BACKOFF {
             MIN_BACKOFF
         } else if self.backoff < self.max_backoff / 2 {
             self.backoff * 2
