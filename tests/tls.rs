@@ -774,3 +774,61 @@ fn active_remote_status_matches_reference() {
         "oxsdb (left) and ovsdb-server (right) differ"
     );
 }
+
+/// Whether `openssl s_client` with `extra` completes a handshake with the server at `port`.
+fn handshake_ok(pki: &Pki, port: u16, extra: &[&str]) -> bool {
+    let mut c = Command::new(tool("openssl"));
+    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &pki.file("client-cert.pem")])
+        .args(["-key", &pki.file("client-privkey.pem")])
+        .args(["-CAfile", &pki.ca()])
+        .args(extra);
+    let o = support::tools::run_with_input(&mut c, b"", TOOL_TIMEOUT);
+    o.stdout.contains("Verify return code: 0 (ok)") && !o.stdout.contains("Cipher is (NONE)")
+}
+
+#[test]
+fn protocols_and_bootstrap_ca_cert_are_honoured() {
+    let pki = Pki::new();
+    // Only TLSv1.3: a TLSv1.2-only client is refused.
+    let port = free_port("127.0.0.1");
+    let mut args = pki.server_args();
+    args.push("--ssl-protocols=TLSv1.3".into());
+    args.push(format!("--remote=pssl:{port}:127.0.0.1"));
+    let server = both_one(Kind::Oxsdb, &args);
+    assert!(handshake_ok(&pki, port, &["-tls1_3"]), "TLSv1.3 refused");
+    assert!(!handshake_ok(&pki, port, &["-tls1_2"]), "TLSv1.2 accepted");
+    drop(server);
+
+    // A CA to bootstrap that is not there yet: no TLS connection until it is.
+    let port = free_port("127.0.0.1");
+    let ca = pki.file("later-ca.pem");
+    let args = vec![
+        format!("--private-key={}", pki.file("server-privkey.pem")),
+        format!("--certificate={}", pki.file("server-cert.pem")),
+        format!("--bootstrap-ca-cert={ca}"),
+        format!("--remote=pssl:{port}:127.0.0.1"),
+    ];
+    let (ox, _, _dir) = both_one(Kind::Oxsdb, &args);
+    let ssl = format!("ssl:127.0.0.1:{port}");
+    let list = || {
+        client(
+            &[
+                pki.client_args("client"),
+                vec!["--timeout=3".into(), "list-dbs".into(), ssl.clone()],
+            ]
+            .concat(),
+        )
+    };
+    let refused = list();
+    assert!(
+        !refused.stdout.contains("OVN_Northbound"),
+        "{}",
+        refused.all()
+    );
+    std::fs::copy(pki.ca(), &ca).expect("copy the CA");
+    let ok = list();
+    assert!(ok.stdout.contains("OVN_Northbound"), "{}", ok.all());
+    let ox = ox.expect("oxsdb");
+    assert!(ox.stderr().contains("bootstrap-ca-cert"), "{}", ox.stderr());
+}
