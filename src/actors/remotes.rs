@@ -391,6 +391,7 @@ impl RemotesActor {
             ca_cert: one(&self.tls.ca_cert, errors).or(old.ca_cert),
             ssl_protocols: one(&self.tls.ssl_protocols, errors).or(old.ssl_protocols),
             ssl_ciphers: one(&self.tls.ssl_ciphers, errors).or(old.ssl_ciphers),
+            ssl_ciphersuites: one(&self.tls.ssl_ciphersuites, errors).or(old.ssl_ciphersuites),
         }
     }
 

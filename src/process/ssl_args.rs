@@ -32,6 +32,10 @@ pub struct SslArgs {
     /// TLSv1.2 ciphers in OpenSSL notation (default HIGH:!aNULL:!MD5; or db:DB,TABLE,COLUMN).
     #[arg(long = "ssl-ciphers", value_name = "CIPHERS")]
     pub ssl_ciphers: Option<String>,
+    /// TLSv1.3 cipher suites, colon-separated OpenSSL names such as
+    /// TLS_AES_256_GCM_SHA384 (newer ovsdb-server's option; or db:DB,TABLE,COLUMN).
+    #[arg(long = "ssl-ciphersuites", value_name = "SUITES")]
+    pub ssl_ciphersuites: Option<String>,
 }
 
 impl SslArgs {
@@ -48,6 +52,7 @@ impl SslArgs {
             bootstrap: self.bootstrap_ca_cert.is_some(),
             ssl_protocols: self.ssl_protocols.clone(),
             ssl_ciphers: self.ssl_ciphers.clone(),
+            ssl_ciphersuites: self.ssl_ciphersuites.clone(),
         };
         s.check()?;
         Ok(s)

@@ -37,6 +37,8 @@ pub struct TlsSettings {
     pub ssl_protocols: Option<String>,
     /// `--ssl-ciphers`.
     pub ssl_ciphers: Option<String>,
+    /// `--ssl-ciphersuites` (TLSv1.3).
+    pub ssl_ciphersuites: Option<String>,
 }
 
 impl TlsSettings {
@@ -48,8 +50,9 @@ impl TlsSettings {
             .collect()
     }
 
-    fn named(&self) -> [(&'static str, Option<&str>); 5] {
+    fn named(&self) -> [(&'static str, Option<&str>); 6] {
         [
+            ("ssl-ciphersuites", self.ssl_ciphersuites.as_deref()),
             ("private-key", self.private_key.as_deref()),
             ("certificate", self.certificate.as_deref()),
             ("ca-cert", self.ca_cert.as_deref()),
@@ -62,9 +65,10 @@ impl TlsSettings {
     /// oxsdb cannot honour stops the start with a message naming it.
     pub fn check(&self) -> Result<(), PolicyError> {
         let literal = |v: &Option<String>| v.clone().filter(|v| !v.starts_with("db:"));
-        tls_policy::provider(
+        tls_policy::provider_with_suites(
             literal(&self.ssl_protocols).as_deref(),
             literal(&self.ssl_ciphers).as_deref(),
+            literal(&self.ssl_ciphersuites).as_deref(),
         )
         .map(|_| ())
     }
@@ -84,6 +88,8 @@ pub struct TlsFiles {
     pub ssl_protocols: Option<String>,
     /// Ciphers.
     pub ssl_ciphers: Option<String>,
+    /// TLSv1.3 cipher suites.
+    pub ssl_ciphersuites: Option<String>,
 }
 
 /// Why TLS connections cannot be made now.
@@ -165,6 +171,7 @@ impl TlsKeys {
             ca_cert: lit(&s.ca_cert),
             ssl_protocols: lit(&s.ssl_protocols),
             ssl_ciphers: lit(&s.ssl_ciphers),
+            ssl_ciphersuites: lit(&s.ssl_ciphersuites),
         }
     }
 
@@ -287,8 +294,11 @@ fn build(files: &TlsFiles, bootstrap: bool) -> Result<Built, TlsError> {
         .certificate
         .as_deref()
         .ok_or(TlsError::Missing("Certificate", "certificate"))?;
-    let (provider, versions) =
-        tls_policy::provider(files.ssl_protocols.as_deref(), files.ssl_ciphers.as_deref())?;
+    let (provider, versions) = tls_policy::provider_with_suites(
+        files.ssl_protocols.as_deref(),
+        files.ssl_ciphers.as_deref(),
+        files.ssl_ciphersuites.as_deref(),
+    )?;
     let provider = Arc::new(provider);
     let chain = read_chain("certificate", cert_file)?;
     let key = read_key(key_file)?;

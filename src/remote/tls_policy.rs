@@ -36,6 +36,16 @@ pub enum PolicyError {
         /// The cipher names oxsdb knows.
         supported: String,
     },
+    /// A TLSv1.3 cipher suite rustls does not have.
+    #[error("--ssl-ciphersuites={value}: {word}: TLSv1.3 cipher suite not supported by oxsdb's TLS (rustls); use {supported}")]
+    Suite {
+        /// The whole setting.
+        value: String,
+        /// The word not supported.
+        word: String,
+        /// The suite names oxsdb knows.
+        supported: String,
+    },
     /// Every TLSv1.2 cipher excluded while only TLSv1.2 is enabled.
     #[error("--ssl-ciphers={0}: no TLSv1.2 cipher is left and TLSv1.3 is not enabled: allow at least one cipher (e.g. HIGH)")]
     NoCipher(String),
@@ -198,14 +208,59 @@ pub fn tls12_suites(
         .collect())
 }
 
-/// The provider with the cipher suites the two settings allow.
+/// The TLSv1.3 suites of `provider` an `--ssl-ciphersuites` value names
+/// (OpenSSL's colon-separated list of IANA names; `None`: all).
+pub fn tls13_suites(
+    value: Option<&str>,
+    provider: &CryptoProvider,
+) -> Result<Vec<SupportedCipherSuite>, PolicyError> {
+    let all: Vec<SupportedCipherSuite> = provider
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .collect();
+    let Some(value) = value else { return Ok(all) };
+    // OpenSSL's names: rustls's without its "13".
+    let name = |s: &SupportedCipherSuite| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1);
+    let mut chosen = Vec::new();
+    for word in value.split(':').filter(|w| !w.is_empty()) {
+        match all.iter().find(|s| name(s) == word) {
+            Some(s) => chosen.push(*s),
+            None => {
+                return Err(PolicyError::Suite {
+                    value: value.to_string(),
+                    word: word.to_string(),
+                    supported: all.iter().map(name).collect::<Vec<_>>().join(", "),
+                })
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// The provider with the cipher suites the settings allow.
 pub fn provider(
     protocols_value: Option<&str>,
     ciphers_value: Option<&str>,
 ) -> Result<(CryptoProvider, Vec<&'static SupportedProtocolVersion>), PolicyError> {
-    let versions = protocols(protocols_value)?;
+    provider_with_suites(protocols_value, ciphers_value, None)
+}
+
+/// [`provider`] with `--ssl-ciphersuites` (TLSv1.3) too.
+pub fn provider_with_suites(
+    protocols_value: Option<&str>,
+    ciphers_value: Option<&str>,
+    suites_value: Option<&str>,
+) -> Result<(CryptoProvider, Vec<&'static SupportedProtocolVersion>), PolicyError> {
+    let mut versions = protocols(protocols_value)?;
     let mut p = rustls::crypto::ring::default_provider();
     let tls12 = tls12_suites(ciphers_value, &p)?;
+    let tls13 = tls13_suites(suites_value, &p)?;
+    // An empty TLSv1.3 list disables TLSv1.3, as with OpenSSL.
+    if tls13.is_empty() {
+        versions.retain(|v| *v != &rustls::version::TLS13);
+    }
     let with13 = versions.contains(&&rustls::version::TLS13);
     let with12 = versions.contains(&&rustls::version::TLS12);
     if with12 && !with13 && tls12.is_empty() {
@@ -213,8 +268,13 @@ pub fn provider(
             ciphers_value.unwrap_or(DEFAULT_CIPHERS).to_string(),
         ));
     }
+    if versions.is_empty() {
+        return Err(PolicyError::NoCipher(
+            ciphers_value.unwrap_or(DEFAULT_CIPHERS).to_string(),
+        ));
+    }
     p.cipher_suites.retain(|s| {
-        (s.version() == &rustls::version::TLS13 && with13)
+        (with13 && tls13.iter().any(|t| t.suite() == s.suite()))
             || (with12 && tls12.iter().any(|t| t.suite() == s.suite()))
     });
     Ok((p, versions))
