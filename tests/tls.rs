@@ -545,7 +545,10 @@ fn unusable_ssl_settings_stop_the_start_naming_them() {
     for (arg, named) in [
         ("--ssl-protocols=TLSv1.1", "TLSv1.1"),
         ("--ssl-ciphers=AES128-SHA", "AES128-SHA"),
-        ("--ssl-ciphersuites=TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256"),
+        (
+            "--ssl-ciphersuites=TLS_AES_128_CCM_SHA256",
+            "TLS_AES_128_CCM_SHA256",
+        ),
         ("--remote=pssl:1:1.2.3", "pssl:1:1.2.3"),
     ] {
         let o = support::process::oxsdb_fails(&[NB, "--store=memory", arg]);

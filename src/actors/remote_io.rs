@@ -43,7 +43,8 @@ pub struct SessionStarter {
 /// What a remote's loop shares with the remotes actor.
 #[derive(Default)]
 pub struct Live {
-    /// The remote's sessions (closed ones are pruned when counted).
+    /// The remote's sessions (closed ones are pruned when counted, and
+    /// whenever the list doubles, so that it stays bounded by twice the open ones).
     pub sessions: Mutex<Vec<Addr<Session>>>,
     /// An active remote's connection history.
     pub reconnect: Mutex<Option<Reconnect>>,
@@ -57,6 +58,14 @@ impl Live {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         s.retain(|a| a.connected());
         s.clone()
+    }
+
+    fn add_session(&self, addr: Addr<Session>) {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if s.len() >= 64 && s.len().is_power_of_two() {
+            s.retain(|a| a.connected());
+        }
+        s.push(addr);
     }
 
     fn options(&self) -> RemoteOptions {
@@ -136,10 +145,7 @@ impl SessionStarter {
                 },
             };
             if let Ok(addr) = &started {
-                live.sessions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(addr.clone());
+                live.add_session(addr.clone());
             }
             let _ = tx.send(started);
         });
