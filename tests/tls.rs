@@ -836,3 +836,69 @@ fn protocols_and_bootstrap_ca_cert_are_honoured() {
     let ox = ox.expect("oxsdb");
     assert!(ox.stderr().contains("bootstrap-ca-cert"), "{}", ox.stderr());
 }
+
+#[test]
+fn a_new_role_closes_the_remotes_connections() {
+    const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+    require_file(Path::new(SB));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = vec!["--remote=db:OVN_Southbound,SB_Global,connections".to_string()];
+    let ox = Oxsdb::start(
+        &[vec![SB.to_string(), "--store=memory".into()], args.clone()].concat(),
+        dir.path(),
+        None,
+    );
+    let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    let mut seen = Vec::new();
+    for tcp in [ox.tcp(), reference.tcp()] {
+        let port = free_port("127.0.0.1");
+        let sbctl = |a: &[&str]| {
+            let mut c = Command::new(tool("ovn-sbctl"));
+            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
+            let o = run(&mut c, TOOL_TIMEOUT);
+            assert!(o.success(), "ovn-sbctl {a:?}: {}", o.all());
+            o
+        };
+        sbctl(&["init"]);
+        let target = format!("ptcp:{port}:127.0.0.1");
+        sbctl(&["set-connection", "role=ovn-controller", &target]);
+        let remote = format!("tcp:127.0.0.1:{port}");
+        let mut monitor = poll(
+            "a monitor on the role's listener",
+            Duration::from_secs(20),
+            || {
+                let mut m = Background::spawn(Command::new(tool("ovsdb-client")).args([
+                    "monitor",
+                    &remote,
+                    "OVN_Southbound",
+                    "SB_Global",
+                    "nb_cfg",
+                ]));
+                if m.poll_for(Duration::from_secs(2), |o| o.contains("nb_cfg")) {
+                    Ok(m)
+                } else {
+                    Err(m.stderr())
+                }
+            },
+        );
+        // Options that are not the role leave the connection alone...
+        let uuid = sbctl(&["--bare", "--columns=_uuid", "list", "connection"]).stdout;
+        sbctl(&["set", "connection", uuid.trim(), "inactivity_probe=30000"]);
+        std::thread::sleep(Duration::from_secs(1));
+        let kept = monitor.exited().is_none();
+        // ...a new role closes it.
+        sbctl(&["set", "connection", uuid.trim(), "role=other"]);
+        let closed = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            monitor.exited().is_some()
+        });
+        seen.push((kept, closed));
+    }
+    // Other options leave connections alone on both servers.
+    assert!(seen[0].0 && seen[1].0, "{seen:?}");
+    // A new role closes them, as current Open vSwitch does
+    // (ovsdb_jsonrpc_server_set_remotes recreates a remote whose role
+    // changed, so that no session keeps the old role's rights); the
+    // installed ovsdb-server 3.1 predates that and keeps them.
+    assert!(seen[0].1, "oxsdb kept a connection of the old role");
+}
