@@ -7,7 +7,7 @@
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionConfig};
 use crate::remote::options::RemoteOptions;
-use crate::remote::reconnect::{error_text, Reconnect};
+use crate::remote::reconnect::{error_text, Reconnect, DEFAULT_MAX_BACKOFF};
 use crate::remote::target::{Host, Remote};
 use crate::remote::tls::{peer_id, TlsKeys};
 use actix::prelude::*;
@@ -363,6 +363,7 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
         let r = r.get_or_insert_with(|| Reconnect::new(live.options().max_backoff));
         f(r)
     };
+    let mut quiet = false;
     loop {
         let max_backoff = live.options().max_backoff;
         set(&mut |r| {
@@ -370,7 +371,9 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
             r.connecting();
             Duration::ZERO
         });
-        tracing::info!("{name}: connecting...");
+        if !quiet {
+            tracing::info!("{name}: connecting...");
+        }
         let stream = match &remote {
             Remote::ActiveTcp(h, p) | Remote::ActiveSsl(h, p) => {
                 connect_tcp(h, *p).await.map(StdStream::Tcp)
@@ -397,6 +400,7 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
         };
         let wait = match result {
             Ok(addr) => {
+                quiet = false;
                 tracing::info!("{name}: connected");
                 set(&mut |r| {
                     r.connected(Instant::now());
@@ -409,8 +413,18 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
                 set(&mut |r| r.disconnected(Instant::now(), None))
             }
             Err(e) => {
-                tracing::info!("{name}: connection attempt failed ({e})");
-                set(&mut |r| r.disconnected(Instant::now(), Some(e.clone())))
+                if !quiet {
+                    tracing::info!("{name}: connection attempt failed ({e})");
+                }
+                let wait = set(&mut |r| r.disconnected(Instant::now(), Some(e.clone())));
+                // As lib/reconnect.c: once the wait is at its longest, say so
+                // once and stop logging every attempt.
+                let at_max = wait >= max_backoff.unwrap_or(DEFAULT_MAX_BACKOFF);
+                if at_max && !quiet {
+                    tracing::info!("{name}: continuing to reconnect in the background but suppressing further logging");
+                }
+                quiet = at_max;
+                wait
             }
         };
         tracing::debug!(
