@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # The real components the tests run against, from Debian's packages:
-# etcd and etcdctl, openssl (certificates for etcd's TLS), the reference
+# etcd and etcdctl, openssl (certificates for etcd's TLS), ovs-pki (certificates for pssl:/ssl: tests), the reference
 # ovsdb-server/ovsdb-client/ovsdb-tool, OVN (ovn-nbctl, ovn-northd, schemas), ovs-vsctl and vswitch.ovsschema, the Python IDL,
 # and protoc with its well-known .proto files for etcd-client's build.
 need=()
@@ -13,6 +13,7 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-common)
+command -v ovs-pki >/dev/null 2>&1 || need+=(openvswitch-pki)
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || need+=(openvswitch-switch)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-central)
 /usr/bin/python3 -c 'import ovs.db.idl' >/dev/null 2>&1 || need+=(python3-openvswitch)

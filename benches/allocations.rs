@@ -197,6 +197,7 @@ fn server(rounds: u64) -> [Cost; 4] {
     system.block_on(async move {
         let config = ServerConfig {
             remotes: Vec::new(),
+            tls: Default::default(),
             inactivity_probe: None,
             max_message_size: oxsdb::codec::framing::DEFAULT_MAX_MESSAGE_SIZE,
             store: Store::Memory,

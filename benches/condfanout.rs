@@ -252,6 +252,7 @@ impl Fixture {
     async fn start(sessions: usize) -> Fixture {
         let config = ServerConfig {
             remotes: Vec::new(),
+            tls: Default::default(),
             inactivity_probe: None,
             max_message_size: 1 << 20,
             store: Store::Memory,

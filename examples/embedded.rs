@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         "/examples/todo.ovsschema"
     ))?);
     let config = ServerConfig {
-        remotes: Vec::new(), // add Remote::Tcp(...) to also serve ovsdb-client and friends
+        remotes: Vec::new(), // add "ptcp:6640" to also serve ovsdb-client and friends
+        tls: Default::default(),
         inactivity_probe: None,
         max_message_size: oxsdb::codec::framing::DEFAULT_MAX_MESSAGE_SIZE,
         store: Store::Memory,

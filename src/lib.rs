@@ -17,6 +17,8 @@
 //! - [`replica`]: the database at a store position, the commit queue of a
 //!   shared store, the order local commits are answered in, the
 //!   `monitor_cond_since` history (pure state machines, no actix).
+//! - [`remote`]: remote strings, TLS settings (rustls), Connection-row
+//!   options and the reconnect backoff (pure but for reading key files).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).
 //! - [`metrics`]: Prometheus metrics of a server and their `/metrics` HTTP endpoint.
 //! - [`unixctl`]: the control socket for `ovs-appctl`/`ovn-appctl` and its commands.
@@ -31,6 +33,7 @@ pub mod error;
 pub mod metrics;
 pub mod parser;
 pub mod process;
+pub mod remote;
 pub mod replica;
 pub mod schema;
 pub mod storage;

@@ -5,11 +5,11 @@ use clap::Parser;
 use oxsdb::actors::server::{self, LocalDb, Remote, ServerConfig, Store};
 use oxsdb::metrics::args::MetricsArgs;
 use oxsdb::process::args::{absolute, ovs_style_args, program_name, DaemonArgs};
-use oxsdb::process::compat::{is_db_remote, warn_not_followed, PendingSslArgs};
 use oxsdb::process::daemon;
 use oxsdb::process::logging;
 use oxsdb::process::pidfile::Pidfile;
 use oxsdb::process::signals::Signals;
+use oxsdb::process::ssl_args::SslArgs;
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::db_record::clustered_schema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore, EtcdTls};
@@ -37,7 +37,10 @@ struct Cli {
     #[arg(value_name = "DATABASE|SCHEMA")]
     schemas: Vec<PathBuf>,
 
-    /// Listen for clients: ptcp:PORT[:IP] or punix:PATH (repeatable).
+    /// Serve clients: listen on ptcp:PORT[:IP], pssl:PORT[:IP] or
+    /// punix:PATH, connect out to tcp:IP:PORT, ssl:IP:PORT or unix:PATH, or
+    /// follow the remotes a database column holds, db:DB,TABLE,COLUMN
+    /// (repeatable; IPv6 addresses in brackets, e.g. ptcp:6641:[::1]).
     #[arg(long = "remote", value_name = "REMOTE")]
     remotes: Vec<String>,
 
@@ -155,9 +158,9 @@ struct Cli {
     #[command(flatten)]
     metrics: MetricsArgs,
 
-    /// ovsdb-server's SSL options, accepted in their db: form only.
+    /// ovsdb-server's SSL options.
     #[command(flatten)]
-    ssl: PendingSslArgs,
+    ssl: SslArgs,
 }
 
 fn main() {
@@ -219,13 +222,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if sources.is_empty() && cli.store != "etcd" {
         bail!("no database or schema given: oxsdb [OPTIONS] DATABASE|SCHEMA... (see --help)");
     }
-    let ssl_not_followed = cli.ssl.check()?;
-    let remotes = cli
-        .remotes
-        .iter()
-        .filter(|r| !is_db_remote(r))
-        .map(|r| r.parse::<Remote>())
-        .collect::<Result<Vec<_>, _>>()?;
+    let tls = cli.ssl.settings()?;
+    // Malformed remotes stop the start with a message naming them.
+    for r in &cli.remotes {
+        r.parse::<Remote>()?;
+    }
     let first_name = match sources.first() {
         Some(Source::Database(_, n)) => Some(n.clone()),
         Some(Source::Schema(s)) => Some(s.name.clone()),
@@ -249,7 +250,6 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         &cli.daemon.log_specs(),
         cli.daemon.log_file_path(&program).as_deref(),
     )?;
-    warn_not_followed(&cli.remotes, &ssl_not_followed);
     let pidfile = cli
         .daemon
         .pidfile_path(&program)
@@ -349,7 +349,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
     let probe = (cli.inactivity_probe > 0).then(|| Duration::from_millis(cli.inactivity_probe));
     let config = ServerConfig {
-        remotes,
+        remotes: cli.remotes.clone(),
+        tls,
         inactivity_probe: probe,
         max_message_size: cli.max_message_size,
         store,
@@ -391,7 +392,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         let exit = Arc::new(tokio::sync::Notify::new());
         let control = ServerControl {
             registry: running.registry.clone(),
-            remotes: cli.remotes.clone(),
+            remotes: running.remotes.clone(),
             log: log.clone(),
             store: control_store,
             keys,

@@ -59,11 +59,14 @@ fn invalid_schema_is_one_line_naming_the_file_and_problem() {
 #[test]
 fn bad_remote_is_refused() {
     let out = oxsdb()
-        .args(["--remote=tcp:1:2", "examples/todo.ovsschema"])
+        .args(["--remote=udp:1:2", "examples/todo.ovsschema"])
         .output()
         .expect("run oxsdb");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ptcp:PORT"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The remote named, and the forms to use instead.
+    assert!(err.contains("udp:1:2: unknown remote type"), "{err}");
+    assert!(err.contains("pssl:[PORT][:IP]"), "{err}");
 }
 
 #[test]

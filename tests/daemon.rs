@@ -295,10 +295,10 @@ fn bad_log_specs_are_refused_like_ovsdb_server() {
 }
 
 #[test]
-fn ovn_ctl_ssl_and_db_remote_flags_start_with_a_warning() {
+fn ovn_ctl_ssl_and_db_remote_flags_are_followed_without_warnings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("x.log");
-    let _ox = Oxsdb::start(
+    let mut ox = Oxsdb::start(
         &[
             format!("--log-file={}", log.display()),
             "--unixctl=none".into(),
@@ -314,18 +314,21 @@ fn ovn_ctl_ssl_and_db_remote_flags_start_with_a_warning() {
         dir.path(),
         None,
     );
+    // Followed (tests/tls.rs checks how): an empty database configures
+    // nothing, which is no error and nothing to warn about.
+    std::thread::sleep(Duration::from_millis(300));
     let text = std::fs::read_to_string(&log).expect("log");
-    assert!(text.contains("--remote=db:OVN_Northbound,NB_Global,connections: remotes read from the database are not followed yet"), "{text}");
-    assert!(text.contains("--private-key=db:OVN_Northbound,SSL,private_key: SSL settings read from the database are not followed yet"), "{text}");
-    // An SSL file is refused: serving plain TCP instead would be a lie.
-    let out = support::process::oxsdb_fails(&["--private-key=/etc/key.pem", "--store=memory", NB]);
-    assert_eq!(out.status.code(), Some(1), "{}", out.all());
-    assert!(
-        out.stderr
-            .contains("--private-key=/etc/key.pem: oxsdb does not serve SSL yet"),
-        "{}",
-        out.all()
+    assert!(!text.contains("WARN"), "{text}");
+    assert!(ox.is_running());
+    // A key file that does not exist yet does not stop the start (as with
+    // ovsdb-server, TLS connections fail until it exists).
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let mut ox2 = Oxsdb::start(
+        &["--private-key=/nonexistent/key.pem", "--store=memory", NB],
+        dir2.path(),
+        None,
     );
+    assert!(ox2.is_running());
 }
 
 #[test]

@@ -14,6 +14,7 @@ async fn start() -> server::RunningServer {
         Arc::new(DatabaseSchema::from_file("examples/todo.ovsschema").expect("todo schema"));
     let config = ServerConfig {
         remotes: Vec::new(),
+        tls: Default::default(),
         inactivity_probe: None,
         max_message_size: 1 << 20,
         store: Store::Memory,

@@ -22,7 +22,7 @@
 mod support;
 
 use oxsdb::actors::local_client::{ClientError, LocalClient};
-use oxsdb::actors::server::{self, Remote, RunningServer, ServerConfig, Store};
+use oxsdb::actors::server::{self, RunningServer, ServerConfig, Store};
 use oxsdb::actors::session::{Session, SessionConfig};
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
@@ -234,13 +234,14 @@ async fn start_oxsdb(store: Store) -> RunningServer {
         _ => schemas,
     };
     let config = ServerConfig {
-        remotes: vec![Remote::Tcp("127.0.0.1:0".parse().expect("address"))],
+        remotes: vec!["ptcp:0:127.0.0.1".to_string()],
         inactivity_probe: None,
         max_message_size: 64 << 20,
         store,
         keys: keys.clone(),
         lock_ttl: Duration::from_secs(5),
         threads: 1,
+        tls: Default::default(),
     };
     server::start(config, schemas).await.expect("oxsdb starts")
 }
@@ -842,6 +843,7 @@ async fn session_with(running: &RunningServer, peer_id: Option<&str>) -> Rpc {
         lane: 0,
         role: Some(Arc::from(ROLE)),
         peer_id: peer_id.map(Arc::from),
+        read_only: false,
     };
     Session::start(stream, peer.to_string(), running.registry.clone(), config);
     rpc

@@ -566,3 +566,68 @@ fn cluster_status_follows_etcd_members_health_and_reachability() {
     );
     assert_eq!(st.stdout, "status: ok\n", "{}", st.all());
 }
+
+/// A port free now on the loopback address.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn add_and_remove_remotes_act_as_ovsdb_server_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = ReferenceServer::start(Path::new(NB));
+    let db = nb_file(dir.path(), "nb.db");
+    let (_ox, ctl) = oxsdb_on(dir.path(), &db, &[]);
+    let mut transcripts = Vec::new();
+    for ctl in [ctl, reference.ctl()] {
+        let port = free_port();
+        let remote = format!("ptcp:{port}:127.0.0.1");
+        let mut t = String::new();
+        let step = |t: &mut String, args: &[&str]| {
+            let o = appctl(&ctl, args);
+            let line = format!("{args:?} -> {}\n", shown(&o, &ctl));
+            t.push_str(&line.replace(&port.to_string(), "PORT"));
+        };
+        step(&mut t, &["ovsdb-server/add-remote", &remote]);
+        step(&mut t, &["ovsdb-server/add-remote", &remote]);
+        step(&mut t, &["ovsdb-server/list-remotes"]);
+        // The new listener serves clients.
+        let connected = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        t.push_str(&format!("connects after add: {connected}\n"));
+        step(&mut t, &["ovsdb-server/remove-remote", &remote]);
+        step(&mut t, &["ovsdb-server/remove-remote", &remote]);
+        step(&mut t, &["ovsdb-server/list-remotes"]);
+        let refused = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        });
+        t.push_str(&format!("refused after remove: {refused}\n"));
+        for bad in [
+            "db:Nope,NB_Global,connections",
+            "db:OVN_Northbound,Nope,connections",
+            "db:OVN_Northbound,NB_Global,nope",
+            "db:OVN_Northbound",
+        ] {
+            step(&mut t, &["ovsdb-server/add-remote", bad]);
+        }
+        step(
+            &mut t,
+            &[
+                "ovsdb-server/add-remote",
+                "db:OVN_Northbound,NB_Global,connections",
+            ],
+        );
+        step(&mut t, &["ovsdb-server/list-remotes"]);
+        transcripts.push(t);
+    }
+    assert_eq!(
+        transcripts[0], transcripts[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+}

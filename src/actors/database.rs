@@ -74,6 +74,8 @@ pub struct Transact {
     pub received: Instant,
     /// The session's RBAC identity; `None` when its connection has no role.
     pub rbac: Option<Identity>,
+    /// The session is read-only (its remote's `read_only`): write operations fail.
+    pub read_only: bool,
 }
 
 /// A transaction from inside the server (e.g. `_Server` bookkeeping); may
@@ -220,6 +222,7 @@ struct Pending {
     ops: Vec<Value>,
     owned_locks: Vec<String>,
     received: Instant,
+    read_only: bool,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
     rbac: Option<Identity>,
 }
@@ -641,7 +644,7 @@ impl DatabaseActor {
         let ectx = ExecContext {
             elapsed_ms: p.received.elapsed().as_millis() as i64,
             owns_lock: &owns,
-            read_only: false,
+            read_only: p.read_only,
             allow_reserved: p.internal.is_some(),
             rbac: p.rbac.as_ref(),
         };
@@ -1332,6 +1335,7 @@ impl Handler<Transact> for DatabaseActor {
             ops: m.ops,
             owned_locks: m.owned_locks,
             received: m.received,
+            read_only: m.read_only,
             internal: None,
             rbac: m.rbac,
         });
@@ -1349,6 +1353,7 @@ impl Handler<InternalTransact> for DatabaseActor {
             ops: m.ops,
             owned_locks: Vec::new(),
             received: Instant::now(),
+            read_only: false,
             internal: Some(tx),
             rbac: None,
         });

@@ -209,6 +209,7 @@ impl LocalClient {
             owned_locks: Vec::new(),
             received: Instant::now(),
             rbac: self.rbac.clone(),
+            read_only: false,
         });
         self.request(id).await
     }

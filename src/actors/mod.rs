@@ -14,6 +14,8 @@ pub mod local_client;
 pub mod lock_table;
 pub mod monitor;
 pub mod registry;
+pub mod remote_io;
+pub mod remotes;
 /// Moved to the crate root (`crate::replica`); kept here for old paths.
 pub use crate::replica;
 pub mod server;

@@ -5,67 +5,24 @@ use crate::actors::database::{Backend, DatabaseActor, InternalTransact, Shared};
 use crate::actors::loader::{ensure_record, stored_records, OpenError};
 use crate::actors::lock_table::LockTable;
 use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::remote_io::SessionStarter;
+use crate::actors::remotes::{ConfigureError, RemotesActor, StopRemotes};
 use crate::actors::server_db::{upsert_ops, DatabaseStatus, StatusBoard};
-use crate::actors::session::{Session, SessionConfig};
 use crate::db::Database;
+use crate::remote::tls::{TlsKeys, TlsSettings};
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::keys::Keys;
 use crate::storage::log::{LogStore, MemoryLog};
 use crate::storage::Storage;
 use actix::prelude::*;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A passive remote to listen on, in ovsdb-server's notation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Remote {
-    /// `ptcp:PORT[:IP]`.
-    Tcp(SocketAddr),
-    /// `punix:PATH`.
-    Unix(PathBuf),
-}
-
-/// Why a remote could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    /// Not `ptcp:` or `punix:`.
-    #[error("{0}: unsupported remote; use ptcp:PORT[:IP] or punix:PATH")]
-    Unsupported(String),
-    /// A malformed port or address.
-    #[error("{0}: bad remote: {1}")]
-    Bad(String, String),
-}
-
-impl std::str::FromStr for Remote {
-    type Err = RemoteError;
-    fn from_str(s: &str) -> Result<Remote, RemoteError> {
-        if let Some(rest) = s.strip_prefix("ptcp:") {
-            let (port, ip) = match rest.split_once(':') {
-                Some((p, ip)) => (p, ip.trim_start_matches('[').trim_end_matches(']')),
-                None => (rest, "0.0.0.0"),
-            };
-            let port: u16 = port
-                .parse()
-                .map_err(|_| RemoteError::Bad(s.into(), format!("bad port {port:?}")))?;
-            let ip: std::net::IpAddr = ip
-                .parse()
-                .map_err(|_| RemoteError::Bad(s.into(), format!("bad IP address {ip:?}")))?;
-            Ok(Remote::Tcp(SocketAddr::new(ip, port)))
-        } else if let Some(path) = s.strip_prefix("punix:") {
-            if path.is_empty() {
-                return Err(RemoteError::Bad(s.into(), "empty path".into()));
-            }
-            Ok(Remote::Unix(PathBuf::from(path)))
-        } else {
-            Err(RemoteError::Unsupported(s.into()))
-        }
-    }
-}
+pub use crate::remote::{Remote, RemoteError};
 
 /// Where the databases live (DESIGN.md, Storage).
 pub enum Store {
@@ -92,8 +49,11 @@ pub struct LocalDb {
 
 /// Everything needed to start a server.
 pub struct ServerConfig {
-    /// Where to listen.
-    pub remotes: Vec<Remote>,
+    /// Where to listen or connect, as given (`ptcp:`, `pssl:`, `punix:`,
+    /// `tcp:`, `ssl:`, `unix:`, `db:`; see [`Remote`]).
+    pub remotes: Vec<String>,
+    /// The TLS settings of `pssl:` and `ssl:` remotes.
+    pub tls: TlsSettings,
     /// Inactivity probe for TCP connections (`None`: off); Unix sockets have none.
     pub inactivity_probe: Option<Duration>,
     /// Largest message accepted.
@@ -112,6 +72,9 @@ pub struct ServerConfig {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A remote is malformed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// Listening failed.
     #[error("cannot listen on {remote}: {source}")]
     Listen {
@@ -138,6 +101,8 @@ pub struct RunningServer {
     pub registry: Arc<Registry>,
     /// The addresses actually bound (with the port chosen for `ptcp:0`).
     pub bound: Vec<String>,
+    /// The remotes: add, remove, list.
+    pub remotes: Addr<RemotesActor>,
     arbiters: Vec<Arbiter>,
     unix_paths: Vec<PathBuf>,
 }
@@ -145,6 +110,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops the listeners' arbiters and removes Unix socket files.
     pub fn shutdown(self) {
+        self.remotes.do_send(StopRemotes);
         for a in &self.arbiters {
             a.stop();
         }
@@ -287,102 +253,36 @@ pub async fn start(
             .await;
     }
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut bound = Vec::new();
-    let mut unix_paths = Vec::new();
-    for remote in &config.remotes {
-        match remote {
-            Remote::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Listen {
-                        remote: format!("ptcp:{addr}"),
-                        source,
-                    })?;
-                let local = listener.local_addr().map_err(|source| StartError::Listen {
-                    remote: format!("ptcp:{addr}"),
-                    source,
-                })?;
-                tracing::info!("listening on ptcp:{}:{}", local.port(), local.ip());
-                bound.push(format!("ptcp:{}:{}", local.port(), local.ip()));
-                let cfg = SessionConfig {
-                    inactivity_probe: config.inactivity_probe,
-                    max_message_size: config.max_message_size,
-                    lane: 0,
-                    role: None,
-                    peer_id: None,
-                };
-                let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
-                actix::spawn(async move {
-                    loop {
-                        let (stream, peer) = match listener.accept().await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                // Out of descriptors, say: back off instead of spinning.
-                                tracing::warn!("accept failed: {e}; retrying in 100 ms");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                continue;
-                            }
-                        };
-                        let _ = stream.set_nodelay(true);
-                        let Ok(std) = stream.into_std() else { continue };
-                        let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                        let (registry, mut cfg) = (registry.clone(), cfg.clone());
-                        cfg.lane = i;
-                        handles[i].spawn(async move {
-                            if let Ok(s) = tokio::net::TcpStream::from_std(std) {
-                                Session::start(s, peer.to_string(), registry, cfg);
-                            }
-                        });
-                    }
-                });
-            }
-            Remote::Unix(path) => {
-                let _ = std::fs::remove_file(path);
-                let listener =
-                    tokio::net::UnixListener::bind(path).map_err(|source| StartError::Listen {
-                        remote: format!("punix:{}", path.display()),
-                        source,
-                    })?;
-                tracing::info!("listening on punix:{}", path.display());
-                bound.push(format!("punix:{}", path.display()));
-                unix_paths.push(path.clone());
-                let cfg = SessionConfig {
-                    inactivity_probe: None,
-                    max_message_size: config.max_message_size,
-                    lane: 0,
-                    role: None,
-                    peer_id: None,
-                };
-                let (registry, handles, next) = (registry.clone(), handles.clone(), next.clone());
-                actix::spawn(async move {
-                    loop {
-                        let (stream, _) = match listener.accept().await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                // Out of descriptors, say: back off instead of spinning.
-                                tracing::warn!("accept failed: {e}; retrying in 100 ms");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                continue;
-                            }
-                        };
-                        let Ok(std) = stream.into_std() else { continue };
-                        let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                        let (registry, mut cfg) = (registry.clone(), cfg.clone());
-                        cfg.lane = i;
-                        handles[i].spawn(async move {
-                            if let Ok(s) = tokio::net::UnixStream::from_std(std) {
-                                Session::start(s, "unix".to_string(), registry, cfg);
-                            }
-                        });
-                    }
-                });
-            }
-        }
-    }
+    let keys = TlsKeys::new(TlsKeys::literal_files(&config.tls), config.tls.bootstrap);
+    let starter = SessionStarter {
+        registry: registry.clone(),
+        handles: handles.clone(),
+        next: Arc::new(AtomicUsize::new(0)),
+        inactivity_probe: config.inactivity_probe,
+        max_message_size: config.max_message_size,
+        keys,
+    };
+    // ovsdb-server writes the status of remotes only into databases it is the only writer of.
+    let mut remotes = RemotesActor::new(starter, config.tls.clone(), shared_store.is_none());
+    let bound = remotes
+        .configure_initial(&config.remotes)
+        .map_err(|e| match e {
+            ConfigureError::Remote(e) => StartError::Remote(e),
+            ConfigureError::Listen { remote, source } => StartError::Listen { remote, source },
+        })?;
+    let unix_paths = config
+        .remotes
+        .iter()
+        .filter_map(|r| match r.parse() {
+            Ok(Remote::Unix(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let remotes = remotes.start();
     Ok(RunningServer {
         registry,
         bound,
+        remotes,
         arbiters,
         unix_paths,
     })

@@ -65,11 +65,14 @@ pub struct SessionConfig {
     /// The session's lane: the index of its arbiter among the session
     /// arbiters (see `SessionChannels::lane`).
     pub lane: usize,
-    /// The connection's RBAC role (a Connection row's `role`); `None` or
-    /// empty: no RBAC.
+    /// The remote's RBAC role (a Connection row's `role`; `None` when unset or empty).
     pub role: Option<std::sync::Arc<str>>,
-    /// The client's id for RBAC: its certificate's common name.
+    /// The peer's id: its client certificate's subject common name on
+    /// `ssl:`/`pssl:` connections, `None` otherwise.
     pub peer_id: Option<std::sync::Arc<str>>,
+    /// Only reads allowed (a Connection row's `read_only`): write
+    /// operations, `lock`, `steal` and `unlock` are refused as ovsdb-server refuses them.
+    pub read_only: bool,
 }
 
 /// One decoded message (or the end of the input) from the reader task.
@@ -460,6 +463,7 @@ impl Session {
                     owned_locks: self.owned.iter().cloned().collect(),
                     received: Instant::now(),
                     rbac: Identity::new(self.config.role.as_ref(), self.config.peer_id.as_ref()),
+                    read_only: self.config.read_only,
                 });
             }
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
@@ -588,6 +592,15 @@ impl Session {
                 }
             }
             "lock" | "steal" | "unlock" => {
+                if self.config.read_only {
+                    // ovsdb-server's reply: a bare string error, before any parameter check.
+                    return self.reply(
+                        id,
+                        Err(json!(
+                            "lock and unlock methods not allowed, DB server is read only."
+                        )),
+                    );
+                }
                 let name = match p {
                     [Value::String(n)] if is_id(n) => n.clone(),
                     _ => {

@@ -7,6 +7,7 @@ use crate::actors::database::{
     Backend, Compact, DatabaseActor, GetStorageHealth, InternalTransact, Stats,
 };
 use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::remotes::{AddRemote, ListRemotes, RemoveRemote};
 use crate::actors::server_db::{upsert_ops, DatabaseStatus};
 use crate::process::logging::LogControl;
 use crate::replica::Replica;
@@ -35,8 +36,8 @@ pub enum ControlStore {
 pub struct ServerControl {
     /// The served databases and sessions.
     pub registry: Arc<Registry>,
-    /// The remotes as given on the command line.
-    pub remotes: Vec<String>,
+    /// The remotes actor: what add-remote, remove-remote and list-remotes act on.
+    pub remotes: actix::Addr<crate::actors::remotes::RemotesActor>,
     /// Log levels and file.
     pub log: LogControl,
     /// The store.
@@ -98,33 +99,25 @@ pub fn commands(ctl: ServerControl, program: &str) -> Commands {
         }
     });
 
-    t.register(
-        "ovsdb-server/add-remote",
-        "REMOTE",
-        1,
-        1,
-        |args| async move {
-            let remote = args.concat();
-            if remote.starts_with("pfd:") {
-                return Err("pfd: remotes can only be specified on the command line".into());
-            }
-            Err(format!(
-                "oxsdb cannot add remotes at run time yet: restart it with --remote={remote}"
-            ))
-        },
-    );
+    let k = c.clone();
+    t.register("ovsdb-server/add-remote", "REMOTE", 1, 1, move |args| {
+        let k = k.clone();
+        async move {
+            let reply = k.remotes.send(AddRemote(args.concat())).await;
+            reply
+                .map_err(|_| "the server is stopping".to_string())?
+                .map(|()| String::new())
+        }
+    });
 
     let k = c.clone();
     t.register("ovsdb-server/remove-remote", "REMOTE", 1, 1, move |args| {
         let k = k.clone();
         async move {
-            let remote = args.concat();
-            if !k.remotes.contains(&remote) {
-                return Err("no such remote".into());
-            }
-            Err(format!(
-                "oxsdb cannot remove remotes at run time yet: restart it without --remote={remote}"
-            ))
+            let reply = k.remotes.send(RemoveRemote(args.concat())).await;
+            reply
+                .map_err(|_| "the server is stopping".to_string())?
+                .map(|()| String::new())
         }
     });
 
@@ -132,9 +125,11 @@ pub fn commands(ctl: ServerControl, program: &str) -> Commands {
     t.register("ovsdb-server/list-remotes", "", 0, 0, move |_| {
         let k = k.clone();
         async move {
-            let mut r = k.remotes.clone();
-            r.sort();
-            r.dedup();
+            let r = k
+                .remotes
+                .send(ListRemotes)
+                .await
+                .map_err(|_| "the server is stopping".to_string())?;
             Ok(r.iter().map(|r| format!("{r}\n")).collect())
         }
     });
