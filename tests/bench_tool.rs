@@ -18,6 +18,7 @@ use support::servers::{Kind, Server};
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+const T: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Runs the tool; returns its JSON report after checking its exit status.
 fn bench(args: &[&str]) -> Value {
@@ -173,6 +174,82 @@ fn condfanout_on_oxsdb() {
 #[test]
 fn condfanout_on_ovsdb_server() {
     condfanout(Kind::Reference);
+}
+
+/// `condfanout` over two oxsdb servers sharing one etcd member: the
+/// sessions alternate between them (the writer on the first), every check
+/// passes on both, and the report gives each server's own share.
+#[test]
+fn condfanout_over_two_servers_on_one_etcd() {
+    support::tools::require_file(Path::new(SB_SCHEMA));
+    let etcd = EtcdCluster::single();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = support::cluster::unique_prefix();
+    let endpoints = etcd.endpoints();
+    let a = support::cluster::start_server(
+        &endpoints,
+        &prefix,
+        Some(Path::new(SB_SCHEMA)),
+        &[],
+        dir.path(),
+    );
+    let b = support::cluster::start_server(&endpoints, &prefix, None, &[], dir.path());
+    for server in [&a, &b] {
+        let mut rpc = support::rpc::Rpc::connect_retry(&server.addr(), T);
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let dbs = rpc
+                .call("list_dbs", serde_json::json!([]), T)
+                .expect("list_dbs");
+            if dbs["result"].to_string().contains("OVN_Southbound") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{dbs}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let pids = [a.pid().expect("pid"), b.pid().expect("pid")].map(|p| p.to_string());
+    let (ra, rb) = (a.tcp(), b.tcp());
+    let r = bench(&[
+        "--remote",
+        &ra,
+        "--remote",
+        &rb,
+        "--server-pid",
+        &pids[0],
+        "--server-pid",
+        &pids[1],
+        "condfanout",
+        "--datapaths=40",
+        "--ports=2",
+        "--sessions=10",
+        "--clauses=8",
+        "--writes=80",
+        "--changes=20",
+        "--change-parallelism=4",
+        "--churn=3",
+        "--seed=3",
+    ]);
+    for (k, v) in r["exactness"].as_object().expect("exactness section") {
+        assert_eq!(v.as_u64(), Some(0), "two servers condfanout {k}: {r}");
+    }
+    assert_eq!(
+        number(&r, "notifications"),
+        number(&r, "notifications_expected"),
+        "{r}"
+    );
+    let per = r["per_server"].as_array().expect("per_server");
+    assert_eq!(per.len(), 2, "{r}");
+    let total: f64 = per.iter().map(|s| number(s, "notifications")).sum();
+    assert_eq!(total, number(&r, "notifications"), "{r}");
+    for (s, remote) in per.iter().zip([&ra, &rb]) {
+        assert_eq!(s["remote"].as_str(), Some(remote.as_str()), "{r}");
+        assert!(
+            number(s, "notifications") > 0.0,
+            "each server's sessions got some: {r}"
+        );
+        assert!(s["cpu_us_per_notification"].is_number(), "{r}");
+    }
 }
 
 #[test]
