@@ -1,0 +1,199 @@
+//! Carrying out a conversion [`Plan`] on a shared store (see
+//! `replica::conversion` for the design): stage, flip, and delete the key
+//! spaces no one reads any more. Plain async functions over the store; the
+//! Database actor decides what to do with each [`Outcome`].
+
+use crate::replica::conversion::{chunks, Limits, Plan};
+use crate::storage::db_record::DbRecord;
+use crate::storage::keys::Keys;
+use crate::storage::{Revision, Storage, StorageError, WriteOp};
+use std::sync::Arc;
+
+/// Why a conversion was not committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConvertError {
+    /// A single converted row is over the store's request limit.
+    #[error(
+        "a converted row does not fit one {kind} transaction ({message}): raise the store's limits"
+    )]
+    TooLarge {
+        /// The store's kind.
+        kind: &'static str,
+        /// The store's message, naming the limit.
+        message: String,
+    },
+    /// The store failed before the flip: nothing was converted.
+    #[error("cannot write the converted database to the {kind} store ({message}); the database was not converted: retry")]
+    NotConverted {
+        /// The store's kind.
+        kind: &'static str,
+        /// The store's error.
+        message: String,
+    },
+    /// The store failed during the flip: it may have been committed.
+    #[error("lost the {kind} store while committing the conversion ({message}): it may or may not have been committed; check the schema version (ovsdb-client get-schema-version) and retry if needed")]
+    Unknown {
+        /// The store's kind.
+        kind: &'static str,
+        /// The store's error.
+        message: String,
+    },
+}
+
+/// What became of an attempt.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The conversion was committed at this revision.
+    Committed(Revision),
+    /// Another commit (or conversion) came first: convert again once the
+    /// replica has it. A staging space is kept for that attempt.
+    LostRace,
+    /// Another server converted the database first, and this server has
+    /// not applied that yet: nothing was written.
+    Behind,
+    /// The in-place Txn was over the store's limits: stage instead.
+    TooLarge,
+    /// Not committed (or not known to be).
+    Failed(ConvertError),
+}
+
+/// Writes `chunk` without a fence, halving it while the store finds it too
+/// large.
+async fn write_chunk(store: &dyn Storage, chunk: Vec<WriteOp>) -> Result<(), StorageError> {
+    let mut pending = vec![chunk];
+    while let Some(c) = pending.pop() {
+        match store.commit(Vec::new(), c.clone()).await {
+            Ok(_) => {}
+            Err(StorageError::TooLarge(m)) if c.len() <= 1 => {
+                return Err(StorageError::TooLarge(m))
+            }
+            Err(StorageError::TooLarge(_)) => {
+                let mut a = c;
+                let b = a.split_off(a.len() / 2);
+                pending.push(b);
+                pending.push(a);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every key of a key space no one reads (a retired or abandoned
+/// one); returns how many.
+pub async fn delete_space(
+    store: &dyn Storage,
+    keys: &Keys,
+    space: &str,
+) -> Result<usize, StorageError> {
+    let prefix = keys.db_prefix(space)?;
+    let (kvs, _) = store.range(&prefix).await?;
+    let n = kvs.len();
+    let deletes = kvs.into_iter().map(|kv| WriteOp::delete(kv.key)).collect();
+    for c in chunks(deletes, Limits::default()) {
+        write_chunk(store, c).await?;
+    }
+    Ok(n)
+}
+
+/// The record of database `name` as stored now.
+async fn record(
+    store: &dyn Storage,
+    keys: &Keys,
+    name: &str,
+) -> Result<Option<DbRecord>, StorageError> {
+    let key = keys.server_db(name)?;
+    let Some(kv) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    DbRecord::from_bytes(name, &kv.value)
+        .map(Some)
+        .map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+/// Carries out one attempt: `plan` converts database `name` whose rows the
+/// converting server holds in `old_space`.
+pub async fn carry_out(
+    store: Arc<dyn Storage>,
+    keys: Keys,
+    name: String,
+    old_space: String,
+    plan: Plan,
+) -> Outcome {
+    let kind = store.kind();
+    let not_converted = |e: StorageError| match e {
+        StorageError::TooLarge(message) => {
+            Outcome::Failed(ConvertError::TooLarge { kind, message })
+        }
+        e => Outcome::Failed(ConvertError::NotConverted {
+            kind,
+            message: e.to_string(),
+        }),
+    };
+    match record(&*store, &keys, &name).await {
+        Ok(Some(rec)) if rec.space != old_space => {
+            return Outcome::Behind;
+        }
+        Ok(Some(rec)) => {
+            // Left behind by a conversion that did not delete it: no one
+            // reads it, so whoever converts next does.
+            if let Some(retired) = rec.retired.filter(|r| *r != old_space && *r != plan.space) {
+                match delete_space(&*store, &keys, &retired).await {
+                    Ok(n) => {
+                        tracing::info!(db = %name, space = %retired, keys = n, "deleted a retired key space")
+                    }
+                    Err(e) => {
+                        tracing::warn!(db = %name, space = %retired, error = %e, "cannot delete a retired key space")
+                    }
+                }
+            }
+        }
+        Ok(None) => {
+            return Outcome::Failed(ConvertError::NotConverted {
+                kind,
+                message: format!("the record of database {name} is gone"),
+            })
+        }
+        Err(e) => return not_converted(e),
+    }
+    for c in plan.stage {
+        if let Err(e) = write_chunk(&*store, c).await {
+            return not_converted(e);
+        }
+    }
+    match store.commit(plan.compares, plan.flip).await {
+        Ok(r) if r.succeeded => Outcome::Committed(r.revision),
+        Ok(_) => Outcome::LostRace,
+        Err(StorageError::TooLarge(_)) if !plan.staged => Outcome::TooLarge,
+        Err(e @ StorageError::TooLarge(_)) => not_converted(e),
+        Err(e) if plan.staged => {
+            // The new space is in the record exactly if the flip applied.
+            match record(&*store, &keys, &name).await {
+                Ok(Some(rec)) if rec.space == plan.space => {
+                    let at = store
+                        .get(&keys.server_db(&name).unwrap_or_default())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|kv| kv.mod_revision);
+                    match at {
+                        Some(at) => Outcome::Committed(at),
+                        None => Outcome::Failed(ConvertError::Unknown {
+                            kind,
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+                Ok(_) => not_converted(e),
+                Err(_) => Outcome::Failed(ConvertError::Unknown {
+                    kind,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        Err(e) => Outcome::Failed(ConvertError::Unknown {
+            kind,
+            message: e.to_string(),
+        }),
+    }
+}
