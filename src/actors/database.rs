@@ -290,6 +290,8 @@ pub struct DatabaseActor {
     shared: Option<Shared>,
     /// A conversion of the shared database is under way (it holds commits).
     converting: bool,
+    /// That conversion lost a race and waits for the replica to catch up.
+    convert_waiting: Option<ConvertJob>,
     /// The server's metrics.
     metrics: Arc<Metrics>,
 }
@@ -331,6 +333,7 @@ impl DatabaseActor {
             own_commits: OwnCommits::default(),
             shared: None,
             converting: false,
+            convert_waiting: None,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -461,6 +464,7 @@ impl DatabaseActor {
         self.reload_needed = false;
         self.report_status();
         self.start_watch(ctx);
+        self.resume_convert(ctx);
         if new_schema {
             if let Some(hook) = self
                 .shared
@@ -1286,6 +1290,7 @@ impl Handler<WatchDelivered> for DatabaseActor {
         } else {
             self.commit_applied(revision, changes);
         }
+        self.resume_convert(ctx);
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
@@ -1786,7 +1791,7 @@ struct ConvertJob {
 }
 
 /// How many times a conversion is tried against racing commits.
-const MAX_CONVERT_ATTEMPTS: u32 = 20;
+const MAX_CONVERT_ATTEMPTS: u32 = 50;
 /// How long a conversion that lost a race waits for the watch to bring
 /// the commit that won before trying again anyway.
 const CONVERT_CATCH_UP: Duration = Duration::from_secs(2);
@@ -1856,6 +1861,7 @@ impl DatabaseActor {
             self.replica.name.clone(),
             job.space.clone(),
             plan,
+            job.attempt == 0,
         );
         ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
             use crate::actors::shared_convert::Outcome;
@@ -1919,9 +1925,19 @@ impl DatabaseActor {
         if (caught_up || waited > CONVERT_CATCH_UP) && !self.reload_needed {
             self.convert_shared(job, ctx);
         } else {
-            ctx.run_later(Duration::from_millis(5), move |act, ctx| {
-                act.retry_convert(job, ctx)
+            // The watch (or the reload) that brings the winner retries at
+            // once; the timer only bounds the wait.
+            self.convert_waiting = Some(job);
+            ctx.run_later(Duration::from_millis(50), |act, ctx| {
+                act.resume_convert(ctx)
             });
+        }
+    }
+
+    /// Retries a conversion waiting for the replica to catch up, if any.
+    fn resume_convert(&mut self, ctx: &mut Context<Self>) {
+        if let Some(job) = self.convert_waiting.take() {
+            self.retry_convert(job, ctx);
         }
     }
 

@@ -285,15 +285,27 @@ pub fn plan(
         }
     };
     let rec = record(space.clone(), Some(before.space.to_string()));
-    let flip = vec![
+    let mut flip = vec![
         fence_put,
         WriteOp::put(keys.server_db(&name).unwrap_or_default(), rec.to_bytes()),
         marker,
     ];
+    // A retry restages only what changed since the last attempt: usually
+    // a few rows, which go in the flip itself, so that the attempt is one
+    // Txn and the window for another commit to win the race is one round
+    // trip.
+    let bytes: usize = writes.iter().chain(&flip).map(size).sum();
+    let stage =
+        if staged.is_some() && writes.len() + flip.len() <= limits.ops && bytes <= limits.bytes {
+            flip.extend(writes);
+            Vec::new()
+        } else {
+            chunks(writes, limits)
+        };
     Plan {
         space,
         staged: true,
-        stage: chunks(writes, limits),
+        stage,
         compares,
         flip,
         record: rec,
