@@ -292,6 +292,10 @@ pub struct DatabaseActor {
     converting: bool,
     /// That conversion lost a race and waits for the replica to catch up.
     convert_waiting: Option<ConvertJob>,
+    /// Another server's conversion is finishing: commits are held.
+    held_for_conversion: bool,
+    /// Which hold the timer ending it belongs to.
+    hold_epoch: u64,
     /// The server's metrics.
     metrics: Arc<Metrics>,
 }
@@ -334,6 +338,8 @@ impl DatabaseActor {
             shared: None,
             converting: false,
             convert_waiting: None,
+            held_for_conversion: false,
+            hold_epoch: 0,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -464,6 +470,12 @@ impl DatabaseActor {
         self.reload_needed = false;
         self.report_status();
         self.start_watch(ctx);
+        if new_schema && self.held_for_conversion {
+            self.held_for_conversion = false;
+            if !self.converting {
+                self.commits.release();
+            }
+        }
         self.resume_convert(ctx);
         if new_schema {
             if let Some(hook) = self
@@ -1283,12 +1295,20 @@ impl Handler<WatchDelivered> for DatabaseActor {
         // speculative changes come out first. If it is another server's, our
         // commit in flight fails its fence and re-runs.
         self.undo_speculation();
+        let converting = m.batch.converting;
         let changes = Arc::new(self.replica.changes_of(m.batch));
         self.watch_from = revision + 1;
         if changes.is_empty() {
             self.replica.revision = revision;
         } else {
             self.commit_applied(revision, changes);
+        }
+        if let Some(on) = converting {
+            if on {
+                // The freeze moved the fence (outside the watched prefix).
+                self.replica.fence_revision = revision;
+            }
+            self.hold_for_conversion(on, ctx);
         }
         self.resume_convert(ctx);
         if !self.blocked.is_empty() {
@@ -1710,6 +1730,7 @@ impl Handler<Convert> for DatabaseActor {
                 fence_revision: 0,
                 space: String::new(),
                 lost_at: None,
+                frozen: false,
             };
             // Transactions wait for the conversion, then run on the new schema.
             self.commits.hold();
@@ -1788,7 +1809,13 @@ struct ConvertJob {
     space: String,
     /// When the last attempt lost its race.
     lost_at: Option<Instant>,
+    /// The other servers hold their commits (see `replica::conversion`).
+    frozen: bool,
 }
+
+/// How long a server holds its commits for another server's conversion
+/// to finish (see `replica::conversion`).
+const FREEZE_FOR: Duration = Duration::from_secs(10);
 
 /// How many times a conversion is tried against racing commits.
 const MAX_CONVERT_ATTEMPTS: u32 = 50;
@@ -1827,6 +1854,9 @@ impl DatabaseActor {
             return;
         };
         let store = store.clone();
+        if job.attempt > 0 && !job.frozen {
+            return self.freeze_for_convert(job, ctx);
+        }
         let converted = match crate::db::convert::convert(&self.replica.db, job.schema.clone()) {
             Ok(c) => c,
             Err(e) => return self.end_convert(job, Err(e.to_json()), ctx),
@@ -1847,6 +1877,7 @@ impl DatabaseActor {
             &converted,
             job.staged.as_ref(),
             job.force_staged,
+            job.frozen,
             Limits::default(),
             self.server_id,
         );
@@ -1873,6 +1904,8 @@ impl DatabaseActor {
                 }
                 Outcome::LostRace | Outcome::Behind => {
                     job.attempt += 1;
+                    // Whatever held the others did not hold: freeze again.
+                    job.frozen = false;
                     if staged && matches!(outcome, Outcome::LostRace) {
                         job.staged = Some(crate::replica::conversion::Staged {
                             space,
@@ -1914,6 +1947,85 @@ impl DatabaseActor {
                 }
             }
         }));
+    }
+
+    /// Asks the other servers to hold their commits while the conversion
+    /// finishes: commits the freeze, fenced like any commit.
+    fn freeze_for_convert(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        let before = crate::replica::conversion::Before {
+            keys: &self.replica.keys,
+            space: &self.replica.space,
+            fence_revision: self.replica.fence_revision,
+            cid: self.replica.cluster_id,
+            db: &self.replica.db,
+        };
+        let (compares, writes) = crate::replica::conversion::freeze(before, self.server_id);
+        job.fence_revision = self.replica.fence_revision;
+        job.space = self.replica.space.clone();
+        let fut = async move { store.commit(compares, writes).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(r) if r.succeeded => {
+                // No rows changed; the fence moved, and nothing came between.
+                act.replica.fence_revision = r.revision;
+                act.replica.revision = act.replica.revision.max(r.revision);
+                act.watch_from = act.watch_from.max(r.revision + 1);
+                act.own_commits.add(r.revision);
+                job.frozen = true;
+                act.convert_shared(job, ctx);
+            }
+            Ok(_) => {
+                job.attempt += 1;
+                if job.attempt >= MAX_CONVERT_ATTEMPTS {
+                    let e = OvsdbError::new(
+                        "timed out",
+                        format!(
+                            "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
+                             the database was not converted: try again"
+                        ),
+                    );
+                    return act.end_convert(job, Err(e.to_json()), ctx);
+                }
+                job.lost_at = Some(Instant::now());
+                act.retry_convert(job, ctx);
+            }
+            Err(e) => {
+                let e = OvsdbError::new(
+                    "not leader",
+                    format!(
+                        "cannot reach the {} store to convert the database ({e}); it was not converted: retry",
+                        act.store_kind()
+                    ),
+                );
+                act.end_convert(job, Err(e.to_json()), ctx);
+            }
+        }));
+    }
+
+    /// Another server's conversion is finishing (`on`) or gave up: hold
+    /// the commits meanwhile, for at most [`FREEZE_FOR`] (it may have died).
+    fn hold_for_conversion(&mut self, on: bool, ctx: &mut Context<Self>) {
+        if on {
+            self.hold_epoch += 1;
+            let epoch = self.hold_epoch;
+            self.held_for_conversion = true;
+            self.commits.hold();
+            ctx.run_later(FREEZE_FOR, move |act, ctx| {
+                if act.hold_epoch == epoch && act.held_for_conversion {
+                    tracing::warn!(db = %act.name, "another server's conversion did not finish in {FREEZE_FOR:?}; committing again");
+                    act.hold_for_conversion(false, ctx);
+                }
+            });
+        } else if self.held_for_conversion {
+            self.held_for_conversion = false;
+            if !self.converting {
+                self.commits.release();
+            }
+            self.pump(ctx);
+        }
     }
 
     /// Tries a conversion again once the replica holds the commit that won
@@ -1993,7 +2105,9 @@ impl DatabaseActor {
         );
         (job.on_done)(schema);
         self.converting = false;
-        self.commits.release();
+        if !self.held_for_conversion {
+            self.commits.release();
+        }
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
@@ -2008,6 +2122,17 @@ impl DatabaseActor {
         result: Result<Value, Value>,
         ctx: &mut Context<Self>,
     ) {
+        if let (true, Backend::Store(store)) = (job.frozen, &self.backend) {
+            // Lifts the freeze: the other servers commit again at once
+            // (else after `FREEZE_FOR`).
+            let store = store.clone();
+            let key = self.replica.keys.converting(&job.space).unwrap_or_default();
+            actix::spawn(async move {
+                let _ = store
+                    .commit(Vec::new(), vec![crate::storage::WriteOp::delete(key)])
+                    .await;
+            });
+        }
         if let (Some(staged), Backend::Store(store)) = (job.staged, &self.backend) {
             let (store, keys, name) = (store.clone(), self.replica.keys.clone(), self.name.clone());
             actix::spawn(async move {
@@ -2021,7 +2146,9 @@ impl DatabaseActor {
         }
         self.reply_to(&job.session, SendReply { id: job.id, result });
         self.converting = false;
-        self.commits.release();
+        if !self.held_for_conversion {
+            self.commits.release();
+        }
         self.pump(ctx);
     }
 }

@@ -33,6 +33,15 @@
 //! with the rows before it, and read the database again with its new
 //! schema from the record.
 //!
+//! Under a steady stream of commits from other servers the flip could keep
+//! losing (converting takes longer than the gap between their commits).
+//! So after a first lost race, the converting server first commits a
+//! small fenced *freeze*: the key `<space>/_/converting`, which the other
+//! servers' watches see and which makes them hold their commits (for at
+//! most `FREEZE_FOR`, in case the converting server dies). It then
+//! converts its replica, now current, and flips, deleting the key; their
+//! held transactions then run on the new schema.
+//!
 //! A database whose rows were never moved keeps the documented layout
 //! (`<prefix>/<service>/<name>/<table>/<uuid>`): only a staged conversion
 //! moves them.
@@ -219,14 +228,40 @@ fn token() -> String {
     Uuid::new_v4().simple().encode_lower(&mut buf)[..16].to_string()
 }
 
+/// The freeze (see the module documentation): the fenced Txn that asks
+/// the other servers to hold their commits while `before`'s conversion
+/// finishes.
+pub fn freeze(before: Before<'_>, server_id: Uuid) -> (Vec<Compare>, Vec<WriteOp>) {
+    let keys = before.keys;
+    let fence = keys.fence(&before.db.schema.name).unwrap_or_default();
+    let compares = vec![Compare::ModRevision {
+        key: fence.clone(),
+        revision: before.fence_revision,
+    }];
+    let writes = vec![
+        WriteOp::Put {
+            key: fence,
+            value: Bytes::from(format!("{server_id} {}", Uuid::new_v4())),
+            lease: None,
+        },
+        WriteOp::put(
+            keys.converting(before.space).unwrap_or_default(),
+            server_id.to_string(),
+        ),
+    ];
+    (compares, writes)
+}
+
 /// The plan converting `before` to `new`: in place if it fits one Txn
 /// within `limits` and `force_staged` is not set, else staged (reusing
-/// `staged`, an earlier attempt's staging space, if given).
+/// `staged`, an earlier attempt's staging space, if given). `frozen`: a
+/// freeze is in place, which the flip lifts.
 pub fn plan(
     before: Before<'_>,
     new: &Database,
     staged: Option<&Staged>,
     force_staged: bool,
+    frozen: bool,
     limits: Limits,
     server_id: Uuid,
 ) -> Plan {
@@ -264,6 +299,11 @@ pub fn plan(
             rec.to_bytes(),
         ));
         flip.push(marker.clone());
+        if frozen {
+            flip.push(WriteOp::delete(
+                keys.converting(before.space).unwrap_or_default(),
+            ));
+        }
         let bytes: usize = flip.iter().map(size).sum();
         if flip.len() <= limits.ops && bytes <= limits.bytes {
             return Plan {
@@ -290,6 +330,11 @@ pub fn plan(
         WriteOp::put(keys.server_db(&name).unwrap_or_default(), rec.to_bytes()),
         marker,
     ];
+    if frozen {
+        flip.push(WriteOp::delete(
+            keys.converting(before.space).unwrap_or_default(),
+        ));
+    }
     // A retry restages only what changed since the last attempt: usually
     // a few rows, which go in the flip itself, so that the attempt is one
     // Txn and the window for another commit to win the race is one round
@@ -412,7 +457,15 @@ mod tests {
             cid: Uuid::nil(),
             db: &old,
         };
-        let p = plan(before, &new, None, false, Limits::default(), Uuid::nil());
+        let p = plan(
+            before,
+            &new,
+            None,
+            false,
+            false,
+            Limits::default(),
+            Uuid::nil(),
+        );
         assert!(!p.staged);
         assert!(p.stage.is_empty());
         assert_eq!(p.space, "db");
@@ -445,7 +498,7 @@ mod tests {
             ops: 128,
             bytes: 4096,
         };
-        let p = plan(before, &new, None, false, limits, Uuid::nil());
+        let p = plan(before, &new, None, false, false, limits, Uuid::nil());
         assert!(p.staged);
         assert!(p.space.starts_with("db."), "{}", p.space);
         assert!(p.stage.len() > 3);
@@ -491,7 +544,15 @@ mod tests {
             cid: Uuid::nil(),
             db: &old,
         };
-        let first = plan(before, &new, None, true, Limits::default(), Uuid::nil());
+        let first = plan(
+            before,
+            &new,
+            None,
+            true,
+            false,
+            Limits::default(),
+            Uuid::nil(),
+        );
         let staged = Staged {
             space: first.space.clone(),
             db: new.clone(),
@@ -533,14 +594,20 @@ mod tests {
             &now,
             Some(&staged),
             false,
+            true,
             Limits::default(),
             Uuid::nil(),
         );
         assert_eq!(second.space, first.space);
-        assert_eq!(second.stage.len(), 1);
-        assert_eq!(
-            second.stage[0],
-            vec![WriteOp::delete(keys.row(&first.space, "T", &u).unwrap())]
+        assert!(second.stage.is_empty(), "a small restage goes in the flip");
+        assert!(second
+            .flip
+            .contains(&WriteOp::delete(keys.row(&first.space, "T", &u).unwrap())));
+        assert!(
+            second
+                .flip
+                .contains(&WriteOp::delete(keys.converting("db").unwrap())),
+            "the flip lifts the freeze"
         );
         assert_eq!(
             second.compares,

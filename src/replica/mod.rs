@@ -249,6 +249,9 @@ pub struct DecodedBatch {
     /// The commit converted the database to a new schema (whose rows are
     /// read from the store, not from this batch).
     pub converted: bool,
+    /// A conversion began finishing (`Some(true)`: hold commits) or gave up
+    /// (`Some(false)`).
+    pub converting: Option<bool>,
 }
 
 /// Decodes the rows of database `name` (in key space `space`) in a watch
@@ -268,6 +271,7 @@ pub fn decode_watch_batch(
         rows: Vec::with_capacity(batch.events.len()),
         fence: None,
         converted: false,
+        converting: None,
     };
     if batch.events.iter().any(|ev| {
         ev.kind == EventKind::Put && keys.parse(&ev.key) == Some(ParsedKey::Converted { space })
@@ -288,6 +292,9 @@ pub fn decode_watch_batch(
                 out.rows.push((t, uuid, new));
             }
             Some(ParsedKey::Fence { db }) if db == name => out.fence = Some(ev.mod_revision),
+            Some(ParsedKey::Converting { space: s }) if s == space => {
+                out.converting = Some(ev.kind == EventKind::Put)
+            }
             _ => {}
         }
     }

@@ -39,6 +39,9 @@ pub const COMMENTS: &str = "_comments";
 pub const FENCES: &str = "_txn";
 /// The last part of a conversion's marker key, `<space>/_/converted`.
 pub const CONVERTED: &str = "converted";
+/// The last part of the key that asks the other servers to hold their
+/// commits while a conversion finishes, `<space>/_/converting`.
+pub const CONVERTING: &str = "converting";
 
 /// The key space `<name>.<token>` of database `name`'s rows after a
 /// conversion that staged them (`token`: unique to the conversion).
@@ -137,6 +140,12 @@ pub enum ParsedKey<'a> {
     /// `<space>/_/converted`: the commit that converted the database whose
     /// rows were in `space` to a new schema.
     Converted {
+        /// The key space.
+        space: &'a str,
+    },
+    /// `<space>/_/converting`: a conversion is finishing; other servers
+    /// hold their commits.
+    Converting {
         /// The key space.
         space: &'a str,
     },
@@ -261,6 +270,12 @@ impl Keys {
         Ok(self.key(&[check_db(space)?, META, CONVERTED], false))
     }
 
+    /// `<prefix>/<service>/<space>/_/converting`: present while a
+    /// conversion finishes (see `replica::conversion`).
+    pub fn converting(&self, space: &str) -> Result<Bytes, KeyError> {
+        Ok(self.key(&[check_db(space)?, META, CONVERTING], false))
+    }
+
     /// `<prefix>/<service>/_/_txn/`: every fence.
     pub fn fences_prefix(&self) -> Bytes {
         self.key(&[META, FENCES], true)
@@ -291,6 +306,7 @@ impl Keys {
             (META, FENCES) => Some(ParsedKey::Fence { db: c }),
             (META, _) | (SERVER_DB, _) => None,
             (space, META) if c == CONVERTED => Some(ParsedKey::Converted { space }),
+            (space, META) if c == CONVERTING => Some(ParsedKey::Converting { space }),
             (_, META) => None,
             (db, table) => {
                 let uuid = Uuid::try_parse(c).ok()?;
@@ -385,6 +401,8 @@ mod tests {
         assert_eq!(key, "ovsdb/nbdb/db.1f/_/converted");
         assert_eq!(k.parse(&key), Some(ParsedKey::Converted { space: "db.1f" }));
         assert_eq!(k.parse(b"ovsdb/nbdb/db/_/other"), None);
+        let key = k.converting("db").unwrap();
+        assert_eq!(k.parse(&key), Some(ParsedKey::Converting { space: "db" }));
     }
 
     #[test]
