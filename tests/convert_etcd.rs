@@ -489,5 +489,6 @@ fn python_idl_on_the_other_server_follows() {
             (oc(&["get-schema-version", &tcp(&b), DB]).stdout == "1.1.0\n").then_some(())
         });
     });
+    eprintln!("the IDL script's output (on B and on ovsdb-server):\n{got}");
     assert_eq!(got, expected, "the Python IDL on B and on ovsdb-server");
 }
