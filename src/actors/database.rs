@@ -1308,7 +1308,11 @@ impl Handler<WatchDelivered> for DatabaseActor {
                 // The freeze moved the fence (outside the watched prefix).
                 self.replica.fence_revision = revision;
             }
-            self.hold_for_conversion(on, ctx);
+            // While converting, a freeze is this server's own (its echo
+            // arriving before the store's answer): nothing to hold.
+            if !self.converting {
+                self.hold_for_conversion(on, ctx);
+            }
         }
         self.resume_convert(ctx);
         if !self.blocked.is_empty() {
