@@ -208,3 +208,169 @@ pub async fn carry_out(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::execution::{execute, ExecContext, Execution};
+    use crate::db::Database;
+    use crate::replica::conversion::{plan, Before};
+    use crate::schema::DatabaseSchema;
+    use crate::storage::{MemoryConfig, MemoryStore};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn schema(version: &str) -> Arc<DatabaseSchema> {
+        let mut cols = json!({"n": {"type": "integer"}});
+        if version != "1.0.0" {
+            cols["note"] = json!({"type": "string"});
+        }
+        let j = json!({"name": "db", "version": version, "tables": {"T": {"columns": cols, "isRoot": true}}});
+        Arc::new(DatabaseSchema::from_json(&j).unwrap())
+    }
+
+    /// A store over etcd-like limits of 10 operations per Txn, holding
+    /// database `db` 1.0.0 with `rows` rows, as oxsdb stores it.
+    async fn stored(rows: usize) -> (Arc<dyn Storage>, Keys, Database) {
+        let store: Arc<dyn Storage> = MemoryStore::with_config(MemoryConfig {
+            max_txn_ops: Some(10),
+            ..MemoryConfig::default()
+        });
+        let keys = Keys::with_service("s").unwrap();
+        let mut db = Database::new(schema("1.0.0"));
+        let ops: Vec<_> = (0..rows)
+            .map(|i| json!({"op": "insert", "table": "T", "row": {"n": i}}))
+            .collect();
+        let ctx = ExecContext {
+            elapsed_ms: 0,
+            owns_lock: &|_| false,
+            read_only: false,
+            allow_reserved: false,
+        };
+        let Execution::Done(d) = execute(&db, &ops, &ctx) else {
+            panic!("blocked")
+        };
+        db.apply(&d.changes);
+        let rec = DbRecord::new(db.schema.clone());
+        store
+            .commit(
+                vec![],
+                vec![WriteOp::put(keys.server_db("db").unwrap(), rec.to_bytes())],
+            )
+            .await
+            .unwrap();
+        let r = crate::replica::Replica::new(db.schema.clone(), keys.clone(), rec.cid);
+        let (_, writes) = r.commit_request(&d.changes, Uuid::nil(), None);
+        for c in chunks(
+            writes,
+            Limits {
+                ops: 10,
+                bytes: 1 << 20,
+            },
+        ) {
+            store.commit(vec![], c).await.unwrap();
+        }
+        (store, keys, db)
+    }
+
+    #[tokio::test]
+    async fn over_the_store_limits_it_stages_flips_and_deletes_the_old_space() {
+        let (store, keys, db) = stored(30).await;
+        let opened = crate::actors::loader::open_replica(&*store, &keys, "db", None)
+            .await
+            .unwrap();
+        assert_eq!(opened.db.n_rows(), 30);
+        let new = crate::db::convert::convert(&db, schema("1.1.0")).unwrap();
+        let before = Before {
+            keys: &keys,
+            space: "db",
+            fence_revision: opened.fence_revision,
+            cid: opened.cluster_id,
+            db: &db,
+        };
+        // In place is over the store's 10 operations: refused whole.
+        let p = plan(
+            before,
+            &new,
+            None,
+            false,
+            false,
+            Limits::default(),
+            Uuid::nil(),
+        );
+        assert!(!p.staged);
+        let o = carry_out(
+            store.clone(),
+            keys.clone(),
+            "db".into(),
+            "db".into(),
+            p,
+            true,
+        )
+        .await;
+        assert!(matches!(o, Outcome::TooLarge), "{o:?}");
+        let same = crate::actors::loader::open_replica(&*store, &keys, "db", None)
+            .await
+            .unwrap();
+        assert_eq!(same.db.schema.version, "1.0.0");
+        // A flip from a stale fence loses the race, and changes nothing.
+        let stale = Before {
+            fence_revision: opened.fence_revision - 1,
+            ..before
+        };
+        let p = plan(
+            stale,
+            &new,
+            None,
+            true,
+            false,
+            Limits::default(),
+            Uuid::nil(),
+        );
+        let o = carry_out(
+            store.clone(),
+            keys.clone(),
+            "db".into(),
+            "db".into(),
+            p,
+            true,
+        )
+        .await;
+        assert!(matches!(o, Outcome::LostRace), "{o:?}");
+        // Staged: chunks of 128 halved down to what the store takes.
+        let p = plan(
+            before,
+            &new,
+            None,
+            true,
+            false,
+            Limits::default(),
+            Uuid::nil(),
+        );
+        let space = p.space.clone();
+        let o = carry_out(
+            store.clone(),
+            keys.clone(),
+            "db".into(),
+            "db".into(),
+            p,
+            true,
+        )
+        .await;
+        let Outcome::Committed(rev) = o else {
+            panic!("{o:?}")
+        };
+        let after = crate::actors::loader::open_replica(&*store, &keys, "db", None)
+            .await
+            .unwrap();
+        assert_eq!(after.db.schema.version, "1.1.0");
+        assert_eq!(after.space, space);
+        assert_eq!(after.since, rev);
+        assert_eq!(after.db.n_rows(), 30);
+        assert_eq!(after.fence_revision, rev);
+        // The old space: 30 rows and the marker; then nothing.
+        assert_eq!(delete_space(&*store, &keys, "db").await.unwrap(), 31);
+        let (left, _) = store.range(&keys.db_prefix("db").unwrap()).await.unwrap();
+        assert!(left.is_empty());
+    }
+}
