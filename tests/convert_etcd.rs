@@ -19,6 +19,11 @@
 //!    the same script on ovsdb-server: what the IDL connected before the
 //!    conversion sees and commits, and a new IDL sees the new column.
 //!
+//! 4. `a_freeze_left_by_a_dead_converter_ends_by_itself`: the freeze a
+//!    converting server commits before its flip, left in etcd as by a
+//!    server that died then: the other servers hold their commits for at
+//!    most 10 s, then commit them (no error, no hang), saying so in the log.
+//!
 //! Each test starts its own etcd (free loopback ports, temporary data).
 
 mod support;
@@ -500,4 +505,60 @@ fn python_idl_on_the_other_server_follows() {
     });
     eprintln!("the IDL script's output (on B and on ovsdb-server):\n{got}");
     assert_eq!(got, expected, "the Python IDL on B and on ovsdb-server");
+}
+
+#[test]
+fn a_freeze_left_by_a_dead_converter_ends_by_itself() {
+    let etcd = EtcdCluster::single();
+    let endpoints = etcd.endpoints();
+    let dir = tempdir();
+    let prefix = unique_prefix();
+    let old = write_schema(dir.path(), "1.0.0");
+    let a = start_server(&endpoints, &prefix, Some(&old), &[], dir.path());
+    let b = start_server(&endpoints, &prefix, Some(&old), &[], dir.path());
+    wait_ready(&a);
+    wait_ready(&b);
+    insert_entries(&mut connect(&a), "e", 3, 3, "");
+    // What a converting server commits as its freeze (the fence and the
+    // freeze key, in one Txn), and then no flip: it died.
+    let put = |key: String, value: &str| json!({"request_put": {"key": b64(key.as_bytes()), "value": b64(value.as_bytes())}});
+    let r = etcd_post(
+        &endpoints[0],
+        "/v3/kv/txn",
+        &json!({"success": [
+            put(format!("{prefix}/clus/_/_txn/{DB}"), "dead-server 1"),
+            put(format!("{prefix}/clus/{DB}/_/converting"), "dead-server"),
+        ]}),
+    );
+    assert_eq!(r["succeeded"], true, "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut rpc = connect(&b);
+    let r = transact(
+        &mut rpc,
+        json!([{"op": "insert", "table": "Entry", "row": {"key": "after-freeze"}}]),
+    );
+    let held = started.elapsed();
+    assert!(txn_error(&r).is_none(), "{r}");
+    assert!(
+        held > Duration::from_secs(8) && held < Duration::from_secs(20),
+        "held {held:?}"
+    );
+    assert!(
+        b.all_stderr().contains("did not finish in"),
+        "B's log says why it held: {}",
+        b.all_stderr()
+    );
+    // A commits too, and sees B's row.
+    let r = transact(
+        &mut connect(&a),
+        json!([{"op": "insert", "table": "Entry", "row": {"key": "on-a"}}]),
+    );
+    assert!(txn_error(&r).is_none(), "{r}");
+    let on_a = entries(&mut connect(&a));
+    assert!(
+        on_a.contains_key("after-freeze") && on_a.contains_key("on-a"),
+        "{on_a:?}"
+    );
+    eprintln!("FIGURES: a transaction on B was held {held:?} by a dead converter's freeze");
 }
