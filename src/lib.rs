@@ -16,7 +16,8 @@
 //!   conformance suite is in `tests/support/conformance.rs`.
 //! - [`replica`]: the database at a store position, the commit queue of a
 //!   shared store, the order local commits are answered in, the
-//!   `monitor_cond_since` history (pure state machines, no actix).
+//!   `monitor_cond_since` history, the plans of online conversions in a
+//!   shared store (pure state machines, no actix).
 //! - [`remote`]: remote strings, TLS settings (rustls), Connection-row
 //!   options and the reconnect backoff (pure but for reading key files).
 //! - [`actors`]: the server: sessions, databases, locks, `_Server`, listeners (actix).

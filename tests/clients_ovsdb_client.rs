@@ -1607,63 +1607,8 @@ fn todo_variant(dir: &Path, strict: bool) -> PathBuf {
     path
 }
 
-/// On etcd a database is shared by every oxsdb of the service, which could
-/// not follow a new schema: `convert` is refused (the etcd issue leaves
-/// online conversion for later), clearly, and changes nothing.
-fn convert_refused_on_etcd() {
-    let server = Server::start(Kind::Oxsdb, &[&todo_schema()]);
-    let r = server.tcp();
-    let r = r.as_str();
-    let v11 = todo_variant(server.dir(), false);
-    let mut n = UuidNames::new();
-    let populated = transact(
-        &mut n,
-        r,
-        "todo",
-        json!([
-            {"op": "insert", "table": "Item", "row": {"description": "a", "status": "todo"}, "uuid-name": "a"},
-            {"op": "insert", "table": "List", "row": {"name": "l", "items": ["set", [["named-uuid", "a"]]]}}
-        ]),
-    );
-    assert!(!populated.contains("error"), "populate: {populated}");
-    let mut m = Background::spawn(&mut ovsdb_client(&[
-        "monitor",
-        r,
-        "todo",
-        "Item",
-        "description",
-        "--format=json",
-    ]));
-    m.wait_for("monitor Item initial", T, |o| !o.is_empty());
-    let out = oc(&["convert", r, v11.to_str().unwrap()]);
-    assert!(!out.success(), "convert on etcd succeeded: {}", out.all());
-    assert!(
-        out.all().contains("not allowed") && out.all().contains("converting a shared database"),
-        "convert on etcd must say why it is refused: {}",
-        out.all()
-    );
-    let version = oc(&["get-schema-version", r, "todo"]);
-    assert_eq!(version.stdout, "1.0.0\n", "{}", version.all());
-    let dump = oc(&["dump", r, "todo", "Item", "description"]);
-    assert!(
-        dump.stdout.lines().any(|l| l.trim() == "a"),
-        "data after a refused convert: {}",
-        dump.all()
-    );
-    assert!(
-        m.exited().is_none(),
-        "a refused convert must not cancel monitors: {}",
-        m.stdout()
-    );
-    m.kill();
-}
-
 #[test]
 fn convert() {
-    if support::servers::oxsdb_store() == "etcd" {
-        convert_refused_on_etcd();
-        return;
-    }
     run_both("convert", |kind, _| {
         let server = Server::start(kind, &[&todo_schema()]);
         let r = server.tcp();

@@ -212,8 +212,15 @@ pub struct Shared {
     /// Where to report connectivity and the applied revision.
     pub status: Recipient<DbStatusChanged>,
     /// The schema given on the command line, checked against the stored one
-    /// when the database is opened.
+    /// when the database is first opened (later opens take the stored one:
+    /// another server may have converted the database).
     pub given_schema: Option<Arc<DatabaseSchema>>,
+    /// Called with the stored schema when it is not the one served so far:
+    /// another server converted the database (or, at the first open, the
+    /// stored schema differs from the one given). Records it in the
+    /// registry and `_Server`, and disconnects the clients that are not
+    /// change-aware.
+    pub on_schema_changed: Option<Box<dyn Fn(Arc<DatabaseSchema>) + Send>>,
 }
 
 struct Pending {
@@ -288,6 +295,14 @@ pub struct DatabaseActor {
     /// to skip their echoes.
     own_commits: OwnCommits,
     shared: Option<Shared>,
+    /// A conversion of the shared database is under way (it holds commits).
+    converting: bool,
+    /// That conversion lost a race and waits for the replica to catch up.
+    convert_waiting: Option<ConvertJob>,
+    /// Another server's conversion is finishing: commits are held.
+    held_for_conversion: bool,
+    /// Which hold the timer ending it belongs to.
+    hold_epoch: u64,
     /// The server's metrics.
     metrics: Arc<Metrics>,
 }
@@ -328,6 +343,10 @@ impl DatabaseActor {
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
             shared: None,
+            converting: false,
+            convert_waiting: None,
+            held_for_conversion: false,
+            hold_epoch: 0,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -375,15 +394,15 @@ impl DatabaseActor {
         let store = store.clone();
         let keys = self.replica.keys.clone();
         let name = self.replica.name.clone();
-        let given = self
-            .shared
-            .as_ref()
-            .and_then(|s| s.given_schema.clone())
-            .or_else(|| Some(self.schema().clone()));
+        let given = match &self.shared {
+            // Once open, the stored schema is the authority: another server
+            // may have converted the database.
+            Some(_) if self.loaded => None,
+            Some(sh) => sh.given_schema.clone(),
+            None => Some(self.schema().clone()),
+        };
         let fut = async move {
-            let rec =
-                crate::actors::loader::ensure_record(&*store, &keys, &name, given.as_ref()).await?;
-            crate::actors::loader::load_replica(&*store, &keys, rec.schema.clone(), rec.cid).await
+            crate::actors::loader::open_replica(&*store, &keys, &name, given.as_ref()).await
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(replica) => act.opened(replica, ctx),
@@ -428,7 +447,18 @@ impl DatabaseActor {
         self.open_backoff = Duration::from_millis(100);
         self.load_error = None;
         let revision = fresh.revision;
-        if self.loaded {
+        let new_schema = fresh.since != self.replica.since
+            && (self.loaded || fresh.db.schema.to_json() != self.schema().to_json());
+        if self.loaded && new_schema {
+            // Another server converted the database: as ovsdb-server's
+            // followers do on a schema change, monitors are canceled and
+            // the database replaced.
+            tracing::info!(db = %self.name, revision, version = %fresh.db.schema.version,
+                space = %fresh.space, "another server converted the database; serving its new schema");
+            self.cancel_monitors_for_conversion();
+            self.replica = fresh;
+            self.history.reset(revision);
+        } else if self.loaded {
             let diff = crate::db::changes::diff(&self.replica.db, &fresh.db);
             tracing::info!(db = %self.name, revision, rows = diff.n_rows(), "reloaded from the store");
             self.replica = fresh;
@@ -447,6 +477,22 @@ impl DatabaseActor {
         self.reload_needed = false;
         self.report_status();
         self.start_watch(ctx);
+        if new_schema && self.held_for_conversion {
+            self.held_for_conversion = false;
+            if !self.converting {
+                self.commits.release();
+            }
+        }
+        self.resume_convert(ctx);
+        if new_schema {
+            if let Some(hook) = self
+                .shared
+                .as_ref()
+                .and_then(|s| s.on_schema_changed.as_ref())
+            {
+                hook(self.schema().clone());
+            }
+        }
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
@@ -512,7 +558,7 @@ impl DatabaseActor {
     fn db_prefix(&self) -> bytes::Bytes {
         self.replica
             .keys
-            .db_prefix(&self.replica.name)
+            .db_prefix(&self.replica.space)
             .unwrap_or_default()
     }
 
@@ -547,6 +593,7 @@ impl DatabaseActor {
             from: self.watch_from,
             keys: self.replica.keys.clone(),
             name: self.replica.name.clone(),
+            space: self.replica.space.clone(),
             schema: self.schema().clone(),
             epoch: self.watch_epoch,
             delivered: addr.clone().recipient(),
@@ -1244,11 +1291,19 @@ impl Handler<WatchDelivered> for DatabaseActor {
             self.reload(ctx);
             return;
         }
+        if m.batch.converted {
+            // Another server converted the database: its new schema and
+            // rows are read from the store. Our commit in flight, if any,
+            // fails its fence and runs again on the new schema.
+            self.reload(ctx);
+            return;
+        }
         // Another server's commit (or ours, delivered before the store
         // answered it): paired with exactly the store's state, so the
         // speculative changes come out first. If it is another server's, our
         // commit in flight fails its fence and re-runs.
         self.undo_speculation();
+        let converting = m.batch.converting;
         let changes = Arc::new(self.replica.changes_of(m.batch));
         self.watch_from = revision + 1;
         if changes.is_empty() {
@@ -1256,6 +1311,18 @@ impl Handler<WatchDelivered> for DatabaseActor {
         } else {
             self.commit_applied(revision, changes);
         }
+        if let Some(on) = converting {
+            if on {
+                // The freeze moved the fence (outside the watched prefix).
+                self.replica.fence_revision = revision;
+            }
+            // While converting, a freeze is this server's own (its echo
+            // arriving before the store's answer): nothing to hold.
+            if !self.converting {
+                self.hold_for_conversion(on, ctx);
+            }
+        }
+        self.resume_convert(ctx);
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
@@ -1440,9 +1507,12 @@ impl Handler<AddMonitor> for DatabaseActor {
                 self.answer_monitor(m, monitor, Some(cs));
                 return;
             }
-            if let (Backend::Store(store), true) =
-                (&self.backend, 0 < rev && rev < self.history.base())
-            {
+            // Before `since` the database had another schema: the client
+            // gets the whole new state.
+            if let (Backend::Store(store), true) = (
+                &self.backend,
+                self.replica.since <= rev && 0 < rev && rev < self.history.base(),
+            ) {
                 // Older than this server's memory (it restarted, or the
                 // client comes from another server): what the store held
                 // then, compared with now, is exactly what the client missed.
@@ -1476,6 +1546,7 @@ impl DatabaseActor {
             self.schema().clone(),
             self.replica.keys.clone(),
             self.replica.cluster_id,
+            &self.replica.space,
             kvs,
             rev,
         );
@@ -1639,32 +1710,48 @@ impl Handler<SetChangeAware> for DatabaseActor {
 impl Handler<Convert> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
-        if self.ahead() {
-            // It reads the replica, which is ahead of the store right now.
+        if self.ahead() || self.converting {
+            // It reads the replica, which is ahead of the store right now
+            // (or another conversion is under way).
             self.deferred.push(Box::new(move |act, ctx| {
                 <Self as Handler<Convert>>::handle(act, m, ctx)
             }));
             return;
         }
-        if self.shared.is_some() {
-            // The other servers of the service would keep serving the old
-            // schema over the new rows.
-            let e = OvsdbError::new(
-                "not allowed",
-                format!(
-                    "database {} is shared through the {} store with other oxsdb servers, which \
-                     could not follow a new schema: converting a shared database is not supported yet",
-                    self.name,
-                    self.store_kind()
-                ),
-            );
-            self.reply_to(
-                &m.session,
-                SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                },
-            );
+        if matches!(self.backend, Backend::Store(_)) {
+            if let Some(e) = self.unavailable() {
+                self.reply_to(
+                    &m.session,
+                    SendReply {
+                        id: m.id,
+                        result: Err(e.to_json()),
+                    },
+                );
+                return;
+            }
+            // Shared databases are clustered: no ephemeral columns.
+            let schema = if self.shared.is_some() {
+                crate::storage::db_record::clustered_schema(m.schema)
+            } else {
+                m.schema
+            };
+            let job = ConvertJob {
+                session: m.session,
+                id: m.id,
+                schema,
+                on_done: m.on_done,
+                attempt: 0,
+                staged: None,
+                force_staged: false,
+                fence_revision: 0,
+                space: String::new(),
+                lost_at: None,
+                frozen: false,
+            };
+            // Transactions wait for the conversion, then run on the new schema.
+            self.commits.hold();
+            self.converting = true;
+            self.convert_shared(job, ctx);
             return;
         }
         let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
@@ -1700,9 +1787,64 @@ impl Handler<Convert> for DatabaseActor {
                 return;
             }
         }
-        // Monitors were parsed against the old schema: cancel them for
-        // change-aware clients (the others are disconnected by `on_done`), in
-        // ovsdb-server's order (see `CancelOrder`).
+        self.cancel_monitors_for_conversion();
+        let keys = self.replica.keys.clone();
+        let cluster = self.replica.cluster_id;
+        let old_rev = self.replica.revision;
+        self.history.reset(old_rev);
+        let schema = m.schema.clone();
+        self.replica = Replica::new(schema.clone(), keys, cluster);
+        self.replica.db = converted;
+        self.replica.revision = old_rev + 1;
+        self.reply_to(
+            &m.session,
+            SendReply {
+                id: m.id,
+                result: Ok(json!({})),
+            },
+        );
+        (m.on_done)(schema);
+    }
+}
+
+/// A conversion of a shared database under way (see
+/// `replica::conversion`).
+struct ConvertJob {
+    session: SessionHandle,
+    id: Value,
+    schema: Arc<DatabaseSchema>,
+    on_done: Box<dyn FnOnce(Arc<DatabaseSchema>) + Send>,
+    /// Attempts that lost their flip to another commit.
+    attempt: u32,
+    /// What an earlier attempt staged.
+    staged: Option<crate::replica::conversion::Staged>,
+    /// The in-place Txn was too large for the store.
+    force_staged: bool,
+    /// The fence and key space the current attempt started from.
+    fence_revision: Revision,
+    space: String,
+    /// When the last attempt lost its race.
+    lost_at: Option<Instant>,
+    /// The other servers hold their commits (see `replica::conversion`).
+    frozen: bool,
+}
+
+/// How long a server holds its commits for another server's conversion
+/// to finish (see `replica::conversion`).
+const FREEZE_FOR: Duration = Duration::from_secs(10);
+
+/// How many times a conversion is tried against racing commits.
+const MAX_CONVERT_ATTEMPTS: u32 = 50;
+/// How long a conversion that lost a race waits for the watch to bring
+/// the commit that won before trying again anyway.
+const CONVERT_CATCH_UP: Duration = Duration::from_secs(2);
+
+impl DatabaseActor {
+    /// Monitors were parsed against the old schema: cancels them, telling
+    /// change-aware clients with `monitor_canceled` (the others are
+    /// disconnected by the caller's registry update), in ovsdb-server's
+    /// order (see `CancelOrder`).
+    fn cancel_monitors_for_conversion(&mut self) {
         let aware: Vec<(SessionId, Value)> = self
             .cancel_order
             .walk()
@@ -1719,99 +1861,311 @@ impl Handler<Convert> for DatabaseActor {
         }
         self.monitors.clear();
         self.cancel_order.clear();
-        self.history.reset(self.replica.revision);
-        let keys = self.replica.keys.clone();
-        let cluster = self.replica.cluster_id;
-        let old_rev = self.replica.revision;
-        let fence_rev = self.replica.fence_revision;
-        let schema = m.schema.clone();
-        match &self.backend {
-            Backend::Log(_) => {
-                self.replica = Replica::new(schema.clone(), keys, cluster);
-                self.replica.db = converted;
-                self.replica.revision = old_rev + 1;
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Ok(json!({})),
-                    },
-                );
-                (m.on_done)(schema);
-            }
-            Backend::Store(store) => {
-                let store = store.clone();
-                let old_db = std::mem::replace(&mut self.replica.db, converted);
-                let new_db = self.replica.db.clone();
-                let writes =
-                    crate::replica::conversion_writes(&keys, &old_db, &new_db, self.server_id);
-                let fence = keys.fence(&schema.name).unwrap_or_default();
-                let server_key = keys.server_db(&schema.name).unwrap_or_default();
-                let schema_text = schema.to_json().to_string();
-                let fut = async move {
-                    let mut writes = writes;
-                    writes.push(crate::storage::WriteOp::Put {
-                        key: server_key,
-                        value: bytes::Bytes::from(schema_text),
-                        lease: None,
-                    });
-                    store
-                        .commit(
-                            vec![crate::storage::Compare::ModRevision {
-                                key: fence,
-                                revision: fence_rev,
-                            }],
-                            writes,
-                        )
-                        .await
-                };
-                let id = m.id;
-                let session = m.session;
-                let on_done = m.on_done;
-                // Pause transactions until the conversion is committed.
-                self.commits.hold();
-                self.replica = Replica {
-                    name: schema.name.clone(),
-                    db: new_db,
-                    keys,
-                    revision: old_rev,
-                    fence_revision: fence_rev,
-                    cluster_id: cluster,
-                };
-                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-                    act.commits.release();
-                    match res {
-                        Ok(r) if r.succeeded => {
-                            act.replica.revision = r.revision;
-                            act.replica.fence_revision = r.revision;
-                            act.watch_from = r.revision + 1;
-                            act.reply_to(
-                                &session,
-                                SendReply {
-                                    id,
-                                    result: Ok(json!({})),
-                                },
-                            );
-                            on_done(act.schema().clone());
-                        }
-                        other => {
-                            let e = OvsdbError::new(
-                                "ovsdb error",
-                                format!("conversion could not be committed: {other:?}"),
-                            );
-                            act.reply_to(
-                                &session,
-                                SendReply {
-                                    id,
-                                    result: Err(e.to_json()),
-                                },
-                            );
-                        }
+    }
+
+    /// One attempt of a shared conversion, on the replica as it is now.
+    fn convert_shared(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
+        use crate::replica::conversion::{carry_over, plan, Before, Limits};
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        if job.attempt > 0 && !job.frozen {
+            return self.freeze_for_convert(job, ctx);
+        }
+        let converted = match crate::db::convert::convert(&self.replica.db, job.schema.clone()) {
+            Ok(c) => c,
+            Err(e) => return self.end_convert(job, Err(e.to_json()), ctx),
+        };
+        let converted = match &job.staged {
+            Some(s) => carry_over(s, &converted),
+            None => converted,
+        };
+        let before = Before {
+            keys: &self.replica.keys,
+            space: &self.replica.space,
+            fence_revision: self.replica.fence_revision,
+            cid: self.replica.cluster_id,
+            db: &self.replica.db,
+        };
+        let plan = plan(
+            before,
+            &converted,
+            job.staged.as_ref(),
+            job.force_staged,
+            job.frozen,
+            Limits::default(),
+            self.server_id,
+        );
+        job.fence_revision = self.replica.fence_revision;
+        job.space = self.replica.space.clone();
+        let (space, staged) = (plan.space.clone(), plan.staged);
+        tracing::info!(db = %self.name, version = %job.schema.version, staged, space = %space,
+            txns = plan.stage.len() + 1, attempt = job.attempt, "converting the database in the store");
+        let fut = crate::actors::shared_convert::carry_out(
+            store,
+            self.replica.keys.clone(),
+            self.replica.name.clone(),
+            job.space.clone(),
+            plan,
+            job.attempt == 0,
+        );
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
+            use crate::actors::shared_convert::Outcome;
+            match &outcome {
+                Outcome::Committed(revision) => act.converted(job, converted, space, *revision, ctx),
+                Outcome::TooLarge => {
+                    job.force_staged = true;
+                    act.convert_shared(job, ctx);
+                }
+                Outcome::LostRace | Outcome::Behind => {
+                    job.attempt += 1;
+                    // Whatever held the others did not hold: freeze again.
+                    job.frozen = false;
+                    if staged && matches!(outcome, Outcome::LostRace) {
+                        job.staged = Some(crate::replica::conversion::Staged {
+                            space,
+                            db: converted,
+                        });
                     }
-                    act.pump(ctx);
-                }));
+                    if job.attempt >= MAX_CONVERT_ATTEMPTS {
+                        let e = OvsdbError::new(
+                            "timed out",
+                            format!(
+                                "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
+                                 the database was not converted: try again"
+                            ),
+                        );
+                        return act.end_convert(job, Err(e.to_json()), ctx);
+                    }
+                    tracing::debug!(db = %act.name, attempt = job.attempt,
+                        "the conversion lost a commit race to another server; converting again");
+                    job.lost_at = Some(Instant::now());
+                    act.retry_convert(job, ctx);
+                }
+                Outcome::Failed(e) => {
+                    let tag = match e {
+                        crate::actors::shared_convert::ConvertError::TooLarge { .. } => "resources exhausted",
+                        _ => "not leader",
+                    };
+                    let unknown = matches!(e, crate::actors::shared_convert::ConvertError::Unknown { .. });
+                    job.staged = if unknown {
+                        // The flip may have applied: keep what it staged.
+                        None
+                    } else if staged {
+                        // Whatever this attempt staged is deleted.
+                        Some(crate::replica::conversion::Staged { space, db: converted })
+                    } else {
+                        job.staged
+                    };
+                    let err = OvsdbError::new(tag, e.to_string());
+                    act.end_convert(job, Err(err.to_json()), ctx);
+                }
+            }
+        }));
+    }
+
+    /// Asks the other servers to hold their commits while the conversion
+    /// finishes: commits the freeze, fenced like any commit.
+    fn freeze_for_convert(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let store = store.clone();
+        let before = crate::replica::conversion::Before {
+            keys: &self.replica.keys,
+            space: &self.replica.space,
+            fence_revision: self.replica.fence_revision,
+            cid: self.replica.cluster_id,
+            db: &self.replica.db,
+        };
+        let (compares, writes) = crate::replica::conversion::freeze(before, self.server_id);
+        job.fence_revision = self.replica.fence_revision;
+        job.space = self.replica.space.clone();
+        let fut = async move { store.commit(compares, writes).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(r) if r.succeeded => {
+                // No rows changed; the fence moved, and nothing came between.
+                act.replica.fence_revision = r.revision;
+                act.replica.revision = act.replica.revision.max(r.revision);
+                act.watch_from = act.watch_from.max(r.revision + 1);
+                act.own_commits.add(r.revision);
+                job.frozen = true;
+                act.convert_shared(job, ctx);
+            }
+            Ok(_) => {
+                job.attempt += 1;
+                if job.attempt >= MAX_CONVERT_ATTEMPTS {
+                    let e = OvsdbError::new(
+                        "timed out",
+                        format!(
+                            "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
+                             the database was not converted: try again"
+                        ),
+                    );
+                    return act.end_convert(job, Err(e.to_json()), ctx);
+                }
+                job.lost_at = Some(Instant::now());
+                act.retry_convert(job, ctx);
+            }
+            Err(e) => {
+                let e = OvsdbError::new(
+                    "not leader",
+                    format!(
+                        "cannot reach the {} store to convert the database ({e}); it was not converted: retry",
+                        act.store_kind()
+                    ),
+                );
+                act.end_convert(job, Err(e.to_json()), ctx);
+            }
+        }));
+    }
+
+    /// Another server's conversion is finishing (`on`) or gave up: hold
+    /// the commits meanwhile, for at most [`FREEZE_FOR`] (it may have died).
+    fn hold_for_conversion(&mut self, on: bool, ctx: &mut Context<Self>) {
+        if on {
+            self.hold_epoch += 1;
+            let epoch = self.hold_epoch;
+            self.held_for_conversion = true;
+            self.commits.hold();
+            ctx.run_later(FREEZE_FOR, move |act, ctx| {
+                if act.hold_epoch == epoch && act.held_for_conversion {
+                    tracing::warn!(db = %act.name, "another server's conversion did not finish in {FREEZE_FOR:?}; committing again");
+                    act.hold_for_conversion(false, ctx);
+                }
+            });
+        } else if self.held_for_conversion {
+            self.held_for_conversion = false;
+            if !self.converting {
+                self.commits.release();
+            }
+            self.pump(ctx);
+        }
+    }
+
+    /// Tries a conversion again once the replica holds the commit that won
+    /// the race (or after [`CONVERT_CATCH_UP`]).
+    fn retry_convert(&mut self, job: ConvertJob, ctx: &mut Context<Self>) {
+        let caught_up =
+            self.replica.fence_revision != job.fence_revision || self.replica.space != job.space;
+        let waited = job.lost_at.map_or(Duration::ZERO, |t| t.elapsed());
+        if (caught_up || waited > CONVERT_CATCH_UP) && !self.reload_needed {
+            self.convert_shared(job, ctx);
+        } else {
+            // The watch (or the reload) that brings the winner retries at
+            // once; the timer only bounds the wait.
+            self.convert_waiting = Some(job);
+            ctx.run_later(Duration::from_millis(50), |act, ctx| {
+                act.resume_convert(ctx)
+            });
+        }
+    }
+
+    /// Retries a conversion waiting for the replica to catch up, if any.
+    fn resume_convert(&mut self, ctx: &mut Context<Self>) {
+        if let Some(job) = self.convert_waiting.take() {
+            self.retry_convert(job, ctx);
+        }
+    }
+
+    /// A conversion was committed at `revision`: the replica becomes the
+    /// converted database (rows in `space`), as every other server's will
+    /// when its watch brings the conversion.
+    fn converted(
+        &mut self,
+        job: ConvertJob,
+        db: crate::db::Database,
+        space: String,
+        revision: Revision,
+        ctx: &mut Context<Self>,
+    ) {
+        let old_space = std::mem::replace(&mut self.replica.space, space.clone());
+        tracing::info!(db = %self.name, version = %job.schema.version, revision, space = %space,
+            "converted the database in the store");
+        self.cancel_monitors_for_conversion();
+        self.replica.db = db;
+        self.replica.revision = revision;
+        self.replica.fence_revision = revision;
+        self.replica.since = revision;
+        self.history.reset(revision);
+        self.own_commits.add(revision);
+        self.watch_from = revision + 1;
+        self.start_watch(ctx);
+        self.report_status();
+        if old_space != space {
+            // No one reads the old space any more.
+            if let Backend::Store(store) = &self.backend {
+                let (store, keys, name) =
+                    (store.clone(), self.replica.keys.clone(), self.name.clone());
+                actix::spawn(async move {
+                    match crate::actors::shared_convert::delete_space(&*store, &keys, &old_space)
+                        .await
+                    {
+                        Ok(n) => {
+                            tracing::info!(db = %name, space = %old_space, keys = n, "deleted the key space of the old schema")
+                        }
+                        Err(e) => tracing::warn!(db = %name, space = %old_space, error = %e,
+                            "cannot delete the key space of the old schema (the next conversion will)"),
+                    }
+                });
             }
         }
+        let schema = self.schema().clone();
+        self.reply_to(
+            &job.session,
+            SendReply {
+                id: job.id,
+                result: Ok(json!({})),
+            },
+        );
+        (job.on_done)(schema);
+        self.converting = false;
+        if !self.held_for_conversion {
+            self.commits.release();
+        }
+        if !self.blocked.is_empty() {
+            self.rerun_blocked(ctx);
+        }
+        self.pump(ctx);
+    }
+
+    /// Ends a conversion that was not committed: deletes what it staged,
+    /// answers, lets transactions go on.
+    fn end_convert(
+        &mut self,
+        job: ConvertJob,
+        result: Result<Value, Value>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let (true, Backend::Store(store)) = (job.frozen, &self.backend) {
+            // Lifts the freeze: the other servers commit again at once
+            // (else after `FREEZE_FOR`).
+            let store = store.clone();
+            let key = self.replica.keys.converting(&job.space).unwrap_or_default();
+            actix::spawn(async move {
+                let _ = store
+                    .commit(Vec::new(), vec![crate::storage::WriteOp::delete(key)])
+                    .await;
+            });
+        }
+        if let (Some(staged), Backend::Store(store)) = (job.staged, &self.backend) {
+            let (store, keys, name) = (store.clone(), self.replica.keys.clone(), self.name.clone());
+            actix::spawn(async move {
+                if let Err(e) =
+                    crate::actors::shared_convert::delete_space(&*store, &keys, &staged.space).await
+                {
+                    tracing::warn!(db = %name, space = %staged.space, error = %e,
+                        "cannot delete the key space of an abandoned conversion");
+                }
+            });
+        }
+        self.reply_to(&job.session, SendReply { id: job.id, result });
+        self.converting = false;
+        if !self.held_for_conversion {
+            self.commits.release();
+        }
+        self.pump(ctx);
     }
 }
 

@@ -1,13 +1,13 @@
-//! Opening a database from the store: its record (schema and cluster id) in
-//! a shared store, then a consistent read of its rows and fence.
+//! Opening a database from the store: its record (schema, cluster id, key
+//! space) in a shared store, then a consistent read of its rows and fence,
+//! taken while that record was current (a conversion replaces it).
 
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::db_record::DbRecord;
 use crate::storage::keys::Keys;
-use crate::storage::{Compare, Storage, StorageError, WriteOp};
+use crate::storage::{Compare, Revision, Storage, StorageError, WriteOp};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Why a database could not be opened.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,14 +44,15 @@ impl OpenError {
     }
 }
 
-/// Reads the record of database `name` from a shared store; with `schema`,
-/// creates it if absent and refuses a stored schema of another version.
+/// Reads the record of database `name` from a shared store, with the
+/// revision it was last written at; with `schema`, creates it if absent and
+/// refuses a stored schema of another version.
 pub async fn ensure_record(
     store: &dyn Storage,
     keys: &Keys,
     name: &str,
     schema: Option<&Arc<DatabaseSchema>>,
-) -> Result<DbRecord, OpenError> {
+) -> Result<(DbRecord, Revision), OpenError> {
     let kind = store.kind();
     let key = keys
         .server_db(name)
@@ -78,7 +79,7 @@ pub async fn ensure_record(
                         )));
                     }
                 }
-                return Ok(rec);
+                return Ok((rec, kv.mod_revision));
             }
             (None, Some(given)) => {
                 let rec = DbRecord::new(given.clone());
@@ -91,7 +92,7 @@ pub async fn ensure_record(
                     .map_err(|e| OpenError::store(kind, e))?;
                 if r.succeeded {
                     tracing::info!(db = name, cid = %rec.cid, "created database in the {kind} store");
-                    return Ok(rec);
+                    return Ok((rec, r.revision));
                 }
             }
             (None, None) => {
@@ -123,19 +124,44 @@ pub async fn stored_records(store: &dyn Storage, keys: &Keys) -> Result<Vec<DbRe
         .collect()
 }
 
-/// Loads a replica of the database: its rows at one revision, and its fence
-/// as of that revision.
+/// Opens database `name`: its record (created from `schema` if absent, see
+/// [`ensure_record`]) and its rows, read while that record was current.
+pub async fn open_replica(
+    store: &dyn Storage,
+    keys: &Keys,
+    name: &str,
+    schema: Option<&Arc<DatabaseSchema>>,
+) -> Result<Replica, OpenError> {
+    // A conversion that lands between reading the record and the rows
+    // makes the rows' read stale (their space may be emptied): read again.
+    for _ in 0..100 {
+        let (rec, rec_rev) = ensure_record(store, keys, name, schema).await?;
+        if let Some(r) = load_replica(store, keys, &rec, rec_rev).await? {
+            return Ok(r);
+        }
+    }
+    Err(OpenError::Unavailable {
+        kind: store.kind(),
+        message: format!("database {name} kept being converted while it was read"),
+    })
+}
+
+/// Loads a replica of the database of record `rec` (last written at
+/// `rec_rev`): its rows at one revision, and its fence as of that revision.
+/// `None` if the record changed meanwhile.
 pub async fn load_replica(
     store: &dyn Storage,
     keys: &Keys,
-    schema: Arc<DatabaseSchema>,
-    cluster_id: Uuid,
-) -> Result<Replica, OpenError> {
+    rec: &DbRecord,
+    rec_rev: Revision,
+) -> Result<Option<Replica>, OpenError> {
     let kind = store.kind();
+    let schema = rec.schema.clone();
     let name = schema.name.clone();
     let bad = |e: crate::storage::KeyError| OpenError::Refused(e.to_string());
-    let prefix = keys.db_prefix(&name).map_err(bad)?;
+    let prefix = keys.db_prefix(&rec.space).map_err(bad)?;
     let fence_key = keys.fence(&name).map_err(bad)?;
+    let rec_key = keys.server_db(&name).map_err(bad)?;
     // The fence lives outside the database's prefix: read it after the rows
     // and read again if a commit slipped in between the two reads.
     for _ in 0..100 {
@@ -151,8 +177,16 @@ pub async fn load_replica(
         if fence_rev > rev {
             continue;
         }
+        // Read after the rows: unchanged, it was current when they were read.
+        let now = store
+            .get(&rec_key)
+            .await
+            .map_err(|e| OpenError::store(kind, e))?;
+        if now.map(|kv| kv.mod_revision) != Some(rec_rev) {
+            return Ok(None);
+        }
         let (mut r, skipped) =
-            Replica::load_skipping(schema.clone(), keys.clone(), cluster_id, &kvs, rev);
+            Replica::load_skipping(schema.clone(), keys.clone(), rec.cid, &rec.space, &kvs, rev);
         // Rows written by something other than oxsdb: served without them
         // rather than not at all.
         for e in skipped {
@@ -160,7 +194,8 @@ pub async fn load_replica(
                 "a stored row does not decode; serving the database without it");
         }
         r.fence_revision = fence_rev;
-        return Ok(r);
+        r.since = rec_rev;
+        return Ok(Some(r));
     }
     Err(OpenError::Unavailable {
         kind,

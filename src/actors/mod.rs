@@ -21,6 +21,7 @@ pub use crate::replica;
 pub mod server;
 pub mod server_db;
 pub mod session;
+pub mod shared_convert;
 pub mod shared_locks;
 pub mod watch;
 

@@ -197,9 +197,17 @@ pub async fn start(
         }
         let board = StatusBoard::new(server_addr.clone(), rows).start();
         for schema in schemas.clone() {
+            // Weak: the registry holds this database's actor.
+            let weak = Arc::downgrade(&registry);
+            let name = schema.name.clone();
             let shared = Shared {
                 status: board.clone().recipient(),
                 given_schema: Some(schema.clone()),
+                on_schema_changed: Some(Box::new(move |s| {
+                    if let Some(registry) = weak.upgrade() {
+                        crate::actors::server_db::database_converted(&registry, &name, s);
+                    }
+                })),
             };
             let addr = DatabaseActor::shared(
                 schema.clone(),

@@ -76,6 +76,8 @@ pub struct WatchConfig {
     pub keys: Keys,
     /// The database's name.
     pub name: String,
+    /// The key space of its rows.
+    pub space: String,
     /// Its schema, to decode rows.
     pub schema: Arc<DatabaseSchema>,
     /// This watch's number.
@@ -191,7 +193,7 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for WatchActor {
             // The echo of a commit this server made and applied already.
             return;
         }
-        match decode_watch_batch(&c.schema, &c.keys, &c.name, &batch) {
+        match decode_watch_batch(&c.schema, &c.keys, &c.name, &c.space, &batch) {
             Ok(decoded) => c.delivered.do_send(WatchDelivered {
                 epoch: c.epoch,
                 batch: decoded,

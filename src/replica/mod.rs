@@ -3,6 +3,7 @@
 //! between change sets and store keys. Pure: no actors, no I/O.
 
 pub mod commit_queue;
+pub mod conversion;
 pub mod gather;
 pub mod history;
 pub mod release_queue;
@@ -33,6 +34,12 @@ pub struct Replica {
     pub db: Database,
     /// Key layout.
     pub keys: Keys,
+    /// The key space of the rows (the database's name, or the space a
+    /// conversion moved them to; see [`conversion`]).
+    pub space: String,
+    /// The revision the current schema took effect at: history before it
+    /// was of another schema, so no client resumes from there.
+    pub since: Revision,
     /// The last store revision applied.
     pub revision: Revision,
     /// The mod revision of the database's fence key as of `revision` (0: no commit yet).
@@ -46,6 +53,8 @@ impl Replica {
     pub fn new(schema: Arc<DatabaseSchema>, keys: Keys, cluster_id: Uuid) -> Replica {
         Replica {
             name: schema.name.clone(),
+            space: schema.name.clone(),
+            since: 0,
             db: Database::new(schema),
             keys,
             revision: 0,
@@ -63,7 +72,8 @@ impl Replica {
         kvs: &[KeyValue],
         revision: Revision,
     ) -> Result<Replica, OvsdbError> {
-        let (r, skipped) = Replica::load_skipping(schema, keys, cluster_id, kvs, revision);
+        let space = schema.name.clone();
+        let (r, skipped) = Replica::load_skipping(schema, keys, cluster_id, &space, kvs, revision);
         match skipped.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(r),
@@ -78,15 +88,17 @@ impl Replica {
         schema: Arc<DatabaseSchema>,
         keys: Keys,
         cluster_id: Uuid,
+        space: &str,
         kvs: &[KeyValue],
         revision: Revision,
     ) -> (Replica, Vec<OvsdbError>) {
         let mut skipped = Vec::new();
         let mut r = Replica::new(schema, keys, cluster_id);
+        r.space = space.to_string();
         let mut tables: HashMap<usize, Vec<RowChange>> = HashMap::new();
         for kv in kvs {
             match r.keys.parse(&kv.key) {
-                Some(ParsedKey::Row { db, table, uuid }) if db == r.name => {
+                Some(ParsedKey::Row { db, table, uuid }) if db == r.space => {
                     let Some(t) = r.db.schema.table_index(table) else {
                         continue;
                     };
@@ -146,7 +158,7 @@ impl Replica {
             for rc in &tc.rows {
                 let key = self
                     .keys
-                    .row(&self.name, &ts.name, &rc.uuid)
+                    .row(&self.space, &ts.name, &rc.uuid)
                     .unwrap_or_default();
                 match &rc.new {
                     Some(row) => writes.push(WriteOp::Put {
@@ -234,25 +246,42 @@ pub struct DecodedBatch {
     pub rows: Vec<(usize, Uuid, Option<Arc<Row>>)>,
     /// The fence's new mod revision, if the batch wrote it.
     pub fence: Option<Revision>,
+    /// The commit converted the database to a new schema (whose rows are
+    /// read from the store, not from this batch).
+    pub converted: bool,
+    /// A conversion began finishing (`Some(true)`: hold commits) or gave up
+    /// (`Some(false)`).
+    pub converting: Option<bool>,
 }
 
-/// Decodes the rows of database `name` in a watch batch: pure, needing only
-/// the schema, so that the Watch actor does it off the database's thread.
-/// Fails on the first stored row that does not decode.
+/// Decodes the rows of database `name` (in key space `space`) in a watch
+/// batch: pure, needing only the schema, so that the Watch actor does it off
+/// the database's thread. Fails on the first stored row that does not
+/// decode. A conversion's batch is only marked: its rows are of the new
+/// schema, and elsewhere.
 pub fn decode_watch_batch(
     schema: &DatabaseSchema,
     keys: &Keys,
     name: &str,
+    space: &str,
     batch: &WatchBatch,
 ) -> Result<DecodedBatch, OvsdbError> {
     let mut out = DecodedBatch {
         revision: batch.revision,
         rows: Vec::with_capacity(batch.events.len()),
         fence: None,
+        converted: false,
+        converting: None,
     };
+    if batch.events.iter().any(|ev| {
+        ev.kind == EventKind::Put && keys.parse(&ev.key) == Some(ParsedKey::Converted { space })
+    }) {
+        out.converted = true;
+        return Ok(out);
+    }
     for ev in &batch.events {
         match keys.parse(&ev.key) {
-            Some(ParsedKey::Row { db, table, uuid }) if db == name => {
+            Some(ParsedKey::Row { db, table, uuid }) if db == space => {
                 let Some(t) = schema.table_index(table) else {
                     continue;
                 };
@@ -263,6 +292,9 @@ pub fn decode_watch_batch(
                 out.rows.push((t, uuid, new));
             }
             Some(ParsedKey::Fence { db }) if db == name => out.fence = Some(ev.mod_revision),
+            Some(ParsedKey::Converting { space: s }) if s == space => {
+                out.converting = Some(ev.kind == EventKind::Put)
+            }
             _ => {}
         }
     }
@@ -320,44 +352,4 @@ pub fn fingerprint(s: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);
     h.finish()
-}
-
-/// The store writes that replace a database's rows by a converted copy:
-/// every old row deleted, every new row written, and the fence.
-pub fn conversion_writes(
-    keys: &Keys,
-    old: &Database,
-    new: &Database,
-    server_id: Uuid,
-) -> Vec<WriteOp> {
-    let name = &new.schema.name;
-    let mut writes = vec![WriteOp::Put {
-        key: keys.fence(name).unwrap_or_default(),
-        value: Bytes::from(server_id.to_string()),
-        lease: None,
-    }];
-    // etcd refuses a key both deleted and put in one Txn: delete only rows the
-    // converted database no longer has.
-    for (t, td) in old.tables.iter().enumerate() {
-        let tname = &old.schema.tables[t].name;
-        let kept = new.schema.table_index(tname).map(|nt| &new.tables[nt].rows);
-        for u in td.rows.keys() {
-            if !kept.is_some_and(|rows| rows.contains_key(u)) {
-                writes.push(WriteOp::Delete {
-                    key: keys.row(name, tname, u).unwrap_or_default(),
-                });
-            }
-        }
-    }
-    for (t, td) in new.tables.iter().enumerate() {
-        let ts = &new.schema.tables[t];
-        for (u, row) in &td.rows {
-            writes.push(WriteOp::Put {
-                key: keys.row(name, &ts.name, u).unwrap_or_default(),
-                value: row.to_store_bytes(ts),
-                lease: None,
-            });
-        }
-    }
-    writes
 }

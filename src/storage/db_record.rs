@@ -15,6 +15,10 @@ pub struct DbRecord {
     pub schema: Arc<DatabaseSchema>,
     /// The database's cluster id (`_Server`'s `cid`).
     pub cid: Uuid,
+    /// The key space of its rows (`<prefix>/<service>/<space>/...`).
+    pub space: String,
+    /// A key space a conversion left behind, whose keys no one reads.
+    pub retired: Option<String>,
 }
 
 /// Why a stored record could not be read.
@@ -34,14 +38,23 @@ impl DbRecord {
     /// A new record with a fresh cluster id.
     pub fn new(schema: Arc<DatabaseSchema>) -> DbRecord {
         DbRecord {
+            space: schema.name.clone(),
             schema,
             cid: Uuid::new_v4(),
+            retired: None,
         }
     }
 
-    /// The stored form: `{"cid": "<uuid>", "schema": <schema>}`.
+    /// The stored form: `{"cid": "<uuid>", "schema": <schema>}`, with
+    /// `"space"` and `"retired"` where a conversion set them.
     pub fn to_bytes(&self) -> bytes::Bytes {
-        let v = json!({"cid": self.cid.to_string(), "schema": self.schema.to_json()});
+        let mut v = json!({"cid": self.cid.to_string(), "schema": self.schema.to_json()});
+        if self.space != self.schema.name {
+            v["space"] = json!(self.space);
+        }
+        if let Some(r) = &self.retired {
+            v["retired"] = json!(r);
+        }
         bytes::Bytes::from(v.to_string())
     }
 
@@ -53,6 +66,18 @@ impl DbRecord {
             reason,
         };
         let v: Value = serde_json::from_slice(value).map_err(|e| damaged(e.to_string()))?;
+        let space = |field: &str| -> Result<Option<String>, DbRecordError> {
+            match v.get(field) {
+                None => Ok(None),
+                Some(Value::String(s)) if crate::storage::keys::is_space_of(db, s) => {
+                    Ok(Some(s.clone()))
+                }
+                Some(other) => Err(damaged(format!(
+                    "\"{field}\" is {other}, not a key space of database {db}"
+                ))),
+            }
+        };
+        let (row_space, retired) = (space("space")?, space("retired")?);
         let (schema_json, cid) = match v.get("schema") {
             Some(s) => {
                 let cid = v
@@ -69,9 +94,17 @@ impl DbRecord {
         // Shared databases are clustered: their schemas have no ephemeral
         // columns (records stored before this rule may still have some).
         schema.persist_ephemeral_columns();
+        if schema.name != db {
+            return Err(damaged(format!(
+                "its schema is of database {}",
+                schema.name
+            )));
+        }
         Ok(DbRecord {
             schema: Arc::new(schema),
             cid,
+            space: row_space.unwrap_or_else(|| db.to_string()),
+            retired,
         })
     }
 }
@@ -125,6 +158,23 @@ mod tests {
             .to_json()
             .to_string()
             .contains("\"ephemeral\":true"));
+    }
+
+    #[test]
+    fn spaces_round_trip_and_must_be_the_databases() {
+        let mut r = DbRecord::new(schema());
+        assert_eq!(r.space, "db");
+        assert!(!String::from_utf8_lossy(&r.to_bytes()).contains("space"));
+        r.space = "db.77aa".into();
+        r.retired = Some("db".into());
+        let back = DbRecord::from_bytes("db", &r.to_bytes()).unwrap();
+        assert_eq!(back.space, "db.77aa");
+        assert_eq!(back.retired.as_deref(), Some("db"));
+        let mut v: Value = serde_json::from_slice(&r.to_bytes()).unwrap();
+        v["space"] = json!("other.77aa");
+        let e = DbRecord::from_bytes("db", v.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("other.77aa"), "{e}");
+        assert!(DbRecord::from_bytes("other", &DbRecord::new(schema()).to_bytes()).is_err());
     }
 
     #[test]

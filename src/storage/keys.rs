@@ -9,6 +9,12 @@
 //! <prefix>/<service>/_/_txn/<database>           -> fence: rewritten by every commit
 //! ```
 //!
+//! `<database>` in a row key is the database's *key space*: its name until
+//! the first online conversion that does not fit one store transaction,
+//! then `<name>.<token>` (see `replica::conversion`); the `_Server` record
+//! says which space is current. `<space>/_/converted` marks the commit that
+//! replaced the space's schema (a table name can't begin with `_`).
+//!
 //! Every part is non-empty and contains no `/`. Prefixes end with `/`, so that
 //! the prefix of database `OVN` does not cover database `OVN_Northbound`.
 //! The database names `_` and `_Server` are reserved for the metadata above
@@ -31,6 +37,27 @@ pub const LOCKS: &str = "_locks";
 pub const COMMENTS: &str = "_comments";
 /// The metadata part of fence keys.
 pub const FENCES: &str = "_txn";
+/// The last part of a conversion's marker key, `<space>/_/converted`.
+pub const CONVERTED: &str = "converted";
+/// The last part of the key that asks the other servers to hold their
+/// commits while a conversion finishes, `<space>/_/converting`.
+pub const CONVERTING: &str = "converting";
+
+/// The key space `<name>.<token>` of database `name`'s rows after a
+/// conversion that staged them (`token`: unique to the conversion).
+pub fn space_of(name: &str, token: &str) -> String {
+    format!("{name}.{token}")
+}
+
+/// Whether `space` is a key space of database `name`: its name, or
+/// `<name>.<token>` (a database name can't hold a `.`).
+pub fn is_space_of(name: &str, space: &str) -> bool {
+    space == name
+        || space
+            .strip_prefix(name)
+            .and_then(|t| t.strip_prefix('.'))
+            .is_some_and(|t| !t.is_empty() && !t.contains('/'))
+}
 
 /// A name that can't be a part of a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +136,18 @@ pub enum ParsedKey<'a> {
     Fence {
         /// The database.
         db: &'a str,
+    },
+    /// `<space>/_/converted`: the commit that converted the database whose
+    /// rows were in `space` to a new schema.
+    Converted {
+        /// The key space.
+        space: &'a str,
+    },
+    /// `<space>/_/converting`: a conversion is finishing; other servers
+    /// hold their commits.
+    Converting {
+        /// The key space.
+        space: &'a str,
     },
 }
 
@@ -224,6 +263,19 @@ impl Keys {
         ))
     }
 
+    /// `<prefix>/<service>/<space>/_/converted`: the marker a conversion
+    /// writes into the key space it replaces, so that the watchers of that
+    /// space see the conversion in order with its rows.
+    pub fn converted(&self, space: &str) -> Result<Bytes, KeyError> {
+        Ok(self.key(&[check_db(space)?, META, CONVERTED], false))
+    }
+
+    /// `<prefix>/<service>/<space>/_/converting`: present while a
+    /// conversion finishes (see `replica::conversion`).
+    pub fn converting(&self, space: &str) -> Result<Bytes, KeyError> {
+        Ok(self.key(&[check_db(space)?, META, CONVERTING], false))
+    }
+
     /// `<prefix>/<service>/_/_txn/`: every fence.
     pub fn fences_prefix(&self) -> Bytes {
         self.key(&[META, FENCES], true)
@@ -253,6 +305,9 @@ impl Keys {
             (META, COMMENTS) => Some(ParsedKey::Comment { timestamp: c }),
             (META, FENCES) => Some(ParsedKey::Fence { db: c }),
             (META, _) | (SERVER_DB, _) => None,
+            (space, META) if c == CONVERTED => Some(ParsedKey::Converted { space }),
+            (space, META) if c == CONVERTING => Some(ParsedKey::Converting { space }),
+            (_, META) => None,
             (db, table) => {
                 let uuid = Uuid::try_parse(c).ok()?;
                 let mut buf = Uuid::encode_buffer();
@@ -342,6 +397,23 @@ mod tests {
         assert_eq!(k.parse(&key), Some(ParsedKey::Comment { timestamp: "17" }));
         let key = k.fence("db").unwrap();
         assert_eq!(k.parse(&key), Some(ParsedKey::Fence { db: "db" }));
+        let key = k.converted("db.1f").unwrap();
+        assert_eq!(key, "ovsdb/nbdb/db.1f/_/converted");
+        assert_eq!(k.parse(&key), Some(ParsedKey::Converted { space: "db.1f" }));
+        assert_eq!(k.parse(b"ovsdb/nbdb/db/_/other"), None);
+        let key = k.converting("db").unwrap();
+        assert_eq!(k.parse(&key), Some(ParsedKey::Converting { space: "db" }));
+    }
+
+    #[test]
+    fn spaces_belong_to_their_database() {
+        assert_eq!(space_of("OVN", "ab12"), "OVN.ab12");
+        assert!(is_space_of("OVN", "OVN"));
+        assert!(is_space_of("OVN", "OVN.ab12"));
+        assert!(!is_space_of("OVN", "OVN."));
+        assert!(!is_space_of("OVN", "OVN_Northbound"));
+        assert!(!is_space_of("OVN", "OVN.a/b"));
+        assert!(!is_space_of("OVN", "Other.ab12"));
     }
 
     #[test]

@@ -192,7 +192,8 @@ pub fn txn_id_with_revision(id: &str, revision: i64) -> String {
 // ---------------------------------------------------------------------------
 // etcd's HTTP gateway (there is no etcdctl in Debian's etcd-server).
 
-fn b64(bytes: &[u8]) -> String {
+/// Standard base64, as etcd's gateway takes keys and values.
+pub fn b64(bytes: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
