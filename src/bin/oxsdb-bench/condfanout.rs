@@ -556,6 +556,34 @@ fn per(total: Option<f64>, n: usize, scale: f64) -> Option<f64> {
     total.map(|t| if n > 0 { t * scale / n as f64 } else { 0.0 })
 }
 
+/// Waits until another server sharing the database shows the last port
+/// populated through the first (populating commits in order, so it then
+/// has them all): sessions set up there before would miss rows.
+async fn caught_up(remote: &str, db: &str, model: &Model) -> Result<()> {
+    let Some(last) = model.port_uuid.last() else {
+        return Ok(());
+    };
+    let conn = Connection::connect(remote).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = conn
+            .transact(
+                db,
+                vec![json!({"op": "select", "table": "Port_Binding",
+                            "where": [["_uuid", "==", ["uuid", last]]], "columns": ["_uuid"]})],
+            )
+            .await
+            .with_context(|| format!("reading {remote}"))?;
+        if r[0]["rows"].as_array().is_some_and(|rows| !rows.is_empty()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{remote} did not show the populated ports within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Each server's own share during the writes, when every --remote has its
 /// --server-pid (given first, in the same order): the notifications its
 /// sessions received and its own CPU per notification (an etcd
@@ -600,6 +628,9 @@ pub async fn run(target: &Target, params: Params) -> Result<Value> {
     let t = Instant::now();
     let model = Arc::new(populate(&writer, &target.db, d, p).await?);
     let populate_s = t.elapsed().as_secs_f64();
+    for remote in target.remotes.iter().skip(1) {
+        caught_up(remote, &target.db, &model).await?;
+    }
     let mut faults = Faults::default();
 
     // (b) set-up.
