@@ -896,6 +896,48 @@ fn raw_rpc_with_role_and_no_id(reference: &Deployment, subject: &Deployment) {
     }
 }
 
+/// The `Connection` and `SSL` rows `set-ssl` and `set-connection` made,
+/// without UUIDs, once no client is connected any more: with the status
+/// each server wrote (its bound ports masked) where `with_status`.
+fn connection_rows(side: &Deployment, with_status: bool) -> Value {
+    let mut columns = vec![
+        "target",
+        "role",
+        "read_only",
+        "max_backoff",
+        "inactivity_probe",
+        "other_config",
+        "external_ids",
+    ];
+    if with_status {
+        columns.extend(["is_connected", "status"]);
+    }
+    let ops = [
+        json!({"op": "select", "table": "Connection", "where": [], "columns": columns}),
+        json!({"op": "select", "table": "SSL", "where": [],
+               "columns": ["private_key", "certificate", "ca_cert", "bootstrap_ca_cert",
+                           "ssl_protocols", "ssl_ciphers", "external_ids"]}),
+    ];
+    let ports: Vec<String> = side
+        .pssl_ports
+        .iter()
+        .map(|(_, p)| p.to_string())
+        .chain([side.role_tcp_port.to_string()])
+        .collect();
+    poll(&format!("{}: no client connected", side.name), T, || {
+        let r = side.transact(Who::Admin, &ops);
+        assert!(r[1]["rows"].is_array(), "{}: {r}", side.name);
+        if r.to_string().contains("\"is_connected\":true") {
+            return None;
+        }
+        let text = r.to_string();
+        let masked = ports
+            .iter()
+            .fold(text, |t, p| t.replace(&format!("\"{p}\""), "\"<port>\""));
+        Some(sorted_rows(&serde_json::from_str(&masked).expect("JSON")))
+    })
+}
+
 /// ovs-pki's certificates (hv1, hv2 and the server's) and the reference.
 fn pki_and_reference() -> (Arc<Pki>, Deployment) {
     let pki = Arc::new(Pki::new(&["hv1", "hv2"]));
@@ -910,6 +952,11 @@ fn chassis_rbac_matches_reference() {
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject);
     raw_rpc_with_role_and_no_id(&reference, &subject);
+    assert_eq!(
+        connection_rows(&subject, true),
+        connection_rows(&reference, true),
+        "the Connection and SSL rows differ"
+    );
 }
 
 /// The same on `--store=etcd` with two servers following the same
@@ -923,4 +970,10 @@ fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject);
     raw_rpc_with_role_and_no_id(&reference, &subject);
+    // Servers on etcd do not write a status (whose would it be?).
+    assert_eq!(
+        connection_rows(&subject, false),
+        connection_rows(&reference, false),
+        "the Connection and SSL rows differ"
+    );
 }
