@@ -12,7 +12,8 @@
 //! certificates, whose common name is the chassis name, on the `pssl:` port
 //! the server bound for the row) insert, update, mutate and delete their own
 //! rows and try the same on another chassis's rows and on tables and columns
-//! their role does not grant. Every reply must equal the reference's (UUIDs
+//! their role does not grant; then `ovn-sbctl` over TLS as the chassis does
+//! the like through the IDL. Every reply must equal the reference's (UUIDs
 //! normalised), as must the tables afterwards and raw JSON-RPC on the
 //! `ptcp:` remote with the role: once on the file store, once on etcd with
 //! two oxsdb servers following the same Connection rows (hv1 writes through
@@ -300,6 +301,26 @@ impl Deployment {
                 format!("ssl:127.0.0.1:{port}")
             }
         }
+    }
+
+    /// `ovn-sbctl ARGS` as `who` (over TLS with its certificate for a
+    /// chassis): `rc=`, stdout and stderr, with UUIDs and this side's
+    /// ports masked.
+    fn sbctl(&self, who: Who, args: &[&str]) -> String {
+        let mut c = cmd("ovn-sbctl", ["--timeout=30"]);
+        c.arg(format!("--db={}", self.remote_of(who)));
+        if let Who::Chassis(name) = who {
+            c.arg(format!("--private-key={}", self.pki.key(name).display()))
+                .arg(format!("--certificate={}", self.pki.cert(name).display()))
+                .arg(format!("--ca-cert={}", self.pki.controller_ca().display()));
+        }
+        let text = support::clients::strip_log_timestamps(&run(c.args(args), T).all());
+        let text = support::clients::replace_uuids(&text, |_| "<uuid>".to_string());
+        self.pssl_ports
+            .iter()
+            .map(|(_, p)| *p)
+            .chain([self.role_tcp_port])
+            .fold(text, |t, p| t.replace(&format!(":{p}"), ":<port>"))
     }
 
     fn transact_on(&self, remote: &str, who: Who, ops: &[Value]) -> Value {
@@ -866,6 +887,55 @@ fn same_steps(reference: &Deployment, subject: &Deployment) {
     );
 }
 
+/// `ovn-sbctl` (the IDL: monitors, `verify`, its own transactions) as the
+/// chassis over TLS and as the client without id: the same output, exit
+/// code and tables as with the reference.
+fn same_sbctl_steps(reference: &Deployment, subject: &Deployment) {
+    let hv1 = Who::Chassis("hv1");
+    let hv2 = Who::Chassis("hv2");
+    // One table per refused step: ovn-sbctl orders the operations of a
+    // transaction by its rows' hashes (chassis-del deletes a Chassis and
+    // a Chassis_Private), so the first refused, which the error names,
+    // would vary from run to run on either server.
+    let steps: [(Who, &[&str]); 11] = [
+        (hv2, &["chassis-add", "hv2", "geneve", "10.0.0.22"]),
+        (hv2, &["set", "Chassis", "hv2", "external_ids:ctl=yes"]),
+        (hv2, &["set", "Chassis", "hv1", "external_ids:ctl=yes"]),
+        (hv2, &["set", "Chassis", "hv2", "hostname=ctl"]),
+        (hv1, &["remove", "Chassis", "hv1", "external_ids", "k"]),
+        (hv1, &["destroy", "Chassis", "hv2"]),
+        (hv1, &["destroy", "Chassis_Private", "hv2"]),
+        (Who::NoId, &["set", "Chassis", "hv2", "nb_cfg=3"]),
+        (hv1, &["--if-exists", "chassis-del", "nowhere"]),
+        (hv2, &["chassis-del", "hv2"]),
+        (hv1, &["chassis-del", "hv1"]),
+    ];
+    let mut differences = Vec::new();
+    for (who, args) in steps {
+        let expected = reference.sbctl(who, args);
+        let actual = subject.sbctl(who, args);
+        subject.settle();
+        if expected != actual {
+            differences.push(format!(
+                "ovn-sbctl {args:?} ({who:?}):\n  reference: {expected}\n  oxsdb:     {actual}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} answered ovn-sbctl differently from ovsdb-server:\n{}",
+        subject.name,
+        differences.join("\n")
+    );
+    let expected = reference.transact(Who::Admin, &final_tables());
+    let actual = subject.transact(Who::Admin, &final_tables());
+    assert_eq!(
+        sorted_rows(&actual),
+        sorted_rows(&expected),
+        "the tables differ after the same ovn-sbctl steps"
+    );
+}
+
 /// Raw JSON-RPC on the `ptcp:` remote with the role (and no id), byte for
 /// byte the same replies: a write refused, `convert` (not subject to RBAC),
 /// a read.
@@ -951,6 +1021,7 @@ fn chassis_rbac_matches_reference() {
     let subject = Deployment::oxsdb_on_files(pki);
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject);
+    same_sbctl_steps(&reference, &subject);
     raw_rpc_with_role_and_no_id(&reference, &subject);
     assert_eq!(
         connection_rows(&subject, true),
@@ -969,6 +1040,7 @@ fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
     let subject = Deployment::oxsdb_on_etcd(pki);
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject);
+    same_sbctl_steps(&reference, &subject);
     raw_rpc_with_role_and_no_id(&reference, &subject);
     // Servers on etcd do not write a status (whose would it be?).
     assert_eq!(
