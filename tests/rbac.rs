@@ -83,6 +83,9 @@ impl Pki {
             // -u: the common name is the chassis name alone (no id appended).
             pki(&["-u", "req+sign", name, "switch"]);
         }
+        // Without -u: ovs-pki appends an id, `hv3 id:UUID` is the common
+        // name, and so the client's id, which no chassis is named.
+        pki(&["req+sign", "hv3", "switch"]);
         pki(&["-u", "req+sign", "sb", "controller"]);
         Pki { dir }
     }
@@ -262,7 +265,7 @@ impl Deployment {
             name,
             pki,
             servers,
-            pssl_ports: vec![("hv1", first_pssl), ("hv2", last_pssl)],
+            pssl_ports: vec![("hv1", first_pssl), ("hv2", last_pssl), ("hv3", first_pssl)],
             role_tcp_port,
             _dir: dir,
             _etcd: etcd,
@@ -529,6 +532,27 @@ fn steps() -> Vec<(Who, &'static str, Vec<Value>)> {
             "hv1 inserts a Chassis named hv3",
             vec![
                 json!({"op": "insert", "table": "Chassis", "row": {"name": "hv3", "hostname": "h"}}),
+            ],
+        ),
+        (
+            Who::Chassis("hv3"),
+            "a certificate with ovs-pki's id appended inserts its Encap and Chassis",
+            vec![
+                json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+                       "row": {"type": "geneve", "ip": "10.0.0.3", "chassis_name": "hv3"}}),
+                json!({"op": "insert", "table": "Chassis",
+                       "row": {"name": "hv3", "hostname": "h", "encaps": ["named-uuid", "e"]}}),
+            ],
+        ),
+        (
+            hv1,
+            "hv1 comments and waits before a write (not checked)",
+            vec![
+                json!({"op": "comment", "comment": "ovn-controller: registering chassis"}),
+                json!({"op": "wait", "table": "Chassis", "where": name_is("hv1"),
+                       "columns": ["name"], "until": "==", "rows": [{"name": "hv1"}], "timeout": 0}),
+                json!({"op": "insert", "table": "FDB",
+                       "row": {"mac": "00:00:00:00:00:09", "dp_key": 9, "port_key": 9}}),
             ],
         ),
         (
