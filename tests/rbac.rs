@@ -55,6 +55,8 @@ const OVN_CTL_FLAGS: [&str; 6] = [
 /// remote of the same name would be replaced by this one, role and all).
 const PSSL: &str = "pssl:0:127.0.0.1";
 const ROLE_TCP: &str = "ptcp:0:127.0.0.2";
+/// Read-only with the role: which of the two refuses a write first.
+const READ_ONLY_TCP: &str = "ptcp:0:127.0.0.3";
 
 /// Certificates made with `ovs-pki`, as an OVN deployment makes them:
 /// chassis certificates signed by `switchca` (the server trusts it), the
@@ -122,6 +124,8 @@ enum Who {
     Chassis(&'static str),
     /// A client on a `ptcp:` remote with the role: a role but no id.
     NoId,
+    /// A client on a read-only `ptcp:` remote with the role.
+    ReadOnly,
 }
 
 /// A server process of either kind.
@@ -158,6 +162,8 @@ struct Deployment {
     pssl_ports: Vec<(&'static str, u16)>,
     /// The `ptcp:` port with the role (on the last server).
     role_tcp_port: u16,
+    /// The read-only `ptcp:` port with the role (on the last server).
+    read_only_port: u16,
     /// Kept for the servers' lifetime.
     _dir: tempfile::TempDir,
     _etcd: Option<EtcdCluster>,
@@ -237,12 +243,21 @@ impl Deployment {
             &pki.cert("sb").display().to_string(),
             &pki.switch_ca().display().to_string(),
         ]);
-        sbctl(&["set-connection", &format!("role={ROLE}"), PSSL, ROLE_TCP]);
-        let ports = |server: &Process| -> (u16, u16) {
+        // Options apply to the targets after them.
+        let role = format!("role={ROLE}");
+        sbctl(&[
+            "set-connection",
+            &role,
+            PSSL,
+            ROLE_TCP,
+            "read-only",
+            READ_ONLY_TCP,
+        ]);
+        let ports = |server: &Process| -> (u16, u16, u16) {
             if servers.len() == 1 {
                 // As ovn-ctl users read it: the row's status.
                 let bound = |target| bound_in_status(&db, target, server);
-                (bound(PSSL), bound(ROLE_TCP))
+                (bound(PSSL), bound(ROLE_TCP), bound(READ_ONLY_TCP))
             } else {
                 // Servers on etcd share the rows but not their ports, and
                 // do not write a status: each logs what it bound.
@@ -251,11 +266,15 @@ impl Deployment {
                         logged_port(&server.log(), scheme, ip)
                     })
                 };
-                (bound("pssl", "127.0.0.1"), bound("ptcp", "127.0.0.2"))
+                (
+                    bound("pssl", "127.0.0.1"),
+                    bound("ptcp", "127.0.0.2"),
+                    bound("ptcp", "127.0.0.3"),
+                )
             }
         };
-        let (first_pssl, _) = ports(&servers[0]);
-        let (last_pssl, role_tcp_port) = ports(&servers[servers.len() - 1]);
+        let (first_pssl, _, _) = ports(&servers[0]);
+        let (last_pssl, role_tcp_port, read_only_port) = ports(&servers[servers.len() - 1]);
         // Two servers: two listeners for the one row, hv2 on the second's.
         assert!(
             servers.len() == 1 || first_pssl != last_pssl,
@@ -267,6 +286,7 @@ impl Deployment {
             servers,
             pssl_ports: vec![("hv1", first_pssl), ("hv2", last_pssl), ("hv3", first_pssl)],
             role_tcp_port,
+            read_only_port,
             _dir: dir,
             _etcd: etcd,
         }
@@ -294,6 +314,7 @@ impl Deployment {
         match who {
             Who::Admin => self.admin(),
             Who::NoId => format!("tcp:127.0.0.2:{}", self.role_tcp_port),
+            Who::ReadOnly => format!("tcp:127.0.0.3:{}", self.read_only_port),
             Who::Chassis(name) => {
                 let port = self
                     .pssl_ports
@@ -322,7 +343,7 @@ impl Deployment {
         self.pssl_ports
             .iter()
             .map(|(_, p)| *p)
-            .chain([self.role_tcp_port])
+            .chain([self.role_tcp_port, self.read_only_port])
             .fold(text, |t, p| t.replace(&format!(":{p}"), ":<port>"))
     }
 
@@ -543,6 +564,35 @@ fn steps() -> Vec<(Who, &'static str, Vec<Value>)> {
                 json!({"op": "insert", "table": "Chassis",
                        "row": {"name": "hv3", "hostname": "h", "encaps": ["named-uuid", "e"]}}),
             ],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an update RBAC refuses too",
+            vec![json!({"op": "update", "table": "Chassis", "where": [], "row": {"nb_cfg": 4}})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an insert (no id: RBAC refuses)",
+            vec![json!({"op": "insert", "table": "FDB",
+                        "row": {"mac": "00:00:00:00:00:0a", "dp_key": 10, "port_key": 10}})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an update of no row",
+            vec![
+                json!({"op": "update", "table": "Chassis", "where": name_is("nobody"),
+                        "row": {"nb_cfg": 4}}),
+            ],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: a delete of no row",
+            vec![json!({"op": "delete", "table": "FDB", "where": [["mac", "==", "none"]]})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: a select",
+            vec![json!({"op": "select", "table": "Chassis", "where": [], "columns": ["name"]})],
         ),
         (
             hv1,
@@ -1149,7 +1199,7 @@ fn connection_rows(side: &Deployment, with_status: bool) -> Value {
         .pssl_ports
         .iter()
         .map(|(_, p)| p.to_string())
-        .chain([side.role_tcp_port.to_string()])
+        .chain([side.role_tcp_port, side.read_only_port].map(|p| p.to_string()))
         .collect();
     poll(&format!("{}: no client connected", side.name), T, || {
         let r = side.transact(Who::Admin, &ops);
