@@ -1143,6 +1143,93 @@ fn same_sbctl_steps(reference: &Deployment, subject: &Deployment) {
     );
 }
 
+/// A chassis with its certificate on a read-only `pssl:` Connection with
+/// the role, added by the admin and then removed: each operation runs
+/// first, RBAC refusing what it refuses, then read-only refuses the writes
+/// RBAC allowed; the same replies as the reference's.
+fn read_only_chassis(reference: &Deployment, subject: &Deployment) {
+    const TARGET: &str = "pssl:0:127.0.0.4";
+    let add = vec![
+        json!({"op": "insert", "table": "Connection", "uuid-name": "ro",
+               "row": {"target": TARGET, "read_only": true, "role": ROLE}}),
+        json!({"op": "mutate", "table": "SB_Global", "where": [],
+               "mutations": [["connections", "insert", ["set", [["named-uuid", "ro"]]]]]}),
+        // Another chassis's row for hv1 to be refused.
+        json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+               "row": {"type": "geneve", "ip": "10.0.4.2", "chassis_name": "hv2"}}),
+        json!({"op": "insert", "table": "Chassis",
+               "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}}),
+    ];
+    let steps = [
+        vec![json!({"op": "insert", "table": "FDB",
+                    "row": {"mac": "00:00:00:00:00:0b", "dp_key": 11, "port_key": 11}})],
+        vec![
+            json!({"op": "update", "table": "Chassis", "where": name_is("hv2"),
+                    "row": {"nb_cfg": 12}}),
+        ],
+        vec![
+            json!({"op": "mutate", "table": "Chassis", "where": name_is("hv1"),
+                    "mutations": [["nb_cfg", "+=", 1]]}),
+        ],
+        vec![json!({"op": "select", "table": "Chassis", "where": [], "columns": ["name"]})],
+    ];
+    let mut replies = Vec::new();
+    for side in [reference, subject] {
+        let added = side.transact(Who::Admin, &add);
+        assert!(
+            !added.to_string().contains("error"),
+            "{}: {added}",
+            side.name
+        );
+        let last = &side.servers[side.servers.len() - 1];
+        let port = if side.servers.len() == 1 {
+            bound_in_status(&format!("--db={}", side.admin()), TARGET, last)
+        } else {
+            poll(&format!("{} listening on {TARGET}", side.name), T, || {
+                logged_port(&last.log(), "pssl", "127.0.0.4")
+            })
+        };
+        let remote = format!("ssl:127.0.0.4:{port}");
+        let mut names = Normalizer::new();
+        let side_replies: Vec<Value> = steps
+            .iter()
+            .map(|ops| names.normalize(&side.transact_on(&remote, Who::Chassis("hv1"), ops)))
+            .collect();
+        replies.push(side_replies);
+        let removed = side.transact(
+            Who::Admin,
+            &[
+                json!({"op": "mutate", "table": "SB_Global", "where": [],
+                       "mutations": [["connections", "delete",
+                                      ["set", [added[0]["uuid"].clone()]]]]}),
+                json!({"op": "delete", "table": "Connection", "where": [["target", "==", TARGET]]}),
+                json!({"op": "delete", "table": "Chassis", "where": name_is("hv2")}),
+            ],
+        );
+        assert!(
+            !removed.to_string().contains("error"),
+            "{}: {removed}",
+            side.name
+        );
+        side.settle();
+    }
+    assert!(
+        replies[0]
+            .iter()
+            .any(|r| r.to_string().contains("not allowed"))
+            && replies[0]
+                .iter()
+                .any(|r| r.to_string().contains("permission error")),
+        "the reference refused neither way: {:?}",
+        replies[0]
+    );
+    assert_eq!(
+        replies[1], replies[0],
+        "a chassis on a read-only remote with the role ({})",
+        subject.name
+    );
+}
+
 /// Raw JSON-RPC on the `ptcp:` remote with the role (and no id), byte for
 /// byte the same replies: a write refused, `convert` (not subject to RBAC),
 /// a read.
@@ -1229,6 +1316,7 @@ fn chassis_rbac_matches_reference() {
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject, steps(), 12);
     same_sbctl_steps(&reference, &subject);
+    read_only_chassis(&reference, &subject);
     same_steps(&reference, &subject, rbac_edits(), 7);
     raw_rpc_with_role_and_no_id(&reference, &subject);
     assert_eq!(
@@ -1249,6 +1337,7 @@ fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
     northd_writes_rbac(&reference, &subject);
     same_steps(&reference, &subject, steps(), 12);
     same_sbctl_steps(&reference, &subject);
+    read_only_chassis(&reference, &subject);
     same_steps(&reference, &subject, rbac_edits(), 7);
     raw_rpc_with_role_and_no_id(&reference, &subject);
     // Servers on etcd do not write a status (whose would it be?).
