@@ -6,15 +6,18 @@
 //! command-line flags (remotes from `SB_Global.connections`, keys from the
 //! `SSL` table), then `ovn-sbctl set-ssl` with `ovs-pki` certificates and
 //! `ovn-sbctl set-connection role=ovn-controller` with a `pssl:` remote (and
-//! a `ptcp:` one with the same role, whose clients have no certificate and
-//! so no id). The real `ovn-northd` writes the RBAC tables into each; then
-//! chassis clients (hv1, hv2: `ovsdb-client` over TLS with their own
-//! certificates, whose common name is the chassis name, on the `pssl:` port
-//! the server bound for the row) insert, update, mutate and delete their own
-//! rows and try the same on another chassis's rows and on tables and columns
-//! their role does not grant; then `ovn-sbctl` over TLS as the chassis does
-//! the like through the IDL. Every reply must equal the reference's (UUIDs
-//! normalised), as must the tables afterwards and raw JSON-RPC on the
+//! `ptcp:` ones with the same role, one read-only, whose clients have no
+//! certificate and so no id). The real `ovn-northd` writes the RBAC tables
+//! into each; then chassis clients (hv1, hv2: `ovsdb-client` over TLS
+//! with their own certificates, whose common name is the chassis name, on
+//! the `pssl:` port the server bound for the row) insert, update, mutate and
+//! delete their own rows and try the same on another chassis's rows and on
+//! tables and columns their role does not grant; then `ovn-sbctl` over TLS
+//! as the chassis does
+//! the like through the IDL; a chassis on a read-only `pssl:` remote with
+//! the role; the admin editing the RBAC tables between chassis writes.
+//! Every reply must equal the reference's (UUIDs normalised), as must the
+//! tables afterwards, the Connection and SSL rows, and raw JSON-RPC on the
 //! `ptcp:` remote with the role: once on the file store, once on etcd with
 //! two oxsdb servers following the same Connection rows (hv1 writes through
 //! one, hv2 and the client without id through the other).
