@@ -245,6 +245,10 @@ impl Deployment {
             &pki.key("sb").display().to_string(),
             &pki.cert("sb").display().to_string(),
             &pki.switch_ca().display().to_string(),
+            // As deployments pin them: --ssl-protocols and --ssl-ciphers
+            // from the row.
+            "TLSv1.2,TLSv1.3",
+            "HIGH:!aNULL:!MD5",
         ]);
         // Options apply to the targets after them.
         let role = format!("role={ROLE}");
