@@ -1,42 +1,40 @@
 //! RBAC (ovsdb-server(7), "Role Based Access Control") compared with the
-//! reference on the same steps.
+//! reference on the same steps, both driven for real.
 //!
-//! The reference `ovsdb-server` serves OVN Southbound and Northbound
-//! configured as `ovn-ctl` configures it: remotes from
-//! `SB_Global.connections`, keys from the `SSL` table (`ovn-sbctl set-ssl`
-//! with `ovs-pki` certificates), a `pssl:` Connection with
-//! `role=ovn-controller` (and a `ptcp:` one with the same role, whose
-//! clients have no certificate and so no id). The real `ovn-northd` writes
-//! the RBAC tables into it, and into oxsdb; then chassis clients (hv1, hv2:
-//! `ovsdb-client` over TLS with their own certificates, whose common name is
-//! the chassis name) insert, update, mutate and delete their own rows and
-//! try the same on another chassis's rows and on tables and columns their
-//! role does not grant.
-//!
-//! oxsdb runs in-process (its TLS remotes live elsewhere): the same steps go
-//! through the in-process client with the same role and id a TLS session
-//! would carry, and every reply must equal the reference's (UUIDs
-//! normalised), as must the tables afterwards: once on the memory store,
-//! once on etcd with two servers (hv1 on one, hv2 on the other).
+//! The reference `ovsdb-server` and the oxsdb binary serve OVN Southbound
+//! and Northbound configured as `ovn-ctl` configures them: the same
+//! command-line flags (remotes from `SB_Global.connections`, keys from the
+//! `SSL` table), then `ovn-sbctl set-ssl` with `ovs-pki` certificates and
+//! `ovn-sbctl set-connection role=ovn-controller` with a `pssl:` remote (and
+//! `ptcp:` ones with the same role, one read-only, whose clients have no
+//! certificate and so no id). The real `ovn-northd` writes the RBAC tables
+//! into each; then chassis clients (hv1, hv2: `ovsdb-client` over TLS
+//! with their own certificates, whose common name is the chassis name, on
+//! the `pssl:` port the server bound for the row) insert, update, mutate and
+//! delete their own rows and try the same on another chassis's rows and on
+//! tables and columns their role does not grant; then `ovn-sbctl` over TLS
+//! as the chassis does
+//! the like through the IDL; a chassis on a read-only `pssl:` remote with
+//! the role; the admin editing the RBAC tables between chassis writes.
+//! Every reply must equal the reference's (UUIDs normalised), as must the
+//! tables afterwards, the Connection and SSL rows, and raw JSON-RPC on the
+//! `ptcp:` remote with the role: once on the file store, once on etcd with
+//! two oxsdb servers following the same Connection rows (hv1 writes through
+//! one, hv2 and the client without id through the other).
 
 mod support;
 
-use oxsdb::actors::local_client::{ClientError, LocalClient};
-use oxsdb::actors::server::{self, RunningServer, ServerConfig, Store};
-use oxsdb::actors::session::{Session, SessionConfig};
-use oxsdb::schema::DatabaseSchema;
-use oxsdb::storage::etcd::{EtcdOptions, EtcdStore};
-use oxsdb::storage::keys::Keys;
-use oxsdb::storage::Storage;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::clients::{cmd, poll, run, run_ok, tool, Background};
 use support::etcd::EtcdCluster;
 use support::normalize::Normalizer;
+use support::process::Oxsdb;
 use support::reference::ReferenceServer;
 use support::rpc::Rpc;
+use support::tools::require_file;
 
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
@@ -44,13 +42,24 @@ const SB: &str = "OVN_Southbound";
 const ROLE: &str = "ovn-controller";
 const T: Duration = Duration::from_secs(30);
 
-/// Runs a blocking helper off the actix thread, which must stay free to
-/// serve the in-process oxsdb meanwhile.
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking helper")
-}
+/// The flags ovn-ctl starts the Southbound server with (its `punix:`
+/// remote aside), the same on both servers.
+const OVN_CTL_FLAGS: [&str; 6] = [
+    "--remote=db:OVN_Southbound,SB_Global,connections",
+    "--private-key=db:OVN_Southbound,SSL,private_key",
+    "--certificate=db:OVN_Southbound,SSL,certificate",
+    "--ca-cert=db:OVN_Southbound,SSL,ca_cert",
+    "--ssl-protocols=db:OVN_Southbound,SSL,ssl_protocols",
+    "--ssl-ciphers=db:OVN_Southbound,SSL,ssl_ciphers",
+];
+
+/// The Connection rows `set-connection` makes: TLS for the chassis, and
+/// plain TCP with the role (not the harness's own `ptcp:0:127.0.0.1`: a
+/// remote of the same name would be replaced by this one, role and all).
+const PSSL: &str = "pssl:0:127.0.0.1";
+const ROLE_TCP: &str = "ptcp:0:127.0.0.2";
+/// Read-only with the role: which of the two refuses a write first.
+const READ_ONLY_TCP: &str = "ptcp:0:127.0.0.3";
 
 /// Certificates made with `ovs-pki`, as an OVN deployment makes them:
 /// chassis certificates signed by `switchca` (the server trusts it), the
@@ -79,6 +88,9 @@ impl Pki {
             // -u: the common name is the chassis name alone (no id appended).
             pki(&["-u", "req+sign", name, "switch"]);
         }
+        // Without -u: ovs-pki appends an id, `hv3 id:UUID` is the common
+        // name, and so the client's id, which no chassis is named.
+        pki(&["req+sign", "hv3", "switch"]);
         pki(&["-u", "req+sign", "sb", "controller"]);
         Pki { dir }
     }
@@ -115,30 +127,116 @@ enum Who {
     Chassis(&'static str),
     /// A client on a `ptcp:` remote with the role: a role but no id.
     NoId,
+    /// A client on a read-only `ptcp:` remote with the role.
+    ReadOnly,
 }
 
-/// The reference side: the ovn-ctl-style server and its remotes.
-struct Reference {
-    server: ReferenceServer,
+/// A server process of either kind.
+enum Process {
+    Reference(ReferenceServer),
+    Oxsdb(Oxsdb),
+}
+
+impl Process {
+    fn tcp(&self) -> String {
+        match self {
+            Process::Reference(s) => s.tcp(),
+            Process::Oxsdb(s) => s.tcp(),
+        }
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Process::Reference(s) => s.log(),
+            Process::Oxsdb(s) => s.all_stderr(),
+        }
+    }
+}
+
+/// One side of the comparison: one server (or two on one etcd) configured
+/// as ovn-ctl configures it, and where each identity connects.
+struct Deployment {
+    name: &'static str,
     pki: Arc<Pki>,
-    pssl_port: u16,
+    /// The first server and, on etcd, the second.
+    servers: Vec<Process>,
+    /// The `pssl:` port each chassis uses (hv1 on the first server, hv2 on
+    /// the last).
+    pssl_ports: Vec<(&'static str, u16)>,
+    /// The `ptcp:` port with the role (on the last server).
     role_tcp_port: u16,
+    /// The read-only `ptcp:` port with the role (on the last server).
+    read_only_port: u16,
+    /// Kept for the servers' lifetime.
+    _dir: tempfile::TempDir,
+    _etcd: Option<EtcdCluster>,
 }
 
-impl Reference {
-    fn start(pki: Arc<Pki>) -> Reference {
+impl Deployment {
+    /// The reference `ovsdb-server`.
+    fn reference(pki: Arc<Pki>) -> Deployment {
         let server = ReferenceServer::start_with(
             &[PathBuf::from(SB_SCHEMA), PathBuf::from(NB_SCHEMA)],
-            &[
-                "--remote=db:OVN_Southbound,SB_Global,connections",
-                "--private-key=db:OVN_Southbound,SSL,private_key",
-                "--certificate=db:OVN_Southbound,SSL,certificate",
-                "--ca-cert=db:OVN_Southbound,SSL,ca_cert",
-                "--ssl-protocols=db:OVN_Southbound,SSL,ssl_protocols",
-                "--ssl-ciphers=db:OVN_Southbound,SSL,ssl_ciphers",
-            ],
+            &OVN_CTL_FLAGS,
         );
-        let db = format!("--db={}", server.tcp());
+        let dir = tempfile::tempdir().expect("tempdir");
+        Deployment::configured(
+            "ovsdb-server",
+            pki,
+            vec![Process::Reference(server)],
+            dir,
+            None,
+        )
+    }
+
+    /// The oxsdb binary on the file store.
+    fn oxsdb_on_files(pki: Arc<Pki>) -> Deployment {
+        let dir = tempfile::Builder::new()
+            .prefix("oxsdb-rbac-")
+            .tempdir()
+            .expect("tempdir");
+        let mut args = vec![
+            "--store=file".to_string(),
+            format!("--data-dir={}", dir.path().display()),
+        ];
+        args.extend(OVN_CTL_FLAGS.iter().map(|s| s.to_string()));
+        args.extend([SB_SCHEMA.to_string(), NB_SCHEMA.to_string()]);
+        let server = Oxsdb::start_with_env(&args, &[("RUST_LOG", "info")], dir.path());
+        Deployment::configured("oxsdb", pki, vec![Process::Oxsdb(server)], dir, None)
+    }
+
+    /// Two oxsdb binaries on one etcd.
+    fn oxsdb_on_etcd(pki: Arc<Pki>) -> Deployment {
+        let etcd = EtcdCluster::single();
+        let dir = tempfile::Builder::new()
+            .prefix("oxsdb-rbac-")
+            .tempdir()
+            .expect("tempdir");
+        let prefix = support::cluster::unique_prefix();
+        let mut args = support::cluster::etcd_args(&etcd.endpoints(), &prefix, &OVN_CTL_FLAGS);
+        args.extend([SB_SCHEMA.to_string(), NB_SCHEMA.to_string()]);
+        let start = || {
+            Process::Oxsdb(Oxsdb::start_with_env(
+                &args,
+                &[("RUST_LOG", support::cluster::RUST_LOG)],
+                dir.path(),
+            ))
+        };
+        let servers = vec![start(), start()];
+        Deployment::configured("oxsdb on etcd", pki, servers, dir, Some(etcd))
+    }
+
+    /// `ovn-sbctl set-ssl` and `set-connection` through the first server,
+    /// then the ports each server bound for the Connection rows.
+    fn configured(
+        name: &'static str,
+        pki: Arc<Pki>,
+        servers: Vec<Process>,
+        dir: tempfile::TempDir,
+        etcd: Option<EtcdCluster>,
+    ) -> Deployment {
+        require_file(Path::new(SB_SCHEMA));
+        let db = format!("--db={}", servers[0].tcp());
         let sbctl = |args: &[&str]| {
             run_ok(cmd("ovn-sbctl", [db.as_str()]).args(args), T);
         };
@@ -147,103 +245,205 @@ impl Reference {
             &pki.key("sb").display().to_string(),
             &pki.cert("sb").display().to_string(),
             &pki.switch_ca().display().to_string(),
+            // As deployments pin them: --ssl-protocols and --ssl-ciphers
+            // from the row.
+            "TLSv1.2,TLSv1.3",
+            "HIGH:!aNULL:!MD5",
         ]);
+        // Options apply to the targets after them.
+        let role = format!("role={ROLE}");
         sbctl(&[
             "set-connection",
-            &format!("role={ROLE}"),
-            "pssl:0:127.0.0.1",
-            // Not the harness's own `ptcp:0:127.0.0.1`: a remote of the same
-            // name would be replaced by this one, role and all.
-            "ptcp:0:127.0.0.2",
+            &role,
+            PSSL,
+            ROLE_TCP,
+            "read-only",
+            READ_ONLY_TCP,
         ]);
-        let bound = |target: &str| -> u16 {
-            let deadline = std::time::Instant::now() + T;
-            loop {
-                let out = run(
-                    cmd("ovn-sbctl", [db.as_str()]).args([
-                        "--bare",
-                        "--columns=status",
-                        "find",
-                        "Connection",
-                        &format!("target=\"{target}\""),
-                    ]),
-                    T,
-                );
-                if let Some(port) = bound_port(&out.stdout) {
-                    return port;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{target} not bound after {T:?}: {}\nserver log:\n{}",
-                    out.all(),
-                    server.log()
-                );
-                std::thread::sleep(Duration::from_millis(100));
+        let ports = |server: &Process| -> (u16, u16, u16) {
+            if servers.len() == 1 {
+                // As ovn-ctl users read it: the row's status.
+                let bound = |target| bound_in_status(&db, target, server);
+                (bound(PSSL), bound(ROLE_TCP), bound(READ_ONLY_TCP))
+            } else {
+                // Servers on etcd share the rows but not their ports, and
+                // do not write a status: each logs what it bound.
+                let bound = |scheme, ip| {
+                    poll(&format!("{name} listening on {scheme} {ip}"), T, || {
+                        logged_port(&server.log(), scheme, ip)
+                    })
+                };
+                (
+                    bound("pssl", "127.0.0.1"),
+                    bound("ptcp", "127.0.0.2"),
+                    bound("ptcp", "127.0.0.3"),
+                )
             }
         };
-        let pssl_port = bound("pssl:0:127.0.0.1");
-        let role_tcp_port = bound("ptcp:0:127.0.0.2");
-        Reference {
-            server,
+        let (first_pssl, _, _) = ports(&servers[0]);
+        let (last_pssl, role_tcp_port, read_only_port) = ports(&servers[servers.len() - 1]);
+        // Two servers: two listeners for the one row, hv2 on the second's.
+        assert!(
+            servers.len() == 1 || first_pssl != last_pssl,
+            "{name}: both servers report pssl port {first_pssl}"
+        );
+        Deployment {
+            name,
             pki,
-            pssl_port,
+            servers,
+            pssl_ports: vec![("hv1", first_pssl), ("hv2", last_pssl), ("hv3", first_pssl)],
             role_tcp_port,
+            read_only_port,
+            _dir: dir,
+            _etcd: etcd,
         }
     }
 
-    /// `ovsdb-client transact` as `who`; the printed result array.
+    fn admin(&self) -> String {
+        self.servers[0].tcp()
+    }
+
+    fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(Process::log)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    /// `ovsdb-client transact` as `who`; the printed result array (or the
+    /// error it printed, as `{"ovsdb-client": ...}`).
     fn transact(&self, who: Who, ops: &[Value]) -> Value {
-        let mut c = cmd("ovsdb-client", ["--timeout=30"]);
-        let remote = match who {
-            Who::Admin => self.server.tcp(),
+        self.transact_on(&self.remote_of(who), who, ops)
+    }
+
+    fn remote_of(&self, who: Who) -> String {
+        match who {
+            Who::Admin => self.admin(),
             Who::NoId => format!("tcp:127.0.0.2:{}", self.role_tcp_port),
+            Who::ReadOnly => format!("tcp:127.0.0.3:{}", self.read_only_port),
             Who::Chassis(name) => {
-                c.arg(format!("--private-key={}", self.pki.key(name).display()))
-                    .arg(format!("--certificate={}", self.pki.cert(name).display()))
-                    .arg(format!("--ca-cert={}", self.pki.controller_ca().display()));
-                format!("ssl:127.0.0.1:{}", self.pssl_port)
+                let port = self
+                    .pssl_ports
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .expect("a known chassis")
+                    .1;
+                format!("ssl:127.0.0.1:{port}")
             }
-        };
+        }
+    }
+
+    /// `ovn-sbctl ARGS` as `who` (over TLS with its certificate for a
+    /// chassis): `rc=`, stdout and stderr, with UUIDs and this side's
+    /// ports masked.
+    fn sbctl(&self, who: Who, args: &[&str]) -> String {
+        let mut c = cmd("ovn-sbctl", ["--timeout=30"]);
+        c.arg(format!("--db={}", self.remote_of(who)));
+        if let Who::Chassis(name) = who {
+            c.arg(format!("--private-key={}", self.pki.key(name).display()))
+                .arg(format!("--certificate={}", self.pki.cert(name).display()))
+                .arg(format!("--ca-cert={}", self.pki.controller_ca().display()));
+        }
+        let text = support::clients::strip_log_timestamps(&run(c.args(args), T).all());
+        let text = support::clients::replace_uuids(&text, |_| "<uuid>".to_string());
+        self.pssl_ports
+            .iter()
+            .map(|(_, p)| *p)
+            .chain([self.role_tcp_port, self.read_only_port])
+            .fold(text, |t, p| t.replace(&format!(":{p}"), ":<port>"))
+    }
+
+    fn transact_on(&self, remote: &str, who: Who, ops: &[Value]) -> Value {
+        let mut c = cmd("ovsdb-client", ["--timeout=30"]);
+        if let Who::Chassis(name) = who {
+            c.arg(format!("--private-key={}", self.pki.key(name).display()))
+                .arg(format!("--certificate={}", self.pki.cert(name).display()))
+                .arg(format!("--ca-cert={}", self.pki.controller_ca().display()));
+        }
         let mut txn = vec![json!(SB)];
         txn.extend(ops.iter().cloned());
         c.arg("transact")
             .arg(remote)
             .arg(Value::Array(txn).to_string());
         let out = run(&mut c, T);
-        assert!(out.success(), "ovsdb-client transact failed: {}", out.all());
+        assert!(
+            out.success(),
+            "{}: ovsdb-client transact as {who:?} failed: {}\nserver logs:\n{}",
+            self.name,
+            out.all(),
+            self.logs()
+        );
         serde_json::from_str(out.stdout.trim())
             .unwrap_or_else(|e| panic!("ovsdb-client printed non-JSON ({e}): {}", out.stdout))
     }
+
+    /// With two servers: waits until the second has the first's contents,
+    /// so that the next step, on either, sees what the reference sees.
+    fn settle(&self) {
+        if self.servers.len() < 2 {
+            return;
+        }
+        let mut ops = final_tables();
+        ops.extend(select_rbac());
+        let mut last = (Value::Null, Value::Null);
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            let a = sorted_rows(&self.transact_on(&self.servers[0].tcp(), Who::Admin, &ops));
+            let b = sorted_rows(&self.transact_on(&self.servers[1].tcp(), Who::Admin, &ops));
+            if a == b {
+                return;
+            }
+            last = (a, b);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the second server did not catch up:\n  first:  {}\n  second: {}",
+            last.0, last.1
+        );
+    }
 }
 
-/// oxsdb in-process: OVN Southbound and Northbound on `store`, a `ptcp:`
-/// remote for ovn-northd.
-async fn start_oxsdb(store: Store) -> RunningServer {
-    let schemas: Vec<Arc<DatabaseSchema>> = [SB_SCHEMA, NB_SCHEMA]
-        .iter()
-        .map(|p| {
-            support::tools::require_file(Path::new(p));
-            Arc::new(DatabaseSchema::from_file(p).expect("OVN schema"))
+/// The port a Connection row's status names once `server` has bound it.
+fn bound_in_status(db: &str, target: &str, server: &Process) -> u16 {
+    let deadline = Instant::now() + T;
+    loop {
+        let out = run(
+            cmd("ovn-sbctl", [db]).args([
+                "--bare",
+                "--columns=status",
+                "find",
+                "Connection",
+                &format!("target=\"{target}\""),
+            ]),
+            T,
+        );
+        if let Some(port) = bound_port(&out.stdout) {
+            return port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{target} not bound after {T:?}: {}\nserver log:\n{}",
+            out.all(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The port of oxsdb's last `listening on SCHEME:PORT:IP` line.
+fn logged_port(log: &str, scheme: &str, ip: &str) -> Option<u16> {
+    let marker = format!("listening on {scheme}:");
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&marker)? + marker.len()..];
+            let (port, rest) = rest.split_once(':')?;
+            rest.trim_end()
+                .starts_with(ip)
+                .then(|| port.parse().ok())
+                .flatten()
         })
-        .collect();
-    let keys = Keys::new("ovsdb", "ovn").expect("keys");
-    let schemas = match &store {
-        Store::Shared(s) => server::shared_schemas(&**s, &keys, schemas)
-            .await
-            .expect("the schemas in etcd"),
-        _ => schemas,
-    };
-    let config = ServerConfig {
-        remotes: vec!["ptcp:0:127.0.0.1".to_string()],
-        inactivity_probe: None,
-        max_message_size: 64 << 20,
-        store,
-        keys: keys.clone(),
-        lock_ttl: Duration::from_secs(5),
-        threads: 1,
-        tls: Default::default(),
-    };
-    server::start(config, schemas).await.expect("oxsdb starts")
+        .next_back()
 }
 
 /// The `bound_port` of a Connection row's `status` printed by `--bare`.
@@ -255,16 +455,6 @@ fn bound_port(status: &str) -> Option<u16> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     digits.parse().ok()
-}
-
-/// `tcp:IP:PORT` of a running in-process server.
-fn oxsdb_tcp(running: &RunningServer) -> String {
-    let bound = running.bound.first().expect("a bound remote");
-    // "ptcp:PORT:IP"
-    let mut parts = bound.trim_start_matches("ptcp:").splitn(2, ':');
-    let port = parts.next().expect("port");
-    let ip = parts.next().expect("ip");
-    format!("tcp:{ip}:{port}")
 }
 
 /// The real ovn-northd on an NB and an SB remote, killed on drop.
@@ -370,6 +560,56 @@ fn steps() -> Vec<(Who, &'static str, Vec<Value>)> {
             "hv1 inserts a Chassis named hv3",
             vec![
                 json!({"op": "insert", "table": "Chassis", "row": {"name": "hv3", "hostname": "h"}}),
+            ],
+        ),
+        (
+            Who::Chassis("hv3"),
+            "a certificate with ovs-pki's id appended inserts its Encap and Chassis",
+            vec![
+                json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+                       "row": {"type": "geneve", "ip": "10.0.0.3", "chassis_name": "hv3"}}),
+                json!({"op": "insert", "table": "Chassis",
+                       "row": {"name": "hv3", "hostname": "h", "encaps": ["named-uuid", "e"]}}),
+            ],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an update RBAC refuses too",
+            vec![json!({"op": "update", "table": "Chassis", "where": [], "row": {"nb_cfg": 4}})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an insert (no id: RBAC refuses)",
+            vec![json!({"op": "insert", "table": "FDB",
+                        "row": {"mac": "00:00:00:00:00:0a", "dp_key": 10, "port_key": 10}})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: an update of no row",
+            vec![
+                json!({"op": "update", "table": "Chassis", "where": name_is("nobody"),
+                        "row": {"nb_cfg": 4}}),
+            ],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: a delete of no row",
+            vec![json!({"op": "delete", "table": "FDB", "where": [["mac", "==", "none"]]})],
+        ),
+        (
+            Who::ReadOnly,
+            "read-only with the role: a select",
+            vec![json!({"op": "select", "table": "Chassis", "where": [], "columns": ["name"]})],
+        ),
+        (
+            hv1,
+            "hv1 comments and waits before a write (not checked)",
+            vec![
+                json!({"op": "comment", "comment": "ovn-controller: registering chassis"}),
+                json!({"op": "wait", "table": "Chassis", "where": name_is("hv1"),
+                       "columns": ["name"], "until": "==", "rows": [{"name": "hv1"}], "timeout": 0}),
+                json!({"op": "insert", "table": "FDB",
+                       "row": {"mac": "00:00:00:00:00:09", "dp_key": 9, "port_key": 9}}),
             ],
         ),
         (
@@ -625,6 +865,134 @@ fn steps() -> Vec<(Who, &'static str, Vec<Value>)> {
     ]
 }
 
+/// The admin edits the RBAC tables while the chassis keep writing: each
+/// change rules the next transaction (on etcd, also on the other server).
+fn rbac_edits() -> Vec<(Who, &'static str, Vec<Value>)> {
+    let hv1 = Who::Chassis("hv1");
+    let hv2 = Who::Chassis("hv2");
+    let chassis_perm = json!([["table", "==", "Chassis"]]);
+    let set_nb_cfg = |name: &str, n: i64| {
+        vec![
+            json!({"op": "update", "table": "Chassis", "where": name_is(name),
+                    "row": {"nb_cfg": n}}),
+        ]
+    };
+    let set_ids = |name: &str| {
+        vec![
+            json!({"op": "update", "table": "Chassis", "where": name_is(name),
+                    "row": {"external_ids": ["map", [["edit", "1"]]]}}),
+        ]
+    };
+    vec![
+        (
+            hv1,
+            "hv1 registers again",
+            vec![
+                json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+                       "row": {"type": "geneve", "ip": "10.0.3.1", "chassis_name": "hv1"}}),
+                json!({"op": "insert", "table": "Chassis",
+                       "row": {"name": "hv1", "hostname": "h1", "encaps": ["named-uuid", "e"]}}),
+            ],
+        ),
+        (
+            Who::Admin,
+            "admin takes nb_cfg out of Chassis's update",
+            vec![
+                json!({"op": "mutate", "table": "RBAC_Permission", "where": chassis_perm,
+                        "mutations": [["update", "delete", ["set", ["nb_cfg"]]]]}),
+            ],
+        ),
+        (
+            hv1,
+            "hv1 updates nb_cfg (no longer allowed)",
+            set_nb_cfg("hv1", 11),
+        ),
+        (
+            hv1,
+            "hv1 updates external_ids (still allowed)",
+            set_ids("hv1"),
+        ),
+        (
+            Who::Admin,
+            "admin empties Chassis's authorization",
+            vec![
+                json!({"op": "update", "table": "RBAC_Permission", "where": chassis_perm,
+                        "row": {"authorization": ["set", []]}}),
+            ],
+        ),
+        (hv2, "hv2 updates hv1's external_ids", set_ids("hv1")),
+        (
+            Who::NoId,
+            "the client without id updates hv1's external_ids",
+            set_ids("hv1"),
+        ),
+        (
+            Who::Admin,
+            "admin authorizes Chassis by hostname",
+            vec![
+                json!({"op": "update", "table": "RBAC_Permission", "where": chassis_perm,
+                        "row": {"authorization": "hostname"}}),
+            ],
+        ),
+        (hv1, "hv1 updates its Chassis (hostname h1)", set_ids("hv1")),
+        (
+            Who::Admin,
+            "admin renames hv1's host hv1",
+            vec![
+                json!({"op": "update", "table": "Chassis", "where": name_is("hv1"),
+                        "row": {"hostname": "hv1"}}),
+            ],
+        ),
+        (
+            hv1,
+            "hv1 updates its Chassis (hostname hv1)",
+            set_ids("hv1"),
+        ),
+        (
+            Who::Admin,
+            "admin deletes Chassis's permission",
+            vec![json!({"op": "delete", "table": "RBAC_Permission", "where": chassis_perm})],
+        ),
+        (
+            hv1,
+            "hv1 updates its Chassis (no permission)",
+            set_ids("hv1"),
+        ),
+        (
+            hv2,
+            "hv2 inserts its Chassis (no permission)",
+            vec![
+                json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+                       "row": {"type": "geneve", "ip": "10.0.3.2", "chassis_name": "hv2"}}),
+                json!({"op": "insert", "table": "Chassis",
+                       "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}}),
+            ],
+        ),
+        (
+            hv1,
+            "hv1 inserts an FDB entry (still allowed)",
+            vec![json!({"op": "insert", "table": "FDB",
+                        "row": {"mac": "00:00:00:00:00:02", "dp_key": 2, "port_key": 2}})],
+        ),
+        (
+            Who::Admin,
+            "admin deletes the role",
+            vec![json!({"op": "delete", "table": "RBAC_Role", "where": name_is(ROLE)})],
+        ),
+        (
+            hv1,
+            "hv1 inserts an FDB entry (no role)",
+            vec![json!({"op": "insert", "table": "FDB",
+                        "row": {"mac": "00:00:00:00:00:03", "dp_key": 3, "port_key": 3}})],
+        ),
+        (
+            hv2,
+            "hv2 selects (reads are not checked)",
+            vec![json!({"op": "select", "table": "Chassis", "where": [], "columns": ["name"]})],
+        ),
+    ]
+}
+
 /// The guarded tables at the end, without UUIDs, rows sorted.
 fn final_tables() -> Vec<Value> {
     [
@@ -656,145 +1024,53 @@ fn sorted_rows(result: &Value) -> Value {
     Value::Array(out)
 }
 
-/// oxsdb's in-process clients, one per identity: the admin and hv1 on
-/// one server, hv2 and the client without id on another (or the same).
-struct Subject {
-    admin: LocalClient,
-    chassis: Vec<(&'static str, LocalClient)>,
-    no_id: LocalClient,
-    /// The admin of the second server, when there are two.
-    mirror: Option<LocalClient>,
-}
-
-impl Subject {
-    fn new(first: &RunningServer, second: Option<&RunningServer>) -> Subject {
-        let role = || Some(Arc::<str>::from(ROLE));
-        let other = second.unwrap_or(first);
-        let chassis = [("hv1", first), ("hv2", other)]
-            .into_iter()
-            .map(|(n, server)| {
-                let c =
-                    LocalClient::with_identity(server.registry.clone(), role(), Some(Arc::from(n)));
-                (n, c)
-            })
-            .collect();
-        Subject {
-            admin: LocalClient::new(first.registry.clone()),
-            chassis,
-            no_id: LocalClient::with_identity(other.registry.clone(), role(), None),
-            mirror: second.map(|s| LocalClient::new(s.registry.clone())),
-        }
-    }
-
-    async fn transact(&self, who: Who, ops: &[Value]) -> Value {
-        let client = match who {
-            Who::Admin => &self.admin,
-            Who::NoId => &self.no_id,
-            Who::Chassis(name) => {
-                &self
-                    .chassis
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .expect("a known chassis")
-                    .1
-            }
-        };
-        Self::run(client, ops).await
-    }
-
-    async fn run(client: &LocalClient, ops: &[Value]) -> Value {
-        match client.transact(SB, ops.to_vec()).await {
-            Ok(v) => v,
-            Err(ClientError::Server(e)) => json!({"rpc-error": e}),
-            Err(e) => panic!("oxsdb transact failed: {e}"),
-        }
-    }
-
-    /// With two servers: waits until the second has the first's contents,
-    /// so that the next step, on either, sees what the reference sees.
-    async fn settle(&self) {
-        let Some(mirror) = &self.mirror else { return };
-        let mut ops = final_tables();
-        ops.extend(select_rbac());
-        let mut last = (Value::Null, Value::Null);
-        for _ in 0..1000 {
-            let a = sorted_rows(&Self::run(&self.admin, &ops).await);
-            let b = sorted_rows(&Self::run(mirror, &ops).await);
-            if a == b {
-                return;
-            }
-            last = (a, b);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "the second server did not catch up:\n  first:  {}\n  second: {}",
-            last.0, last.1
-        );
-    }
-}
-
-/// ovs-pki's certificates and the reference configured as ovn-ctl does.
-async fn start_reference() -> Arc<Reference> {
-    let pki = Arc::new(blocking(|| Pki::new(&["hv1", "hv2"])).await);
-    Arc::new(blocking(move || Reference::start(pki)).await)
-}
-
 /// The real ovn-northd writes the RBAC tables into the reference and into
-/// oxsdb (through `ox_remote`); they must be equal. Stops both northds, so
-/// that only the steps write from then on.
-async fn northd_writes_rbac(reference: &Arc<Reference>, subject: &Subject, ox_remote: &str) {
-    let ref_dir = reference.server.dir().to_path_buf();
-    let mut ref_northd = start_northd(&reference.server.tcp(), &ref_dir, "reference");
-    let mut ox_northd = start_northd(ox_remote, &ref_dir, "oxsdb");
-    let ref_rbac = blocking({
-        let reference = reference.clone();
-        move || {
-            poll("ovn-northd writing RBAC into the reference", T, || {
-                let r = reference.transact(Who::Admin, &select_rbac());
+/// oxsdb (through its first server); they must be equal. Stops both
+/// northds, so that only the steps write from then on.
+fn northd_writes_rbac(reference: &Deployment, subject: &Deployment) {
+    let dir = tempfile::Builder::new()
+        .prefix("oxsdb-northd-")
+        .tempdir()
+        .expect("tempdir");
+    let mut northds = Vec::new();
+    let mut tables = Vec::new();
+    for (tag, side) in [("reference", reference), ("oxsdb", subject)] {
+        let northd = start_northd(&side.admin(), dir.path(), tag);
+        let r = poll(
+            &format!("ovn-northd writing RBAC into {}", side.name),
+            T,
+            || {
+                let r = side.transact(Who::Admin, &select_rbac());
                 rbac_written(&r).then_some(r)
-            })
-        }
-    })
-    .await;
-    let mut ox_rbac = Value::Null;
-    for _ in 0..3000 {
-        ox_rbac = subject.transact(Who::Admin, &select_rbac()).await;
-        if rbac_written(&ox_rbac) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+            },
+        );
+        tables.push(rbac_tables(&r[0], &r[1]));
+        northds.push(northd);
     }
-    assert!(
-        rbac_written(&ox_rbac),
-        "ovn-northd did not write the RBAC tables into oxsdb: {ox_rbac}\nnorthd: {}",
-        ox_northd.stderr()
-    );
     assert_eq!(
-        rbac_tables(&ox_rbac[0], &ox_rbac[1]),
-        rbac_tables(&ref_rbac[0], &ref_rbac[1]),
+        tables[1], tables[0],
         "ovn-northd wrote different RBAC tables into oxsdb"
     );
-    blocking(move || {
-        ref_northd.terminate();
-        ox_northd.terminate();
-    })
-    .await;
-    subject.settle().await;
+    for mut northd in northds {
+        northd.terminate();
+    }
+    subject.settle();
 }
 
 /// Runs every step on both and asserts the same replies and the same tables.
-async fn same_steps(reference: &Arc<Reference>, subject: &Subject) {
+fn same_steps(
+    reference: &Deployment,
+    subject: &Deployment,
+    steps: Vec<(Who, &'static str, Vec<Value>)>,
+    min_refused: usize,
+) {
     let (mut ref_names, mut ox_names) = (Normalizer::new(), Normalizer::new());
     let mut differences = Vec::new();
     let mut refused = 0;
-    for (who, what, ops) in steps() {
-        let expected = blocking({
-            let (reference, ops) = (reference.clone(), ops.clone());
-            move || reference.transact(who, &ops)
-        })
-        .await;
-        let actual = subject.transact(who, &ops).await;
-        subject.settle().await;
+    for (who, what, ops) in steps {
+        let expected = reference.transact(who, &ops);
+        let actual = subject.transact(who, &ops);
+        subject.settle();
         let (expected, actual) = (ref_names.normalize(&expected), ox_names.normalize(&actual));
         if expected.to_string().contains("permission error") {
             refused += 1;
@@ -805,15 +1081,12 @@ async fn same_steps(reference: &Arc<Reference>, subject: &Subject) {
             ));
         }
     }
-    let expected = blocking({
-        let reference = reference.clone();
-        move || reference.transact(Who::Admin, &final_tables())
-    })
-    .await;
-    let actual = subject.transact(Who::Admin, &final_tables()).await;
+    let expected = reference.transact(Who::Admin, &final_tables());
+    let actual = subject.transact(Who::Admin, &final_tables());
     assert!(
         differences.is_empty(),
-        "oxsdb answered differently from ovsdb-server:\n{}",
+        "{} answered differently from ovsdb-server:\n{}",
+        subject.name,
         differences.join("\n")
     );
     assert_eq!(
@@ -823,49 +1096,151 @@ async fn same_steps(reference: &Arc<Reference>, subject: &Subject) {
     );
     // The steps must exercise refusals, not only successes.
     assert!(
-        refused >= 12,
+        refused >= min_refused,
         "only {refused} steps were refused by the reference"
     );
 }
 
-/// A JSON-RPC connection to a Session of `running` configured as the
-/// TLS remotes configure theirs: `role`, and `peer_id` from the certificate.
-async fn session_with(running: &RunningServer, peer_id: Option<&str>) -> Rpc {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("address").to_string();
-    let rpc = blocking(move || Rpc::open(&addr)).await;
-    let (stream, peer) = listener.accept().expect("accept");
-    stream.set_nonblocking(true).expect("non-blocking");
-    let stream = tokio::net::TcpStream::from_std(stream).expect("tokio stream");
-    let config = SessionConfig {
-        inactivity_probe: None,
-        max_message_size: 64 << 20,
-        lane: 0,
-        role: Some(Arc::from(ROLE)),
-        peer_id: peer_id.map(Arc::from),
-        read_only: false,
-    };
-    Session::start(stream, peer.to_string(), running.registry.clone(), config);
-    rpc
+/// `ovn-sbctl` (the IDL: monitors, `verify`, its own transactions) as the
+/// chassis over TLS and as the client without id: the same output, exit
+/// code and tables as with the reference.
+fn same_sbctl_steps(reference: &Deployment, subject: &Deployment) {
+    let hv1 = Who::Chassis("hv1");
+    let hv2 = Who::Chassis("hv2");
+    // One table per refused step: ovn-sbctl orders the operations of a
+    // transaction by its rows' hashes (chassis-del deletes a Chassis and
+    // a Chassis_Private), so the first refused, which the error names,
+    // would vary from run to run on either server.
+    let steps: [(Who, &[&str]); 11] = [
+        (hv2, &["chassis-add", "hv2", "geneve", "10.0.0.22"]),
+        (hv2, &["set", "Chassis", "hv2", "external_ids:ctl=yes"]),
+        (hv2, &["set", "Chassis", "hv1", "external_ids:ctl=yes"]),
+        (hv2, &["set", "Chassis", "hv2", "hostname=ctl"]),
+        (hv1, &["remove", "Chassis", "hv1", "external_ids", "k"]),
+        (hv1, &["destroy", "Chassis", "hv2"]),
+        (hv1, &["destroy", "Chassis_Private", "hv2"]),
+        (Who::NoId, &["set", "Chassis", "hv2", "nb_cfg=3"]),
+        (hv1, &["--if-exists", "chassis-del", "nowhere"]),
+        (hv2, &["chassis-del", "hv2"]),
+        (hv1, &["chassis-del", "hv1"]),
+    ];
+    let mut differences = Vec::new();
+    for (who, args) in steps {
+        let expected = reference.sbctl(who, args);
+        let actual = subject.sbctl(who, args);
+        subject.settle();
+        if expected != actual {
+            differences.push(format!(
+                "ovn-sbctl {args:?} ({who:?}):\n  reference: {expected}\n  oxsdb:     {actual}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} answered ovn-sbctl differently from ovsdb-server:\n{}",
+        subject.name,
+        differences.join("\n")
+    );
+    let expected = reference.transact(Who::Admin, &final_tables());
+    let actual = subject.transact(Who::Admin, &final_tables());
+    assert_eq!(
+        sorted_rows(&actual),
+        sorted_rows(&expected),
+        "the tables differ after the same ovn-sbctl steps"
+    );
 }
 
-/// Sends `request` and returns the reply, off the actix thread.
-async fn call(rpc: Rpc, request: Value) -> (Rpc, Value) {
-    blocking(move || {
-        let mut rpc = rpc;
-        rpc.send(&request).expect("send");
-        let reply = rpc.read_message();
-        (rpc, reply)
-    })
-    .await
+/// A chassis with its certificate on a read-only `pssl:` Connection with
+/// the role, added by the admin and then removed: each operation runs
+/// first, RBAC refusing what it refuses, then read-only refuses the writes
+/// RBAC allowed; the same replies as the reference's.
+fn read_only_chassis(reference: &Deployment, subject: &Deployment) {
+    const TARGET: &str = "pssl:0:127.0.0.4";
+    let add = vec![
+        json!({"op": "insert", "table": "Connection", "uuid-name": "ro",
+               "row": {"target": TARGET, "read_only": true, "role": ROLE}}),
+        json!({"op": "mutate", "table": "SB_Global", "where": [],
+               "mutations": [["connections", "insert", ["set", [["named-uuid", "ro"]]]]]}),
+        // Another chassis's row for hv1 to be refused.
+        json!({"op": "insert", "table": "Encap", "uuid-name": "e",
+               "row": {"type": "geneve", "ip": "10.0.4.2", "chassis_name": "hv2"}}),
+        json!({"op": "insert", "table": "Chassis",
+               "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}}),
+    ];
+    let steps = [
+        vec![json!({"op": "insert", "table": "FDB",
+                    "row": {"mac": "00:00:00:00:00:0b", "dp_key": 11, "port_key": 11}})],
+        vec![
+            json!({"op": "update", "table": "Chassis", "where": name_is("hv2"),
+                    "row": {"nb_cfg": 12}}),
+        ],
+        vec![
+            json!({"op": "mutate", "table": "Chassis", "where": name_is("hv1"),
+                    "mutations": [["nb_cfg", "+=", 1]]}),
+        ],
+        vec![json!({"op": "select", "table": "Chassis", "where": [], "columns": ["name"]})],
+    ];
+    let mut replies = Vec::new();
+    for side in [reference, subject] {
+        let added = side.transact(Who::Admin, &add);
+        assert!(
+            !added.to_string().contains("error"),
+            "{}: {added}",
+            side.name
+        );
+        let last = &side.servers[side.servers.len() - 1];
+        let port = if side.servers.len() == 1 {
+            bound_in_status(&format!("--db={}", side.admin()), TARGET, last)
+        } else {
+            poll(&format!("{} listening on {TARGET}", side.name), T, || {
+                logged_port(&last.log(), "pssl", "127.0.0.4")
+            })
+        };
+        let remote = format!("ssl:127.0.0.4:{port}");
+        let mut names = Normalizer::new();
+        let side_replies: Vec<Value> = steps
+            .iter()
+            .map(|ops| names.normalize(&side.transact_on(&remote, Who::Chassis("hv1"), ops)))
+            .collect();
+        replies.push(side_replies);
+        let removed = side.transact(
+            Who::Admin,
+            &[
+                json!({"op": "mutate", "table": "SB_Global", "where": [],
+                       "mutations": [["connections", "delete",
+                                      ["set", [added[0]["uuid"].clone()]]]]}),
+                json!({"op": "delete", "table": "Connection", "where": [["target", "==", TARGET]]}),
+                json!({"op": "delete", "table": "Chassis", "where": name_is("hv2")}),
+            ],
+        );
+        assert!(
+            !removed.to_string().contains("error"),
+            "{}: {removed}",
+            side.name
+        );
+        side.settle();
+    }
+    assert!(
+        replies[0]
+            .iter()
+            .any(|r| r.to_string().contains("not allowed"))
+            && replies[0]
+                .iter()
+                .any(|r| r.to_string().contains("permission error")),
+        "the reference refused neither way: {:?}",
+        replies[0]
+    );
+    assert_eq!(
+        replies[1], replies[0],
+        "a chassis on a read-only remote with the role ({})",
+        subject.name
+    );
 }
 
-/// Sessions (not the in-process client) carry the role and id to the
-/// database: raw JSON-RPC on a session with the role and no id against the
-/// reference's `ptcp:` remote with the role, `convert` included; and a
-/// session with hv1's id against `ovsdb-client` over TLS with hv1's
-/// certificate.
-async fn sessions_carry_role_and_id(reference: &Arc<Reference>, running: &RunningServer) {
+/// Raw JSON-RPC on the `ptcp:` remote with the role (and no id), byte for
+/// byte the same replies: a write refused, `convert` (not subject to RBAC),
+/// a read.
+fn raw_rpc_with_role_and_no_id(reference: &Deployment, subject: &Deployment) {
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(SB_SCHEMA).expect("the Southbound schema"))
             .expect("schema JSON");
@@ -876,76 +1251,106 @@ async fn sessions_carry_role_and_id(reference: &Arc<Reference>, running: &Runnin
         json!({"id": 3, "method": "transact", "params": [SB,
             {"op": "select", "table": "Chassis", "where": [], "columns": ["name"]}]}),
     ];
-    let port = reference.role_tcp_port;
-    let mut theirs = blocking(move || Rpc::open(&format!("127.0.0.2:{port}"))).await;
-    let mut ours = session_with(running, None).await;
+    let open = |side: &Deployment| Rpc::open(&format!("127.0.0.2:{}", side.role_tcp_port));
+    let (mut theirs, mut ours) = (open(reference), open(subject));
     for request in requests {
-        let expected;
-        let actual;
-        (theirs, expected) = call(theirs, request.clone()).await;
-        (ours, actual) = call(ours, request.clone()).await;
+        theirs.send(&request).expect("send");
+        let expected = theirs.read_message();
+        ours.send(&request).expect("send");
+        let actual = ours.read_message();
         let method = &request["method"];
         assert_eq!(
             actual, expected,
-            "{method} on a session with the role and no id"
+            "{method} on a connection with the role and no id ({})",
+            subject.name
         );
     }
+}
 
-    let ops = vec![
-        json!({"op": "update", "table": "Chassis", "where": [["name", "==", "hv1"]],
-                          "row": {"nb_cfg": 77}}),
+/// The `Connection` and `SSL` rows `set-ssl` and `set-connection` made,
+/// without UUIDs, once no client is connected any more: with the status
+/// each server wrote (its bound ports masked) where `with_status`.
+fn connection_rows(side: &Deployment, with_status: bool) -> Value {
+    let mut columns = vec![
+        "target",
+        "role",
+        "read_only",
+        "max_backoff",
+        "inactivity_probe",
+        "other_config",
+        "external_ids",
     ];
-    let expected = blocking({
-        let (reference, ops) = (reference.clone(), ops.clone());
-        move || reference.transact(Who::Chassis("hv1"), &ops)
+    if with_status {
+        columns.extend(["is_connected", "status"]);
+    }
+    let ops = [
+        json!({"op": "select", "table": "Connection", "where": [], "columns": columns}),
+        json!({"op": "select", "table": "SSL", "where": [],
+               "columns": ["private_key", "certificate", "ca_cert", "bootstrap_ca_cert",
+                           "ssl_protocols", "ssl_ciphers", "external_ids"]}),
+    ];
+    let ports: Vec<String> = side
+        .pssl_ports
+        .iter()
+        .map(|(_, p)| p.to_string())
+        .chain([side.role_tcp_port, side.read_only_port].map(|p| p.to_string()))
+        .collect();
+    poll(&format!("{}: no client connected", side.name), T, || {
+        let r = side.transact(Who::Admin, &ops);
+        assert!(r[1]["rows"].is_array(), "{}: {r}", side.name);
+        if r.to_string().contains("\"is_connected\":true") {
+            return None;
+        }
+        let text = r.to_string();
+        let masked = ports
+            .iter()
+            .fold(text, |t, p| t.replace(&format!("\"{p}\""), "\"<port>\""));
+        Some(sorted_rows(&serde_json::from_str(&masked).expect("JSON")))
     })
-    .await;
-    let mut params = vec![json!(SB)];
-    params.extend(ops);
-    let ours = session_with(running, Some("hv1")).await;
-    let (_, reply) = call(
-        ours,
-        json!({"id": 4, "method": "transact", "params": params}),
-    )
-    .await;
+}
+
+/// ovs-pki's certificates (hv1, hv2 and the server's) and the reference.
+fn pki_and_reference() -> (Arc<Pki>, Deployment) {
+    let pki = Arc::new(Pki::new(&["hv1", "hv2"]));
+    let reference = Deployment::reference(pki.clone());
+    (pki, reference)
+}
+
+#[test]
+fn chassis_rbac_matches_reference() {
+    let (pki, reference) = pki_and_reference();
+    let subject = Deployment::oxsdb_on_files(pki);
+    northd_writes_rbac(&reference, &subject);
+    same_steps(&reference, &subject, steps(), 12);
+    same_sbctl_steps(&reference, &subject);
+    read_only_chassis(&reference, &subject);
+    same_steps(&reference, &subject, rbac_edits(), 7);
+    raw_rpc_with_role_and_no_id(&reference, &subject);
     assert_eq!(
-        reply["result"], expected,
-        "transact on a session with hv1's id"
+        connection_rows(&subject, true),
+        connection_rows(&reference, true),
+        "the Connection and SSL rows differ"
     );
 }
 
-#[actix::test]
-async fn chassis_rbac_matches_reference() {
-    let reference = start_reference().await;
-    let running = start_oxsdb(Store::Memory).await;
-    let subject = Subject::new(&running, None);
-    northd_writes_rbac(&reference, &subject, &oxsdb_tcp(&running)).await;
-    same_steps(&reference, &subject).await;
-    sessions_carry_role_and_id(&reference, &running).await;
-    drop(subject);
-    running.shutdown();
-}
-
-/// The same on `--store=etcd` with two servers: ovn-northd writes the RBAC
-/// tables through the first; hv1 and the admin use the first, hv2 and the
-/// client without id the second, which judges them by the RBAC rows it
-/// learnt from etcd.
-#[actix::test]
-async fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
-    let etcd = EtcdCluster::single();
-    let reference = start_reference().await;
-    let connect = || async {
-        let store: Arc<dyn Storage> = EtcdStore::connect(EtcdOptions::new(etcd.endpoints()))
-            .await
-            .expect("etcd client");
-        Store::Shared(store)
-    };
-    let first = start_oxsdb(connect().await).await;
-    let second = start_oxsdb(connect().await).await;
-    let subject = Subject::new(&first, Some(&second));
-    northd_writes_rbac(&reference, &subject, &oxsdb_tcp(&first)).await;
-    same_steps(&reference, &subject).await;
-    drop(subject);
-    first.shutdown();
-    second.shutdown();
+/// The same on `--store=etcd` with two servers following the same
+/// Connection rows: ovn-northd writes the RBAC tables through the first;
+/// hv1 and the admin use the first, hv2 and the client without id the
+/// second, which judges them by the RBAC rows it learnt from etcd.
+#[test]
+fn chassis_rbac_matches_reference_on_etcd_with_two_servers() {
+    let (pki, reference) = pki_and_reference();
+    let subject = Deployment::oxsdb_on_etcd(pki);
+    northd_writes_rbac(&reference, &subject);
+    same_steps(&reference, &subject, steps(), 12);
+    same_sbctl_steps(&reference, &subject);
+    read_only_chassis(&reference, &subject);
+    same_steps(&reference, &subject, rbac_edits(), 7);
+    raw_rpc_with_role_and_no_id(&reference, &subject);
+    // Servers on etcd do not write a status (whose would it be?).
+    assert_eq!(
+        connection_rows(&subject, false),
+        connection_rows(&reference, false),
+        "the Connection and SSL rows differ"
+    );
 }

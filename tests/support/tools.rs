@@ -26,7 +26,7 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Hint for the package that provides a client tool.
 pub fn install_hint(tool: &str) -> &'static str {
     match tool {
-        "ovsdb-client" | "ovsdb-tool" | "ovsdb-server" | "ovs-appctl" => {
+        "ovsdb-client" | "ovsdb-tool" | "ovsdb-server" | "ovs-appctl" | "ovs-pki" => {
             "apt-get install openvswitch-common"
         }
         "ovs-vsctl" => "apt-get install openvswitch-switch",
