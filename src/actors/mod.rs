@@ -24,6 +24,7 @@ pub mod session;
 pub mod shared_convert;
 pub mod shared_locks;
 pub mod watch;
+pub mod write_batch;
 
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::Monitor;

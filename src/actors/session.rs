@@ -23,6 +23,7 @@ use crate::actors::database::{
 };
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::write_batch::WriteBatch;
 use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
     SessionHandle, SessionId, TxnBlocked,
@@ -189,8 +190,10 @@ impl Session {
             let waddr = addr.clone();
             let wactivity = activity.clone();
             actix::spawn(async move {
-                while let Some(b) = rx.recv().await {
-                    if write_counting_drain(&mut wr, &b, &wactivity).await.is_err() {
+                let mut batch = WriteBatch::default();
+                while let Some(write) = batch.next(&mut rx).await {
+                    let b = write.bytes();
+                    if write_counting_drain(&mut wr, b, &wactivity).await.is_err() {
                         break;
                     }
                     let before = wbacklog.fetch_sub(b.len(), Ordering::SeqCst);
@@ -199,7 +202,7 @@ impl Session {
                         wreadable.notify_waiters();
                         waddr.do_send(Drained);
                     }
-                    if rx.is_empty() {
+                    if rx.is_empty() && !batch.holds() {
                         let _ = wr.flush().await;
                     }
                 }
