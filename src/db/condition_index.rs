@@ -249,18 +249,12 @@ fn placement(cond: Option<&Condition>) -> Placement {
 impl MonitorIndex {
     /// Adds `group`, whose condition on this table is `cond` (`None`: every row).
     pub fn insert(&mut self, group: usize, cond: Option<&Condition>) {
-        match placement(cond) {
-            Placement::Scan => self.scan.push(group),
-            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.add_key(group, k)),
-        }
+        self.file(group, placement(cond));
     }
 
     /// Removes `group`, added with the same `cond`.
     pub fn remove(&mut self, group: usize, cond: Option<&Condition>) {
-        match placement(cond) {
-            Placement::Scan => self.drop_scan(group),
-            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.drop_key(group, k)),
-        }
+        self.unfile(group, placement(cond));
     }
 
     /// Refiles `group` from condition `old` to `new`, touching only the
@@ -268,42 +262,44 @@ impl MonitorIndex {
     /// and adds a few datapaths of thousands, and refiling every key was
     /// the largest part of its cost.
     pub fn rekey(&mut self, group: usize, old: Option<&Condition>, new: Option<&Condition>) {
-        match (placement(old), placement(new)) {
-            (Placement::Keys(old), Placement::Keys(new)) => {
-                let order = |k: &ProbeKey| (k.column, k.whole, k.hash);
-                let (mut i, mut j) = (0, 0);
-                while i < old.len() || j < new.len() {
-                    match (old.get(i), new.get(j)) {
-                        (Some(a), Some(b)) if order(a) == order(b) => {
-                            i += 1;
-                            j += 1;
-                        }
-                        (Some(a), Some(b)) if order(a) < order(b) => {
-                            self.drop_key(group, *a);
-                            i += 1;
-                        }
-                        (Some(a), None) => {
-                            self.drop_key(group, *a);
-                            i += 1;
-                        }
-                        (_, Some(b)) => {
-                            self.add_key(group, *b);
-                            j += 1;
-                        }
-                        (None, None) => break,
-                    }
+        let (Placement::Keys(old), Placement::Keys(new)) = (placement(old), placement(new)) else {
+            self.unfile(group, placement(old));
+            self.file(group, placement(new));
+            return;
+        };
+        // Both sorted by `order`: a merge finds the keys only one side has.
+        let order = |k: &ProbeKey| (k.column, k.whole, k.hash);
+        let (mut i, mut j) = (0, 0);
+        loop {
+            match (old.get(i), new.get(j)) {
+                (Some(a), Some(b)) if order(a) == order(b) => {
+                    i += 1;
+                    j += 1;
                 }
+                (Some(a), b) if b.is_none_or(|b| order(a) < order(b)) => {
+                    self.drop_key(group, *a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    self.add_key(group, *b);
+                    j += 1;
+                }
+                _ => break,
             }
-            (old, new) => {
-                match old {
-                    Placement::Scan => self.drop_scan(group),
-                    Placement::Keys(keys) => keys.into_iter().for_each(|k| self.drop_key(group, k)),
-                }
-                match new {
-                    Placement::Scan => self.scan.push(group),
-                    Placement::Keys(keys) => keys.into_iter().for_each(|k| self.add_key(group, k)),
-                }
-            }
+        }
+    }
+
+    fn file(&mut self, group: usize, placed: Placement) {
+        match placed {
+            Placement::Scan => self.scan.push(group),
+            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.add_key(group, k)),
+        }
+    }
+
+    fn unfile(&mut self, group: usize, placed: Placement) {
+        match placed {
+            Placement::Scan => self.drop_scan(group),
+            Placement::Keys(keys) => keys.into_iter().for_each(|k| self.drop_key(group, k)),
         }
     }
 

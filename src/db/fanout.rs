@@ -94,6 +94,12 @@ fn group_hash(monitor: &Monitor) -> u64 {
     h.finish()
 }
 
+/// What makes monitors' updates the same shape: version, tables, columns
+/// and selects (conditions aside); groups with equal keys share a number.
+fn selection_key_of(monitor: &Monitor) -> String {
+    format!("{:?}|{}", monitor.version, monitor.selection_key())
+}
+
 /// Whether two monitors belong in one group.
 fn same_group(a: &Monitor, b: &Monitor) -> bool {
     a.version == b.version
@@ -138,14 +144,19 @@ impl<H> FanOut<H> {
         handle: H,
     ) -> usize {
         let key = group_hash(&monitor);
-        let existing = self.by_key.get(&key).and_then(|gs| {
-            gs.iter().copied().find(|&g| {
-                self.groups[g]
-                    .as_ref()
-                    .is_some_and(|group| same_group(&group.monitor, &monitor))
-            })
-        });
-        let g = match existing {
+        self.join_keyed(key, monitor, session, monitor_id, handle)
+    }
+
+    /// [`FanOut::join`] with the monitor's [`group_hash`] already known.
+    fn join_keyed(
+        &mut self,
+        key: u64,
+        monitor: Arc<Monitor>,
+        session: u64,
+        monitor_id: Value,
+        handle: H,
+    ) -> usize {
+        let g = match self.find_group(key, &monitor) {
             Some(g) => g,
             None => self.add_group(key, monitor),
         };
@@ -160,8 +171,19 @@ impl<H> FanOut<H> {
         g
     }
 
+    /// The group of monitors equal to `monitor`, whose hash is `key`.
+    fn find_group(&self, key: u64, monitor: &Monitor) -> Option<usize> {
+        self.by_key.get(&key).and_then(|gs| {
+            gs.iter().copied().find(|&g| {
+                self.groups[g]
+                    .as_ref()
+                    .is_some_and(|group| same_group(&group.monitor, monitor))
+            })
+        })
+    }
+
     fn add_group(&mut self, key: u64, monitor: Arc<Monitor>) -> usize {
-        let sel_key = format!("{:?}|{}", monitor.version, monitor.selection_key());
+        let sel_key = selection_key_of(&monitor);
         let next = &mut self.next_selection;
         let sel = self.selections.entry(sel_key).or_insert_with(|| {
             *next += 1;
@@ -210,11 +232,7 @@ impl<H> FanOut<H> {
                 self.by_key.remove(&group.key);
             }
         }
-        let sel_key = format!(
-            "{:?}|{}",
-            group.monitor.version,
-            group.monitor.selection_key()
-        );
+        let sel_key = selection_key_of(&group.monitor);
         if let Some(sel) = self.selections.get_mut(&sel_key) {
             sel.1 -= 1;
             if sel.1 == 0 {
@@ -260,34 +278,21 @@ impl<H> FanOut<H> {
         handle: H,
     ) -> usize {
         let key = group_hash(&monitor);
-        let joinable = self.by_key.get(&key).is_some_and(|gs| {
-            gs.iter().any(|&g| {
-                self.groups[g]
-                    .as_ref()
-                    .is_some_and(|group| same_group(&group.monitor, &monitor))
-            })
+        let old_key = (session, old_id.to_string());
+        // Refiled in place only if alone in its group, with the same
+        // selection (so the same tables, in order), and no group to join.
+        let selection = self
+            .selections
+            .get(&selection_key_of(&monitor))
+            .map(|s| s.0);
+        let alone = self.member_of.get(&old_key).copied().filter(|&g| {
+            self.groups[g]
+                .as_ref()
+                .is_some_and(|group| group.members.len() == 1 && Some(group.selection) == selection)
         });
-        let alone = self
-            .member_of
-            .get(&(session, old_id.to_string()))
-            .copied()
-            .filter(|&g| {
-                self.groups[g].as_ref().is_some_and(|group| {
-                    group.members.len() == 1
-                        && group.monitor.version == monitor.version
-                        && group.monitor.tables.len() == monitor.tables.len()
-                        && group
-                            .monitor
-                            .tables
-                            .iter()
-                            .zip(&monitor.tables)
-                            .all(|(a, b)| a.table == b.table)
-                        && group.monitor.selection_key() == monitor.selection_key()
-                })
-            });
-        let Some(g) = alone.filter(|_| !joinable) else {
+        let Some(g) = alone.filter(|_| self.find_group(key, &monitor).is_none()) else {
             self.leave(session, old_id);
-            return self.join(monitor, session, new_id, handle);
+            return self.join_keyed(key, monitor, session, new_id, handle);
         };
         let Some(group) = self.groups[g].as_mut() else {
             return g;
@@ -314,7 +319,7 @@ impl<H> FanOut<H> {
             monitor_id: new_id.clone(),
             handle,
         }];
-        self.member_of.remove(&(session, old_id.to_string()));
+        self.member_of.remove(&old_key);
         self.member_of.insert((session, new_id.to_string()), g);
         g
     }
