@@ -195,18 +195,13 @@ fn condfanout_over_two_servers_on_one_etcd() {
     );
     let b = support::cluster::start_server(&endpoints, &prefix, None, &[], dir.path());
     for server in [&a, &b] {
-        let mut rpc = support::rpc::Rpc::connect_retry(&server.addr(), T);
-        let deadline = std::time::Instant::now() + T;
-        loop {
-            let dbs = rpc
-                .call("list_dbs", serde_json::json!([]), T)
-                .expect("list_dbs");
-            if dbs["result"].to_string().contains("OVN_Southbound") {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{dbs}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        support::cluster::wait_until(server, "OVN_Southbound served", |rpc| {
+            let dbs = rpc.call("list_dbs", serde_json::json!([]), T).ok()?;
+            dbs["result"]
+                .to_string()
+                .contains("OVN_Southbound")
+                .then_some(())
+        });
     }
     let pids = [a.pid().expect("pid"), b.pid().expect("pid")].map(|p| p.to_string());
     let (ra, rb) = (a.tcp(), b.tcp());
