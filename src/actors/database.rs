@@ -16,6 +16,7 @@ use crate::db::cancel_order::CancelOrder;
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
+use crate::db::raw_condition::ChangeRequests;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
@@ -138,7 +139,7 @@ pub struct ChangeMonitor {
     /// Its new `json-value`.
     pub new_monitor_id: Value,
     /// `<monitor-cond-change-requests>`.
-    pub requests: Value,
+    pub requests: ChangeRequests,
 }
 
 /// `convert`: replace the schema, converting the data.
@@ -1656,7 +1657,7 @@ impl Handler<ChangeMonitor> for DatabaseActor {
             );
             return;
         };
-        let new = match old.with_conditions(self.schema(), &m.requests) {
+        let new = match old.with_change_requests(self.schema(), &m.requests) {
             Ok(n) => Arc::new(n),
             Err(e) => {
                 self.reply_to(

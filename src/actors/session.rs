@@ -28,11 +28,13 @@ use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
     SessionHandle, SessionId, TxnBlocked,
 };
-use crate::codec::framing::{encode_message as encode_json, JsonCodec};
+use crate::codec::cond_change::{self, CondChange};
+use crate::codec::framing::{encode_message as encode_json, FrameCodec, JsonCodec};
 use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
 use crate::db::monitor_order::MonitorOrder;
+use crate::db::raw_condition::ChangeRequests;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::parser::is_id;
@@ -81,6 +83,8 @@ pub struct SessionConfig {
 #[rtype(result = "()")]
 enum Incoming {
     Message(Value),
+    /// A `monitor_cond_change` decoded straight from its bytes.
+    CondChange(CondChange),
     Error(String),
     Eof,
 }
@@ -217,7 +221,7 @@ impl Session {
             let max = config.max_message_size;
             actix::spawn(async move {
                 let rd = ActivityRead::new(rd, ractivity);
-                let mut frames = FramedRead::new(rd, JsonCodec::with_max_size(max));
+                let mut frames = FramedRead::new(rd, FrameCodec(JsonCodec::with_max_size(max)));
                 loop {
                     let blocked = || {
                         rbacklog.load(Ordering::SeqCst) > HIGH_WATER || rbusy.load(Ordering::SeqCst)
@@ -230,7 +234,7 @@ impl Session {
                         wait.await;
                     }
                     match frames.next().await {
-                        Some(Ok(v)) => {
+                        Some(Ok(frame)) => {
                             // A big request (an OVN chassis's thousands of
                             // clauses) grows the buffer; an idle session
                             // should not keep that much per connection.
@@ -238,7 +242,18 @@ impl Session {
                             if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
                                 *buf = bytes::BytesMut::new();
                             }
-                            if raddr.send(Incoming::Message(v)).await.is_err() {
+                            let incoming = match cond_change::decode(&frame) {
+                                Some(c) => Incoming::CondChange(c),
+                                None => match frame.parse() {
+                                    Ok(v) => Incoming::Message(v),
+                                    Err(e) => {
+                                        raddr.do_send(Incoming::Error(e.to_string()));
+                                        break;
+                                    }
+                                },
+                            };
+                            drop(frame);
+                            if raddr.send(incoming).await.is_err() {
                                 break;
                             }
                         }
@@ -534,45 +549,9 @@ impl Session {
                         OvsdbError::syntax(Some(&params), None, "invalid parameters"),
                     );
                 }
-                let key = p[0].to_string();
-                let Some((db, _)) = self.monitors.get(&key).cloned() else {
-                    return self.error(
-                        id,
-                        OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
-                    );
-                };
-                let new_key = p[1].to_string();
-                if new_key != key && self.monitors.contains_key(&new_key) {
-                    return self.error(
-                        id,
-                        OvsdbError::syntax(Some(&p[1]), None, "duplicate monitor ID"),
-                    );
-                }
-                let Some(entry) = self.registry.get(&db) else {
-                    return self.error(
-                        id,
-                        OvsdbError::syntax(Some(&p[0]), None, "unknown monitor session"),
-                    );
-                };
-                let before = (new_key != key).then(|| {
-                    let before = self.order.clone();
-                    self.order.remove(&p[0]);
-                    self.order.insert(&p[1]);
-                    before
-                });
-                self.monitors.remove(&key);
-                self.monitors.insert(new_key, (db, p[1].clone()));
-                self.cond_changes
-                    .insert(id.to_string(), (p[0].clone(), p[1].clone(), before));
-                self.await_reply(&id);
                 let (monitor_id, new_monitor_id) = (p[0].clone(), p[1].clone());
-                entry.addr.do_send(ChangeMonitor {
-                    session: self.handle_of(ctx),
-                    id,
-                    monitor_id,
-                    new_monitor_id,
-                    requests: take_param(params, 2),
-                });
+                let requests = ChangeRequests::Json(take_param(params, 2));
+                self.change_conditions(id, monitor_id, new_monitor_id, requests, ctx);
             }
             "monitor_cancel" => {
                 if p.len() != 1 {
@@ -709,6 +688,68 @@ impl Session {
         }
     }
 
+    /// A message arrived: the peer is alive, and (as ovsdb-server, which
+    /// sends every held-back update before any reply, backlog or not) the
+    /// reply to it must not overtake the updates held back.
+    fn received(&mut self) {
+        self.last_rx = Instant::now();
+        self.echo_sent = None;
+        if !self.pending.is_empty() {
+            self.flush_pending();
+        }
+    }
+
+    /// `monitor_cond_change`, its parameters checked for number.
+    fn change_conditions(
+        &mut self,
+        id: Value,
+        monitor_id: Value,
+        new_monitor_id: Value,
+        requests: ChangeRequests,
+        ctx: &mut Context<Self>,
+    ) {
+        let key = monitor_id.to_string();
+        let Some((db, _)) = self.monitors.get(&key).cloned() else {
+            return self.error(
+                id,
+                OvsdbError::syntax(Some(&monitor_id), None, "unknown monitor session"),
+            );
+        };
+        let new_key = new_monitor_id.to_string();
+        if new_key != key && self.monitors.contains_key(&new_key) {
+            return self.error(
+                id,
+                OvsdbError::syntax(Some(&new_monitor_id), None, "duplicate monitor ID"),
+            );
+        }
+        let Some(entry) = self.registry.get(&db) else {
+            return self.error(
+                id,
+                OvsdbError::syntax(Some(&monitor_id), None, "unknown monitor session"),
+            );
+        };
+        let before = (new_key != key).then(|| {
+            let before = self.order.clone();
+            self.order.remove(&monitor_id);
+            self.order.insert(&new_monitor_id);
+            before
+        });
+        self.monitors.remove(&key);
+        self.monitors.insert(new_key, (db, new_monitor_id.clone()));
+        self.cond_changes.insert(
+            id.to_string(),
+            (monitor_id.clone(), new_monitor_id.clone(), before),
+        );
+        self.await_reply(&id);
+        entry.addr.do_send(ChangeMonitor {
+            session: self.handle_of(ctx),
+            id,
+            monitor_id,
+            new_monitor_id,
+            requests,
+        });
+    }
+
     fn deliver(&self, n: &Notify) {
         let mut out = BytesMut::with_capacity(n.body.len() + 96);
         let method = match n.monitor.version {
@@ -779,15 +820,13 @@ impl Handler<Incoming> for Session {
                 tracing::warn!(session = self.id, peer = %self.peer, "{e}; closing the connection");
                 self.close(ctx, &e)
             }
+            Incoming::CondChange(c) => {
+                self.received();
+                let requests = ChangeRequests::Raw(c.requests);
+                self.change_conditions(c.id, c.monitor_id, c.new_monitor_id, requests, ctx);
+            }
             Incoming::Message(v) => {
-                self.last_rx = Instant::now();
-                self.echo_sent = None;
-                // As ovsdb-server, which sends every held-back update before
-                // any reply, backlog or not: the reply to this message must
-                // not overtake them.
-                if !self.pending.is_empty() {
-                    self.flush_pending();
-                }
+                self.received();
                 match RpcMessage::from_json(v) {
                     Ok(RpcMessage::Request { method, params, id }) => {
                         self.handle_request(&method, params, id, ctx)

@@ -332,11 +332,33 @@ fn describe_byte(b: u8) -> String {
     }
 }
 
-impl Decoder for JsonCodec {
-    type Item = Value;
-    type Error = CodecError;
+/// One JSON text cut from the stream, not yet parsed: a session may decode
+/// some requests straight from the bytes (see `codec::cond_change`).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The text, checked to be UTF-8.
+    pub text: Bytes,
+    /// Whether a number in it has a fraction or exponent (it then needs
+    /// ovsdb-server's number rules, which only the `Value` path applies).
+    pub has_real: bool,
+}
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Value>, CodecError> {
+impl Frame {
+    /// The text as a JSON value, numbers read as ovsdb-server reads them.
+    pub fn parse(&self) -> Result<Value, CodecError> {
+        let text = std::str::from_utf8(&self.text).map_err(|_| CodecError::InvalidUtf8)?;
+        let mut value: Value =
+            serde_json::from_str(text).map_err(|e| CodecError::Syntax(e.to_string()))?;
+        if self.has_real {
+            normalize_numbers(&mut value)?;
+        }
+        Ok(value)
+    }
+}
+
+impl JsonCodec {
+    /// The next whole JSON text of the stream, unparsed (UTF-8 checked).
+    pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         if !self.in_message {
             let skip = buf
                 .iter()
@@ -369,14 +391,52 @@ impl Decoder for JsonCodec {
 
         let has_real = self.has_real;
         self.reset();
-        let text = std::str::from_utf8(&buf[..end]).map_err(|_| CodecError::InvalidUtf8)?;
-        let mut value: Value =
-            serde_json::from_str(text).map_err(|e| CodecError::Syntax(e.to_string()))?;
-        buf.advance(end);
-        if has_real {
-            normalize_numbers(&mut value)?;
+        std::str::from_utf8(&buf[..end]).map_err(|_| CodecError::InvalidUtf8)?;
+        let text = buf.split_to(end).freeze();
+        Ok(Some(Frame { text, has_real }))
+    }
+
+    /// [`JsonCodec::decode_frame`] at the end of input: a message cut short
+    /// is dropped silently, as ovsdb-server drops it when the peer closes.
+    pub fn decode_frame_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        match self.decode_frame(buf)? {
+            Some(f) => Ok(Some(f)),
+            None => {
+                buf.clear();
+                self.reset();
+                Ok(None)
+            }
         }
-        Ok(Some(value))
+    }
+}
+
+/// A [`JsonCodec`] that yields [`Frame`]s, for readers that parse them
+/// themselves.
+#[derive(Debug, Clone)]
+pub struct FrameCodec(pub JsonCodec);
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        self.0.decode_frame(buf)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        self.0.decode_frame_eof(buf)
+    }
+}
+
+impl Decoder for JsonCodec {
+    type Item = Value;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Value>, CodecError> {
+        match self.decode_frame(buf)? {
+            Some(f) => f.parse().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// At end of input, a message cut short is dropped silently, as

@@ -54,13 +54,14 @@
 //! `{"id":..,"result":..,"error":null}`, `{"id":..,"error":..}` and
 //! `{"id":null,"method":..,"params":[..]}`; [`Message::write`] does the same.
 
+pub mod cond_change;
 pub mod framing;
 pub mod json_hash;
 pub mod jsonrpc;
 
 pub use framing::{
-    encode_message, write_json, write_str, CodecError, JsonCodec, DEFAULT_MAX_MESSAGE_SIZE,
-    MAX_NESTING_DEPTH,
+    encode_message, write_json, write_str, CodecError, Frame, FrameCodec, JsonCodec,
+    DEFAULT_MAX_MESSAGE_SIZE, MAX_NESTING_DEPTH,
 };
 pub use jsonrpc::{
     notification_bytes, reply_bytes, update3_bytes, write_notification_raw, JsonRpcError, Message,

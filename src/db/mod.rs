@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod monitor_order;
 pub mod mutation;
 pub mod ops;
+pub mod raw_condition;
 pub mod rbac;
 pub mod transaction;
 

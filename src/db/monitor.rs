@@ -8,6 +8,7 @@ use crate::db::changes::ChangeSet;
 use crate::db::condition::Condition;
 use crate::db::condition_index::{keys_of, Probe, ProbeKey};
 use crate::db::database::Database;
+use crate::db::raw_condition::{ChangeRequests, RawRequests};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::{DatabaseSchema, TableSchema, Type};
@@ -286,6 +287,46 @@ impl Monitor {
         }
     }
 
+    /// [`Monitor::with_conditions`] for requests however they were decoded:
+    /// those decoded from the bytes are checked against the schema without
+    /// a JSON tree, and only one the schema refuses is turned back into
+    /// JSON, for ovsdb-server's error.
+    pub fn with_change_requests(
+        &self,
+        schema: &DatabaseSchema,
+        requests: &ChangeRequests,
+    ) -> Result<Monitor> {
+        match requests {
+            ChangeRequests::Json(v) => self.with_conditions(schema, v),
+            ChangeRequests::Raw(raw) => match self.with_raw_conditions(schema, raw) {
+                Some(m) => Ok(m),
+                None => self.with_conditions(schema, &raw.to_json()),
+            },
+        }
+    }
+
+    /// [`Monitor::with_conditions`] for requests decoded from the bytes;
+    /// `None` wherever that would give an error.
+    fn with_raw_conditions(&self, schema: &DatabaseSchema, raw: &RawRequests) -> Option<Monitor> {
+        let mut changed: Vec<(usize, Option<Condition>)> = Vec::new();
+        for (name, reqs) in &raw.tables {
+            let t = schema.table_index(name)?;
+            let ts = &schema.tables[t];
+            let pos = self.tables.iter().position(|m| m.table == t)?;
+            for r in reqs {
+                let cond = match &r.condition {
+                    Some(c) => Some(Condition::from_raw(ts, c)?),
+                    None => None,
+                };
+                match changed.iter_mut().find(|(p, _)| *p == pos) {
+                    Some(c) => c.1 = cond,
+                    None => changed.push((pos, cond)),
+                }
+            }
+        }
+        Some(self.with_changed(changed))
+    }
+
     /// A copy with the conditions of `<monitor-cond-change-requests>` (per
     /// table: a request or array of requests with a `where`); tables not
     /// mentioned keep their condition.
@@ -342,6 +383,11 @@ impl Monitor {
                 }
             }
         }
+        Ok(self.with_changed(changed))
+    }
+
+    /// A copy with the conditions of the tables at the positions in `changed`.
+    fn with_changed(&self, mut changed: Vec<(usize, Option<Condition>)>) -> Monitor {
         let tables = self
             .tables
             .iter()
@@ -356,11 +402,10 @@ impl Monitor {
                 },
             })
             .collect();
-        let new = Monitor {
+        Monitor {
             version: self.version,
             tables,
-        };
-        Ok(new)
+        }
     }
 
     /// The conditions of every table, as JSON (a grouping key).

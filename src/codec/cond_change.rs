@@ -1,0 +1,385 @@
+//! `monitor_cond_change` requests decoded straight from their bytes into
+//! [`RawRequests`], without a JSON tree (see `db::raw_condition` for why).
+//!
+//! Only a request of the plain shape is taken: exactly `id` (not null),
+//! `method` and `params` members, no duplicate member, no number with a
+//! fraction or exponent, each table's requests an array of `{}` or
+//! `{"where": [...]}`, and clause arguments that are strings, booleans or
+//! arrays (`["uuid", U]`, `["set", ...]`, ...). Anything else gives `None`
+//! and the request goes the ordinary way, which gives ovsdb-server's answer
+//! to every malformed request.
+
+use crate::codec::framing::Frame;
+use crate::data::atom::parse_uuid_str;
+use crate::db::condition::Function;
+use crate::db::raw_condition::{RawArg, RawClause, RawCondition, RawRequests, RawTableRequest};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::fmt;
+
+/// How far into a message its method name is looked for before a full
+/// decode is tried: clients put `method` before the long `params`.
+const METHOD_WITHIN: usize = 512;
+
+/// A `monitor_cond_change` request, decoded.
+#[derive(Debug)]
+pub struct CondChange {
+    /// The request id.
+    pub id: Value,
+    /// The monitor's current id.
+    pub monitor_id: Value,
+    /// Its new id.
+    pub new_monitor_id: Value,
+    /// The new conditions.
+    pub requests: RawRequests,
+}
+
+/// The request in `frame`, if it is a `monitor_cond_change` of the plain
+/// shape; `None` for every other message.
+pub fn decode(frame: &Frame) -> Option<CondChange> {
+    if frame.has_real {
+        return None;
+    }
+    let head = &frame.text[..frame.text.len().min(METHOD_WITHIN)];
+    if !head
+        .windows(b"\"monitor_cond_change\"".len())
+        .any(|w| w == b"\"monitor_cond_change\"")
+    {
+        return None;
+    }
+    let env: Envelope = serde_json::from_slice(&frame.text).ok()?;
+    if env.method != "monitor_cond_change" || env.id.is_null() {
+        return None;
+    }
+    let (monitor_id, new_monitor_id, Requests(requests)) =
+        serde_json::from_str::<(Value, Value, Requests)>(env.params.get()).ok()?;
+    Some(CondChange {
+        id: env.id,
+        monitor_id,
+        new_monitor_id,
+        requests,
+    })
+}
+
+/// The JSON-RPC envelope, its params left undecoded.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    id: Value,
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    params: &'a RawValue,
+}
+
+/// `<monitor-cond-change-requests>`.
+struct Requests(RawRequests);
+
+impl<'de> Deserialize<'de> for Requests {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Requests;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Requests, A::Error> {
+                let mut tables: Vec<(String, Vec<RawTableRequest>)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if tables.iter().any(|(t, _)| *t == name) {
+                        return Err(de::Error::custom("duplicate table"));
+                    }
+                    let reqs: Vec<TableRequest> = map.next_value()?;
+                    tables.push((name, reqs.into_iter().map(|r| r.0).collect()));
+                }
+                Ok(Requests(RawRequests { tables }))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `{}` or `{"where": [...]}`.
+struct TableRequest(RawTableRequest);
+
+impl<'de> Deserialize<'de> for TableRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TableRequest;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a monitor-cond-change request")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TableRequest, A::Error> {
+                let mut condition = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key != "where" || condition.is_some() {
+                        return Err(de::Error::custom("not a plain request"));
+                    }
+                    condition = Some(map.next_value_seed(ConditionSeed)?);
+                }
+                Ok(TableRequest(RawTableRequest { condition }))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A `where` array.
+struct ConditionSeed;
+
+impl<'de> DeserializeSeed<'de> for ConditionSeed {
+    type Value = RawCondition;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawCondition, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConditionSeed {
+    type Value = RawCondition;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of clauses")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCondition, A::Error> {
+        let mut cond = RawCondition::default();
+        if let Some(n) = seq.size_hint() {
+            cond.clauses.reserve(n);
+        }
+        while let Some(c) = seq.next_element_seed(ClauseSeed {
+            names: &mut cond.names,
+        })? {
+            cond.clauses.push(c);
+        }
+        Ok(cond)
+    }
+}
+
+/// One clause; column names are kept once per condition.
+struct ClauseSeed<'n> {
+    names: &'n mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClauseSeed<'_> {
+    type Value = RawClause;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawClause, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClauseSeed<'_> {
+    type Value = RawClause;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a clause")
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawClause, E> {
+        Ok(RawClause::Const(b))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawClause, A::Error> {
+        let missing = || de::Error::custom("short clause");
+        let Name(name) = seq.next_element()?.ok_or_else(missing)?;
+        let column = match self.names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.into_owned());
+                self.names.len() - 1
+            }
+        };
+        let column = u16::try_from(column).map_err(|_| de::Error::custom("too many columns"))?;
+        let Name(function) = seq.next_element()?.ok_or_else(missing)?;
+        let function =
+            Function::from_name(&function).map_err(|_| de::Error::custom("unknown function"))?;
+        let Arg(arg) = seq.next_element()?.ok_or_else(missing)?;
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("long clause"));
+        }
+        Ok(RawClause::Compare {
+            column,
+            function,
+            arg,
+        })
+    }
+}
+
+/// A string, borrowed from the input when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A clause's argument.
+struct Arg(RawArg);
+
+impl<'de> Deserialize<'de> for Arg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Arg;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, boolean or array")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Arg, E> {
+                Ok(Arg(RawArg::Json(Value::Bool(b))))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Arg, E> {
+                Ok(Arg(RawArg::Json(Value::String(s.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Arg, E> {
+                Ok(Arg(RawArg::Json(Value::String(s))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arg, A::Error> {
+                let Name(tag) = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("empty array"))?;
+                if tag == "uuid" {
+                    if let Some(Name(s)) = seq.next_element()? {
+                        if seq.next_element::<IgnoredAny>()?.is_some() {
+                            return Err(de::Error::custom("long uuid"));
+                        }
+                        // Lower case only, so that the text sent comes back
+                        // the same from the parsed UUID.
+                        if let Some(u) = parse_uuid_str(&s)
+                            .filter(|_| !s.bytes().any(|b| b.is_ascii_uppercase()))
+                        {
+                            return Ok(Arg(RawArg::Uuid(u)));
+                        }
+                        return Ok(Arg(RawArg::Json(Value::Array(vec![
+                            Value::String("uuid".to_owned()),
+                            Value::String(s.into_owned()),
+                        ]))));
+                    }
+                    return Ok(Arg(RawArg::Json(Value::Array(vec![Value::String(
+                        "uuid".to_owned(),
+                    )]))));
+                }
+                let mut items = vec![Value::String(tag.into_owned())];
+                while let Some(v) = seq.next_element::<Value>()? {
+                    items.push(v);
+                }
+                Ok(Arg(RawArg::Json(Value::Array(items))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    fn frame(v: &Value) -> Frame {
+        Frame {
+            text: Bytes::from(serde_json::to_vec(v).expect("json")),
+            has_real: false,
+        }
+    }
+
+    fn text(s: &str) -> Frame {
+        Frame {
+            text: Bytes::copy_from_slice(s.as_bytes()),
+            has_real: false,
+        }
+    }
+
+    #[test]
+    fn plain_requests_come_back_as_sent() {
+        let requests = json!({
+            "Port_Binding": [{"where": [
+                ["datapath", "==", ["uuid", "01234567-89ab-cdef-0123-456789abcdef"]],
+                ["datapath", "==", ["uuid", "01234567-89AB-cdef-0123-456789abcdef"]],
+                ["logical_port", "==", "lp1"],
+                ["type", "includes", ["set", ["a", "b"]]],
+                true,
+            ]}],
+            "Chassis": [{}],
+            "Encap": [{"where": []}, {"where": [false]}],
+        });
+        let msg = json!({"id": 7, "method": "monitor_cond_change",
+                         "params": [["m", 1], "m2", requests]});
+        let c = decode(&frame(&msg)).expect("plain");
+        assert_eq!(c.id, json!(7));
+        assert_eq!(c.monitor_id, json!(["m", 1]));
+        assert_eq!(c.new_monitor_id, json!("m2"));
+        assert_eq!(c.requests.to_json(), requests);
+        let pb = &c
+            .requests
+            .tables
+            .iter()
+            .find(|(t, _)| t == "Port_Binding")
+            .expect("pb")
+            .1;
+        let cond = pb[0].condition.as_ref().expect("where");
+        assert_eq!(cond.names, vec!["datapath", "logical_port", "type"]);
+        assert!(matches!(
+            cond.clauses[0],
+            RawClause::Compare {
+                arg: RawArg::Uuid(_),
+                ..
+            }
+        ));
+        // Upper case is kept as sent.
+        assert!(matches!(
+            cond.clauses[1],
+            RawClause::Compare {
+                arg: RawArg::Json(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_messages_and_odd_shapes_go_the_ordinary_way() {
+        let ok = r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==","x"]]}]}]}"#;
+        assert!(decode(&text(ok)).is_some());
+        for s in [
+            // Not this method, or a notification.
+            r#"{"id":1,"method":"transact","params":["monitor_cond_change"]}"#,
+            r#"{"id":null,"method":"monitor_cond_change","params":[1,2,{}]}"#,
+            // Extra, missing or duplicate members.
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{}],"x":1}"#,
+            r#"{"method":"monitor_cond_change","params":[1,2,{}]}"#,
+            r#"{"id":1,"id":2,"method":"monitor_cond_change","params":[1,2,{}]}"#,
+            // Wrong parameter counts or shapes.
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{},3]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,[]]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":{"where":[]}}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"columns":[]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":null}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[],"T":[]}]}"#,
+            // Clauses it leaves to the ordinary parser.
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","~","x"]]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==",1]]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","=="]]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==","x",1]]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[null]}]}]}"#,
+        ] {
+            assert!(decode(&text(s)).is_none(), "{s}");
+        }
+        let mut real = text(ok);
+        real.has_real = true;
+        assert!(decode(&real).is_none());
+    }
+}
