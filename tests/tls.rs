@@ -902,3 +902,199 @@ fn a_new_role_closes_the_remotes_connections() {
     // installed ovsdb-server 3.1 predates that and keeps them.
     assert!(seen[0].1, "oxsdb kept a connection of the old role");
 }
+
+/// Accepts the one connection an active remote makes to `listener` (the
+/// server backs off up to 8 s between attempts).
+fn accept_active(listener: &std::net::TcpListener) -> support::rpc::Rpc {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stream = poll("the server connecting out", Duration::from_secs(30), || {
+        listener.accept().map(|(s, _)| s).map_err(|e| e.to_string())
+    });
+    stream.set_nonblocking(false).expect("blocking");
+    support::rpc::Rpc::from_stream(stream).expect("the server's connection")
+}
+
+/// The uuid of the only Connection row.
+fn connection_uuid(tcp: &str) -> String {
+    let o = nbctl(
+        tcp,
+        &[],
+        &["--bare", "--columns=_uuid", "list", "connection"],
+    );
+    assert!(o.success(), "{}", o.all());
+    o.stdout.trim().to_string()
+}
+
+#[test]
+fn active_remote_status_names_the_sessions_locks_as_reference() {
+    let args = vec!["--remote=db:OVN_Northbound,NB_Global,connections".to_string()];
+    let (ox, reference, _dir) = both(&args);
+    let mut seen = Vec::new();
+    for (tcp, addr) in [(ox.tcp(), ox.addr()), (reference.tcp(), reference.addr())] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        for step in [
+            vec!["init".to_string()],
+            vec!["set-connection".into(), format!("tcp:127.0.0.1:{port}")],
+        ] {
+            let steps: Vec<&str> = step.iter().map(String::as_str).collect();
+            let o = nbctl(&tcp, &[], &steps);
+            assert!(o.success(), "{}", o.all());
+        }
+        // No probes on the server's connection: the status then says ACTIVE throughout.
+        let uuid = connection_uuid(&tcp);
+        let o = nbctl(
+            &tcp,
+            &[],
+            &["set", "connection", &uuid, "inactivity_probe=0"],
+        );
+        assert!(o.success(), "{}", o.all());
+        let mut x = accept_active(&listener);
+        let mut y = support::rpc::Rpc::open(&addr);
+        let t = Duration::from_secs(10);
+        let mut log = Vec::new();
+        let mut call = |who: &str, c: &mut support::rpc::Rpc, method: &str, name: &str| {
+            let r = c.call(method, serde_json::json!([name]), t).expect(method);
+            log.push(format!("{who} {method} {name}: {}", r["result"]));
+        };
+        // The server's session holds one lock...
+        call("x", &mut x, "lock", "held_lock");
+        // ...waits for one another connection holds...
+        call("y", &mut y, "lock", "waited_lock");
+        call("x", &mut x, "lock", "waited_lock");
+        // ...and has one it stole stolen from it: lost for good, even
+        // once the thief lets go.
+        call("x", &mut x, "steal", "lost_lock");
+        call("y", &mut y, "steal", "lost_lock");
+        call("y", &mut y, "unlock", "lost_lock");
+        let mut notes = std::mem::take(&mut x.notifications);
+        while let Ok(Some(m)) = x.next_message(Duration::from_millis(300)) {
+            notes.push(m);
+        }
+        log.push(format!("x notifications: {notes:?}"));
+        let status = poll("a status naming the locks", Duration::from_secs(20), || {
+            // Keeps y's connection (probed every 5 s) answering.
+            let _ = y.next_message(Duration::from_millis(1));
+            let o = nbctl(
+                &tcp,
+                &[],
+                &["--columns=is_connected,status,target", "list", "connection"],
+            );
+            if o.stdout.contains("locks_lost") {
+                Ok(digits_masked(&o.stdout))
+            } else {
+                Err(o.all())
+            }
+        });
+        seen.push(format!("{}\n{status}", log.join("\n")));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(
+        seen[0].contains("locks_held=held_lock")
+            && seen[0].contains("locks_waiting=waited_lock")
+            && seen[0].contains("locks_lost=lost_lock"),
+        "{}",
+        seen[0]
+    );
+}
+
+#[test]
+fn option_changes_reach_open_sessions_as_reference() {
+    const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+    require_file(Path::new(SB));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = vec!["--remote=db:OVN_Southbound,SB_Global,connections".to_string()];
+    let ox = Oxsdb::start(
+        &[vec![SB.to_string(), "--store=memory".into()], args.clone()].concat(),
+        dir.path(),
+        None,
+    );
+    let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    let mut seen = Vec::new();
+    for tcp in [ox.tcp(), reference.tcp()] {
+        let sbctl = |a: &[&str]| {
+            let mut c = Command::new(tool("ovn-sbctl"));
+            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
+            let o = run(&mut c, TOOL_TIMEOUT);
+            assert!(o.success(), "ovn-sbctl {a:?}: {}", o.all());
+            o
+        };
+        let port = free_port("127.0.0.1");
+        sbctl(&["init"]);
+        sbctl(&["set-connection", &format!("ptcp:{port}:127.0.0.1")]);
+        let uuid = sbctl(&["--bare", "--columns=_uuid", "list", "connection"]).stdout;
+        let uuid = uuid.trim();
+        sbctl(&["set", "connection", uuid, "inactivity_probe=0"]);
+        let addr = format!("127.0.0.1:{port}");
+        let t = Duration::from_secs(10);
+        // A connection that answers probes and one that never reads.
+        let mut answering = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        answering
+            .call("echo", serde_json::json!([]), t)
+            .expect("echo");
+        let mut silent = TcpStream::connect(&addr).expect("connect");
+        silent
+            .write_all(br#"{"method":"echo","params":["s"],"id":"s"}"#)
+            .expect("write");
+        silent
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let mut heard = Vec::new();
+        let mut read_silent = |heard: &mut Vec<u8>| {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = silent.read(&mut buf) {
+                heard.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(heard).to_string()
+        };
+        poll("the echo reply", t, || {
+            let text = read_silent(&mut heard);
+            if text.contains(r#""id":"s""#) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+        heard.clear();
+        // Both options change on the open sessions' remote.
+        sbctl(&[
+            "set",
+            "connection",
+            uuid,
+            "inactivity_probe=1000",
+            "read_only=true",
+        ]);
+        // The new probe reaches the open connection that never speaks.
+        poll("an echo request on the silent connection", t, || {
+            let _ = answering.next_message(Duration::from_millis(1));
+            let text = read_silent(&mut heard);
+            if text.contains(r#""method":"echo""#) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+        // ovsdb-server keeps a remote's read_only as it was when the
+        // remote was made: the open and new connections still write.
+        let insert = |name: &str| {
+            serde_json::json!(["OVN_Southbound",
+                {"op": "insert", "table": "Address_Set", "row": {"name": name}}])
+        };
+        let open = answering.call("transact", insert("from_open"), t);
+        let mut fresh = support::rpc::Rpc::open(&addr);
+        let new = fresh.call("transact", insert("from_new"), t);
+        let lock = fresh.call("lock", serde_json::json!(["L"]), t);
+        seen.push(masked(
+            &format!("open: {open:?}\nnew: {new:?}\nlock: {lock:?}"),
+            &[port],
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(!seen[0].contains("error\": String"), "{}", seen[0]);
+}

@@ -4,6 +4,7 @@
 //! of the session lanes, after its TLS handshake there; the loops record
 //! the sessions and the reconnection state the remotes actor reports.
 
+use crate::actors::lock_status::LockStatus;
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionConfig};
 use crate::remote::options::RemoteOptions;
@@ -22,6 +23,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection attempt may take (reconnect.c's probe interval).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shortest inactivity probe (reconnect.c's reconnect_set_probe_interval).
+const MIN_PROBE: Duration = Duration::from_millis(1000);
 
 /// What every remote's connections need to become sessions.
 #[derive(Clone)]
@@ -50,6 +54,9 @@ pub struct Live {
     pub reconnect: Mutex<Option<Reconnect>>,
     /// The options its new connections get.
     pub options: RwLock<RemoteOptions>,
+    /// An active remote's session's locks, for its status (the latest
+    /// connection's; a closed session's is empty).
+    pub locks: Mutex<Option<Arc<LockStatus>>>,
 }
 
 impl Live {
@@ -68,6 +75,16 @@ impl Live {
         s.push(addr);
     }
 
+    /// The locks of an active remote's session, as status keys.
+    pub fn lock_keys(&self) -> Vec<(&'static str, String)> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.status_keys())
+            .unwrap_or_default()
+    }
+
     fn options(&self) -> RemoteOptions {
         self.options
             .read()
@@ -83,19 +100,29 @@ enum StdStream {
 }
 
 impl SessionStarter {
-    fn config(&self, remote: &Remote, options: &RemoteOptions) -> SessionConfig {
+    /// The inactivity probe of `remote`'s sessions with `options`
+    /// (reconnect.c probes no more often than once a second).
+    pub fn probe_of(&self, remote: &Remote, options: &RemoteOptions) -> Option<Duration> {
         let default = if remote.probes_by_default() {
             self.inactivity_probe
         } else {
             None
         };
+        options
+            .inactivity_probe
+            .unwrap_or(default)
+            .map(|d| d.max(MIN_PROBE))
+    }
+
+    fn config(&self, remote: &Remote, options: &RemoteOptions) -> SessionConfig {
         SessionConfig {
-            inactivity_probe: options.inactivity_probe.unwrap_or(default),
+            inactivity_probe: self.probe_of(remote, options),
             max_message_size: self.max_message_size,
             lane: 0,
             role: options.role.clone(),
             peer_id: None,
             read_only: options.read_only,
+            lock_status: None,
         }
     }
 
@@ -114,6 +141,11 @@ impl SessionStarter {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
         let mut cfg = self.config(remote, &live.options());
         cfg.lane = i;
+        if !remote.is_passive() {
+            let locks = Arc::new(LockStatus::default());
+            *live.locks.lock().unwrap_or_else(|e| e.into_inner()) = Some(locks.clone());
+            cfg.lock_status = Some(locks);
+        }
         let (registry, live, keys) = (self.registry.clone(), live.clone(), self.keys.clone());
         let ssl = remote.is_ssl();
         let passive = remote.is_passive();

@@ -9,6 +9,7 @@
 
 use crate::actors::local_client::LocalClient;
 use crate::actors::remote_io::{accept_loop, connect_loop, Listener, Live, SessionStarter};
+use crate::actors::session::SetInactivityProbe;
 use crate::actors::CloseSession;
 use crate::db::monitor::MonitorVersion;
 use crate::remote::db_column::{column_kind, string_column, ColumnKind};
@@ -425,9 +426,7 @@ impl RemotesActor {
         }
         for (name, options) in wanted {
             if let Some(r) = self.running.get(&name) {
-                if let Ok(mut o) = r.live.options.write() {
-                    *o = options;
-                }
+                self.update_options(r, options);
                 continue;
             }
             let remote = match name.parse::<Remote>() {
@@ -452,6 +451,30 @@ impl RemotesActor {
         }
         self.last_errors = errors;
         self.watch(ctx);
+    }
+
+    /// New options for a remote being served, as ovsdb-server's
+    /// ovsdb_jsonrpc_server_set_remotes applies them: the inactivity probe
+    /// (and the backoff of an active remote) to its open sessions as well
+    /// as to new ones; `read_only` stays as it was when the remote was
+    /// created, for open and new sessions alike, until the remote is
+    /// removed (a changed role recreates it, see [`RemotesActor::apply`]).
+    fn update_options(&self, r: &Running, options: RemoteOptions) {
+        let Ok(mut o) = r.live.options.write() else {
+            return;
+        };
+        let old_probe = self.starter.probe_of(&r.remote, &o);
+        let new_probe = self.starter.probe_of(&r.remote, &options);
+        *o = RemoteOptions {
+            read_only: o.read_only,
+            ..options
+        };
+        drop(o);
+        if old_probe != new_probe {
+            for s in r.live.open_sessions() {
+                s.do_send(SetInactivityProbe(new_probe));
+            }
+        }
     }
 
     /// ovsdb-server's status of one target (ovsdb_jsonrpc_server_get_remote_status).
@@ -480,10 +503,19 @@ impl RemotesActor {
         }
         let reconnect = r.live.reconnect.lock().unwrap_or_else(|e| e.into_inner());
         match reconnect.as_ref() {
-            Some(rc) => (
-                rc.state == crate::remote::reconnect::State::Active,
-                rc.status(Instant::now()),
-            ),
+            Some(rc) => {
+                let connected = rc.state == crate::remote::reconnect::State::Active;
+                let mut m = rc.status(Instant::now());
+                if connected {
+                    m.extend(
+                        r.live
+                            .lock_keys()
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v)),
+                    );
+                }
+                (connected, m)
+            }
             None => (false, zero_ages()),
         }
     }
