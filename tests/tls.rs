@@ -1098,3 +1098,71 @@ fn option_changes_reach_open_sessions_as_reference() {
     );
     assert!(!seen[0].contains("error\": String"), "{}", seen[0]);
 }
+
+#[test]
+fn punix_socket_files_go_with_their_remote_and_at_exit_as_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut seen = Vec::new();
+    for kind in [Kind::Oxsdb, Kind::Reference] {
+        let given = dir.path().join(format!("{}-given.sock", kind.name()));
+        let from_row = dir.path().join(format!("{}-row.sock", kind.name()));
+        let kept_row = dir.path().join(format!("{}-kept.sock", kind.name()));
+        let args = vec![
+            "--remote=db:OVN_Northbound,NB_Global,connections".to_string(),
+            format!("--remote=punix:{}", given.display()),
+        ];
+        let (mut ox, mut reference, _d) = both_one(kind, &args);
+        let server: &mut support::process::ServerProcess = match (&mut ox, &mut reference) {
+            (Some(o), _) => o,
+            (_, Some(r)) => r,
+            _ => panic!("no server"),
+        };
+        let tcp = server.tcp();
+        let o = nbctl(&tcp, &[], &["init"]);
+        assert!(o.success(), "{}", o.all());
+        let target = format!("punix:{}", from_row.display());
+        let o = nbctl(&tcp, &[], &["set-connection", &target]);
+        assert!(o.success(), "{}", o.all());
+        let exists = |p: &Path, want: bool| {
+            poll(
+                &format!("{} {}", p.display(), if want { "made" } else { "gone" }),
+                Duration::from_secs(20),
+                || {
+                    if p.exists() == want {
+                        Ok(())
+                    } else {
+                        Err(String::new())
+                    }
+                },
+            )
+        };
+        exists(&from_row, true);
+        let unix = format!("unix:{}", from_row.display());
+        let listed = nbctl(&unix, &[], &["--columns=target", "list", "connection"]);
+        assert!(listed.success(), "{kind:?}: {}", listed.all());
+        let o = nbctl(&tcp, &[], &["del-connection"]);
+        assert!(o.success(), "{}", o.all());
+        exists(&from_row, false);
+        // A row's listener still open at exit goes too.
+        let target = format!("punix:{}", kept_row.display());
+        let o = nbctl(&tcp, &[], &["set-connection", &target]);
+        assert!(o.success(), "{}", o.all());
+        exists(&kept_row, true);
+        let before_exit = (given.exists(), kept_row.exists());
+        server.stop();
+        seen.push(format!(
+            "listed over the row's socket:\n{}\nsockets before exit: {before_exit:?}\nafter SIGTERM: {:?}",
+            masked(&listed.stdout, &[]).replace(kind.name(), "KIND"),
+            (given.exists(), kept_row.exists())
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(
+        seen[0].ends_with("after SIGTERM: (false, false)"),
+        "{}",
+        seen[0]
+    );
+}

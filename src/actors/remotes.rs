@@ -14,6 +14,7 @@ use crate::actors::CloseSession;
 use crate::db::monitor::MonitorVersion;
 use crate::remote::db_column::{column_kind, string_column, ColumnKind};
 use crate::remote::options::{strings, uuids, RemoteOptions};
+use crate::remote::socket_files::SocketFiles;
 use crate::remote::target::{DbColumn, Remote};
 use crate::remote::tls::{TlsFiles, TlsSettings};
 use actix::prelude::*;
@@ -40,7 +41,7 @@ struct Running {
 }
 
 impl Running {
-    fn stop(self, why: &str) {
+    fn stop(self, why: &str, files: &SocketFiles) {
         self.task.abort();
         for s in self.live.open_sessions() {
             s.do_send(CloseSession {
@@ -48,7 +49,7 @@ impl Running {
             });
         }
         if let Some(p) = &self.unix_path {
-            let _ = std::fs::remove_file(p);
+            files.unlink(p);
         }
     }
 }
@@ -68,6 +69,8 @@ pub struct RemotesActor {
     dirty: bool,
     last_errors: String,
     next_monitor: u64,
+    /// The `punix:` listeners' socket files, shared with the server for its exit.
+    socket_files: Arc<SocketFiles>,
 }
 
 /// Why a remote could not be configured.
@@ -102,7 +105,13 @@ impl RemotesActor {
             dirty: false,
             last_errors: String::new(),
             next_monitor: 0,
+            socket_files: Arc::default(),
         }
+    }
+
+    /// The socket files of the `punix:` listeners, for the server to remove at exit.
+    pub fn socket_files(&self) -> Arc<SocketFiles> {
+        self.socket_files.clone()
     }
 
     /// Configures the command line's remotes before the actor starts:
@@ -149,7 +158,10 @@ impl RemotesActor {
                 live.clone(),
             ));
             let unix_path = match remote {
-                Remote::Unix(p) => Some(p.clone()),
+                Remote::Unix(p) => {
+                    self.socket_files.add(p);
+                    Some(p.clone())
+                }
                 _ => None,
             };
             Ok((
@@ -421,7 +433,7 @@ impl RemotesActor {
         for n in gone {
             if let Some(r) = self.running.remove(&n) {
                 tracing::info!("{n}: remote deconfigured");
-                r.stop("remote deconfigured");
+                r.stop("remote deconfigured", &self.socket_files);
             }
         }
         for (name, options) in wanted {
@@ -613,7 +625,7 @@ impl Actor for RemotesActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         for (_, r) in self.running.drain() {
-            r.stop("server stopping");
+            r.stop("server stopping", &self.socket_files);
         }
     }
 }

@@ -12,11 +12,13 @@
 //! - [`options`]: a Connection row's per-remote settings.
 //! - [`reconnect`]: an active remote's backoff and status (lib/reconnect.c).
 //! - [`db_column`]: what a `db:DB,TABLE,COLUMN` column holds.
+//! - [`socket_files`]: `punix:` socket files, removed with their listener and at exit.
 
 pub mod db_column;
 pub mod options;
 pub mod peer_name;
 pub mod reconnect;
+pub mod socket_files;
 pub mod target;
 pub mod tls;
 pub mod tls_policy;
