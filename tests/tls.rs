@@ -1166,3 +1166,131 @@ fn punix_socket_files_go_with_their_remote_and_at_exit_as_reference() {
         seen[0]
     );
 }
+
+/// A TLS server of the test's own, as an OVSDB peer that listens: it
+/// sends its CA after its certificate (what ovsdb-server's
+/// `--peer-ca-cert` adds to the chain) and verifies client certificates
+/// against the CA.
+fn peer_with_ca_in_chain(pki: &Pki) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = |f: &str| CertificateDer::from_pem_file(f).expect("a certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert(&pki.ca())).expect("the CA");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("a client verifier");
+    let key = PrivateKeyDer::from_pem_file(pki.file("server-privkey.pem")).expect("the key");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![cert(&pki.file("server-cert.pem")), cert(&pki.ca())],
+            key,
+        )
+        .expect("a server config");
+    Arc::new(config)
+}
+
+/// Serves one connection the server made: the TLS handshake, then
+/// `list_dbs`; its result, or how the connection ended.
+fn list_dbs_over(config: &std::sync::Arc<rustls::ServerConfig>, tcp: TcpStream) -> String {
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let conn = rustls::ServerConnection::new(config.clone()).expect("a connection");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    if tls
+        .write_all(br#"{"method":"list_dbs","params":[],"id":1}"#)
+        .and_then(|()| tls.flush())
+        .is_err()
+    {
+        return "closed".into();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => return "closed".into(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        let values = serde_json::Deserializer::from_slice(&got).into_iter::<serde_json::Value>();
+        for v in values.flatten() {
+            if v["id"] == 1 {
+                let mut dbs: Vec<String> = v["result"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|d| d.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                dbs.sort();
+                return format!("list_dbs: {dbs:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn active_ssl_remote_bootstraps_its_ca_from_the_peer_as_reference() {
+    use rustls::pki_types::pem::PemObject;
+    use std::os::unix::fs::PermissionsExt;
+    let pki = Pki::new();
+    let peer = peer_with_ca_in_chain(&pki);
+    let ca_der = |f: &Path| {
+        rustls::pki_types::CertificateDer::pem_file_iter(f)
+            .expect("a PEM file")
+            .map(|c| c.expect("a certificate").as_ref().to_vec())
+            .collect::<Vec<_>>()
+    };
+    let mut seen = Vec::new();
+    for kind in [Kind::Oxsdb, Kind::Reference] {
+        let ca = pki
+            .dir
+            .path()
+            .join(format!("{}-bootstrapped.pem", kind.name()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let args = vec![
+            format!("--private-key={}", pki.file("client-privkey.pem")),
+            format!("--certificate={}", pki.file("client-cert.pem")),
+            format!("--bootstrap-ca-cert={}", ca.display()),
+            format!("--remote=ssl:127.0.0.1:{port}"),
+        ];
+        let server = both_one(kind, &args);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut outcomes = Vec::new();
+        poll("a served list_dbs", Duration::from_secs(40), || {
+            let (tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+            tcp.set_nonblocking(false).map_err(|e| e.to_string())?;
+            let outcome = list_dbs_over(&peer, tcp);
+            outcomes.push(outcome.clone());
+            if outcome.starts_with("list_dbs") {
+                Ok(())
+            } else {
+                Err(outcome)
+            }
+        });
+        let mode = std::fs::metadata(&ca)
+            .expect("the CA file")
+            .permissions()
+            .mode()
+            & 0o777;
+        seen.push(format!(
+            "connections: {outcomes:?}\nsaved the peer's CA: {}\nmode: {mode:o}",
+            ca_der(&ca) == ca_der(Path::new(&pki.ca()))
+        ));
+        drop(server);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(seen[0].contains("saved the peer's CA: true"), "{}", seen[0]);
+}

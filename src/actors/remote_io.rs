@@ -7,6 +7,7 @@
 use crate::actors::lock_status::LockStatus;
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionConfig};
+use crate::remote::ca_bootstrap::save_peer_ca;
 use crate::remote::options::RemoteOptions;
 use crate::remote::reconnect::{error_text, Reconnect, DEFAULT_MAX_BACKOFF};
 use crate::remote::target::{Host, Remote};
@@ -14,6 +15,7 @@ use crate::remote::tls::{peer_id, TlsKeys};
 use actix::prelude::*;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -218,12 +220,24 @@ async fn tls_connect(
     ),
     String,
 > {
-    let config = keys.client_config().map_err(|e| e.to_string())?;
+    let tls = keys.client_config().map_err(|e| e.to_string())?;
     let name = name.ok_or("no server name for TLS")?;
-    let connector = tokio_rustls::TlsConnector::from(config);
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, s)).await {
         Ok(Ok(s)) => {
-            let id = peer_id(s.get_ref().1.peer_certificates());
+            let certs = s.get_ref().1.peer_certificates();
+            if let Some(ca) = tls.bootstrap_ca {
+                // As stream-ssl.c: the chain taken on trust is not served;
+                // the next connection is verified against the saved CA.
+                return Err(match save_peer_ca(certs.unwrap_or(&[]), Path::new(&ca)) {
+                    Ok(()) => {
+                        tracing::info!("successfully bootstrapped CA cert to {ca}");
+                        "killing successful connection to retry using CA cert".into()
+                    }
+                    Err(e) => e.to_string(),
+                });
+            }
+            let id = peer_id(certs);
             Ok((s, id))
         }
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
