@@ -1294,3 +1294,60 @@ fn active_ssl_remote_bootstraps_its_ca_from_the_peer_as_reference() {
     );
     assert!(seen[0].contains("saved the peer's CA: true"), "{}", seen[0]);
 }
+
+#[test]
+fn a_new_dscp_closes_the_remotes_connections_as_reference() {
+    let args = vec!["--remote=db:OVN_Northbound,NB_Global,connections".to_string()];
+    let (ox, reference, _dir) = both(&args);
+    let mut seen = Vec::new();
+    for tcp in [ox.tcp(), reference.tcp()] {
+        let port = free_port("127.0.0.1");
+        let o = nbctl(&tcp, &[], &["init"]);
+        assert!(o.success(), "{}", o.all());
+        let o = nbctl(
+            &tcp,
+            &[],
+            &["set-connection", &format!("ptcp:{port}:127.0.0.1")],
+        );
+        assert!(o.success(), "{}", o.all());
+        let uuid = connection_uuid(&tcp);
+        let addr = format!("127.0.0.1:{port}");
+        let t = Duration::from_secs(10);
+        let mut conn = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        conn.call("echo", serde_json::json!([]), t).expect("echo");
+        let set = |setting: &str| {
+            let o = nbctl(&tcp, &[], &["set", "connection", &uuid, setting]);
+            assert!(o.success(), "{}", o.all());
+        };
+        // Another option leaves the connection open (a slow server
+        // would only answer the more surely).
+        set("max_backoff=2000");
+        std::thread::sleep(Duration::from_millis(500));
+        let kept = match conn.call("echo", serde_json::json!(["kept"]), t) {
+            Ok(r) => format!("after max_backoff: answered {}", r["result"]),
+            Err(e) => format!("after max_backoff: {e}"),
+        };
+        // A new DSCP closes it.
+        set("other_config:dscp=10");
+        let closed = poll(
+            "the connection closed",
+            Duration::from_secs(20),
+            || match conn.call("echo", serde_json::json!([]), Duration::from_millis(500)) {
+                Err(e) if e.kind() != std::io::ErrorKind::TimedOut => Ok("after dscp: closed"),
+                other => Err(format!("{other:?}")),
+            },
+        );
+        // The remote made again accepts connections.
+        let mut again = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        let r = again.call("echo", serde_json::json!(["again"]), t);
+        seen.push(format!(
+            "{kept}\n{closed}\nnew connection: {:?}",
+            r.map(|r| r["result"].clone())
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(seen[0].contains("after dscp: closed"), "{}", seen[0]);
+}

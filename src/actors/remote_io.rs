@@ -8,6 +8,7 @@ use crate::actors::lock_status::LockStatus;
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionConfig};
 use crate::remote::ca_bootstrap::save_peer_ca;
+use crate::remote::dscp::set_dscp;
 use crate::remote::options::RemoteOptions;
 use crate::remote::reconnect::{error_text, Reconnect, DEFAULT_MAX_BACKOFF};
 use crate::remote::target::{Host, Remote};
@@ -15,6 +16,7 @@ use crate::remote::tls::{peer_id, TlsKeys};
 use actix::prelude::*;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -256,10 +258,12 @@ pub enum Listener {
 impl Listener {
     /// Binds a passive remote at once (a bad address or a taken port is
     /// an error now, as ovsdb-server reports it when it configures the remote).
-    pub fn bind(remote: &Remote) -> std::io::Result<Listener> {
+    /// Accepted connections inherit the listener's `dscp`.
+    pub fn bind(remote: &Remote, dscp: u8) -> std::io::Result<Listener> {
         let l = match remote {
             Remote::Tcp(a) | Remote::Ssl(a) => {
                 let l = std::net::TcpListener::bind(a)?;
+                set_dscp(l.as_fd(), a.is_ipv6(), dscp)?;
                 l.set_nonblocking(true)?;
                 Listener::Tcp(l)
             }
@@ -379,14 +383,21 @@ pub async fn accept_loop(
     }
 }
 
-async fn connect_tcp(host: &Host, port: u16) -> std::io::Result<std::net::TcpStream> {
+async fn connect_tcp(host: &Host, port: u16, dscp: u8) -> std::io::Result<std::net::TcpStream> {
     let addrs: Vec<SocketAddr> = match host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
         Host::Name(n) => tokio::net::lookup_host((n.as_str(), port)).await?.collect(),
     };
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host");
     for a in addrs {
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(a)).await {
+        let socket = if a.is_ipv6() {
+            tokio::net::TcpSocket::new_v6()?
+        } else {
+            tokio::net::TcpSocket::new_v4()?
+        };
+        // Before connect(), so that the handshake is marked too (as socket-util.c does).
+        set_dscp(socket.as_fd(), a.is_ipv6(), dscp)?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(a)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return s.into_std();
@@ -411,7 +422,9 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
     };
     let mut quiet = false;
     loop {
-        let max_backoff = live.options().max_backoff;
+        let RemoteOptions {
+            max_backoff, dscp, ..
+        } = live.options();
         set(&mut |r| {
             r.set_max_backoff(max_backoff);
             r.connecting();
@@ -422,7 +435,7 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
         }
         let stream = match &remote {
             Remote::ActiveTcp(h, p) | Remote::ActiveSsl(h, p) => {
-                connect_tcp(h, *p).await.map(StdStream::Tcp)
+                connect_tcp(h, *p, dscp).await.map(StdStream::Tcp)
             }
             Remote::ActiveUnix(path) => tokio::net::UnixStream::connect(path)
                 .await

@@ -142,12 +142,13 @@ impl RemotesActor {
         remote: &Remote,
         options: RemoteOptions,
     ) -> std::io::Result<(Running, String)> {
+        let dscp = options.dscp;
         let live = Arc::new(Live {
             options: std::sync::RwLock::new(options),
             ..Live::default()
         });
         if remote.is_passive() {
-            let listener = Listener::bind(remote)?;
+            let listener = Listener::bind(remote, dscp)?;
             let bound = listener.bound_name(remote);
             let port = listener.port();
             tracing::info!("listening on {bound}");
@@ -420,12 +421,12 @@ impl RemotesActor {
             .iter()
             .filter(|(n, r)| match wanted.get(*n) {
                 None => true,
-                // A new role is a new remote for ovsdb-server: its sessions are closed.
+                // A new role or DSCP is a new remote for ovsdb-server: its sessions are closed.
                 Some(o) => r
                     .live
                     .options
                     .read()
-                    .map(|c| c.role != o.role)
+                    .map(|c| c.role != o.role || c.dscp != o.dscp)
                     .unwrap_or(true),
             })
             .map(|(n, _)| n.clone())
