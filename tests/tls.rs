@@ -957,16 +957,32 @@ fn active_remote_status_names_the_sessions_locks_as_reference() {
             let r = c.call(method, serde_json::json!([name]), t).expect(method);
             log.push(format!("{who} {method} {name}: {}", r["result"]));
         };
-        // The server's session holds one lock...
-        call("x", &mut x, "lock", "held_lock");
-        // ...waits for one another connection holds...
-        call("y", &mut y, "lock", "waited_lock");
-        call("x", &mut x, "lock", "waited_lock");
-        // ...and has one it stole stolen from it: lost for good, even
-        // once the thief lets go.
-        call("x", &mut x, "steal", "lost_lock");
-        call("y", &mut y, "steal", "lost_lock");
-        call("y", &mut y, "unlock", "lost_lock");
+        // The server's session holds locks, waits for locks another
+        // connection holds, and has locks it stole stolen from it (lost
+        // for good, even once the thief lets go); several of each kind,
+        // one unlocked on the way, so that the names come in the order of
+        // ovsdb-server's table of the session's waiters.
+        for (who, method, name) in [
+            ("x", "lock", "held_a"),
+            ("x", "lock", "held_b"),
+            ("y", "lock", "waited_a"),
+            ("x", "lock", "waited_a"),
+            ("x", "lock", "held_c"),
+            ("x", "steal", "lost_a"),
+            ("y", "steal", "lost_a"),
+            ("x", "lock", "held_d"),
+            ("x", "unlock", "held_b"),
+            ("y", "lock", "waited_b"),
+            ("x", "lock", "waited_b"),
+            ("x", "steal", "lost_b"),
+            ("y", "steal", "lost_b"),
+            ("x", "lock", "held_e"),
+            ("y", "unlock", "lost_a"),
+            ("y", "unlock", "lost_b"),
+        ] {
+            let c = if who == "x" { &mut x } else { &mut y };
+            call(who, c, method, name);
+        }
         let mut notes = std::mem::take(&mut x.notifications);
         while let Ok(Some(m)) = x.next_message(Duration::from_millis(300)) {
             notes.push(m);
@@ -993,9 +1009,9 @@ fn active_remote_status_names_the_sessions_locks_as_reference() {
         "oxsdb (left) and ovsdb-server (right) differ"
     );
     assert!(
-        seen[0].contains("locks_held=held_lock")
-            && seen[0].contains("locks_waiting=waited_lock")
-            && seen[0].contains("locks_lost=lost_lock"),
+        seen[0].contains("locks_held=\"held_")
+            && seen[0].contains("locks_waiting=\"waited_")
+            && seen[0].contains("locks_lost=\"lost_"),
         "{}",
         seen[0]
     );
