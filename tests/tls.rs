@@ -902,3 +902,468 @@ fn a_new_role_closes_the_remotes_connections() {
     // installed ovsdb-server 3.1 predates that and keeps them.
     assert!(seen[0].1, "oxsdb kept a connection of the old role");
 }
+
+/// Accepts the one connection an active remote makes to `listener` (the
+/// server backs off up to 8 s between attempts).
+fn accept_active(listener: &std::net::TcpListener) -> support::rpc::Rpc {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stream = poll("the server connecting out", Duration::from_secs(30), || {
+        listener.accept().map(|(s, _)| s).map_err(|e| e.to_string())
+    });
+    stream.set_nonblocking(false).expect("blocking");
+    support::rpc::Rpc::from_stream(stream).expect("the server's connection")
+}
+
+/// The uuid of the only Connection row.
+fn connection_uuid(tcp: &str) -> String {
+    let o = nbctl(
+        tcp,
+        &[],
+        &["--bare", "--columns=_uuid", "list", "connection"],
+    );
+    assert!(o.success(), "{}", o.all());
+    o.stdout.trim().to_string()
+}
+
+#[test]
+fn active_remote_status_names_the_sessions_locks_as_reference() {
+    let args = vec!["--remote=db:OVN_Northbound,NB_Global,connections".to_string()];
+    let (ox, reference, _dir) = both(&args);
+    let mut seen = Vec::new();
+    for (tcp, addr) in [(ox.tcp(), ox.addr()), (reference.tcp(), reference.addr())] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        for step in [
+            vec!["init".to_string()],
+            vec!["set-connection".into(), format!("tcp:127.0.0.1:{port}")],
+        ] {
+            let steps: Vec<&str> = step.iter().map(String::as_str).collect();
+            let o = nbctl(&tcp, &[], &steps);
+            assert!(o.success(), "{}", o.all());
+        }
+        // No probes on the server's connection: the status then says ACTIVE throughout.
+        let uuid = connection_uuid(&tcp);
+        let o = nbctl(
+            &tcp,
+            &[],
+            &["set", "connection", &uuid, "inactivity_probe=0"],
+        );
+        assert!(o.success(), "{}", o.all());
+        let mut x = accept_active(&listener);
+        let mut y = support::rpc::Rpc::open(&addr);
+        let t = Duration::from_secs(10);
+        let mut log = Vec::new();
+        let mut call = |who: &str, c: &mut support::rpc::Rpc, method: &str, name: &str| {
+            let r = c.call(method, serde_json::json!([name]), t).expect(method);
+            log.push(format!("{who} {method} {name}: {}", r["result"]));
+        };
+        // The server's session holds locks, waits for locks another
+        // connection holds, and has locks it stole stolen from it (lost
+        // for good, even once the thief lets go); several of each kind,
+        // one unlocked on the way, so that the names come in the order of
+        // ovsdb-server's table of the session's waiters.
+        for (who, method, name) in [
+            ("x", "lock", "held_a"),
+            ("x", "lock", "held_b"),
+            ("y", "lock", "waited_a"),
+            ("x", "lock", "waited_a"),
+            ("x", "lock", "held_c"),
+            ("x", "steal", "lost_a"),
+            ("y", "steal", "lost_a"),
+            ("x", "lock", "held_d"),
+            ("x", "unlock", "held_b"),
+            ("y", "lock", "waited_b"),
+            ("x", "lock", "waited_b"),
+            ("x", "steal", "lost_b"),
+            ("y", "steal", "lost_b"),
+            ("x", "lock", "held_e"),
+            ("y", "unlock", "lost_a"),
+            ("y", "unlock", "lost_b"),
+        ] {
+            let c = if who == "x" { &mut x } else { &mut y };
+            call(who, c, method, name);
+        }
+        let mut notes = std::mem::take(&mut x.notifications);
+        while let Ok(Some(m)) = x.next_message(Duration::from_millis(300)) {
+            notes.push(m);
+        }
+        log.push(format!("x notifications: {notes:?}"));
+        let status = poll("a status naming the locks", Duration::from_secs(20), || {
+            // Keeps y's connection (probed every 5 s) answering.
+            let _ = y.next_message(Duration::from_millis(1));
+            let o = nbctl(
+                &tcp,
+                &[],
+                &["--columns=is_connected,status,target", "list", "connection"],
+            );
+            if o.stdout.contains("locks_lost") {
+                Ok(digits_masked(&o.stdout))
+            } else {
+                Err(o.all())
+            }
+        });
+        seen.push(format!("{}\n{status}", log.join("\n")));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(
+        seen[0].contains("locks_held=\"held_")
+            && seen[0].contains("locks_waiting=\"waited_")
+            && seen[0].contains("locks_lost=\"lost_"),
+        "{}",
+        seen[0]
+    );
+}
+
+#[test]
+fn option_changes_reach_open_sessions_as_reference() {
+    const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+    require_file(Path::new(SB));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = vec!["--remote=db:OVN_Southbound,SB_Global,connections".to_string()];
+    let ox = Oxsdb::start(
+        &[vec![SB.to_string(), "--store=memory".into()], args.clone()].concat(),
+        dir.path(),
+        None,
+    );
+    let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    let mut seen = Vec::new();
+    for tcp in [ox.tcp(), reference.tcp()] {
+        let sbctl = |a: &[&str]| {
+            let mut c = Command::new(tool("ovn-sbctl"));
+            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
+            let o = run(&mut c, TOOL_TIMEOUT);
+            assert!(o.success(), "ovn-sbctl {a:?}: {}", o.all());
+            o
+        };
+        let port = free_port("127.0.0.1");
+        sbctl(&["init"]);
+        sbctl(&["set-connection", &format!("ptcp:{port}:127.0.0.1")]);
+        let uuid = sbctl(&["--bare", "--columns=_uuid", "list", "connection"]).stdout;
+        let uuid = uuid.trim();
+        sbctl(&["set", "connection", uuid, "inactivity_probe=0"]);
+        let addr = format!("127.0.0.1:{port}");
+        let t = Duration::from_secs(10);
+        // A connection that answers probes and one that never reads.
+        let mut answering = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        answering
+            .call("echo", serde_json::json!([]), t)
+            .expect("echo");
+        let mut silent = TcpStream::connect(&addr).expect("connect");
+        silent
+            .write_all(br#"{"method":"echo","params":["s"],"id":"s"}"#)
+            .expect("write");
+        silent
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let mut heard = Vec::new();
+        let mut read_silent = |heard: &mut Vec<u8>| {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = silent.read(&mut buf) {
+                heard.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(heard).to_string()
+        };
+        poll("the echo reply", t, || {
+            let text = read_silent(&mut heard);
+            if text.contains(r#""id":"s""#) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+        heard.clear();
+        // Both options change on the open sessions' remote.
+        sbctl(&[
+            "set",
+            "connection",
+            uuid,
+            "inactivity_probe=1000",
+            "read_only=true",
+        ]);
+        // The new probe reaches the open connection that never speaks.
+        poll("an echo request on the silent connection", t, || {
+            let _ = answering.next_message(Duration::from_millis(1));
+            let text = read_silent(&mut heard);
+            if text.contains(r#""method":"echo""#) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+        // ovsdb-server keeps a remote's read_only as it was when the
+        // remote was made: the open and new connections still write.
+        let insert = |name: &str| {
+            serde_json::json!(["OVN_Southbound",
+                {"op": "insert", "table": "Address_Set", "row": {"name": name}}])
+        };
+        let open = answering.call("transact", insert("from_open"), t);
+        let mut fresh = support::rpc::Rpc::open(&addr);
+        let new = fresh.call("transact", insert("from_new"), t);
+        let lock = fresh.call("lock", serde_json::json!(["L"]), t);
+        seen.push(masked(
+            &format!("open: {open:?}\nnew: {new:?}\nlock: {lock:?}"),
+            &[port],
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(!seen[0].contains("error\": String"), "{}", seen[0]);
+}
+
+#[test]
+fn punix_socket_files_go_with_their_remote_and_at_exit_as_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut seen = Vec::new();
+    for kind in [Kind::Oxsdb, Kind::Reference] {
+        let given = dir.path().join(format!("{}-given.sock", kind.name()));
+        let from_row = dir.path().join(format!("{}-row.sock", kind.name()));
+        let kept_row = dir.path().join(format!("{}-kept.sock", kind.name()));
+        let args = vec![
+            "--remote=db:OVN_Northbound,NB_Global,connections".to_string(),
+            format!("--remote=punix:{}", given.display()),
+        ];
+        let (mut ox, mut reference, _d) = both_one(kind, &args);
+        let server: &mut support::process::ServerProcess = match (&mut ox, &mut reference) {
+            (Some(o), _) => o,
+            (_, Some(r)) => r,
+            _ => panic!("no server"),
+        };
+        let tcp = server.tcp();
+        let o = nbctl(&tcp, &[], &["init"]);
+        assert!(o.success(), "{}", o.all());
+        let target = format!("punix:{}", from_row.display());
+        let o = nbctl(&tcp, &[], &["set-connection", &target]);
+        assert!(o.success(), "{}", o.all());
+        let exists = |p: &Path, want: bool| {
+            poll(
+                &format!("{} {}", p.display(), if want { "made" } else { "gone" }),
+                Duration::from_secs(20),
+                || {
+                    if p.exists() == want {
+                        Ok(())
+                    } else {
+                        Err(String::new())
+                    }
+                },
+            )
+        };
+        exists(&from_row, true);
+        let unix = format!("unix:{}", from_row.display());
+        let listed = nbctl(&unix, &[], &["--columns=target", "list", "connection"]);
+        assert!(listed.success(), "{kind:?}: {}", listed.all());
+        let o = nbctl(&tcp, &[], &["del-connection"]);
+        assert!(o.success(), "{}", o.all());
+        exists(&from_row, false);
+        // A row's listener still open at exit goes too.
+        let target = format!("punix:{}", kept_row.display());
+        let o = nbctl(&tcp, &[], &["set-connection", &target]);
+        assert!(o.success(), "{}", o.all());
+        exists(&kept_row, true);
+        let before_exit = (given.exists(), kept_row.exists());
+        server.stop();
+        seen.push(format!(
+            "listed over the row's socket:\n{}\nsockets before exit: {before_exit:?}\nafter SIGTERM: {:?}",
+            masked(&listed.stdout, &[]).replace(kind.name(), "KIND"),
+            (given.exists(), kept_row.exists())
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(
+        seen[0].ends_with("after SIGTERM: (false, false)"),
+        "{}",
+        seen[0]
+    );
+}
+
+/// A TLS server of the test's own, as an OVSDB peer that listens: it
+/// sends its CA after its certificate (what ovsdb-server's
+/// `--peer-ca-cert` adds to the chain) and verifies client certificates
+/// against the CA.
+fn peer_with_ca_in_chain(pki: &Pki) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = |f: &str| CertificateDer::from_pem_file(f).expect("a certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert(&pki.ca())).expect("the CA");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("a client verifier");
+    let key = PrivateKeyDer::from_pem_file(pki.file("server-privkey.pem")).expect("the key");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![cert(&pki.file("server-cert.pem")), cert(&pki.ca())],
+            key,
+        )
+        .expect("a server config");
+    Arc::new(config)
+}
+
+/// Serves one connection the server made: the TLS handshake, then
+/// `list_dbs`; its result, or how the connection ended.
+fn list_dbs_over(config: &std::sync::Arc<rustls::ServerConfig>, tcp: TcpStream) -> String {
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let conn = rustls::ServerConnection::new(config.clone()).expect("a connection");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    if tls
+        .write_all(br#"{"method":"list_dbs","params":[],"id":1}"#)
+        .and_then(|()| tls.flush())
+        .is_err()
+    {
+        return "closed".into();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => return "closed".into(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        let values = serde_json::Deserializer::from_slice(&got).into_iter::<serde_json::Value>();
+        for v in values.flatten() {
+            if v["id"] == 1 {
+                let mut dbs: Vec<String> = v["result"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|d| d.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                dbs.sort();
+                return format!("list_dbs: {dbs:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn active_ssl_remote_bootstraps_its_ca_from_the_peer_as_reference() {
+    use rustls::pki_types::pem::PemObject;
+    use std::os::unix::fs::PermissionsExt;
+    let pki = Pki::new();
+    let peer = peer_with_ca_in_chain(&pki);
+    let ca_der = |f: &Path| {
+        rustls::pki_types::CertificateDer::pem_file_iter(f)
+            .expect("a PEM file")
+            .map(|c| c.expect("a certificate").as_ref().to_vec())
+            .collect::<Vec<_>>()
+    };
+    let mut seen = Vec::new();
+    for kind in [Kind::Oxsdb, Kind::Reference] {
+        let ca = pki
+            .dir
+            .path()
+            .join(format!("{}-bootstrapped.pem", kind.name()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let args = vec![
+            format!("--private-key={}", pki.file("client-privkey.pem")),
+            format!("--certificate={}", pki.file("client-cert.pem")),
+            format!("--bootstrap-ca-cert={}", ca.display()),
+            format!("--remote=ssl:127.0.0.1:{port}"),
+        ];
+        let server = both_one(kind, &args);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut outcomes = Vec::new();
+        poll("a served list_dbs", Duration::from_secs(40), || {
+            let (tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+            tcp.set_nonblocking(false).map_err(|e| e.to_string())?;
+            let outcome = list_dbs_over(&peer, tcp);
+            outcomes.push(outcome.clone());
+            if outcome.starts_with("list_dbs") {
+                Ok(())
+            } else {
+                Err(outcome)
+            }
+        });
+        let mode = std::fs::metadata(&ca)
+            .expect("the CA file")
+            .permissions()
+            .mode()
+            & 0o777;
+        seen.push(format!(
+            "connections: {outcomes:?}\nsaved the peer's CA: {}\nmode: {mode:o}",
+            ca_der(&ca) == ca_der(Path::new(&pki.ca()))
+        ));
+        drop(server);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(seen[0].contains("saved the peer's CA: true"), "{}", seen[0]);
+}
+
+#[test]
+fn a_new_dscp_closes_the_remotes_connections_as_reference() {
+    let args = vec!["--remote=db:OVN_Northbound,NB_Global,connections".to_string()];
+    let (ox, reference, _dir) = both(&args);
+    let mut seen = Vec::new();
+    for tcp in [ox.tcp(), reference.tcp()] {
+        let port = free_port("127.0.0.1");
+        let o = nbctl(&tcp, &[], &["init"]);
+        assert!(o.success(), "{}", o.all());
+        let o = nbctl(
+            &tcp,
+            &[],
+            &["set-connection", &format!("ptcp:{port}:127.0.0.1")],
+        );
+        assert!(o.success(), "{}", o.all());
+        let uuid = connection_uuid(&tcp);
+        let addr = format!("127.0.0.1:{port}");
+        let t = Duration::from_secs(10);
+        let mut conn = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        conn.call("echo", serde_json::json!([]), t).expect("echo");
+        let set = |setting: &str| {
+            let o = nbctl(&tcp, &[], &["set", "connection", &uuid, setting]);
+            assert!(o.success(), "{}", o.all());
+        };
+        // Another option leaves the connection open (a slow server
+        // would only answer the more surely).
+        set("max_backoff=2000");
+        std::thread::sleep(Duration::from_millis(500));
+        let kept = match conn.call("echo", serde_json::json!(["kept"]), t) {
+            Ok(r) => format!("after max_backoff: answered {}", r["result"]),
+            Err(e) => format!("after max_backoff: {e}"),
+        };
+        // A new DSCP closes it.
+        set("other_config:dscp=10");
+        let closed = poll(
+            "the connection closed",
+            Duration::from_secs(20),
+            || match conn.call("echo", serde_json::json!([]), Duration::from_millis(500)) {
+                Err(e) if e.kind() != std::io::ErrorKind::TimedOut => Ok("after dscp: closed"),
+                other => Err(format!("{other:?}")),
+            },
+        );
+        // The remote made again accepts connections.
+        let mut again = support::rpc::Rpc::connect_retry(&addr, Duration::from_secs(20));
+        let r = again.call("echo", serde_json::json!(["again"]), t);
+        seen.push(format!(
+            "{kept}\n{closed}\nnew connection: {:?}",
+            r.map(|r| r["result"].clone())
+        ));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "oxsdb (left) and ovsdb-server (right) differ"
+    );
+    assert!(seen[0].contains("after dscp: closed"), "{}", seen[0]);
+}

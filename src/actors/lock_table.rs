@@ -50,8 +50,8 @@ pub struct Unlock {
 /// Who owns and who waits for each lock. Pure state, tested without actix.
 #[derive(Default)]
 pub struct LockState {
-    /// Per lock: the owner first, then waiters in order.
-    queues: HashMap<String, VecDeque<SessionId>>,
+    /// Per lock: the owner first, then waiters in order, each with how it asked.
+    queues: HashMap<String, VecDeque<(SessionId, LockMode)>>,
 }
 
 impl LockState {
@@ -60,15 +60,20 @@ impl LockState {
         let q = self.queues.entry(name.to_string()).or_default();
         match mode {
             LockMode::Wait => {
-                q.push_back(s);
-                (q.front() == Some(&s), None)
+                q.push_back((s, mode));
+                (q.front().map(|f| f.0) == Some(s), None)
             }
             LockMode::Steal => {
-                // The robbed owner stays in line behind the thief, as in ovsdb-server.
-                let victim = q.front().copied().filter(|o| *o != s);
-                q.retain(|x| *x != s);
-                q.push_front(s);
-                (true, victim)
+                let victim = q.front().copied().filter(|o| o.0 != s);
+                q.retain(|x| x.0 != s);
+                // As ovsdb-server: a robbed owner that had waited stays in
+                // line behind the thief; one that had stolen the lock
+                // itself leaves the line (it has lost the lock for good).
+                if let Some((v, LockMode::Steal)) = victim {
+                    q.retain(|x| x.0 != v);
+                }
+                q.push_front((s, mode));
+                (true, victim.map(|v| v.0))
             }
         }
     }
@@ -76,9 +81,13 @@ impl LockState {
     /// Removes `s` from the lock; returns the new owner if ownership passed on.
     pub fn unlock(&mut self, name: &str, s: SessionId) -> Option<SessionId> {
         let q = self.queues.get_mut(name)?;
-        let was_owner = q.front() == Some(&s);
-        q.retain(|x| *x != s);
-        let next = if was_owner { q.front().copied() } else { None };
+        let was_owner = q.front().map(|f| f.0) == Some(s);
+        q.retain(|x| x.0 != s);
+        let next = if was_owner {
+            q.front().map(|f| f.0)
+        } else {
+            None
+        };
         if q.is_empty() {
             self.queues.remove(name);
         }
@@ -87,14 +96,14 @@ impl LockState {
 
     /// Whether `s` owns the lock.
     pub fn owns(&self, name: &str, s: SessionId) -> bool {
-        self.queues.get(name).and_then(|q| q.front()) == Some(&s)
+        self.queues.get(name).and_then(|q| q.front()).map(|f| f.0) == Some(s)
     }
 
     /// Locks `s` is queued on.
     pub fn locks_of(&self, s: SessionId) -> Vec<String> {
         self.queues
             .iter()
-            .filter(|(_, q)| q.contains(&s))
+            .filter(|(_, q)| q.iter().any(|x| x.0 == s))
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -458,5 +467,18 @@ mod tests {
         );
         assert_eq!(st.unlock("a", 2), None);
         assert!(st.locks_of(2).is_empty());
+    }
+
+    #[test]
+    fn a_thief_robbed_leaves_the_line() {
+        let mut st = LockState::default();
+        assert_eq!(st.lock("a", 1, LockMode::Steal), (true, None));
+        assert_eq!(st.lock("a", 2, LockMode::Steal), (true, Some(1)));
+        assert!(
+            st.locks_of(1).is_empty(),
+            "ovsdb-server drops it from the line"
+        );
+        assert_eq!(st.unlock("a", 2), None, "nobody is next");
+        assert_eq!(st.unlock("a", 1), None);
     }
 }

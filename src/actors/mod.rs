@@ -11,6 +11,7 @@ pub mod activity;
 pub mod database;
 pub mod loader;
 pub mod local_client;
+pub mod lock_status;
 pub mod lock_table;
 pub mod monitor;
 pub mod registry;

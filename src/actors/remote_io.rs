@@ -4,8 +4,11 @@
 //! of the session lanes, after its TLS handshake there; the loops record
 //! the sessions and the reconnection state the remotes actor reports.
 
+use crate::actors::lock_status::LockStatus;
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionConfig};
+use crate::remote::ca_bootstrap::save_peer_ca;
+use crate::remote::dscp::set_dscp;
 use crate::remote::options::RemoteOptions;
 use crate::remote::reconnect::{error_text, Reconnect, DEFAULT_MAX_BACKOFF};
 use crate::remote::target::{Host, Remote};
@@ -13,6 +16,8 @@ use crate::remote::tls::{peer_id, TlsKeys};
 use actix::prelude::*;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -22,6 +27,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection attempt may take (reconnect.c's probe interval).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shortest inactivity probe (reconnect.c's reconnect_set_probe_interval).
+const MIN_PROBE: Duration = Duration::from_millis(1000);
 
 /// What every remote's connections need to become sessions.
 #[derive(Clone)]
@@ -50,6 +58,9 @@ pub struct Live {
     pub reconnect: Mutex<Option<Reconnect>>,
     /// The options its new connections get.
     pub options: RwLock<RemoteOptions>,
+    /// An active remote's session's locks, for its status (the latest
+    /// connection's; a closed session's is empty).
+    pub locks: Mutex<Option<Arc<LockStatus>>>,
 }
 
 impl Live {
@@ -68,6 +79,16 @@ impl Live {
         s.push(addr);
     }
 
+    /// The locks of an active remote's session, as status keys.
+    pub fn lock_keys(&self) -> Vec<(&'static str, String)> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.status_keys())
+            .unwrap_or_default()
+    }
+
     fn options(&self) -> RemoteOptions {
         self.options
             .read()
@@ -83,19 +104,29 @@ enum StdStream {
 }
 
 impl SessionStarter {
-    fn config(&self, remote: &Remote, options: &RemoteOptions) -> SessionConfig {
+    /// The inactivity probe of `remote`'s sessions with `options`
+    /// (reconnect.c probes no more often than once a second).
+    pub fn probe_of(&self, remote: &Remote, options: &RemoteOptions) -> Option<Duration> {
         let default = if remote.probes_by_default() {
             self.inactivity_probe
         } else {
             None
         };
+        options
+            .inactivity_probe
+            .unwrap_or(default)
+            .map(|d| d.max(MIN_PROBE))
+    }
+
+    fn config(&self, remote: &Remote, options: &RemoteOptions) -> SessionConfig {
         SessionConfig {
-            inactivity_probe: options.inactivity_probe.unwrap_or(default),
+            inactivity_probe: self.probe_of(remote, options),
             max_message_size: self.max_message_size,
             lane: 0,
             role: options.role.clone(),
             peer_id: None,
             read_only: options.read_only,
+            lock_status: None,
         }
     }
 
@@ -114,6 +145,11 @@ impl SessionStarter {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
         let mut cfg = self.config(remote, &live.options());
         cfg.lane = i;
+        if !remote.is_passive() {
+            let locks = Arc::new(LockStatus::default());
+            *live.locks.lock().unwrap_or_else(|e| e.into_inner()) = Some(locks.clone());
+            cfg.lock_status = Some(locks);
+        }
         let (registry, live, keys) = (self.registry.clone(), live.clone(), self.keys.clone());
         let ssl = remote.is_ssl();
         let passive = remote.is_passive();
@@ -186,12 +222,24 @@ async fn tls_connect(
     ),
     String,
 > {
-    let config = keys.client_config().map_err(|e| e.to_string())?;
+    let tls = keys.client_config().map_err(|e| e.to_string())?;
     let name = name.ok_or("no server name for TLS")?;
-    let connector = tokio_rustls::TlsConnector::from(config);
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, s)).await {
         Ok(Ok(s)) => {
-            let id = peer_id(s.get_ref().1.peer_certificates());
+            let certs = s.get_ref().1.peer_certificates();
+            if let Some(ca) = tls.bootstrap_ca {
+                // As stream-ssl.c: the chain taken on trust is not served;
+                // the next connection is verified against the saved CA.
+                return Err(match save_peer_ca(certs.unwrap_or(&[]), Path::new(&ca)) {
+                    Ok(()) => {
+                        tracing::info!("successfully bootstrapped CA cert to {ca}");
+                        "killing successful connection to retry using CA cert".into()
+                    }
+                    Err(e) => e.to_string(),
+                });
+            }
+            let id = peer_id(certs);
             Ok((s, id))
         }
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
@@ -210,10 +258,12 @@ pub enum Listener {
 impl Listener {
     /// Binds a passive remote at once (a bad address or a taken port is
     /// an error now, as ovsdb-server reports it when it configures the remote).
-    pub fn bind(remote: &Remote) -> std::io::Result<Listener> {
+    /// Accepted connections inherit the listener's `dscp`.
+    pub fn bind(remote: &Remote, dscp: u8) -> std::io::Result<Listener> {
         let l = match remote {
             Remote::Tcp(a) | Remote::Ssl(a) => {
                 let l = std::net::TcpListener::bind(a)?;
+                set_dscp(l.as_fd(), a.is_ipv6(), dscp)?;
                 l.set_nonblocking(true)?;
                 Listener::Tcp(l)
             }
@@ -333,14 +383,21 @@ pub async fn accept_loop(
     }
 }
 
-async fn connect_tcp(host: &Host, port: u16) -> std::io::Result<std::net::TcpStream> {
+async fn connect_tcp(host: &Host, port: u16, dscp: u8) -> std::io::Result<std::net::TcpStream> {
     let addrs: Vec<SocketAddr> = match host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
         Host::Name(n) => tokio::net::lookup_host((n.as_str(), port)).await?.collect(),
     };
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host");
     for a in addrs {
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(a)).await {
+        let socket = if a.is_ipv6() {
+            tokio::net::TcpSocket::new_v6()?
+        } else {
+            tokio::net::TcpSocket::new_v4()?
+        };
+        // Before connect(), so that the handshake is marked too (as socket-util.c does).
+        set_dscp(socket.as_fd(), a.is_ipv6(), dscp)?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(a)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return s.into_std();
@@ -365,7 +422,9 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
     };
     let mut quiet = false;
     loop {
-        let max_backoff = live.options().max_backoff;
+        let RemoteOptions {
+            max_backoff, dscp, ..
+        } = live.options();
         set(&mut |r| {
             r.set_max_backoff(max_backoff);
             r.connecting();
@@ -376,7 +435,7 @@ pub async fn connect_loop(remote: Remote, starter: SessionStarter, live: Arc<Liv
         }
         let stream = match &remote {
             Remote::ActiveTcp(h, p) | Remote::ActiveSsl(h, p) => {
-                connect_tcp(h, *p).await.map(StdStream::Tcp)
+                connect_tcp(h, *p, dscp).await.map(StdStream::Tcp)
             }
             Remote::ActiveUnix(path) => tokio::net::UnixStream::connect(path)
                 .await

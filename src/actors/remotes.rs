@@ -9,10 +9,12 @@
 
 use crate::actors::local_client::LocalClient;
 use crate::actors::remote_io::{accept_loop, connect_loop, Listener, Live, SessionStarter};
+use crate::actors::session::SetInactivityProbe;
 use crate::actors::CloseSession;
 use crate::db::monitor::MonitorVersion;
 use crate::remote::db_column::{column_kind, string_column, ColumnKind};
 use crate::remote::options::{strings, uuids, RemoteOptions};
+use crate::remote::socket_files::SocketFiles;
 use crate::remote::target::{DbColumn, Remote};
 use crate::remote::tls::{TlsFiles, TlsSettings};
 use actix::prelude::*;
@@ -39,7 +41,7 @@ struct Running {
 }
 
 impl Running {
-    fn stop(self, why: &str) {
+    fn stop(self, why: &str, files: &SocketFiles) {
         self.task.abort();
         for s in self.live.open_sessions() {
             s.do_send(CloseSession {
@@ -47,7 +49,7 @@ impl Running {
             });
         }
         if let Some(p) = &self.unix_path {
-            let _ = std::fs::remove_file(p);
+            files.unlink(p);
         }
     }
 }
@@ -67,6 +69,8 @@ pub struct RemotesActor {
     dirty: bool,
     last_errors: String,
     next_monitor: u64,
+    /// The `punix:` listeners' socket files, shared with the server for its exit.
+    socket_files: Arc<SocketFiles>,
 }
 
 /// Why a remote could not be configured.
@@ -101,7 +105,13 @@ impl RemotesActor {
             dirty: false,
             last_errors: String::new(),
             next_monitor: 0,
+            socket_files: Arc::default(),
         }
+    }
+
+    /// The socket files of the `punix:` listeners, for the server to remove at exit.
+    pub fn socket_files(&self) -> Arc<SocketFiles> {
+        self.socket_files.clone()
     }
 
     /// Configures the command line's remotes before the actor starts:
@@ -132,12 +142,13 @@ impl RemotesActor {
         remote: &Remote,
         options: RemoteOptions,
     ) -> std::io::Result<(Running, String)> {
+        let dscp = options.dscp;
         let live = Arc::new(Live {
             options: std::sync::RwLock::new(options),
             ..Live::default()
         });
         if remote.is_passive() {
-            let listener = Listener::bind(remote)?;
+            let listener = Listener::bind(remote, dscp)?;
             let bound = listener.bound_name(remote);
             let port = listener.port();
             tracing::info!("listening on {bound}");
@@ -148,7 +159,10 @@ impl RemotesActor {
                 live.clone(),
             ));
             let unix_path = match remote {
-                Remote::Unix(p) => Some(p.clone()),
+                Remote::Unix(p) => {
+                    self.socket_files.add(p);
+                    Some(p.clone())
+                }
                 _ => None,
             };
             Ok((
@@ -407,12 +421,12 @@ impl RemotesActor {
             .iter()
             .filter(|(n, r)| match wanted.get(*n) {
                 None => true,
-                // A new role is a new remote for ovsdb-server: its sessions are closed.
+                // A new role or DSCP is a new remote for ovsdb-server: its sessions are closed.
                 Some(o) => r
                     .live
                     .options
                     .read()
-                    .map(|c| c.role != o.role)
+                    .map(|c| c.role != o.role || c.dscp != o.dscp)
                     .unwrap_or(true),
             })
             .map(|(n, _)| n.clone())
@@ -420,14 +434,12 @@ impl RemotesActor {
         for n in gone {
             if let Some(r) = self.running.remove(&n) {
                 tracing::info!("{n}: remote deconfigured");
-                r.stop("remote deconfigured");
+                r.stop("remote deconfigured", &self.socket_files);
             }
         }
         for (name, options) in wanted {
             if let Some(r) = self.running.get(&name) {
-                if let Ok(mut o) = r.live.options.write() {
-                    *o = options;
-                }
+                self.update_options(r, options);
                 continue;
             }
             let remote = match name.parse::<Remote>() {
@@ -452,6 +464,30 @@ impl RemotesActor {
         }
         self.last_errors = errors;
         self.watch(ctx);
+    }
+
+    /// New options for a remote being served, as ovsdb-server's
+    /// ovsdb_jsonrpc_server_set_remotes applies them: the inactivity probe
+    /// (and the backoff of an active remote) to its open sessions as well
+    /// as to new ones; `read_only` stays as it was when the remote was
+    /// created, for open and new sessions alike, until the remote is
+    /// removed (a changed role recreates it, see [`RemotesActor::apply`]).
+    fn update_options(&self, r: &Running, options: RemoteOptions) {
+        let Ok(mut o) = r.live.options.write() else {
+            return;
+        };
+        let old_probe = self.starter.probe_of(&r.remote, &o);
+        let new_probe = self.starter.probe_of(&r.remote, &options);
+        *o = RemoteOptions {
+            read_only: o.read_only,
+            ..options
+        };
+        drop(o);
+        if old_probe != new_probe {
+            for s in r.live.open_sessions() {
+                s.do_send(SetInactivityProbe(new_probe));
+            }
+        }
     }
 
     /// ovsdb-server's status of one target (ovsdb_jsonrpc_server_get_remote_status).
@@ -480,10 +516,19 @@ impl RemotesActor {
         }
         let reconnect = r.live.reconnect.lock().unwrap_or_else(|e| e.into_inner());
         match reconnect.as_ref() {
-            Some(rc) => (
-                rc.state == crate::remote::reconnect::State::Active,
-                rc.status(Instant::now()),
-            ),
+            Some(rc) => {
+                let connected = rc.state == crate::remote::reconnect::State::Active;
+                let mut m = rc.status(Instant::now());
+                if connected {
+                    m.extend(
+                        r.live
+                            .lock_keys()
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v)),
+                    );
+                }
+                (connected, m)
+            }
             None => (false, zero_ages()),
         }
     }
@@ -581,7 +626,7 @@ impl Actor for RemotesActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         for (_, r) in self.running.drain() {
-            r.stop("server stopping");
+            r.stop("server stopping", &self.socket_files);
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::actors::remote_io::SessionStarter;
 use crate::actors::remotes::{ConfigureError, RemotesActor, StopRemotes};
 use crate::actors::server_db::{upsert_ops, DatabaseStatus, StatusBoard};
 use crate::db::Database;
+use crate::remote::socket_files::SocketFiles;
 use crate::remote::tls::{TlsKeys, TlsSettings};
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
@@ -16,7 +17,6 @@ use crate::storage::keys::Keys;
 use crate::storage::log::{LogStore, MemoryLog};
 use crate::storage::Storage;
 use actix::prelude::*;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +104,7 @@ pub struct RunningServer {
     /// The remotes: add, remove, list.
     pub remotes: Addr<RemotesActor>,
     arbiters: Vec<Arbiter>,
-    unix_paths: Vec<PathBuf>,
+    socket_files: Arc<SocketFiles>,
 }
 
 impl RunningServer {
@@ -114,9 +114,9 @@ impl RunningServer {
         for a in &self.arbiters {
             a.stop();
         }
-        for p in &self.unix_paths {
-            let _ = std::fs::remove_file(p);
-        }
+        // Every punix: listener's, from the command line, the database or
+        // add-remote: the remotes actor may not get to stop before the exit.
+        self.socket_files.unlink_all();
     }
 }
 
@@ -278,21 +278,14 @@ pub async fn start(
             ConfigureError::Remote(e) => StartError::Remote(e),
             ConfigureError::Listen { remote, source } => StartError::Listen { remote, source },
         })?;
-    let unix_paths = config
-        .remotes
-        .iter()
-        .filter_map(|r| match r.parse() {
-            Ok(Remote::Unix(p)) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let socket_files = remotes.socket_files();
     let remotes = remotes.start();
     Ok(RunningServer {
         registry,
         bound,
         remotes,
         arbiters,
-        unix_paths,
+        socket_files,
     })
 }
 

@@ -21,6 +21,7 @@ use crate::actors::activity::{write_counting_drain, Activity, ActivityRead};
 use crate::actors::database::{
     AddMonitor, CancelTxn, ChangeMonitor, Convert, RemoveMonitor, SetChangeAware, Transact,
 };
+use crate::actors::lock_status::{LockHold, LockStatus};
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
 use crate::actors::write_batch::WriteBatch;
@@ -76,6 +77,9 @@ pub struct SessionConfig {
     /// Only reads allowed (a Connection row's `read_only`): write
     /// operations, `lock`, `steal` and `unlock` are refused as ovsdb-server refuses them.
     pub read_only: bool,
+    /// Where the session publishes its locks for its remote's status
+    /// (active remotes only: ovsdb-server reports locks for no other).
+    pub lock_status: Option<Arc<LockStatus>>,
 }
 
 /// One decoded message (or the end of the input) from the reader task.
@@ -133,8 +137,8 @@ pub struct Session {
     monitor_requests: HashMap<String, String>,
     /// Request id (JSON text) of lock requests in progress -> lock name.
     lock_requests: HashMap<String, String>,
-    /// Locks requested and not yet unlocked.
-    locks: HashSet<String>,
+    /// Locks requested and not yet unlocked, with how they were asked for.
+    locks: HashMap<String, LockMode>,
     /// Locks owned.
     owned: HashSet<String>,
     change_aware: bool,
@@ -277,7 +281,7 @@ impl Session {
                 monitors: HashMap::new(),
                 monitor_requests: HashMap::new(),
                 lock_requests: HashMap::new(),
-                locks: HashSet::new(),
+                locks: HashMap::new(),
                 owned: HashSet::new(),
                 change_aware: false,
                 last_rx: Instant::now(),
@@ -379,6 +383,23 @@ impl Session {
             }
             act.arm_probe(ctx);
         }));
+    }
+
+    /// Publishes where the session stands on lock `name` for its remote's status.
+    fn publish_lock(&self, name: &str) {
+        let Some(status) = &self.config.lock_status else {
+            return;
+        };
+        let hold = self.locks.get(name).map(|mode| {
+            if self.owned.contains(name) {
+                LockHold::Held
+            } else if *mode == LockMode::Wait {
+                LockHold::Waiting
+            } else {
+                LockHold::Lost
+            }
+        });
+        status.set(name, hold);
     }
 
     fn handle_of(&mut self, ctx: &Context<Self>) -> SessionHandle {
@@ -592,11 +613,12 @@ impl Session {
                 };
                 let handle = self.handle_of(ctx);
                 if method == "unlock" {
-                    if !self.locks.remove(&name) {
+                    if self.locks.remove(&name).is_none() {
                         let msg = "unlock: \"unlock\" without \"lock\" or \"steal\"";
                         return self.error(id, OvsdbError::syntax(Some(&params), None, msg));
                     }
                     self.owned.remove(&name);
+                    self.publish_lock(&name);
                     self.await_reply(&id);
                     self.registry.locks.do_send(Unlock {
                         session: handle,
@@ -604,16 +626,16 @@ impl Session {
                         name,
                     });
                 } else {
-                    if self.locks.contains(&name) {
+                    if self.locks.contains_key(&name) {
                         let msg = format!("must issue \"unlock\" before new \"{method}\"");
                         return self.error(id, OvsdbError::syntax(Some(&params), None, msg));
                     }
-                    self.locks.insert(name.clone());
                     let mode = if method == "lock" {
                         LockMode::Wait
                     } else {
                         LockMode::Steal
                     };
+                    self.locks.insert(name.clone(), mode);
                     self.lock_requests.insert(id.to_string(), name.clone());
                     self.await_reply(&id);
                     self.registry.locks.do_send(Lock {
@@ -802,6 +824,9 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(s) = &self.config.lock_status {
+            s.clear();
+        }
         self.registry.remove_session(self.id);
         let gone = SessionGone { id: self.id };
         self.registry.locks.do_send(gone);
@@ -886,8 +911,9 @@ impl Session {
         }
         if let Some(name) = self.lock_requests.remove(&id_text) {
             if result.ok().flatten().and_then(|r| r.get("locked")) == Some(&Value::Bool(true)) {
-                self.owned.insert(name);
+                self.owned.insert(name.clone());
             }
+            self.publish_lock(&name);
         }
         // Earlier updates first: a reply must not overtake the updates it caused.
         if !self.pending.is_empty() {
@@ -1015,7 +1041,7 @@ impl Handler<Drained> for Session {
 impl Handler<LockEvent> for Session {
     type Result = ();
     fn handle(&mut self, m: LockEvent, _: &mut Context<Self>) {
-        if !self.locks.contains(&m.name) {
+        if !self.locks.contains_key(&m.name) {
             return;
         }
         if m.method == "locked" {
@@ -1023,6 +1049,7 @@ impl Handler<LockEvent> for Session {
         } else {
             self.owned.remove(&m.name);
         }
+        self.publish_lock(&m.name);
         self.send_json(&json!({"id": null, "method": m.method, "params": [m.name]}));
     }
 }
@@ -1046,6 +1073,32 @@ impl Handler<CloseSession> for Session {
     type Result = ();
     fn handle(&mut self, m: CloseSession, ctx: &mut Context<Self>) {
         self.close(ctx, &m.reason);
+    }
+}
+
+/// A new inactivity probe for a session already open (its remote's
+/// options changed: ovsdb-server applies the probe to every session of the remote).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SetInactivityProbe(pub Option<Duration>);
+
+impl Handler<SetInactivityProbe> for Session {
+    type Result = ();
+    fn handle(&mut self, m: SetInactivityProbe, ctx: &mut Context<Self>) {
+        if self.config.inactivity_probe == m.0 {
+            return;
+        }
+        self.config.inactivity_probe = m.0;
+        match m.0 {
+            // Counted from the last activity, as reconnect.c's deadline is.
+            Some(_) => self.arm_probe(ctx),
+            None => {
+                if let Some(h) = self.probe_due.take() {
+                    ctx.cancel_future(h);
+                }
+                self.echo_sent = None;
+            }
+        }
     }
 }
 

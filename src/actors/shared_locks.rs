@@ -11,7 +11,7 @@
 
 use crate::actors::SessionId;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use uuid::Uuid;
 
 /// The value of a lock key held by `session` of server `server_id`.
@@ -89,6 +89,9 @@ struct Lock {
     busy: bool,
     steal_for: Option<SessionId>,
     awaiting: HashMap<SessionId, Value>,
+    /// The sessions queued by `steal`: robbed, they leave the queue, as
+    /// ovsdb-server drops such a waiter (the lock is lost to them for good).
+    thieves: HashSet<SessionId>,
 }
 
 /// The locks of one server in a shared store.
@@ -104,6 +107,7 @@ impl SharedLocks {
         if steal {
             l.queue.retain(|x| *x != s);
             l.queue.push_front(s);
+            l.thieves.insert(s);
             l.steal_for = Some(s);
             l.awaiting.insert(s, id);
         } else {
@@ -128,6 +132,7 @@ impl SharedLocks {
         };
         l.queue.retain(|x| *x != s);
         l.awaiting.remove(&s);
+        l.thieves.remove(&s);
         if l.steal_for == Some(s) {
             l.steal_for = None;
         }
@@ -202,6 +207,7 @@ impl SharedLocks {
                             session: v,
                             method: "stolen",
                         });
+                        robbed(l, v);
                     }
                 }
                 fx.extend(granted(l, to));
@@ -238,6 +244,7 @@ impl SharedLocks {
                         session: h,
                         method: "stolen",
                     });
+                    robbed(l, h);
                 }
             }
             None => {
@@ -315,6 +322,13 @@ impl SharedLocks {
             }
             None => Vec::new(),
         }
+    }
+}
+
+/// `v` was robbed of the lock: one that had stolen it leaves the queue.
+fn robbed(l: &mut Lock, v: SessionId) {
+    if l.thieves.remove(&v) {
+        l.queue.retain(|x| *x != v);
     }
 }
 
@@ -461,6 +475,29 @@ mod tests {
             method: "stolen"
         }));
         assert!(m.holds("a", 3));
+        // 2 had stolen it: robbed, it leaves the line (as in ovsdb-server);
+        // 1, which waited, gets it when 3 lets go.
+        assert!(m.locks_of(2).is_empty());
+        let fx = m.unlock("a", 3);
+        assert_eq!(run(&fx), Some(StoreOp::Transfer { from: 3, to: 1 }));
+    }
+
+    #[test]
+    fn a_thief_robbed_by_another_server_leaves_the_line() {
+        let mut m = SharedLocks::default();
+        let fx = m.lock("a", 1, true, json!(1));
+        let op = run(&fx).unwrap();
+        m.op_done("a", op, OpOutcome::Done);
+        let fx = m.key_event("a", Some(false));
+        assert_eq!(
+            fx,
+            vec![Effect::Notify {
+                session: 1,
+                method: "stolen"
+            }]
+        );
+        assert!(m.locks_of(1).is_empty());
+        assert!(m.key_event("a", None).is_empty(), "nobody to grant it to");
     }
 
     #[test]

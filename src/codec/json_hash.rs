@@ -54,7 +54,7 @@ pub fn hash_bytes(bytes: &[u8], basis: u32) -> u32 {
 }
 
 /// `hash_string()`: the bytes up to the first NUL (a C string).
-fn hash_string(s: &str, basis: u32) -> u32 {
+pub fn hash_string(s: &str, basis: u32) -> u32 {
     let b = s.as_bytes();
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     hash_bytes(&b[..end], basis)

@@ -97,7 +97,13 @@ impl MonitorOrder {
 
     /// Adds the monitor `id` (`hmap_insert()`).
     pub fn insert(&mut self, id: &Value) {
-        self.insert_fast(json_hash(id, 0), id.to_string());
+        self.insert_hashed(json_hash(id, 0), id.to_string());
+    }
+
+    /// Adds `key` under `hash`: the same table keyed otherwise (a
+    /// session's lock waiters, by `hash_string()` of the lock's name).
+    pub fn insert_hashed(&mut self, hash: u32, key: String) {
+        self.insert_fast(hash, key);
         if self.len / 2 > self.mask() {
             self.expand();
         }
@@ -105,11 +111,14 @@ impl MonitorOrder {
 
     /// Removes the monitor `id` if present (`hmap_remove()`: no shrinking).
     pub fn remove(&mut self, id: &Value) -> bool {
-        let hash = json_hash(id, 0);
-        let key = id.to_string();
+        self.remove_hashed(json_hash(id, 0), &id.to_string())
+    }
+
+    /// Removes `key`, added under `hash`, if present.
+    pub fn remove_hashed(&mut self, hash: u32, key: &str) -> bool {
         let b = hash as usize & self.mask();
         let chain = &mut self.buckets[b];
-        match chain.iter().position(|(_, k)| *k == key) {
+        match chain.iter().position(|(_, k)| k == key) {
             Some(i) => {
                 chain.remove(i);
                 self.len -= 1;

@@ -8,15 +8,21 @@
 //! - [`tls`]: key, certificate and CA files into rustls configurations,
 //!   re-read when they change; [`tls_policy`]: `--ssl-protocols` and
 //!   `--ssl-ciphers` mapped onto rustls; [`peer_name`]: a client
-//!   certificate's common name.
-//! - [`options`]: a Connection row's per-remote settings.
+//!   certificate's common name; [`ca_bootstrap`]: `--bootstrap-ca-cert` on
+//!   the client side.
+//! - [`options`]: a Connection row's per-remote settings; [`dscp`]: its
+//!   `other_config:dscp` on the sockets.
 //! - [`reconnect`]: an active remote's backoff and status (lib/reconnect.c).
 //! - [`db_column`]: what a `db:DB,TABLE,COLUMN` column holds.
+//! - [`socket_files`]: `punix:` socket files, removed with their listener and at exit.
 
+pub mod ca_bootstrap;
 pub mod db_column;
+pub mod dscp;
 pub mod options;
 pub mod peer_name;
 pub mod reconnect;
+pub mod socket_files;
 pub mod target;
 pub mod tls;
 pub mod tls_policy;

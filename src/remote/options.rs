@@ -1,6 +1,6 @@
 //! The per-remote settings ovsdb-server takes from a Connection-like row
-//! (`max_backoff`, `inactivity_probe`, `read_only`, `role`): how a remote's
-//! sessions behave.
+//! (`max_backoff`, `inactivity_probe`, `read_only`, `role`,
+//! `other_config:dscp`): how a remote's sessions behave.
 
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -18,6 +18,10 @@ pub struct RemoteOptions {
     pub read_only: bool,
     /// The RBAC role of the remote's sessions (`None`: unset or empty).
     pub role: Option<Arc<str>>,
+    /// The DSCP of its TCP traffic: a row's `other_config:dscp`, else
+    /// [`crate::remote::dscp::DSCP_DEFAULT`]; 0 for a remote given
+    /// directly (ovsdb-server 3.1's default options).
+    pub dscp: u8,
 }
 
 /// The single atom of an optional scalar column in OVSDB's JSON notation
@@ -51,9 +55,19 @@ impl RemoteOptions {
                 .and_then(Value::as_str)
                 .filter(|r| !r.is_empty())
                 .map(Arc::from),
+            dscp: crate::remote::dscp::parse(map_value(row.get("other_config"), "dscp")),
         };
         Some((target, options))
     }
+}
+
+/// The value of `key` in a string-to-string map column value (`["map", [[k, v], ...]]`).
+fn map_value<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    let pairs = v?.as_array()?.get(1)?.as_array()?;
+    pairs.iter().find_map(|p| {
+        let p = p.as_array()?;
+        (p.first()?.as_str()? == key).then(|| p.get(1)?.as_str())?
+    })
 }
 
 /// The strings of a string or set-of-strings column value.
@@ -106,6 +120,11 @@ mod tests {
         assert_eq!(o.inactivity_probe, Some(None));
         assert!(o.read_only);
         assert_eq!(o.role.as_deref(), Some("ovn-controller"));
+        assert_eq!(o.dscp, crate::remote::dscp::DSCP_DEFAULT);
+        let row =
+            json!({"target": "ptcp:1", "other_config": ["map", [["a", "b"], ["dscp", "10"]]]});
+        let (_, o) = RemoteOptions::from_row(row.as_object().unwrap()).unwrap();
+        assert_eq!(o.dscp, 10);
         let row = json!({"target": "ptcp:1", "role": "", "max_backoff": ["set", [3000]]});
         let (_, o) = RemoteOptions::from_row(row.as_object().unwrap()).unwrap();
         assert_eq!(o.role, None);

@@ -131,8 +131,21 @@ fn stamp(path: &str) -> Stamp {
 /// Built configurations for the current settings.
 #[derive(Clone)]
 struct Built {
-    server: Arc<ServerConfig>,
-    client: Arc<ClientConfig>,
+    /// None while a CA to bootstrap is missing: a server cannot bootstrap it.
+    server: Result<Arc<ServerConfig>, TlsError>,
+    client: ClientTls,
+}
+
+/// What an `ssl:` remote connects with.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The configuration.
+    pub config: Arc<ClientConfig>,
+    /// The CA file to bootstrap from the server's chain (`--bootstrap-ca-cert`
+    /// naming a file that does not exist yet): the configuration then
+    /// accepts any chain, and the connection must be dropped once the
+    /// chain's top is saved (see [`crate::remote::ca_bootstrap`]).
+    pub bootstrap_ca: Option<String>,
 }
 
 struct State {
@@ -230,11 +243,11 @@ impl TlsKeys {
 
     /// The configuration a `pssl:` listener accepts with.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        self.current().map(|b| b.server)
+        self.current().and_then(|b| b.server)
     }
 
     /// The configuration an `ssl:` remote connects with.
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+    pub fn client_config(&self) -> Result<ClientTls, TlsError> {
         self.current().map(|b| b.client)
     }
 }
@@ -263,16 +276,26 @@ fn read_key(file: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// The CA store, or `None` for `--ca-cert=none`.
-fn roots(files: &TlsFiles, bootstrap: bool) -> Result<Option<Arc<RootCertStore>>, TlsError> {
+/// How peers are verified.
+enum Roots {
+    /// Against the CA file's certificates.
+    Store(Arc<RootCertStore>),
+    /// Not at all (`--ca-cert=none`).
+    None,
+    /// Not yet: the CA file to bootstrap does not exist.
+    Bootstrap(String),
+}
+
+/// How peers are verified with these settings.
+fn roots(files: &TlsFiles, bootstrap: bool) -> Result<Roots, TlsError> {
     let Some(ca) = files.ca_cert.as_deref() else {
         return Err(TlsError::Missing("CA certificate", "ca-cert"));
     };
     if ca == "none" {
-        return Ok(None);
+        return Ok(Roots::None);
     }
     if bootstrap && !Path::new(ca).exists() {
-        return Err(TlsError::Bootstrap(ca.to_string()));
+        return Ok(Roots::Bootstrap(ca.to_string()));
     }
     let mut store = RootCertStore::empty();
     for c in read_chain("ca-cert", ca)? {
@@ -282,7 +305,7 @@ fn roots(files: &TlsFiles, bootstrap: bool) -> Result<Option<Arc<RootCertStore>>
             problem: format!("not a usable CA certificate: {e}"),
         })?;
     }
-    Ok(Some(Arc::new(store)))
+    Ok(Roots::Store(Arc::new(store)))
 }
 
 fn build(files: &TlsFiles, bootstrap: bool) -> Result<Built, TlsError> {
@@ -309,19 +332,25 @@ fn build(files: &TlsFiles, bootstrap: bool) -> Result<Built, TlsError> {
         .with_protocol_versions(&versions)
         .map_err(rustls_err)?;
     let server = match &roots {
-        Some(r) => {
+        Roots::Store(r) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(r.clone(), provider.clone())
                 .build()
                 .map_err(|e| TlsError::Rustls(e.to_string()))?;
-            server.with_client_cert_verifier(verifier)
+            Ok(server.with_client_cert_verifier(verifier))
         }
-        None => server.with_no_client_auth(),
-    }
-    .with_single_cert(chain.clone(), key.clone_key())
-    .map_err(rustls_err)?;
+        Roots::None => Ok(server.with_no_client_auth()),
+        Roots::Bootstrap(ca) => Err(TlsError::Bootstrap(ca.clone())),
+    };
+    let server = match server {
+        Ok(s) => Ok(Arc::new(
+            s.with_single_cert(chain.clone(), key.clone_key())
+                .map_err(rustls_err)?,
+        )),
+        Err(e) => Err(e),
+    };
 
     let verifier: Arc<dyn ServerCertVerifier> = match &roots {
-        Some(r) => Arc::new(ChainOnly {
+        Roots::Store(r) => Arc::new(ChainOnly {
             inner: rustls::client::WebPkiServerVerifier::builder_with_provider(
                 r.clone(),
                 provider.clone(),
@@ -329,7 +358,8 @@ fn build(files: &TlsFiles, bootstrap: bool) -> Result<Built, TlsError> {
             .build()
             .map_err(|e| TlsError::Rustls(e.to_string()))?,
         }),
-        None => Arc::new(AnyServer {
+        // Bootstrapping: the chain is taken on trust once, to be saved.
+        Roots::None | Roots::Bootstrap(_) => Arc::new(AnyServer {
             provider: provider.clone(),
         }),
     };
@@ -341,8 +371,14 @@ fn build(files: &TlsFiles, bootstrap: bool) -> Result<Built, TlsError> {
         .with_client_auth_cert(chain, key)
         .map_err(rustls_err)?;
     Ok(Built {
-        server: Arc::new(server),
-        client: Arc::new(client),
+        server,
+        client: ClientTls {
+            config: Arc::new(client),
+            bootstrap_ca: match roots {
+                Roots::Bootstrap(ca) => Some(ca),
+                _ => None,
+            },
+        },
     })
 }
 

@@ -73,6 +73,19 @@ impl Rpc {
         })
     }
 
+    /// A connection the server opened (an active remote, accepted by the test).
+    pub fn from_stream(stream: TcpStream) -> io::Result<Rpc> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(READ_SLICE))?;
+        Ok(Rpc {
+            stream,
+            buf: Vec::new(),
+            scan: Scan::default(),
+            next_id: 1,
+            notifications: Vec::new(),
+        })
+    }
+
     /// Connects to `addr`; panics if that fails.
     pub fn open(addr: &str) -> Rpc {
         Rpc::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
