@@ -293,32 +293,72 @@ pub fn init(specs: &[String], log_file: Option<&Path>) -> Result<LogControl, Log
         levels.apply(&spec);
     }
     let file = log_file.map(LogFile::open).transpose()?.map(Arc::new);
-    let console = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .event_format(OvsFormat(Pattern::Console))
-        .with_writer(std::io::stderr)
-        .with_filter(destination_filter(levels.clone(), Destination::Console));
-    let syslog = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .event_format(OvsFormat(Pattern::Syslog))
-        .with_writer(SyslogMaker)
-        .with_filter(destination_filter(levels.clone(), Destination::Syslog));
-    let file_layer = file.clone().map(|f| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .event_format(OvsFormat(Pattern::File))
-            .with_writer(FileMaker(f))
-            .with_filter(destination_filter(levels.clone(), Destination::File))
-    });
+    // Each layer's type depends on the layers under it, so the layers are
+    // made where they are stacked.
+    macro_rules! sequence {
+        () => {
+            Sequence.with_filter(any_destination_filter(levels.clone()))
+        };
+    }
+    macro_rules! console {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .event_format(OvsFormat(Pattern::Console))
+                .with_writer(std::io::stderr)
+                .with_filter(destination_filter(levels.clone(), Destination::Console))
+        };
+    }
+    macro_rules! syslog {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .event_format(OvsFormat(Pattern::Syslog))
+                .with_writer(SyslogMaker)
+                .with_filter(destination_filter(levels.clone(), Destination::Syslog))
+        };
+    }
+    macro_rules! file {
+        ($f:expr) => {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .event_format(OvsFormat(Pattern::File))
+                .with_writer(FileMaker($f))
+                .with_filter(destination_filter(levels.clone(), Destination::File))
+        };
+    }
+    // No `Option` layers: an absent one declares interest in every callsite,
+    // which turns every span and event of every crate (h2 makes several per
+    // etcd request) into a per-call check of every destination's filter.
+    let registry = tracing_subscriber::registry;
     let env_filter = env.map(tracing_subscriber::EnvFilter::new);
-    tracing_subscriber::registry()
-        .with(env_filter)
-        .with(Sequence.with_filter(any_destination_filter(levels.clone())))
-        .with(console)
-        .with(syslog)
-        .with(file_layer)
-        .try_init()
-        .map_err(|e| LoggingError::Init(e.to_string()))?;
+    match (env_filter, file.clone()) {
+        (Some(e), Some(f)) => registry()
+            .with(e)
+            .with(sequence!())
+            .with(console!())
+            .with(syslog!())
+            .with(file!(f))
+            .try_init(),
+        (Some(e), None) => registry()
+            .with(e)
+            .with(sequence!())
+            .with(console!())
+            .with(syslog!())
+            .try_init(),
+        (None, Some(f)) => registry()
+            .with(sequence!())
+            .with(console!())
+            .with(syslog!())
+            .with(file!(f))
+            .try_init(),
+        (None, None) => registry()
+            .with(sequence!())
+            .with(console!())
+            .with(syslog!())
+            .try_init(),
+    }
+    .map_err(|e| LoggingError::Init(e.to_string()))?;
     sync_log_max_level(&levels);
     Ok(LogControl { levels, file })
 }
