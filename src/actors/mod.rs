@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod database;
+mod database_messages;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
