@@ -3,19 +3,14 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
-use crate::actors::monitor::{
-    CancelAll, ChangeConditions, ForgetSession, Forward, JoinMonitor, LeaveMonitor, MonitorActor,
-    Outgoing, Publish,
-};
+use crate::actors::monitor::{CancelAll, ForgetSession, Forward, MonitorActor, Outgoing};
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
 };
-use crate::actors::{SendReply, SessionGone, SessionHandle, SessionId, TxnBlocked};
-use crate::codec::framing::encode_message as encode_json;
-use crate::db::cancel_order::CancelOrder;
+use crate::actors::{SendReply, SessionGone, SessionHandle, TxnBlocked};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
-use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
+use crate::db::monitor_routing::MonitorRouting;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
@@ -25,13 +20,12 @@ use crate::replica::commit_queue::{
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::{Effect, ReleaseQueue};
-use crate::replica::{parse_txn_id, Replica};
+use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogError, LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -96,29 +90,20 @@ type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>
 
 /// The Database actor.
 pub struct DatabaseActor {
-    replica: Replica,
-    backend: Backend,
+    pub(super) replica: Replica,
+    pub(super) backend: Backend,
     server_id: Uuid,
     /// Transactions waiting, the group being built and the group in
     /// flight (shared stores); local stores only queue.
     commits: CommitQueue<Pending>,
     /// Requests that read the replica, held while it is ahead of the store.
-    deferred: Vec<Deferred>,
+    pub(super) deferred: Vec<Deferred>,
     blocked: Vec<(Pending, Option<Instant>)>,
-    /// Every session's monitors (their groups live in the Monitor actors).
-    monitors: HashMap<(SessionId, String), Arc<Monitor>>,
-    /// The Monitor actor of each session lane that had monitors.
-    monitor_actors: HashMap<usize, Addr<MonitorActor>>,
-    /// The arbiters of the session lanes (empty: this actor's own).
-    lanes: Arc<Vec<ArbiterHandle>>,
-    /// Sessions that had a monitor: everything for them goes through their
-    /// lane's Monitor actor, in order (see `actors::monitor`).
-    routed: HashSet<SessionId>,
-    /// The monitors in the order ovsdb-server cancels them on conversion.
-    cancel_order: CancelOrder,
-    change_aware: HashMap<SessionId, bool>,
+    /// Every session's monitors (their groups live in the Monitor actors),
+    /// and the Monitor actor of each session lane that had monitors.
+    pub(super) monitors: MonitorRouting<Addr<MonitorActor>, ArbiterHandle>,
     /// Recent commits, for `monitor_cond_since`.
-    history: History,
+    pub(super) history: History,
     /// Local stores: commits applied and written, waiting for a sync or
     /// for the commits before them to be answered.
     release: ReleaseQueue<Release>,
@@ -130,10 +115,10 @@ pub struct DatabaseActor {
     /// record written before it).
     sync_ticket: Option<SyncTicket>,
     watch_from: Revision,
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
     /// was unreachable at start).
-    loaded: bool,
+    pub(super) loaded: bool,
     /// Why the database is not loaded, for transaction errors.
     load_error: Option<String>,
     open_backoff: Duration,
@@ -177,12 +162,7 @@ impl DatabaseActor {
             commits: CommitQueue::default(),
             deferred: Vec::new(),
             blocked: Vec::new(),
-            monitors: HashMap::new(),
-            monitor_actors: HashMap::new(),
-            lanes: Arc::new(Vec::new()),
-            routed: HashSet::new(),
-            cancel_order: CancelOrder::default(),
-            change_aware: HashMap::new(),
+            monitors: MonitorRouting::default(),
             history: History::new(watch_from - 1),
             release: ReleaseQueue::default(),
             sync_ticket: None,
@@ -211,7 +191,7 @@ impl DatabaseActor {
     /// The same actor, running the Monitor actors of session lane `i` on
     /// `lanes[i]` (by default they run on this actor's arbiter).
     pub fn with_lanes(mut self, lanes: Arc<Vec<ArbiterHandle>>) -> DatabaseActor {
-        self.lanes = lanes;
+        self.monitors.set_lanes(lanes);
         self
     }
 
@@ -369,7 +349,7 @@ impl DatabaseActor {
     }
 
     /// Why a write can't be committed now, if it can't.
-    fn unavailable(&self) -> Option<OvsdbError> {
+    pub(super) fn unavailable(&self) -> Option<OvsdbError> {
         if !self.loaded {
             // Until the first open attempt fails there is no load error yet;
             // the store's liveness already tells whether it can be reached.
@@ -407,12 +387,12 @@ impl DatabaseActor {
         None
     }
 
-    fn schema(&self) -> &Arc<DatabaseSchema> {
+    pub(super) fn schema(&self) -> &Arc<DatabaseSchema> {
         &self.replica.db.schema
     }
 
     /// The store prefix of this database's rows.
-    fn db_prefix(&self) -> bytes::Bytes {
+    pub(super) fn db_prefix(&self) -> bytes::Bytes {
         self.replica
             .keys
             .db_prefix(&self.replica.space)
@@ -469,7 +449,7 @@ impl DatabaseActor {
     /// ahead of a shared store, or local commits waiting for a sync. Requests
     /// that read the replica for a client (new monitors, condition changes,
     /// conversion) wait until it is not.
-    fn ahead(&self) -> bool {
+    pub(super) fn ahead(&self) -> bool {
         self.speculating() || !self.release.is_empty()
     }
 
@@ -1011,65 +991,6 @@ impl DatabaseActor {
         self.report_status();
     }
 
-    /// Sends a change set applied at `revision` to every Monitor actor.
-    fn notify_monitors(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
-        if self.monitor_actors.is_empty() {
-            return;
-        }
-        let txn_id = self.replica.txn_id(revision);
-        for a in self.monitor_actors.values() {
-            a.do_send(Publish {
-                schema: self.schema().clone(),
-                txn_id,
-                changes: changes.clone(),
-            });
-        }
-    }
-
-    /// The lane of `session`'s Monitor actor.
-    fn lane_of(&self, session: &SessionHandle) -> usize {
-        match self.lanes.len() {
-            0 => 0,
-            n => session.lane % n,
-        }
-    }
-
-    /// The Monitor actor of `session`'s lane, started if there is none.
-    fn monitor_actor(&mut self, session: &SessionHandle) -> Addr<MonitorActor> {
-        let lane = self.lane_of(session);
-        if let Some(a) = self.monitor_actors.get(&lane) {
-            return a.clone();
-        }
-        let name = self.name.clone();
-        let a = match self.lanes.get(lane) {
-            Some(arbiter) => {
-                MonitorActor::start_in_arbiter(arbiter, move |_| MonitorActor::new(name))
-            }
-            None => MonitorActor::new(name).start(),
-        };
-        self.monitor_actors.insert(lane, a.clone());
-        a
-    }
-
-    /// The Monitor actor messages for `session` go through, if it had a monitor.
-    fn route(&self, session: &SessionHandle) -> Option<&Addr<MonitorActor>> {
-        if !self.routed.contains(&session.id) {
-            return None;
-        }
-        self.monitor_actors.get(&self.lane_of(session))
-    }
-
-    /// Sends `session` a reply after everything sent it before.
-    fn reply_to(&self, session: &SessionHandle, reply: SendReply) {
-        match self.route(session) {
-            Some(a) => a.do_send(Forward {
-                session: session.clone(),
-                message: Outgoing::Reply(reply),
-            }),
-            None => session.reply.do_send(reply),
-        }
-    }
-
     /// Blocked `wait`s go back to the queue, to be executed on the new contents.
     fn requeue_blocked(&mut self) {
         for (p, _) in std::mem::take(&mut self.blocked) {
@@ -1084,7 +1005,7 @@ impl DatabaseActor {
 
     /// The changes since `rev` (exclusive), if the in-memory history still
     /// covers them.
-    fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
+    pub(super) fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
         self.history.changes_since(rev, self.replica.revision)
     }
 }
@@ -1310,260 +1231,6 @@ impl Handler<CancelTxn> for DatabaseActor {
     }
 }
 
-impl Handler<AddMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: AddMonitor, ctx: &mut Context<Self>) {
-        if self.ahead() {
-            // It reads the replica, which is ahead of the store right now.
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<AddMonitor>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        if !self.loaded {
-            if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        }
-        let parsed = Monitor::from_json(self.schema(), m.version, &m.requests).and_then(|mon| {
-            match &m.last_txn_id {
-                Some(last) => check_last_txn_id(last).map(|()| mon),
-                None => Ok(mon),
-            }
-        });
-        let monitor = match parsed {
-            Ok(mon) => Arc::new(mon),
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        let since = match m.version {
-            MonitorVersion::V3 => m
-                .last_txn_id
-                .as_ref()
-                .and_then(parse_txn_id)
-                .and_then(|u| self.replica.revision_of(&u)),
-            _ => None,
-        };
-        if let Some(rev) = since {
-            if let Some(cs) = self.changes_since(rev) {
-                self.answer_monitor(m, monitor, Some(cs));
-                return;
-            }
-            // Before `since` the database had another schema: the client
-            // gets the whole new state.
-            if let (Backend::Store(store), true) = (
-                &self.backend,
-                self.replica.since <= rev && 0 < rev && rev < self.history.base(),
-            ) {
-                // Older than this server's memory (it restarted, or the
-                // client comes from another server): what the store held
-                // then, compared with now, is exactly what the client missed.
-                let store = store.clone();
-                let prefix = self.db_prefix();
-                let fut = async move { store.range_at(&prefix, rev).await };
-                ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
-                    let missed = res
-                        .ok()
-                        .and_then(|kvs| act.changes_from_snapshot(&kvs, rev));
-                    act.answer_monitor(m, monitor, missed);
-                }));
-                return;
-            }
-        }
-        self.answer_monitor(m, monitor, None);
-    }
-}
-
-impl DatabaseActor {
-    /// What changed since the database held `kvs` (read at `rev`), if they
-    /// decode.
-    fn changes_from_snapshot(
-        &self,
-        kvs: &[crate::storage::KeyValue],
-        rev: Revision,
-    ) -> Option<ChangeSet> {
-        // Rows that do not decode are left out as the current replica left
-        // them out when it loaded (and logged them then).
-        let (then, _skipped) = Replica::load_skipping(
-            self.schema().clone(),
-            self.replica.keys.clone(),
-            self.replica.cluster_id,
-            &self.replica.space,
-            kvs,
-            rev,
-        );
-        Some(crate::db::changes::diff(&then.db, &self.replica.db))
-    }
-
-    /// Replies to a monitor request and adds the monitor: `missed` is what a
-    /// `monitor_cond_since` client missed (`found: true`), `None` the full
-    /// state.
-    fn answer_monitor(&mut self, m: AddMonitor, monitor: Arc<Monitor>, missed: Option<ChangeSet>) {
-        if !m.session.reply.connected() {
-            // The session ended while its past was being read.
-            return;
-        }
-        let last_id = self.replica.txn_id(self.replica.revision);
-        for (t, c, whole) in monitor.probe_columns() {
-            self.replica.db.ensure_probes(t, c, whole);
-        }
-        // The full state is written straight into the reply's bytes; only
-        // a resumed V3 monitor's (small) difference goes through a value.
-        let mut full = bytes::BytesMut::new();
-        let mut resumed_with_changes = false;
-        match (m.version, missed) {
-            (MonitorVersion::V1 | MonitorVersion::V2, _) => {
-                monitor.write_initial(&self.replica.db, &mut full);
-            }
-            (MonitorVersion::V3, Some(cs)) => {
-                let body = monitor.update(self.schema(), &cs);
-                resumed_with_changes = body.is_some();
-                let body = body.unwrap_or_else(|| json!({}));
-                crate::codec::framing::write_json(
-                    &json!([true, last_id.to_string(), body]),
-                    &mut full,
-                );
-            }
-            (MonitorVersion::V3, None) => {
-                full.extend_from_slice(b"[false,");
-                crate::codec::framing::write_str(&last_id.to_string(), &mut full);
-                full.extend_from_slice(b",");
-                monitor.write_initial(&self.replica.db, &mut full);
-                full.extend_from_slice(b"]");
-            }
-        }
-        self.cancel_order.join(
-            &monitor.selection_key(),
-            (m.session.id, m.monitor_id.clone()),
-        );
-        self.monitors
-            .insert((m.session.id, m.monitor_id.to_string()), monitor.clone());
-        let actor = self.monitor_actor(&m.session);
-        self.routed.insert(m.session.id);
-        // The Python IDL (OVS 3.1) takes its last transaction id from
-        // update3 notifications only, not from the reply: resumed with
-        // changes, it would keep the old id, and its next resumption would
-        // apply the same changes twice (sets and maps are sent as
-        // differences). An empty update3 carrying the current id fixes its
-        // id and changes nothing for any client.
-        let then_empty_update = resumed_with_changes.then(|| (self.schema().clone(), last_id));
-        actor.do_send(JoinMonitor {
-            session: m.session,
-            monitor_id: m.monitor_id,
-            monitor,
-            reply: (m.id, full.freeze()),
-            then_empty_update,
-        });
-    }
-}
-
-impl Handler<RemoveMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
-        self.cancel_order.leave(&(m.session, m.monitor_id.clone()));
-        if self
-            .monitors
-            .remove(&(m.session, m.monitor_id.to_string()))
-            .is_some()
-        {
-            for a in self.monitor_actors.values() {
-                a.do_send(LeaveMonitor {
-                    session: m.session,
-                    monitor_id: m.monitor_id.clone(),
-                });
-            }
-        }
-    }
-}
-
-impl Handler<ChangeMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: ChangeMonitor, _: &mut Context<Self>) {
-        if self.ahead() {
-            // It reads the replica, which is ahead of the store right now.
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<ChangeMonitor>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        let k = (m.session.id, m.monitor_id.to_string());
-        let Some(old) = self.monitors.get(&k).cloned() else {
-            let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
-            self.reply_to(
-                &m.session,
-                SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                },
-            );
-            return;
-        };
-        let new = match old.with_conditions(self.schema(), &m.requests) {
-            Ok(n) => Arc::new(n),
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        for (t, c, whole) in old.probe_columns().into_iter().chain(new.probe_columns()) {
-            self.replica.db.ensure_probes(t, c, whole);
-        }
-        let update = old
-            .condition_change_update(&new, &self.replica.db)
-            .map(|body| {
-                (
-                    self.schema().clone(),
-                    self.replica.txn_id(self.replica.revision),
-                    encode_json(&body),
-                )
-            });
-        self.monitors.remove(&k);
-        self.monitors
-            .insert((m.session.id, m.new_monitor_id.to_string()), new.clone());
-        self.cancel_order.rename(
-            &(m.session.id, m.monitor_id.clone()),
-            m.new_monitor_id.clone(),
-        );
-        let actor = self.monitor_actor(&m.session);
-        actor.do_send(ChangeConditions {
-            session: m.session,
-            monitor_id: m.monitor_id,
-            new_monitor_id: m.new_monitor_id,
-            monitor: new,
-            update,
-            id: m.id,
-        });
-    }
-}
-
-impl Handler<SetChangeAware> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: SetChangeAware, _: &mut Context<Self>) {
-        self.change_aware.insert(m.session, m.aware);
-    }
-}
-
 impl Handler<Convert> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
@@ -1702,22 +1369,12 @@ impl DatabaseActor {
     /// disconnected by the caller's registry update), in ovsdb-server's
     /// order (see `CancelOrder`).
     fn cancel_monitors_for_conversion(&mut self) {
-        let aware: Vec<(SessionId, Value)> = self
-            .cancel_order
-            .walk()
-            .filter(|(session, id)| {
-                self.monitors.contains_key(&(*session, id.to_string()))
-                    && self.change_aware.get(session).copied().unwrap_or(false)
-            })
-            .cloned()
-            .collect();
-        for a in self.monitor_actors.values() {
+        let aware = self.monitors.cancel_all();
+        for a in self.monitors.handles() {
             a.do_send(CancelAll {
                 notify: aware.clone(),
             });
         }
-        self.monitors.clear();
-        self.cancel_order.clear();
     }
 
     /// One attempt of a shared conversion, on the replica as it is now.
@@ -2029,18 +1686,15 @@ impl DatabaseActor {
 impl Handler<SessionGone> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: SessionGone, _: &mut Context<Self>) {
-        self.monitors.retain(|(s, _), _| *s != m.id);
-        if self.routed.remove(&m.id) {
-            for a in self.monitor_actors.values() {
+        if self.monitors.forget_session(m.id) {
+            for a in self.monitors.handles() {
                 a.do_send(ForgetSession(m.id));
             }
         }
-        self.cancel_order.leave_session(m.id);
         self.blocked
             .retain(|(p, _)| p.session.as_ref().map(|s| s.id) != Some(m.id));
         self.commits
             .retain(|p| p.session.as_ref().map(|s| s.id) != Some(m.id));
-        self.change_aware.remove(&m.id);
     }
 }
 

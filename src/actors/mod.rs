@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod database;
 mod database_messages;
+mod database_monitors;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
