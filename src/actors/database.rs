@@ -3,7 +3,8 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
-use crate::actors::monitor::{CancelAll, ForgetSession, Forward, MonitorActor, Outgoing};
+use crate::actors::database_convert::ConvertJob;
+use crate::actors::monitor::{ForgetSession, Forward, MonitorActor, Outgoing};
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
 };
@@ -17,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::replica::commit_queue::{
     Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
 };
+use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::{Effect, ReleaseQueue};
@@ -74,7 +76,7 @@ pub struct Shared {
     pub on_schema_changed: Option<Box<dyn Fn(Arc<DatabaseSchema>) + Send>>,
 }
 
-struct Pending {
+pub(super) struct Pending {
     session: Option<SessionHandle>,
     id: Value,
     ops: Vec<Value>,
@@ -92,13 +94,13 @@ type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>
 pub struct DatabaseActor {
     pub(super) replica: Replica,
     pub(super) backend: Backend,
-    server_id: Uuid,
+    pub(super) server_id: Uuid,
     /// Transactions waiting, the group being built and the group in
     /// flight (shared stores); local stores only queue.
-    commits: CommitQueue<Pending>,
+    pub(super) commits: CommitQueue<Pending>,
     /// Requests that read the replica, held while it is ahead of the store.
     pub(super) deferred: Vec<Deferred>,
-    blocked: Vec<(Pending, Option<Instant>)>,
+    pub(super) blocked: Vec<(Pending, Option<Instant>)>,
     /// Every session's monitors (their groups live in the Monitor actors),
     /// and the Monitor actor of each session lane that had monitors.
     pub(super) monitors: MonitorRouting<Addr<MonitorActor>, ArbiterHandle>,
@@ -114,7 +116,7 @@ pub struct DatabaseActor {
     /// Local stores: the newest sync ticket not yet run (it covers every
     /// record written before it).
     sync_ticket: Option<SyncTicket>,
-    watch_from: Revision,
+    pub(super) watch_from: Revision,
     pub(super) name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
     /// was unreachable at start).
@@ -126,7 +128,7 @@ pub struct DatabaseActor {
     connected: bool,
     /// The watch lost history to a compaction, or brought a commit that
     /// does not decode: reload before watching again.
-    reload_needed: bool,
+    pub(super) reload_needed: bool,
     /// The Watch actor reading the store (shared stores).
     watch: Option<Addr<WatchActor>>,
     /// Which watch is current: messages of older ones are ignored.
@@ -135,16 +137,14 @@ pub struct DatabaseActor {
     watch_arbiter: Option<Arbiter>,
     /// This server's commits applied when the store said yes, for the watch
     /// to skip their echoes.
-    own_commits: OwnCommits,
-    shared: Option<Shared>,
-    /// A conversion of the shared database is under way (it holds commits).
-    converting: bool,
-    /// That conversion lost a race and waits for the replica to catch up.
-    convert_waiting: Option<ConvertJob>,
-    /// Another server's conversion is finishing: commits are held.
-    held_for_conversion: bool,
-    /// Which hold the timer ending it belongs to.
-    hold_epoch: u64,
+    pub(super) own_commits: OwnCommits,
+    pub(super) shared: Option<Shared>,
+    /// Whether a conversion of the shared database, this server's or
+    /// another's, holds commits.
+    pub(super) holds: Holds,
+    /// This server's conversion lost a race and waits for the replica to
+    /// catch up.
+    pub(super) convert_waiting: Option<ConvertJob>,
     /// The server's metrics.
     metrics: Arc<Metrics>,
 }
@@ -180,10 +180,8 @@ impl DatabaseActor {
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
             shared: None,
-            converting: false,
+            holds: Holds::default(),
             convert_waiting: None,
-            held_for_conversion: false,
-            hold_epoch: 0,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -314,11 +312,8 @@ impl DatabaseActor {
         self.reload_needed = false;
         self.report_status();
         self.start_watch(ctx);
-        if new_schema && self.held_for_conversion {
-            self.held_for_conversion = false;
-            if !self.converting {
-                self.commits.release();
-            }
+        if new_schema && self.holds.thaw() == Some(true) {
+            self.commits.release();
         }
         self.resume_convert(ctx);
         if new_schema {
@@ -337,7 +332,7 @@ impl DatabaseActor {
     }
 
     /// Tells `_Server` the current state (clustered model only).
-    fn report_status(&self) {
+    pub(super) fn report_status(&self) {
         if let Some(sh) = &self.shared {
             sh.status.do_send(DbStatusChanged {
                 name: self.replica.name.clone(),
@@ -413,7 +408,7 @@ impl DatabaseActor {
 
     /// Starts a Watch actor (on the database's watch arbiter) reading the
     /// store from `watch_from`; any earlier one is stopped.
-    fn start_watch(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn start_watch(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
@@ -472,7 +467,7 @@ impl DatabaseActor {
     /// replica holds their changes ahead of the store, undone if the commit
     /// fails), and the group is committed as one store transaction, its
     /// members answered in order once the store said yes.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.commits.busy() {
             return;
         }
@@ -882,7 +877,7 @@ impl DatabaseActor {
         }
     }
 
-    fn store_kind(&self) -> &'static str {
+    pub(super) fn store_kind(&self) -> &'static str {
         match &self.backend {
             Backend::Store(s) => s.kind(),
             Backend::Log(l) => l.kind(),
@@ -998,7 +993,7 @@ impl DatabaseActor {
         }
     }
 
-    fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
         self.requeue_blocked();
         self.pump(ctx);
     }
@@ -1096,7 +1091,7 @@ impl Handler<WatchDelivered> for DatabaseActor {
             }
             // While converting, a freeze is this server's own (its echo
             // arriving before the store's answer): nothing to hold.
-            if !self.converting {
+            if !self.holds.converting {
                 self.hold_for_conversion(on, ctx);
             }
         }
@@ -1228,458 +1223,6 @@ impl Handler<CancelTxn> for DatabaseActor {
                 i += 1;
             }
         }
-    }
-}
-
-impl Handler<Convert> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
-        if self.ahead() || self.converting {
-            // It reads the replica, which is ahead of the store right now
-            // (or another conversion is under way).
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<Convert>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        if matches!(self.backend, Backend::Store(_)) {
-            if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-            // Shared databases are clustered: no ephemeral columns.
-            let schema = if self.shared.is_some() {
-                crate::storage::db_record::clustered_schema(m.schema)
-            } else {
-                m.schema
-            };
-            let job = ConvertJob {
-                session: m.session,
-                id: m.id,
-                schema,
-                on_done: m.on_done,
-                attempt: 0,
-                staged: None,
-                force_staged: false,
-                fence_revision: 0,
-                space: String::new(),
-                lost_at: None,
-                frozen: false,
-            };
-            // Transactions wait for the conversion, then run on the new schema.
-            self.commits.hold();
-            self.converting = true;
-            self.convert_shared(job, ctx);
-            return;
-        }
-        let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        if let Backend::Log(log) = &mut self.backend {
-            // The log holds the new schema and rows before anyone sees them.
-            if let Err(e) = log.convert(&converted) {
-                let e = OvsdbError::new(
-                    "I/O error",
-                    format!(
-                        "cannot write the converted database to the {} store: {e}",
-                        log.kind()
-                    ),
-                );
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        }
-        self.cancel_monitors_for_conversion();
-        let keys = self.replica.keys.clone();
-        let cluster = self.replica.cluster_id;
-        let old_rev = self.replica.revision;
-        self.history.reset(old_rev);
-        let schema = m.schema.clone();
-        self.replica = Replica::new(schema.clone(), keys, cluster);
-        self.replica.db = converted;
-        self.replica.revision = old_rev + 1;
-        self.reply_to(
-            &m.session,
-            SendReply {
-                id: m.id,
-                result: Ok(json!({})),
-            },
-        );
-        (m.on_done)(schema);
-    }
-}
-
-/// A conversion of a shared database under way (see
-/// `replica::conversion`).
-struct ConvertJob {
-    session: SessionHandle,
-    id: Value,
-    schema: Arc<DatabaseSchema>,
-    on_done: Box<dyn FnOnce(Arc<DatabaseSchema>) + Send>,
-    /// Attempts that lost their flip to another commit.
-    attempt: u32,
-    /// What an earlier attempt staged.
-    staged: Option<crate::replica::conversion::Staged>,
-    /// The in-place Txn was too large for the store.
-    force_staged: bool,
-    /// The fence and key space the current attempt started from.
-    fence_revision: Revision,
-    space: String,
-    /// When the last attempt lost its race.
-    lost_at: Option<Instant>,
-    /// The other servers hold their commits (see `replica::conversion`).
-    frozen: bool,
-}
-
-/// How long a server holds its commits for another server's conversion
-/// to finish (see `replica::conversion`).
-const FREEZE_FOR: Duration = Duration::from_secs(10);
-
-/// How many times a conversion is tried against racing commits.
-const MAX_CONVERT_ATTEMPTS: u32 = 50;
-/// How long a conversion that lost a race waits for the watch to bring
-/// the commit that won before trying again anyway.
-const CONVERT_CATCH_UP: Duration = Duration::from_secs(2);
-
-impl DatabaseActor {
-    /// Monitors were parsed against the old schema: cancels them, telling
-    /// change-aware clients with `monitor_canceled` (the others are
-    /// disconnected by the caller's registry update), in ovsdb-server's
-    /// order (see `CancelOrder`).
-    fn cancel_monitors_for_conversion(&mut self) {
-        let aware = self.monitors.cancel_all();
-        for a in self.monitors.handles() {
-            a.do_send(CancelAll {
-                notify: aware.clone(),
-            });
-        }
-    }
-
-    /// One attempt of a shared conversion, on the replica as it is now.
-    fn convert_shared(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
-        use crate::replica::conversion::{carry_over, plan, Before, Limits};
-        let Backend::Store(store) = &self.backend else {
-            return;
-        };
-        let store = store.clone();
-        if job.attempt > 0 && !job.frozen {
-            return self.freeze_for_convert(job, ctx);
-        }
-        let converted = match crate::db::convert::convert(&self.replica.db, job.schema.clone()) {
-            Ok(c) => c,
-            Err(e) => return self.end_convert(job, Err(e.to_json()), ctx),
-        };
-        let converted = match &job.staged {
-            Some(s) => carry_over(s, &converted),
-            None => converted,
-        };
-        let before = Before {
-            keys: &self.replica.keys,
-            space: &self.replica.space,
-            fence_revision: self.replica.fence_revision,
-            cid: self.replica.cluster_id,
-            db: &self.replica.db,
-        };
-        let plan = plan(
-            before,
-            &converted,
-            job.staged.as_ref(),
-            job.force_staged,
-            job.frozen,
-            Limits::default(),
-            self.server_id,
-        );
-        job.fence_revision = self.replica.fence_revision;
-        job.space = self.replica.space.clone();
-        let (space, staged) = (plan.space.clone(), plan.staged);
-        tracing::info!(db = %self.name, version = %job.schema.version, staged, space = %space,
-            txns = plan.stage.len() + 1, attempt = job.attempt, "converting the database in the store");
-        let fut = crate::actors::shared_convert::carry_out(
-            store,
-            self.replica.keys.clone(),
-            self.replica.name.clone(),
-            job.space.clone(),
-            plan,
-            job.attempt == 0,
-        );
-        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
-            use crate::actors::shared_convert::Outcome;
-            match &outcome {
-                Outcome::Committed(revision) => act.converted(job, converted, space, *revision, ctx),
-                Outcome::TooLarge => {
-                    job.force_staged = true;
-                    act.convert_shared(job, ctx);
-                }
-                Outcome::LostRace | Outcome::Behind => {
-                    job.attempt += 1;
-                    // Whatever held the others did not hold: freeze again.
-                    job.frozen = false;
-                    if staged && matches!(outcome, Outcome::LostRace) {
-                        job.staged = Some(crate::replica::conversion::Staged {
-                            space,
-                            db: converted,
-                        });
-                    }
-                    if job.attempt >= MAX_CONVERT_ATTEMPTS {
-                        let e = OvsdbError::new(
-                            "timed out",
-                            format!(
-                                "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
-                                 the database was not converted: try again"
-                            ),
-                        );
-                        return act.end_convert(job, Err(e.to_json()), ctx);
-                    }
-                    tracing::debug!(db = %act.name, attempt = job.attempt,
-                        "the conversion lost a commit race to another server; converting again");
-                    job.lost_at = Some(Instant::now());
-                    act.retry_convert(job, ctx);
-                }
-                Outcome::Failed(e) => {
-                    let tag = match e {
-                        crate::actors::shared_convert::ConvertError::TooLarge { .. } => "resources exhausted",
-                        _ => "not leader",
-                    };
-                    let unknown = matches!(e, crate::actors::shared_convert::ConvertError::Unknown { .. });
-                    job.staged = if unknown {
-                        // The flip may have applied: keep what it staged.
-                        None
-                    } else if staged {
-                        // Whatever this attempt staged is deleted.
-                        Some(crate::replica::conversion::Staged { space, db: converted })
-                    } else {
-                        job.staged
-                    };
-                    let err = OvsdbError::new(tag, e.to_string());
-                    act.end_convert(job, Err(err.to_json()), ctx);
-                }
-            }
-        }));
-    }
-
-    /// Asks the other servers to hold their commits while the conversion
-    /// finishes: commits the freeze, fenced like any commit.
-    fn freeze_for_convert(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
-        let Backend::Store(store) = &self.backend else {
-            return;
-        };
-        let store = store.clone();
-        let before = crate::replica::conversion::Before {
-            keys: &self.replica.keys,
-            space: &self.replica.space,
-            fence_revision: self.replica.fence_revision,
-            cid: self.replica.cluster_id,
-            db: &self.replica.db,
-        };
-        let (compares, writes) = crate::replica::conversion::freeze(before, self.server_id);
-        job.fence_revision = self.replica.fence_revision;
-        job.space = self.replica.space.clone();
-        let fut = async move { store.commit(compares, writes).await };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(r) if r.succeeded => {
-                // No rows changed; the fence moved, and nothing came between.
-                act.replica.fence_revision = r.revision;
-                act.replica.revision = act.replica.revision.max(r.revision);
-                act.watch_from = act.watch_from.max(r.revision + 1);
-                act.own_commits.add(r.revision);
-                job.frozen = true;
-                act.convert_shared(job, ctx);
-            }
-            Ok(_) => {
-                job.attempt += 1;
-                if job.attempt >= MAX_CONVERT_ATTEMPTS {
-                    let e = OvsdbError::new(
-                        "timed out",
-                        format!(
-                            "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
-                             the database was not converted: try again"
-                        ),
-                    );
-                    return act.end_convert(job, Err(e.to_json()), ctx);
-                }
-                job.lost_at = Some(Instant::now());
-                act.retry_convert(job, ctx);
-            }
-            Err(e) => {
-                let e = OvsdbError::new(
-                    "not leader",
-                    format!(
-                        "cannot reach the {} store to convert the database ({e}); it was not converted: retry",
-                        act.store_kind()
-                    ),
-                );
-                act.end_convert(job, Err(e.to_json()), ctx);
-            }
-        }));
-    }
-
-    /// Another server's conversion is finishing (`on`) or gave up: hold
-    /// the commits meanwhile, for at most [`FREEZE_FOR`] (it may have died).
-    fn hold_for_conversion(&mut self, on: bool, ctx: &mut Context<Self>) {
-        if on {
-            self.hold_epoch += 1;
-            let epoch = self.hold_epoch;
-            self.held_for_conversion = true;
-            self.commits.hold();
-            ctx.run_later(FREEZE_FOR, move |act, ctx| {
-                if act.hold_epoch == epoch && act.held_for_conversion {
-                    tracing::warn!(db = %act.name, "another server's conversion did not finish in {FREEZE_FOR:?}; committing again");
-                    act.hold_for_conversion(false, ctx);
-                }
-            });
-        } else if self.held_for_conversion {
-            self.held_for_conversion = false;
-            if !self.converting {
-                self.commits.release();
-            }
-            self.pump(ctx);
-        }
-    }
-
-    /// Tries a conversion again once the replica holds the commit that won
-    /// the race (or after [`CONVERT_CATCH_UP`]).
-    fn retry_convert(&mut self, job: ConvertJob, ctx: &mut Context<Self>) {
-        let caught_up =
-            self.replica.fence_revision != job.fence_revision || self.replica.space != job.space;
-        let waited = job.lost_at.map_or(Duration::ZERO, |t| t.elapsed());
-        if (caught_up || waited > CONVERT_CATCH_UP) && !self.reload_needed {
-            self.convert_shared(job, ctx);
-        } else {
-            // The watch (or the reload) that brings the winner retries at
-            // once; the timer only bounds the wait.
-            self.convert_waiting = Some(job);
-            ctx.run_later(Duration::from_millis(50), |act, ctx| {
-                act.resume_convert(ctx)
-            });
-        }
-    }
-
-    /// Retries a conversion waiting for the replica to catch up, if any.
-    fn resume_convert(&mut self, ctx: &mut Context<Self>) {
-        if let Some(job) = self.convert_waiting.take() {
-            self.retry_convert(job, ctx);
-        }
-    }
-
-    /// A conversion was committed at `revision`: the replica becomes the
-    /// converted database (rows in `space`), as every other server's will
-    /// when its watch brings the conversion.
-    fn converted(
-        &mut self,
-        job: ConvertJob,
-        db: crate::db::Database,
-        space: String,
-        revision: Revision,
-        ctx: &mut Context<Self>,
-    ) {
-        let old_space = std::mem::replace(&mut self.replica.space, space.clone());
-        tracing::info!(db = %self.name, version = %job.schema.version, revision, space = %space,
-            "converted the database in the store");
-        self.cancel_monitors_for_conversion();
-        self.replica.db = db;
-        self.replica.revision = revision;
-        self.replica.fence_revision = revision;
-        self.replica.since = revision;
-        self.history.reset(revision);
-        self.own_commits.add(revision);
-        self.watch_from = revision + 1;
-        self.start_watch(ctx);
-        self.report_status();
-        if old_space != space {
-            // No one reads the old space any more.
-            if let Backend::Store(store) = &self.backend {
-                let (store, keys, name) =
-                    (store.clone(), self.replica.keys.clone(), self.name.clone());
-                actix::spawn(async move {
-                    match crate::actors::shared_convert::delete_space(&*store, &keys, &old_space)
-                        .await
-                    {
-                        Ok(n) => {
-                            tracing::info!(db = %name, space = %old_space, keys = n, "deleted the key space of the old schema")
-                        }
-                        Err(e) => tracing::warn!(db = %name, space = %old_space, error = %e,
-                            "cannot delete the key space of the old schema (the next conversion will)"),
-                    }
-                });
-            }
-        }
-        let schema = self.schema().clone();
-        self.reply_to(
-            &job.session,
-            SendReply {
-                id: job.id,
-                result: Ok(json!({})),
-            },
-        );
-        (job.on_done)(schema);
-        self.converting = false;
-        if !self.held_for_conversion {
-            self.commits.release();
-        }
-        if !self.blocked.is_empty() {
-            self.rerun_blocked(ctx);
-        }
-        self.pump(ctx);
-    }
-
-    /// Ends a conversion that was not committed: deletes what it staged,
-    /// answers, lets transactions go on.
-    fn end_convert(
-        &mut self,
-        job: ConvertJob,
-        result: Result<Value, Value>,
-        ctx: &mut Context<Self>,
-    ) {
-        if let (true, Backend::Store(store)) = (job.frozen, &self.backend) {
-            // Lifts the freeze: the other servers commit again at once
-            // (else after `FREEZE_FOR`).
-            let store = store.clone();
-            let key = self.replica.keys.converting(&job.space).unwrap_or_default();
-            actix::spawn(async move {
-                let _ = store
-                    .commit(Vec::new(), vec![crate::storage::WriteOp::delete(key)])
-                    .await;
-            });
-        }
-        if let (Some(staged), Backend::Store(store)) = (job.staged, &self.backend) {
-            let (store, keys, name) = (store.clone(), self.replica.keys.clone(), self.name.clone());
-            actix::spawn(async move {
-                if let Err(e) =
-                    crate::actors::shared_convert::delete_space(&*store, &keys, &staged.space).await
-                {
-                    tracing::warn!(db = %name, space = %staged.space, error = %e,
-                        "cannot delete the key space of an abandoned conversion");
-                }
-            });
-        }
-        self.reply_to(&job.session, SendReply { id: job.id, result });
-        self.converting = false;
-        if !self.held_for_conversion {
-            self.commits.release();
-        }
-        self.pump(ctx);
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod database;
+mod database_convert;
 mod database_messages;
 mod database_monitors;
 pub mod loader;

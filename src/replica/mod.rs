@@ -4,6 +4,7 @@
 
 pub mod commit_queue;
 pub mod conversion;
+pub mod conversion_progress;
 pub mod gather;
 pub mod history;
 pub mod release_queue;
