@@ -12,6 +12,7 @@ pub mod database;
 mod database_convert;
 mod database_messages;
 mod database_monitors;
+mod database_stats;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
