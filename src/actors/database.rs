@@ -4,6 +4,7 @@
 //! updates out to sessions, and re-runs blocked `wait`s.
 
 use crate::actors::database_convert::ConvertJob;
+use crate::actors::database_local::Release;
 use crate::actors::monitor::{ForgetSession, Forward, MonitorActor, Outgoing};
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
@@ -21,10 +22,10 @@ use crate::replica::commit_queue::{
 use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
-use crate::replica::release_queue::{Effect, ReleaseQueue};
+use crate::replica::release_queue::ReleaseQueue;
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
-use crate::storage::log::{LogError, LogStore, SyncTicket};
+use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -49,15 +50,6 @@ pub enum Backend {
     /// A local log store (memory, file; `_Server` in memory): this process
     /// is the only writer, so commits apply in place and are appended.
     Log(Box<dyn LogStore>),
-}
-
-/// A commit of a local store (or a read behind one) waiting for its turn
-/// to be answered (see `ReleaseQueue`).
-struct Release {
-    txn: Pending,
-    results: Vec<Value>,
-    /// The commit's revision and changes; `None` for a read.
-    commit: Option<(Revision, Arc<ChangeSet>)>,
 }
 
 /// How a database in a shared store (etcd) behaves: clustered semantics.
@@ -108,14 +100,14 @@ pub struct DatabaseActor {
     pub(super) history: History,
     /// Local stores: commits applied and written, waiting for a sync or
     /// for the commits before them to be answered.
-    release: ReleaseQueue<Release>,
+    pub(super) release: ReleaseQueue<Release>,
     /// Shared stores: whom the next group waits for (see `Gather`).
     gather: Gather,
     /// The timer ending that wait.
     gather_timer: Option<SpawnHandle>,
     /// Local stores: the newest sync ticket not yet run (it covers every
     /// record written before it).
-    sync_ticket: Option<SyncTicket>,
+    pub(super) sync_ticket: Option<SyncTicket>,
     pub(super) watch_from: Revision,
     pub(super) name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
@@ -583,35 +575,8 @@ impl DatabaseActor {
                         done.comment.as_deref(),
                         done.durable,
                     );
-                    let ticket = match appended {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.replica.db.apply(&changes.inverse());
-                            let mut results = done.results;
-                            results.push(
-                                OvsdbError::new(
-                                    "I/O error",
-                                    format!(
-                                        "cannot write the transaction to the {} store: {e}",
-                                        log.kind()
-                                    ),
-                                )
-                                .to_json(),
-                            );
-                            self.finish(q.txn, Value::Array(results));
-                            return None;
-                        }
-                    };
-                    let rev = self.replica.revision + 1;
-                    self.replica.revision = rev;
-                    self.history.push(rev, changes.clone());
-                    let needs_sync = ticket.is_some();
-                    if ticket.is_some() {
-                        self.sync_ticket = ticket;
-                    }
-                    self.answer(q.txn, done.results, Some((rev, changes)), needs_sync, ctx);
-                    // Waits re-run on the new contents, in this same pump.
-                    self.requeue_blocked();
+                    let kind = log.kind();
+                    self.appended(q.txn, done.results, changes, appended, kind, ctx);
                     return None;
                 }
                 // A comment or an asserted lock in a shared store is part of
@@ -884,7 +849,7 @@ impl DatabaseActor {
         }
     }
 
-    fn finish(&mut self, p: Pending, result: Value) {
+    pub(super) fn finish(&mut self, p: Pending, result: Value) {
         if let Some(tx) = p.internal {
             let _ = tx.send(result);
         } else if let Some(s) = p.session {
@@ -898,78 +863,6 @@ impl DatabaseActor {
                 },
             );
         }
-    }
-
-    /// Local stores: answers a transaction (with its commit, if it wrote)
-    /// in commit order, after the sync it or an earlier commit waits for.
-    fn answer(
-        &mut self,
-        txn: Pending,
-        results: Vec<Value>,
-        commit: Option<(Revision, Arc<ChangeSet>)>,
-        needs_sync: bool,
-        ctx: &mut Context<Self>,
-    ) {
-        let effects = self.release.committed(
-            Release {
-                txn,
-                results,
-                commit,
-            },
-            needs_sync,
-        );
-        self.carry_out(effects, ctx);
-    }
-
-    /// Carries out the release queue's effects.
-    fn carry_out(
-        &mut self,
-        effects: impl IntoIterator<Item = Effect<Release, LogError>>,
-        ctx: &mut Context<Self>,
-    ) {
-        for e in effects {
-            match e {
-                Effect::Release(r, err) => {
-                    let mut results = r.results;
-                    if let Some((rev, changes)) = r.commit {
-                        self.notify_monitors(rev, changes);
-                    }
-                    if let Some(e) = err {
-                        results.push(
-                            OvsdbError::new(
-                                "I/O error",
-                                format!(
-                                    "the transaction was committed but could not be made durable: {e}"
-                                ),
-                            )
-                            .to_json(),
-                        );
-                    }
-                    self.finish(r.txn, Value::Array(results));
-                }
-                Effect::StartSync => self.start_sync(ctx),
-            }
-        }
-        self.report_status();
-    }
-
-    /// Runs the newest sync ticket off this thread; what it covers is
-    /// answered when it returns.
-    fn start_sync(&mut self, ctx: &mut Context<Self>) {
-        let ticket = self.sync_ticket.take();
-        let fut = async move {
-            match ticket {
-                None => Ok(()),
-                Some(t) => tokio::task::spawn_blocking(t)
-                    .await
-                    .unwrap_or_else(|e| Err(LogError(format!("the sync task failed: {e}")))),
-            }
-        };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
-            let effects = act.release.synced(res);
-            act.carry_out(effects, ctx);
-            act.pump(ctx);
-        }));
     }
 
     /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
@@ -987,7 +880,7 @@ impl DatabaseActor {
     }
 
     /// Blocked `wait`s go back to the queue, to be executed on the new contents.
-    fn requeue_blocked(&mut self) {
+    pub(super) fn requeue_blocked(&mut self) {
         for (p, _) in std::mem::take(&mut self.blocked) {
             self.commits.push(p);
         }
