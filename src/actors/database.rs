@@ -586,18 +586,11 @@ impl DatabaseActor {
                 if !self.commits.may_join(changes.n_rows(), solo) {
                     return Some(q);
                 }
-                let mut locks = Vec::new();
-                if asserts {
-                    if let Some(s) = &q.txn.session {
-                        for name in &asserted {
-                            if let Ok(key) = self.replica.keys.lock(name) {
-                                let value =
-                                    crate::actors::shared_locks::owner_value(self.server_id, s.id);
-                                locks.push((name.clone(), key, bytes::Bytes::from(value)));
-                            }
-                        }
-                    }
-                }
+                let locks = if asserts {
+                    self.asserted_locks(q.txn.session.as_ref(), &asserted)
+                } else {
+                    Vec::new()
+                };
                 self.replica.db.apply(&changes);
                 self.commits.join_write(
                     q,
@@ -667,7 +660,7 @@ impl DatabaseActor {
     }
 
     /// Answers transactions in order.
-    fn finish_all(&mut self, answers: Answers<Pending>) {
+    pub(super) fn finish_all(&mut self, answers: Answers<Pending>) {
         for (txn, results) in answers {
             self.finish(txn, Value::Array(results));
         }
@@ -681,7 +674,7 @@ impl DatabaseActor {
     }
 
     /// What the store said about the group in flight.
-    fn committed(
+    pub(super) fn committed(
         &mut self,
         res: Result<crate::storage::CommitResult, StorageError>,
         ctx: &mut Context<Self>,
@@ -744,44 +737,7 @@ impl DatabaseActor {
                 // A failed compare may be a lock lost to another server:
                 // `not owner` then, as the engine would have said.
                 self.undo_speculation();
-                let Backend::Store(store) = &self.backend else {
-                    return;
-                };
-                let store = store.clone();
-                let asserted = self
-                    .commits
-                    .in_flight()
-                    .map(|f| f.asserted.clone())
-                    .unwrap_or_default();
-                let fut = async move {
-                    for (name, key, value) in asserted {
-                        match store.get(&key).await {
-                            Ok(Some(kv)) if kv.value == value => {}
-                            Ok(_) => return Some(name),
-                            Err(_) => return None,
-                        }
-                    }
-                    None
-                };
-                ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| match lost {
-                    Some(name) => {
-                        let e =
-                            OvsdbError::new("not owner", format!("Asserted lock {name} not held."));
-                        let answers = act.commits.fail_all(e.to_json());
-                        act.finish_all(answers);
-                        act.pump(ctx);
-                    }
-                    None => {
-                        act.commits.clear_asserted();
-                        act.committed(
-                            Ok(crate::storage::CommitResult {
-                                succeeded: false,
-                                revision: 0,
-                            }),
-                            ctx,
-                        );
-                    }
-                }));
+                self.recheck_asserted_locks(ctx);
             }
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.

@@ -11,6 +11,7 @@ pub mod activity;
 pub mod database;
 mod database_convert;
 mod database_local;
+mod database_locks;
 mod database_messages;
 mod database_monitors;
 mod database_stats;
