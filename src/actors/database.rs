@@ -5,11 +5,11 @@
 
 use crate::actors::database_convert::ConvertJob;
 use crate::actors::database_local::Release;
-use crate::actors::monitor::{ForgetSession, Forward, MonitorActor, Outgoing};
+use crate::actors::monitor::{ForgetSession, MonitorActor};
 use crate::actors::watch::{
     OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
 };
-use crate::actors::{SendReply, SessionGone, SessionHandle, TxnBlocked};
+use crate::actors::{SendReply, SessionGone, SessionHandle};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
 use crate::db::monitor_routing::MonitorRouting;
@@ -28,7 +28,7 @@ use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -68,12 +68,13 @@ pub struct Shared {
     pub on_schema_changed: Option<Box<dyn Fn(Arc<DatabaseSchema>) + Send>>,
 }
 
+/// A transaction to execute and answer: a session's, or an internal one.
 pub(super) struct Pending {
-    session: Option<SessionHandle>,
-    id: Value,
+    pub(super) session: Option<SessionHandle>,
+    pub(super) id: Value,
     ops: Vec<Value>,
     owned_locks: Vec<String>,
-    received: Instant,
+    pub(super) received: Instant,
     read_only: bool,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
     rbac: Option<Identity>,
@@ -527,25 +528,7 @@ impl DatabaseActor {
                 Some(q)
             }
             Execution::Blocked { timeout_ms } => {
-                let p = q.txn;
-                let deadline =
-                    timeout_ms.map(|ms| p.received + Duration::from_millis(ms.max(0) as u64));
-                if let Some(d) = deadline {
-                    ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
-                        act.rerun_blocked(ctx)
-                    });
-                }
-                if let Some(s) = &p.session {
-                    let b = TxnBlocked { id: p.id.clone() };
-                    match self.route(s) {
-                        Some(a) => a.do_send(Forward {
-                            session: s.clone(),
-                            message: Outgoing::Blocked(b),
-                        }),
-                        None => s.blocked.do_send(b),
-                    }
-                }
-                self.blocked.push((p, deadline));
+                self.park(q.txn, timeout_ms, ctx);
                 None
             }
             Execution::Done(done) => {
@@ -835,18 +818,6 @@ impl DatabaseActor {
         self.report_status();
     }
 
-    /// Blocked `wait`s go back to the queue, to be executed on the new contents.
-    pub(super) fn requeue_blocked(&mut self) {
-        for (p, _) in std::mem::take(&mut self.blocked) {
-            self.commits.push(p);
-        }
-    }
-
-    pub(super) fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
-        self.requeue_blocked();
-        self.pump(ctx);
-    }
-
     /// The changes since `rev` (exclusive), if the in-memory history still
     /// covers them.
     pub(super) fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
@@ -1048,30 +1019,6 @@ impl Handler<InternalTransact> for DatabaseActor {
         });
         self.pump(ctx);
         Box::pin(async move { rx.await.unwrap_or(Value::Null) })
-    }
-}
-
-impl Handler<CancelTxn> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: CancelTxn, _: &mut Context<Self>) {
-        let mut i = 0;
-        while i < self.blocked.len() {
-            let p = &self.blocked[i].0;
-            if p.session.as_ref().map(|s| s.id) == Some(m.session) && p.id == m.id {
-                let (p, _) = self.blocked.remove(i);
-                if let Some(s) = p.session {
-                    self.reply_to(
-                        &s,
-                        SendReply {
-                            id: p.id,
-                            result: Err(json!("canceled")),
-                        },
-                    );
-                }
-            } else {
-                i += 1;
-            }
-        }
     }
 }
 

@@ -15,6 +15,7 @@ mod database_locks;
 mod database_messages;
 mod database_monitors;
 mod database_stats;
+mod database_waits;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
