@@ -16,9 +16,8 @@ use crate::db::monitor_routing::MonitorRouting;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
-use crate::replica::commit_queue::{
-    Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
-};
+use crate::replica::commit_errors::{self, Standing};
+use crate::replica::commit_queue::{Answers, CommitQueue, Member as GroupMember, Queued};
 use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
@@ -338,41 +337,14 @@ impl DatabaseActor {
 
     /// Why a write can't be committed now, if it can't.
     pub(super) fn unavailable(&self) -> Option<OvsdbError> {
-        if !self.loaded {
-            // Until the first open attempt fails there is no load error yet;
-            // the store's liveness already tells whether it can be reached.
-            let why = match (&self.load_error, self.connected) {
-                (_, false) => format!(
-                    "it is being opened, but the {} store cannot be reached: {}",
-                    self.store_kind(),
-                    // The store's own reason is the latest.
-                    self.store_unreachable_reason()
-                        .or_else(|| self.load_error.clone())
-                        .as_deref()
-                        .unwrap_or("no reply yet")
-                ),
-                (Some(e), true) => e.clone(),
-                (None, true) => "it is being opened".to_string(),
-            };
-            return Some(OvsdbError::new(
-                "not leader",
-                format!(
-                    "database {} is not available on this server yet ({why}); retry, or use another server",
-                    self.name,
-                ),
-            ));
-        }
-        if !self.connected {
-            return Some(OvsdbError::new(
-                "not leader",
-                format!(
-                    "this server has lost its connection to the {} store, so nothing can be committed \
-                     (nothing was); retry, or use another server",
-                    self.store_kind()
-                ),
-            ));
-        }
-        None
+        let standing = Standing {
+            name: &self.name[..],
+            kind: self.store_kind(),
+            loaded: self.loaded,
+            connected: self.connected,
+            load_error: self.load_error.as_deref(),
+        };
+        commit_errors::unavailable(standing, || self.store_unreachable_reason())
     }
 
     pub(super) fn schema(&self) -> &Arc<DatabaseSchema> {
@@ -727,45 +699,16 @@ impl DatabaseActor {
                 self.undo_speculation();
                 tracing::debug!(db = %self.name, transactions = n_members,
                     "lost a commit race to another server; executing the transaction again");
-                let answers = self.commits.lost_race(|| {
-                    OvsdbError::new(
-                        "timed out",
-                        format!(
-                            "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
-                        ),
-                    )
-                    .to_json()
-                });
+                let answers = self
+                    .commits
+                    .lost_race(|| commit_errors::too_many_races().to_json());
                 self.finish_all(answers);
                 // Re-running waits for the watch to bring the newer fence.
                 ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
             }
             Err(e) => {
                 self.undo_speculation();
-                let (failure, err) = match &e {
-                    StorageError::TooLarge(m) => (
-                        Failure::TooLarge,
-                        OvsdbError::new("resources exhausted", m.clone()),
-                    ),
-                    StorageError::Unavailable(m) => (
-                        Failure::Other,
-                        OvsdbError::new(
-                            "not leader",
-                            format!(
-                                "lost the {} store while committing ({m}): the transaction may or may not have \
-                                 been committed; check, retry or use another server",
-                                self.store_kind()
-                            ),
-                        ),
-                    ),
-                    other => (
-                        Failure::Other,
-                        OvsdbError::new(
-                            "ovsdb error",
-                            format!("cannot commit to the {} store: {other}", self.store_kind()),
-                        ),
-                    ),
-                };
+                let (failure, err) = commit_errors::store_failure(&e, self.store_kind());
                 let answers = self.commits.failed(failure, err.to_json());
                 self.finish_all(answers);
                 self.pump(ctx);
