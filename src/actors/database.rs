@@ -6,9 +6,7 @@
 use crate::actors::database_convert::ConvertJob;
 use crate::actors::database_local::Release;
 use crate::actors::monitor::{ForgetSession, MonitorActor};
-use crate::actors::watch::{
-    OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
-};
+use crate::actors::watch::{OwnCommits, StopWatch, WatchActor, WatchConfig};
 use crate::actors::{SendReply, SessionGone, SessionHandle};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
@@ -122,9 +120,9 @@ pub struct DatabaseActor {
     /// does not decode: reload before watching again.
     pub(super) reload_needed: bool,
     /// The Watch actor reading the store (shared stores).
-    watch: Option<Addr<WatchActor>>,
+    pub(super) watch: Option<Addr<WatchActor>>,
     /// Which watch is current: messages of older ones are ignored.
-    watch_epoch: u64,
+    pub(super) watch_epoch: u64,
     /// The thread watches decode on, off the database's thread.
     watch_arbiter: Option<Arbiter>,
     /// This server's commits applied when the store said yes, for the watch
@@ -138,7 +136,7 @@ pub struct DatabaseActor {
     /// catch up.
     pub(super) convert_waiting: Option<ConvertJob>,
     /// The server's metrics.
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl DatabaseActor {
@@ -214,7 +212,7 @@ impl DatabaseActor {
     }
 
     /// Opens (or re-opens, after a compaction) the database from the store.
-    fn open(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn open(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
@@ -361,7 +359,7 @@ impl DatabaseActor {
 
     /// Drops the watch and reads the database again (monitors then get
     /// exactly the difference); commits wait for it while the store answers.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn reload(&mut self, ctx: &mut Context<Self>) {
         if let Some(w) = self.watch.take() {
             w.do_send(StopWatch);
         }
@@ -608,7 +606,7 @@ impl DatabaseActor {
     }
 
     /// Takes the in-flight group's changes back out of the replica.
-    fn undo_speculation(&mut self) {
+    pub(super) fn undo_speculation(&mut self) {
         if let Some(changes) = self.commits.undo_speculation() {
             self.replica.db.apply(&changes.inverse());
         }
@@ -748,7 +746,7 @@ impl DatabaseActor {
     }
 
     /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
-    fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
+    pub(super) fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         self.replica.apply(&changes, revision);
         self.record_commit(revision, changes);
     }
@@ -802,128 +800,6 @@ impl Actor for DatabaseActor {
         }
         if let Some(a) = self.watch_arbiter.take() {
             a.stop();
-        }
-    }
-}
-
-impl Handler<WatchDelivered> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: WatchDelivered, ctx: &mut Context<Self>) {
-        if m.epoch != self.watch_epoch {
-            return;
-        }
-        let revision = m.batch.revision;
-        if revision <= self.replica.revision {
-            if self.own_commits.take_echo(revision) {
-                // Our own commit's echo (applied when the store answered
-                // it), which reached the watch before the answer did.
-                return;
-            }
-            // A commit below one of ours that the fence did not order (one
-            // written without it, by something other than oxsdb): the
-            // replica went past it; read the database again.
-            tracing::warn!(db = %self.name, revision, applied = self.replica.revision,
-                "the store holds a commit this server went past (written without the fence); reloading");
-            self.reload(ctx);
-            return;
-        }
-        if m.batch.converted {
-            // Another server converted the database: its new schema and
-            // rows are read from the store. Our commit in flight, if any,
-            // fails its fence and runs again on the new schema.
-            self.reload(ctx);
-            return;
-        }
-        // Another server's commit (or ours, delivered before the store
-        // answered it): paired with exactly the store's state, so the
-        // speculative changes come out first. If it is another server's, our
-        // commit in flight fails its fence and re-runs.
-        self.undo_speculation();
-        let converting = m.batch.converting;
-        let changes = Arc::new(self.replica.changes_of(m.batch));
-        self.watch_from = revision + 1;
-        if changes.is_empty() {
-            self.replica.revision = revision;
-        } else {
-            self.commit_applied(revision, changes);
-        }
-        if let Some(on) = converting {
-            if on {
-                // The freeze moved the fence (outside the watched prefix).
-                self.replica.fence_revision = revision;
-            }
-            // While converting, a freeze is this server's own (its echo
-            // arriving before the store's answer): nothing to hold.
-            if !self.holds.converting {
-                self.hold_for_conversion(on, ctx);
-            }
-        }
-        self.resume_convert(ctx);
-        if !self.blocked.is_empty() {
-            self.rerun_blocked(ctx);
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<WatchEnded> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: WatchEnded, ctx: &mut Context<Self>) {
-        if m.epoch != self.watch_epoch {
-            return;
-        }
-        self.watch = None;
-        let failed = match &m.why {
-            Some(WatchError::Compacted(_)) => Some("compacted"),
-            Some(WatchError::Undecodable { .. }) => Some("undecodable"),
-            Some(WatchError::Open(e)) => Some(e.kind()),
-            Some(WatchError::Broken(_)) => Some("broken"),
-            None => None,
-        };
-        if let Some(kind) = failed {
-            self.metrics.store_error("watch", kind);
-        }
-        match m.why {
-            Some(WatchError::Compacted(compacted)) => {
-                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
-                    "the store compacted history this server had not applied yet; reloading");
-                self.reload(ctx);
-            }
-            Some(WatchError::Undecodable { revision, message }) => {
-                // Skipping it would leave the replica behind the store (its
-                // other rows, and the fence the commit moved, so that every
-                // later commit of ours would fail its compare): read the
-                // database again instead, which leaves out the rows that
-                // don't decode.
-                tracing::error!(db = %self.name, revision, error = %message,
-                    "cannot decode a commit from the store; reloading the database from the store");
-                self.reload(ctx);
-            }
-            Some(WatchError::Open(e)) => {
-                tracing::debug!(db = %self.name, error = %e, "cannot watch the store; retrying in 1 s");
-                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
-            }
-            Some(WatchError::Broken(e)) => {
-                tracing::warn!(db = %self.name, error = %e, from = self.watch_from, "store watch failed; re-watching");
-                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
-            }
-            None if self.reload_needed => self.open(ctx),
-            None => {
-                tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
-                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
-            }
-        }
-    }
-}
-
-impl Handler<StoreLiveness> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: StoreLiveness, ctx: &mut Context<Self>) {
-        if self.connected != m.0 {
-            self.connected = m.0;
-            self.report_status();
-            // Commits held for a reload go on (and fail) without the store.
-            self.pump(ctx);
         }
     }
 }

@@ -16,6 +16,7 @@ mod database_messages;
 mod database_monitors;
 mod database_stats;
 mod database_waits;
+mod database_watch;
 pub mod loader;
 pub mod local_client;
 pub mod lock_table;
