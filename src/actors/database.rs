@@ -345,6 +345,7 @@ impl DatabaseActor {
         commit_errors::unavailable(standing, || self.store_unreachable_reason())
     }
 
+    /// The schema served.
     pub(super) fn schema(&self) -> &Arc<DatabaseSchema> {
         &self.replica.db.schema
     }
@@ -722,6 +723,7 @@ impl DatabaseActor {
         }
     }
 
+    /// The store's kind (`file`, `memory`, `etcd`).
     pub(super) fn store_kind(&self) -> &'static str {
         match &self.backend {
             Backend::Store(s) => s.kind(),
@@ -729,6 +731,8 @@ impl DatabaseActor {
         }
     }
 
+    /// Answers a transaction: its session, after everything sent it
+    /// before, or the internal caller.
     pub(super) fn finish(&mut self, p: Pending, result: Value) {
         if let Some(tx) = p.internal {
             let _ = tx.send(result);
