@@ -3,39 +3,38 @@
 //! protocol), applies every commit from the store's watch, fans monitor
 //! updates out to sessions, and re-runs blocked `wait`s.
 
-use crate::actors::monitor::{
-    CancelAll, ChangeConditions, ForgetSession, Forward, JoinMonitor, LeaveMonitor, MonitorActor,
-    Outgoing, Publish,
-};
-use crate::actors::watch::{
-    OwnCommits, StopWatch, WatchActor, WatchConfig, WatchDelivered, WatchEnded, WatchError,
-};
-use crate::actors::{SendReply, SessionGone, SessionHandle, SessionId, TxnBlocked};
-use crate::codec::framing::encode_message as encode_json;
-use crate::db::cancel_order::CancelOrder;
+use crate::actors::database_convert::ConvertJob;
+use crate::actors::database_local::Release;
+use crate::actors::monitor::{ForgetSession, MonitorActor};
+use crate::actors::watch::{OwnCommits, StopWatch, WatchActor, WatchConfig};
+use crate::actors::{SendReply, SessionGone, SessionHandle};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution};
-use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
-use crate::db::raw_condition::ChangeRequests;
+use crate::db::monitor_routing::MonitorRouting;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
-use crate::replica::commit_queue::{
-    Answers, CommitQueue, Failure, Member as GroupMember, Queued, MAX_COMMIT_RETRIES,
-};
+use crate::replica::commit_errors::{self, Standing};
+use crate::replica::commit_queue::{Answers, CommitQueue, Member as GroupMember, Queued};
+use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
-use crate::replica::release_queue::{Effect, ReleaseQueue};
-use crate::replica::{parse_txn_id, Replica};
+use crate::replica::release_queue::ReleaseQueue;
+use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
-use crate::storage::log::{LogError, LogStore, SyncTicket};
+use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
-use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+pub use crate::actors::database_messages::{
+    AddMonitor, CancelTxn, ChangeMonitor, Compact, Convert, DbSample, DbStatusChanged,
+    GetStorageHealth, InternalTransact, RemoveMonitor, Sample, SetChangeAware, Stats,
+    StorageHealth, StoreLiveness, Transact,
+};
 
 /// The longest pause between attempts to open a database while the store is down.
 pub const MAX_OPEN_BACKOFF: Duration = Duration::from_secs(5);
@@ -48,164 +47,6 @@ pub enum Backend {
     /// A local log store (memory, file; `_Server` in memory): this process
     /// is the only writer, so commits apply in place and are appended.
     Log(Box<dyn LogStore>),
-}
-
-/// A commit of a local store (or a read behind one) waiting for its turn
-/// to be answered (see `ReleaseQueue`).
-struct Release {
-    txn: Pending,
-    results: Vec<Value>,
-    /// The commit's revision and changes; `None` for a read.
-    commit: Option<(Revision, Arc<ChangeSet>)>,
-}
-
-/// `transact` from a session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Transact {
-    /// The requesting session.
-    pub session: SessionHandle,
-    /// The request id.
-    pub id: Value,
-    /// The operations (params after the database name).
-    pub ops: Vec<Value>,
-    /// Locks the session owns (for `assert`).
-    pub owned_locks: Vec<String>,
-    /// When the request arrived (for `wait` timeouts).
-    pub received: Instant,
-    /// The session's RBAC identity; `None` when its connection has no role.
-    pub rbac: Option<Identity>,
-    /// The session is read-only (its remote's `read_only`): write operations fail.
-    pub read_only: bool,
-}
-
-/// A transaction from inside the server (e.g. `_Server` bookkeeping); may
-/// write reserved databases. Replies with the result array.
-#[derive(Message)]
-#[rtype(result = "Value")]
-pub struct InternalTransact {
-    /// The operations.
-    pub ops: Vec<Value>,
-}
-
-/// The `cancel` notification: fail a blocked transaction with "canceled".
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CancelTxn {
-    /// The session.
-    pub session: SessionId,
-    /// The id of the transaction to cancel.
-    pub id: Value,
-}
-
-/// `monitor`, `monitor_cond` or `monitor_cond_since`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddMonitor {
-    /// The requesting session.
-    pub session: SessionHandle,
-    /// The request id.
-    pub id: Value,
-    /// The monitor's `json-value`.
-    pub monitor_id: Value,
-    /// Which notification format.
-    pub version: MonitorVersion,
-    /// `<monitor-requests>`.
-    pub requests: Value,
-    /// `monitor_cond_since`'s last transaction id.
-    pub last_txn_id: Option<Value>,
-}
-
-/// `monitor_cancel`, or a session dropping a monitor.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoveMonitor {
-    /// The session.
-    pub session: SessionId,
-    /// The monitor's `json-value`.
-    pub monitor_id: Value,
-}
-
-/// `monitor_cond_change`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChangeMonitor {
-    /// The requesting session.
-    pub session: SessionHandle,
-    /// The request id.
-    pub id: Value,
-    /// The monitor's current `json-value`.
-    pub monitor_id: Value,
-    /// Its new `json-value`.
-    pub new_monitor_id: Value,
-    /// `<monitor-cond-change-requests>`.
-    pub requests: ChangeRequests,
-}
-
-/// `convert`: replace the schema, converting the data.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Convert {
-    /// The requesting session.
-    pub session: SessionHandle,
-    /// The request id.
-    pub id: Value,
-    /// The new schema.
-    pub schema: Arc<DatabaseSchema>,
-    /// Called with the new schema once converted (registry and `_Server` updates).
-    pub on_done: Box<dyn FnOnce(Arc<DatabaseSchema>) + Send>,
-}
-
-/// Whether a session is change-aware (decides cancel vs disconnect on convert).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetChangeAware {
-    /// The session.
-    pub session: SessionId,
-    /// The flag.
-    pub aware: bool,
-}
-
-/// The number of rows and the applied revision (diagnostics, tests).
-#[derive(Message)]
-#[rtype(result = "(usize, Revision)")]
-pub struct Stats;
-
-/// What a scrape of the metrics reads from a database.
-#[derive(Message)]
-#[rtype(result = "DbSample")]
-pub struct Sample;
-
-/// What [`Sample`] answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DbSample {
-    /// Rows in the database.
-    pub rows: usize,
-    /// Monitors registered on it.
-    pub monitors: usize,
-    /// Whether its store answers.
-    pub connected: bool,
-    /// Transactions waiting to be executed.
-    pub queued: usize,
-}
-
-/// The store's liveness changed (etcd reachable or not).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct StoreLiveness(pub bool);
-
-/// What a database tells `_Server` about itself (clustered model).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct DbStatusChanged {
-    /// The database.
-    pub name: String,
-    /// Whether it is loaded and its store reachable.
-    pub connected: bool,
-    /// The applied store revision.
-    pub index: Revision,
-    /// The cluster id, once known from the store.
-    pub cid: Uuid,
 }
 
 /// How a database in a shared store (etcd) behaves: clustered semantics.
@@ -224,12 +65,13 @@ pub struct Shared {
     pub on_schema_changed: Option<Box<dyn Fn(Arc<DatabaseSchema>) + Send>>,
 }
 
-struct Pending {
-    session: Option<SessionHandle>,
-    id: Value,
+/// A transaction to execute and answer: a session's, or an internal one.
+pub(super) struct Pending {
+    pub(super) session: Option<SessionHandle>,
+    pub(super) id: Value,
     ops: Vec<Value>,
     owned_locks: Vec<String>,
-    received: Instant,
+    pub(super) received: Instant,
     read_only: bool,
     internal: Option<tokio::sync::oneshot::Sender<Value>>,
     rbac: Option<Identity>,
@@ -240,72 +82,61 @@ type Deferred = Box<dyn FnOnce(&mut DatabaseActor, &mut Context<DatabaseActor>)>
 
 /// The Database actor.
 pub struct DatabaseActor {
-    replica: Replica,
-    backend: Backend,
-    server_id: Uuid,
+    pub(super) replica: Replica,
+    pub(super) backend: Backend,
+    pub(super) server_id: Uuid,
     /// Transactions waiting, the group being built and the group in
     /// flight (shared stores); local stores only queue.
-    commits: CommitQueue<Pending>,
+    pub(super) commits: CommitQueue<Pending>,
     /// Requests that read the replica, held while it is ahead of the store.
-    deferred: Vec<Deferred>,
-    blocked: Vec<(Pending, Option<Instant>)>,
-    /// Every session's monitors (their groups live in the Monitor actors).
-    monitors: HashMap<(SessionId, String), Arc<Monitor>>,
-    /// The Monitor actor of each session lane that had monitors.
-    monitor_actors: HashMap<usize, Addr<MonitorActor>>,
-    /// The arbiters of the session lanes (empty: this actor's own).
-    lanes: Arc<Vec<ArbiterHandle>>,
-    /// Sessions that had a monitor: everything for them goes through their
-    /// lane's Monitor actor, in order (see `actors::monitor`).
-    routed: HashSet<SessionId>,
-    /// The monitors in the order ovsdb-server cancels them on conversion.
-    cancel_order: CancelOrder,
-    change_aware: HashMap<SessionId, bool>,
+    pub(super) deferred: Vec<Deferred>,
+    pub(super) blocked: Vec<(Pending, Option<Instant>)>,
+    /// Every session's monitors (their groups live in the Monitor actors),
+    /// and the Monitor actor of each session lane that had monitors.
+    pub(super) monitors: MonitorRouting<Addr<MonitorActor>, ArbiterHandle>,
     /// Recent commits, for `monitor_cond_since`.
-    history: History,
+    pub(super) history: History,
     /// Local stores: commits applied and written, waiting for a sync or
     /// for the commits before them to be answered.
-    release: ReleaseQueue<Release>,
+    pub(super) release: ReleaseQueue<Release>,
     /// Shared stores: whom the next group waits for (see `Gather`).
     gather: Gather,
     /// The timer ending that wait.
     gather_timer: Option<SpawnHandle>,
     /// Local stores: the newest sync ticket not yet run (it covers every
     /// record written before it).
-    sync_ticket: Option<SyncTicket>,
-    watch_from: Revision,
-    name: Arc<str>,
+    pub(super) sync_ticket: Option<SyncTicket>,
+    pub(super) watch_from: Revision,
+    pub(super) name: Arc<str>,
     /// Whether the replica holds the store's data (false while the store
     /// was unreachable at start).
-    loaded: bool,
+    pub(super) loaded: bool,
     /// Why the database is not loaded, for transaction errors.
-    load_error: Option<String>,
+    pub(super) load_error: Option<String>,
     open_backoff: Duration,
     /// Whether the store answers (always, for embedded stores).
-    connected: bool,
+    pub(super) connected: bool,
     /// The watch lost history to a compaction, or brought a commit that
     /// does not decode: reload before watching again.
-    reload_needed: bool,
+    pub(super) reload_needed: bool,
     /// The Watch actor reading the store (shared stores).
-    watch: Option<Addr<WatchActor>>,
+    pub(super) watch: Option<Addr<WatchActor>>,
     /// Which watch is current: messages of older ones are ignored.
-    watch_epoch: u64,
+    pub(super) watch_epoch: u64,
     /// The thread watches decode on, off the database's thread.
     watch_arbiter: Option<Arbiter>,
     /// This server's commits applied when the store said yes, for the watch
     /// to skip their echoes.
-    own_commits: OwnCommits,
-    shared: Option<Shared>,
-    /// A conversion of the shared database is under way (it holds commits).
-    converting: bool,
-    /// That conversion lost a race and waits for the replica to catch up.
-    convert_waiting: Option<ConvertJob>,
-    /// Another server's conversion is finishing: commits are held.
-    held_for_conversion: bool,
-    /// Which hold the timer ending it belongs to.
-    hold_epoch: u64,
+    pub(super) own_commits: OwnCommits,
+    pub(super) shared: Option<Shared>,
+    /// Whether a conversion of the shared database, this server's or
+    /// another's, holds commits.
+    pub(super) holds: Holds,
+    /// This server's conversion lost a race and waits for the replica to
+    /// catch up.
+    pub(super) convert_waiting: Option<ConvertJob>,
     /// The server's metrics.
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl DatabaseActor {
@@ -321,12 +152,7 @@ impl DatabaseActor {
             commits: CommitQueue::default(),
             deferred: Vec::new(),
             blocked: Vec::new(),
-            monitors: HashMap::new(),
-            monitor_actors: HashMap::new(),
-            lanes: Arc::new(Vec::new()),
-            routed: HashSet::new(),
-            cancel_order: CancelOrder::default(),
-            change_aware: HashMap::new(),
+            monitors: MonitorRouting::default(),
             history: History::new(watch_from - 1),
             release: ReleaseQueue::default(),
             sync_ticket: None,
@@ -344,10 +170,8 @@ impl DatabaseActor {
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
             shared: None,
-            converting: false,
+            holds: Holds::default(),
             convert_waiting: None,
-            held_for_conversion: false,
-            hold_epoch: 0,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -355,7 +179,7 @@ impl DatabaseActor {
     /// The same actor, running the Monitor actors of session lane `i` on
     /// `lanes[i]` (by default they run on this actor's arbiter).
     pub fn with_lanes(mut self, lanes: Arc<Vec<ArbiterHandle>>) -> DatabaseActor {
-        self.lanes = lanes;
+        self.monitors.set_lanes(lanes);
         self
     }
 
@@ -388,7 +212,7 @@ impl DatabaseActor {
     }
 
     /// Opens (or re-opens, after a compaction) the database from the store.
-    fn open(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn open(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
@@ -478,11 +302,8 @@ impl DatabaseActor {
         self.reload_needed = false;
         self.report_status();
         self.start_watch(ctx);
-        if new_schema && self.held_for_conversion {
-            self.held_for_conversion = false;
-            if !self.converting {
-                self.commits.release();
-            }
+        if new_schema && self.holds.thaw() == Some(true) {
+            self.commits.release();
         }
         self.resume_convert(ctx);
         if new_schema {
@@ -501,7 +322,7 @@ impl DatabaseActor {
     }
 
     /// Tells `_Server` the current state (clustered model only).
-    fn report_status(&self) {
+    pub(super) fn report_status(&self) {
         if let Some(sh) = &self.shared {
             sh.status.do_send(DbStatusChanged {
                 name: self.replica.name.clone(),
@@ -513,50 +334,24 @@ impl DatabaseActor {
     }
 
     /// Why a write can't be committed now, if it can't.
-    fn unavailable(&self) -> Option<OvsdbError> {
-        if !self.loaded {
-            // Until the first open attempt fails there is no load error yet;
-            // the store's liveness already tells whether it can be reached.
-            let why = match (&self.load_error, self.connected) {
-                (_, false) => format!(
-                    "it is being opened, but the {} store cannot be reached: {}",
-                    self.store_kind(),
-                    // The store's own reason is the latest.
-                    self.store_unreachable_reason()
-                        .or_else(|| self.load_error.clone())
-                        .as_deref()
-                        .unwrap_or("no reply yet")
-                ),
-                (Some(e), true) => e.clone(),
-                (None, true) => "it is being opened".to_string(),
-            };
-            return Some(OvsdbError::new(
-                "not leader",
-                format!(
-                    "database {} is not available on this server yet ({why}); retry, or use another server",
-                    self.name,
-                ),
-            ));
-        }
-        if !self.connected {
-            return Some(OvsdbError::new(
-                "not leader",
-                format!(
-                    "this server has lost its connection to the {} store, so nothing can be committed \
-                     (nothing was); retry, or use another server",
-                    self.store_kind()
-                ),
-            ));
-        }
-        None
+    pub(super) fn unavailable(&self) -> Option<OvsdbError> {
+        let standing = Standing {
+            name: &self.name[..],
+            kind: self.store_kind(),
+            loaded: self.loaded,
+            connected: self.connected,
+            load_error: self.load_error.as_deref(),
+        };
+        commit_errors::unavailable(standing, || self.store_unreachable_reason())
     }
 
-    fn schema(&self) -> &Arc<DatabaseSchema> {
+    /// The schema served.
+    pub(super) fn schema(&self) -> &Arc<DatabaseSchema> {
         &self.replica.db.schema
     }
 
     /// The store prefix of this database's rows.
-    fn db_prefix(&self) -> bytes::Bytes {
+    pub(super) fn db_prefix(&self) -> bytes::Bytes {
         self.replica
             .keys
             .db_prefix(&self.replica.space)
@@ -565,7 +360,7 @@ impl DatabaseActor {
 
     /// Drops the watch and reads the database again (monitors then get
     /// exactly the difference); commits wait for it while the store answers.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn reload(&mut self, ctx: &mut Context<Self>) {
         if let Some(w) = self.watch.take() {
             w.do_send(StopWatch);
         }
@@ -577,7 +372,7 @@ impl DatabaseActor {
 
     /// Starts a Watch actor (on the database's watch arbiter) reading the
     /// store from `watch_from`; any earlier one is stopped.
-    fn start_watch(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn start_watch(&mut self, ctx: &mut Context<Self>) {
         let Backend::Store(store) = &self.backend else {
             return;
         };
@@ -613,7 +408,7 @@ impl DatabaseActor {
     /// ahead of a shared store, or local commits waiting for a sync. Requests
     /// that read the replica for a client (new monitors, condition changes,
     /// conversion) wait until it is not.
-    fn ahead(&self) -> bool {
+    pub(super) fn ahead(&self) -> bool {
         self.speculating() || !self.release.is_empty()
     }
 
@@ -636,7 +431,7 @@ impl DatabaseActor {
     /// replica holds their changes ahead of the store, undone if the commit
     /// fails), and the group is committed as one store transaction, its
     /// members answered in order once the store said yes.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.commits.busy() {
             return;
         }
@@ -704,25 +499,7 @@ impl DatabaseActor {
                 Some(q)
             }
             Execution::Blocked { timeout_ms } => {
-                let p = q.txn;
-                let deadline =
-                    timeout_ms.map(|ms| p.received + Duration::from_millis(ms.max(0) as u64));
-                if let Some(d) = deadline {
-                    ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
-                        act.rerun_blocked(ctx)
-                    });
-                }
-                if let Some(s) = &p.session {
-                    let b = TxnBlocked { id: p.id.clone() };
-                    match self.route(s) {
-                        Some(a) => a.do_send(Forward {
-                            session: s.clone(),
-                            message: Outgoing::Blocked(b),
-                        }),
-                        None => s.blocked.do_send(b),
-                    }
-                }
-                self.blocked.push((p, deadline));
+                self.park(q.txn, timeout_ms, ctx);
                 None
             }
             Execution::Done(done) => {
@@ -752,35 +529,8 @@ impl DatabaseActor {
                         done.comment.as_deref(),
                         done.durable,
                     );
-                    let ticket = match appended {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.replica.db.apply(&changes.inverse());
-                            let mut results = done.results;
-                            results.push(
-                                OvsdbError::new(
-                                    "I/O error",
-                                    format!(
-                                        "cannot write the transaction to the {} store: {e}",
-                                        log.kind()
-                                    ),
-                                )
-                                .to_json(),
-                            );
-                            self.finish(q.txn, Value::Array(results));
-                            return None;
-                        }
-                    };
-                    let rev = self.replica.revision + 1;
-                    self.replica.revision = rev;
-                    self.history.push(rev, changes.clone());
-                    let needs_sync = ticket.is_some();
-                    if ticket.is_some() {
-                        self.sync_ticket = ticket;
-                    }
-                    self.answer(q.txn, done.results, Some((rev, changes)), needs_sync, ctx);
-                    // Waits re-run on the new contents, in this same pump.
-                    self.requeue_blocked();
+                    let kind = log.kind();
+                    self.appended(q.txn, done.results, changes, appended, kind, ctx);
                     return None;
                 }
                 // A comment or an asserted lock in a shared store is part of
@@ -790,18 +540,11 @@ impl DatabaseActor {
                 if !self.commits.may_join(changes.n_rows(), solo) {
                     return Some(q);
                 }
-                let mut locks = Vec::new();
-                if asserts {
-                    if let Some(s) = &q.txn.session {
-                        for name in &asserted {
-                            if let Ok(key) = self.replica.keys.lock(name) {
-                                let value =
-                                    crate::actors::shared_locks::owner_value(self.server_id, s.id);
-                                locks.push((name.clone(), key, bytes::Bytes::from(value)));
-                            }
-                        }
-                    }
-                }
+                let locks = if asserts {
+                    self.asserted_locks(q.txn.session.as_ref(), &asserted)
+                } else {
+                    Vec::new()
+                };
                 self.replica.db.apply(&changes);
                 self.commits.join_write(
                     q,
@@ -864,14 +607,14 @@ impl DatabaseActor {
     }
 
     /// Takes the in-flight group's changes back out of the replica.
-    fn undo_speculation(&mut self) {
+    pub(super) fn undo_speculation(&mut self) {
         if let Some(changes) = self.commits.undo_speculation() {
             self.replica.db.apply(&changes.inverse());
         }
     }
 
     /// Answers transactions in order.
-    fn finish_all(&mut self, answers: Answers<Pending>) {
+    pub(super) fn finish_all(&mut self, answers: Answers<Pending>) {
         for (txn, results) in answers {
             self.finish(txn, Value::Array(results));
         }
@@ -885,7 +628,7 @@ impl DatabaseActor {
     }
 
     /// What the store said about the group in flight.
-    fn committed(
+    pub(super) fn committed(
         &mut self,
         res: Result<crate::storage::CommitResult, StorageError>,
         ctx: &mut Context<Self>,
@@ -948,89 +691,23 @@ impl DatabaseActor {
                 // A failed compare may be a lock lost to another server:
                 // `not owner` then, as the engine would have said.
                 self.undo_speculation();
-                let Backend::Store(store) = &self.backend else {
-                    return;
-                };
-                let store = store.clone();
-                let asserted = self
-                    .commits
-                    .in_flight()
-                    .map(|f| f.asserted.clone())
-                    .unwrap_or_default();
-                let fut = async move {
-                    for (name, key, value) in asserted {
-                        match store.get(&key).await {
-                            Ok(Some(kv)) if kv.value == value => {}
-                            Ok(_) => return Some(name),
-                            Err(_) => return None,
-                        }
-                    }
-                    None
-                };
-                ctx.spawn(fut.into_actor(self).map(|lost, act, ctx| match lost {
-                    Some(name) => {
-                        let e =
-                            OvsdbError::new("not owner", format!("Asserted lock {name} not held."));
-                        let answers = act.commits.fail_all(e.to_json());
-                        act.finish_all(answers);
-                        act.pump(ctx);
-                    }
-                    None => {
-                        act.commits.clear_asserted();
-                        act.committed(
-                            Ok(crate::storage::CommitResult {
-                                succeeded: false,
-                                revision: 0,
-                            }),
-                            ctx,
-                        );
-                    }
-                }));
+                self.recheck_asserted_locks(ctx);
             }
             Ok(_) => {
                 // Another server committed first: execute again once our replica has caught up.
                 self.undo_speculation();
                 tracing::debug!(db = %self.name, transactions = n_members,
                     "lost a commit race to another server; executing the transaction again");
-                let answers = self.commits.lost_race(|| {
-                    OvsdbError::new(
-                        "timed out",
-                        format!(
-                            "transaction lost {MAX_COMMIT_RETRIES} commit races against other servers; try again"
-                        ),
-                    )
-                    .to_json()
-                });
+                let answers = self
+                    .commits
+                    .lost_race(|| commit_errors::too_many_races().to_json());
                 self.finish_all(answers);
                 // Re-running waits for the watch to bring the newer fence.
                 ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
             }
             Err(e) => {
                 self.undo_speculation();
-                let (failure, err) = match &e {
-                    StorageError::TooLarge(m) => (
-                        Failure::TooLarge,
-                        OvsdbError::new("resources exhausted", m.clone()),
-                    ),
-                    StorageError::Unavailable(m) => (
-                        Failure::Other,
-                        OvsdbError::new(
-                            "not leader",
-                            format!(
-                                "lost the {} store while committing ({m}): the transaction may or may not have \
-                                 been committed; check, retry or use another server",
-                                self.store_kind()
-                            ),
-                        ),
-                    ),
-                    other => (
-                        Failure::Other,
-                        OvsdbError::new(
-                            "ovsdb error",
-                            format!("cannot commit to the {} store: {other}", self.store_kind()),
-                        ),
-                    ),
-                };
+                let (failure, err) = commit_errors::store_failure(&e, self.store_kind());
                 let answers = self.commits.failed(failure, err.to_json());
                 self.finish_all(answers);
                 self.pump(ctx);
@@ -1046,14 +723,17 @@ impl DatabaseActor {
         }
     }
 
-    fn store_kind(&self) -> &'static str {
+    /// The store's kind (`file`, `memory`, `etcd`).
+    pub(super) fn store_kind(&self) -> &'static str {
         match &self.backend {
             Backend::Store(s) => s.kind(),
             Backend::Log(l) => l.kind(),
         }
     }
 
-    fn finish(&mut self, p: Pending, result: Value) {
+    /// Answers a transaction: its session, after everything sent it
+    /// before, or the internal caller.
+    pub(super) fn finish(&mut self, p: Pending, result: Value) {
         if let Some(tx) = p.internal {
             let _ = tx.send(result);
         } else if let Some(s) = p.session {
@@ -1069,80 +749,8 @@ impl DatabaseActor {
         }
     }
 
-    /// Local stores: answers a transaction (with its commit, if it wrote)
-    /// in commit order, after the sync it or an earlier commit waits for.
-    fn answer(
-        &mut self,
-        txn: Pending,
-        results: Vec<Value>,
-        commit: Option<(Revision, Arc<ChangeSet>)>,
-        needs_sync: bool,
-        ctx: &mut Context<Self>,
-    ) {
-        let effects = self.release.committed(
-            Release {
-                txn,
-                results,
-                commit,
-            },
-            needs_sync,
-        );
-        self.carry_out(effects, ctx);
-    }
-
-    /// Carries out the release queue's effects.
-    fn carry_out(
-        &mut self,
-        effects: impl IntoIterator<Item = Effect<Release, LogError>>,
-        ctx: &mut Context<Self>,
-    ) {
-        for e in effects {
-            match e {
-                Effect::Release(r, err) => {
-                    let mut results = r.results;
-                    if let Some((rev, changes)) = r.commit {
-                        self.notify_monitors(rev, changes);
-                    }
-                    if let Some(e) = err {
-                        results.push(
-                            OvsdbError::new(
-                                "I/O error",
-                                format!(
-                                    "the transaction was committed but could not be made durable: {e}"
-                                ),
-                            )
-                            .to_json(),
-                        );
-                    }
-                    self.finish(r.txn, Value::Array(results));
-                }
-                Effect::StartSync => self.start_sync(ctx),
-            }
-        }
-        self.report_status();
-    }
-
-    /// Runs the newest sync ticket off this thread; what it covers is
-    /// answered when it returns.
-    fn start_sync(&mut self, ctx: &mut Context<Self>) {
-        let ticket = self.sync_ticket.take();
-        let fut = async move {
-            match ticket {
-                None => Ok(()),
-                Some(t) => tokio::task::spawn_blocking(t)
-                    .await
-                    .unwrap_or_else(|e| Err(LogError(format!("the sync task failed: {e}")))),
-            }
-        };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
-            let effects = act.release.synced(res);
-            act.carry_out(effects, ctx);
-            act.pump(ctx);
-        }));
-    }
-
     /// A commit is in the replica's future: apply it, tell monitors, re-run waits.
-    fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
+    pub(super) fn commit_applied(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
         self.replica.apply(&changes, revision);
         self.record_commit(revision, changes);
     }
@@ -1155,80 +763,9 @@ impl DatabaseActor {
         self.report_status();
     }
 
-    /// Sends a change set applied at `revision` to every Monitor actor.
-    fn notify_monitors(&mut self, revision: Revision, changes: Arc<ChangeSet>) {
-        if self.monitor_actors.is_empty() {
-            return;
-        }
-        let txn_id = self.replica.txn_id(revision);
-        for a in self.monitor_actors.values() {
-            a.do_send(Publish {
-                schema: self.schema().clone(),
-                txn_id,
-                changes: changes.clone(),
-            });
-        }
-    }
-
-    /// The lane of `session`'s Monitor actor.
-    fn lane_of(&self, session: &SessionHandle) -> usize {
-        match self.lanes.len() {
-            0 => 0,
-            n => session.lane % n,
-        }
-    }
-
-    /// The Monitor actor of `session`'s lane, started if there is none.
-    fn monitor_actor(&mut self, session: &SessionHandle) -> Addr<MonitorActor> {
-        let lane = self.lane_of(session);
-        if let Some(a) = self.monitor_actors.get(&lane) {
-            return a.clone();
-        }
-        let name = self.name.clone();
-        let a = match self.lanes.get(lane) {
-            Some(arbiter) => {
-                MonitorActor::start_in_arbiter(arbiter, move |_| MonitorActor::new(name))
-            }
-            None => MonitorActor::new(name).start(),
-        };
-        self.monitor_actors.insert(lane, a.clone());
-        a
-    }
-
-    /// The Monitor actor messages for `session` go through, if it had a monitor.
-    fn route(&self, session: &SessionHandle) -> Option<&Addr<MonitorActor>> {
-        if !self.routed.contains(&session.id) {
-            return None;
-        }
-        self.monitor_actors.get(&self.lane_of(session))
-    }
-
-    /// Sends `session` a reply after everything sent it before.
-    fn reply_to(&self, session: &SessionHandle, reply: SendReply) {
-        match self.route(session) {
-            Some(a) => a.do_send(Forward {
-                session: session.clone(),
-                message: Outgoing::Reply(reply),
-            }),
-            None => session.reply.do_send(reply),
-        }
-    }
-
-    /// Blocked `wait`s go back to the queue, to be executed on the new contents.
-    fn requeue_blocked(&mut self) {
-        for (p, _) in std::mem::take(&mut self.blocked) {
-            self.commits.push(p);
-        }
-    }
-
-    fn rerun_blocked(&mut self, ctx: &mut Context<Self>) {
-        self.requeue_blocked();
-        self.pump(ctx);
-    }
-
     /// The changes since `rev` (exclusive), if the in-memory history still
     /// covers them.
-    fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
+    pub(super) fn changes_since(&self, rev: Revision) -> Option<ChangeSet> {
         self.history.changes_since(rev, self.replica.revision)
     }
 }
@@ -1271,128 +808,6 @@ impl Actor for DatabaseActor {
     }
 }
 
-impl Handler<WatchDelivered> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: WatchDelivered, ctx: &mut Context<Self>) {
-        if m.epoch != self.watch_epoch {
-            return;
-        }
-        let revision = m.batch.revision;
-        if revision <= self.replica.revision {
-            if self.own_commits.take_echo(revision) {
-                // Our own commit's echo (applied when the store answered
-                // it), which reached the watch before the answer did.
-                return;
-            }
-            // A commit below one of ours that the fence did not order (one
-            // written without it, by something other than oxsdb): the
-            // replica went past it; read the database again.
-            tracing::warn!(db = %self.name, revision, applied = self.replica.revision,
-                "the store holds a commit this server went past (written without the fence); reloading");
-            self.reload(ctx);
-            return;
-        }
-        if m.batch.converted {
-            // Another server converted the database: its new schema and
-            // rows are read from the store. Our commit in flight, if any,
-            // fails its fence and runs again on the new schema.
-            self.reload(ctx);
-            return;
-        }
-        // Another server's commit (or ours, delivered before the store
-        // answered it): paired with exactly the store's state, so the
-        // speculative changes come out first. If it is another server's, our
-        // commit in flight fails its fence and re-runs.
-        self.undo_speculation();
-        let converting = m.batch.converting;
-        let changes = Arc::new(self.replica.changes_of(m.batch));
-        self.watch_from = revision + 1;
-        if changes.is_empty() {
-            self.replica.revision = revision;
-        } else {
-            self.commit_applied(revision, changes);
-        }
-        if let Some(on) = converting {
-            if on {
-                // The freeze moved the fence (outside the watched prefix).
-                self.replica.fence_revision = revision;
-            }
-            // While converting, a freeze is this server's own (its echo
-            // arriving before the store's answer): nothing to hold.
-            if !self.converting {
-                self.hold_for_conversion(on, ctx);
-            }
-        }
-        self.resume_convert(ctx);
-        if !self.blocked.is_empty() {
-            self.rerun_blocked(ctx);
-        }
-        self.pump(ctx);
-    }
-}
-
-impl Handler<WatchEnded> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: WatchEnded, ctx: &mut Context<Self>) {
-        if m.epoch != self.watch_epoch {
-            return;
-        }
-        self.watch = None;
-        let failed = match &m.why {
-            Some(WatchError::Compacted(_)) => Some("compacted"),
-            Some(WatchError::Undecodable { .. }) => Some("undecodable"),
-            Some(WatchError::Open(e)) => Some(e.kind()),
-            Some(WatchError::Broken(_)) => Some("broken"),
-            None => None,
-        };
-        if let Some(kind) = failed {
-            self.metrics.store_error("watch", kind);
-        }
-        match m.why {
-            Some(WatchError::Compacted(compacted)) => {
-                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
-                    "the store compacted history this server had not applied yet; reloading");
-                self.reload(ctx);
-            }
-            Some(WatchError::Undecodable { revision, message }) => {
-                // Skipping it would leave the replica behind the store (its
-                // other rows, and the fence the commit moved, so that every
-                // later commit of ours would fail its compare): read the
-                // database again instead, which leaves out the rows that
-                // don't decode.
-                tracing::error!(db = %self.name, revision, error = %message,
-                    "cannot decode a commit from the store; reloading the database from the store");
-                self.reload(ctx);
-            }
-            Some(WatchError::Open(e)) => {
-                tracing::debug!(db = %self.name, error = %e, "cannot watch the store; retrying in 1 s");
-                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
-            }
-            Some(WatchError::Broken(e)) => {
-                tracing::warn!(db = %self.name, error = %e, from = self.watch_from, "store watch failed; re-watching");
-                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
-            }
-            None if self.reload_needed => self.open(ctx),
-            None => {
-                tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
-                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
-            }
-        }
-    }
-}
-
-impl Handler<StoreLiveness> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: StoreLiveness, ctx: &mut Context<Self>) {
-        if self.connected != m.0 {
-            self.connected = m.0;
-            self.report_status();
-            // Commits held for a reload go on (and fail) without the store.
-            self.pump(ctx);
-        }
-    }
-}
-
 impl Handler<Transact> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: Transact, ctx: &mut Context<Self>) {
@@ -1430,851 +845,17 @@ impl Handler<InternalTransact> for DatabaseActor {
     }
 }
 
-impl Handler<CancelTxn> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: CancelTxn, _: &mut Context<Self>) {
-        let mut i = 0;
-        while i < self.blocked.len() {
-            let p = &self.blocked[i].0;
-            if p.session.as_ref().map(|s| s.id) == Some(m.session) && p.id == m.id {
-                let (p, _) = self.blocked.remove(i);
-                if let Some(s) = p.session {
-                    self.reply_to(
-                        &s,
-                        SendReply {
-                            id: p.id,
-                            result: Err(json!("canceled")),
-                        },
-                    );
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
-}
-
-impl Handler<AddMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: AddMonitor, ctx: &mut Context<Self>) {
-        if self.ahead() {
-            // It reads the replica, which is ahead of the store right now.
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<AddMonitor>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        if !self.loaded {
-            if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        }
-        let parsed = Monitor::from_json(self.schema(), m.version, &m.requests).and_then(|mon| {
-            match &m.last_txn_id {
-                Some(last) => check_last_txn_id(last).map(|()| mon),
-                None => Ok(mon),
-            }
-        });
-        let monitor = match parsed {
-            Ok(mon) => Arc::new(mon),
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        let since = match m.version {
-            MonitorVersion::V3 => m
-                .last_txn_id
-                .as_ref()
-                .and_then(parse_txn_id)
-                .and_then(|u| self.replica.revision_of(&u)),
-            _ => None,
-        };
-        if let Some(rev) = since {
-            if let Some(cs) = self.changes_since(rev) {
-                self.answer_monitor(m, monitor, Some(cs));
-                return;
-            }
-            // Before `since` the database had another schema: the client
-            // gets the whole new state.
-            if let (Backend::Store(store), true) = (
-                &self.backend,
-                self.replica.since <= rev && 0 < rev && rev < self.history.base(),
-            ) {
-                // Older than this server's memory (it restarted, or the
-                // client comes from another server): what the store held
-                // then, compared with now, is exactly what the client missed.
-                let store = store.clone();
-                let prefix = self.db_prefix();
-                let fut = async move { store.range_at(&prefix, rev).await };
-                ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
-                    let missed = res
-                        .ok()
-                        .and_then(|kvs| act.changes_from_snapshot(&kvs, rev));
-                    act.answer_monitor(m, monitor, missed);
-                }));
-                return;
-            }
-        }
-        self.answer_monitor(m, monitor, None);
-    }
-}
-
-impl DatabaseActor {
-    /// What changed since the database held `kvs` (read at `rev`), if they
-    /// decode.
-    fn changes_from_snapshot(
-        &self,
-        kvs: &[crate::storage::KeyValue],
-        rev: Revision,
-    ) -> Option<ChangeSet> {
-        // Rows that do not decode are left out as the current replica left
-        // them out when it loaded (and logged them then).
-        let (then, _skipped) = Replica::load_skipping(
-            self.schema().clone(),
-            self.replica.keys.clone(),
-            self.replica.cluster_id,
-            &self.replica.space,
-            kvs,
-            rev,
-        );
-        Some(crate::db::changes::diff(&then.db, &self.replica.db))
-    }
-
-    /// Replies to a monitor request and adds the monitor: `missed` is what a
-    /// `monitor_cond_since` client missed (`found: true`), `None` the full
-    /// state.
-    fn answer_monitor(&mut self, m: AddMonitor, monitor: Arc<Monitor>, missed: Option<ChangeSet>) {
-        if !m.session.reply.connected() {
-            // The session ended while its past was being read.
-            return;
-        }
-        let last_id = self.replica.txn_id(self.replica.revision);
-        for (t, c, whole) in monitor.probe_columns() {
-            self.replica.db.ensure_probes(t, c, whole);
-        }
-        // The full state is written straight into the reply's bytes; only
-        // a resumed V3 monitor's (small) difference goes through a value.
-        let mut full = bytes::BytesMut::new();
-        let mut resumed_with_changes = false;
-        match (m.version, missed) {
-            (MonitorVersion::V1 | MonitorVersion::V2, _) => {
-                monitor.write_initial(&self.replica.db, &mut full);
-            }
-            (MonitorVersion::V3, Some(cs)) => {
-                let body = monitor.update(self.schema(), &cs);
-                resumed_with_changes = body.is_some();
-                let body = body.unwrap_or_else(|| json!({}));
-                crate::codec::framing::write_json(
-                    &json!([true, last_id.to_string(), body]),
-                    &mut full,
-                );
-            }
-            (MonitorVersion::V3, None) => {
-                full.extend_from_slice(b"[false,");
-                crate::codec::framing::write_str(&last_id.to_string(), &mut full);
-                full.extend_from_slice(b",");
-                monitor.write_initial(&self.replica.db, &mut full);
-                full.extend_from_slice(b"]");
-            }
-        }
-        self.cancel_order.join(
-            &monitor.selection_key(),
-            (m.session.id, m.monitor_id.clone()),
-        );
-        self.monitors
-            .insert((m.session.id, m.monitor_id.to_string()), monitor.clone());
-        let actor = self.monitor_actor(&m.session);
-        self.routed.insert(m.session.id);
-        // The Python IDL (OVS 3.1) takes its last transaction id from
-        // update3 notifications only, not from the reply: resumed with
-        // changes, it would keep the old id, and its next resumption would
-        // apply the same changes twice (sets and maps are sent as
-        // differences). An empty update3 carrying the current id fixes its
-        // id and changes nothing for any client.
-        let then_empty_update = resumed_with_changes.then(|| (self.schema().clone(), last_id));
-        actor.do_send(JoinMonitor {
-            session: m.session,
-            monitor_id: m.monitor_id,
-            monitor,
-            reply: (m.id, full.freeze()),
-            then_empty_update,
-        });
-    }
-}
-
-impl Handler<RemoveMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: RemoveMonitor, _: &mut Context<Self>) {
-        self.cancel_order.leave(&(m.session, m.monitor_id.clone()));
-        if self
-            .monitors
-            .remove(&(m.session, m.monitor_id.to_string()))
-            .is_some()
-        {
-            for a in self.monitor_actors.values() {
-                a.do_send(LeaveMonitor {
-                    session: m.session,
-                    monitor_id: m.monitor_id.clone(),
-                });
-            }
-        }
-    }
-}
-
-impl Handler<ChangeMonitor> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: ChangeMonitor, _: &mut Context<Self>) {
-        if self.ahead() {
-            // It reads the replica, which is ahead of the store right now.
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<ChangeMonitor>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        let k = (m.session.id, m.monitor_id.to_string());
-        let Some(old) = self.monitors.get(&k).cloned() else {
-            let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
-            self.reply_to(
-                &m.session,
-                SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                },
-            );
-            return;
-        };
-        let new = match old.with_change_requests(self.schema(), &m.requests) {
-            Ok(n) => Arc::new(n),
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        for (t, c, whole) in old.probe_columns().into_iter().chain(new.probe_columns()) {
-            self.replica.db.ensure_probes(t, c, whole);
-        }
-        let update = old
-            .condition_change_update(&new, &self.replica.db)
-            .map(|body| {
-                (
-                    self.schema().clone(),
-                    self.replica.txn_id(self.replica.revision),
-                    encode_json(&body),
-                )
-            });
-        self.monitors.remove(&k);
-        self.monitors
-            .insert((m.session.id, m.new_monitor_id.to_string()), new.clone());
-        self.cancel_order.rename(
-            &(m.session.id, m.monitor_id.clone()),
-            m.new_monitor_id.clone(),
-        );
-        let actor = self.monitor_actor(&m.session);
-        actor.do_send(ChangeConditions {
-            session: m.session,
-            monitor_id: m.monitor_id,
-            new_monitor_id: m.new_monitor_id,
-            monitor: new,
-            update,
-            id: m.id,
-        });
-    }
-}
-
-impl Handler<SetChangeAware> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: SetChangeAware, _: &mut Context<Self>) {
-        self.change_aware.insert(m.session, m.aware);
-    }
-}
-
-impl Handler<Convert> for DatabaseActor {
-    type Result = ();
-    fn handle(&mut self, m: Convert, ctx: &mut Context<Self>) {
-        if self.ahead() || self.converting {
-            // It reads the replica, which is ahead of the store right now
-            // (or another conversion is under way).
-            self.deferred.push(Box::new(move |act, ctx| {
-                <Self as Handler<Convert>>::handle(act, m, ctx)
-            }));
-            return;
-        }
-        if matches!(self.backend, Backend::Store(_)) {
-            if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-            // Shared databases are clustered: no ephemeral columns.
-            let schema = if self.shared.is_some() {
-                crate::storage::db_record::clustered_schema(m.schema)
-            } else {
-                m.schema
-            };
-            let job = ConvertJob {
-                session: m.session,
-                id: m.id,
-                schema,
-                on_done: m.on_done,
-                attempt: 0,
-                staged: None,
-                force_staged: false,
-                fence_revision: 0,
-                space: String::new(),
-                lost_at: None,
-                frozen: false,
-            };
-            // Transactions wait for the conversion, then run on the new schema.
-            self.commits.hold();
-            self.converting = true;
-            self.convert_shared(job, ctx);
-            return;
-        }
-        let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        };
-        if let Backend::Log(log) = &mut self.backend {
-            // The log holds the new schema and rows before anyone sees them.
-            if let Err(e) = log.convert(&converted) {
-                let e = OvsdbError::new(
-                    "I/O error",
-                    format!(
-                        "cannot write the converted database to the {} store: {e}",
-                        log.kind()
-                    ),
-                );
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
-                return;
-            }
-        }
-        self.cancel_monitors_for_conversion();
-        let keys = self.replica.keys.clone();
-        let cluster = self.replica.cluster_id;
-        let old_rev = self.replica.revision;
-        self.history.reset(old_rev);
-        let schema = m.schema.clone();
-        self.replica = Replica::new(schema.clone(), keys, cluster);
-        self.replica.db = converted;
-        self.replica.revision = old_rev + 1;
-        self.reply_to(
-            &m.session,
-            SendReply {
-                id: m.id,
-                result: Ok(json!({})),
-            },
-        );
-        (m.on_done)(schema);
-    }
-}
-
-/// A conversion of a shared database under way (see
-/// `replica::conversion`).
-struct ConvertJob {
-    session: SessionHandle,
-    id: Value,
-    schema: Arc<DatabaseSchema>,
-    on_done: Box<dyn FnOnce(Arc<DatabaseSchema>) + Send>,
-    /// Attempts that lost their flip to another commit.
-    attempt: u32,
-    /// What an earlier attempt staged.
-    staged: Option<crate::replica::conversion::Staged>,
-    /// The in-place Txn was too large for the store.
-    force_staged: bool,
-    /// The fence and key space the current attempt started from.
-    fence_revision: Revision,
-    space: String,
-    /// When the last attempt lost its race.
-    lost_at: Option<Instant>,
-    /// The other servers hold their commits (see `replica::conversion`).
-    frozen: bool,
-}
-
-/// How long a server holds its commits for another server's conversion
-/// to finish (see `replica::conversion`).
-const FREEZE_FOR: Duration = Duration::from_secs(10);
-
-/// How many times a conversion is tried against racing commits.
-const MAX_CONVERT_ATTEMPTS: u32 = 50;
-/// How long a conversion that lost a race waits for the watch to bring
-/// the commit that won before trying again anyway.
-const CONVERT_CATCH_UP: Duration = Duration::from_secs(2);
-
-impl DatabaseActor {
-    /// Monitors were parsed against the old schema: cancels them, telling
-    /// change-aware clients with `monitor_canceled` (the others are
-    /// disconnected by the caller's registry update), in ovsdb-server's
-    /// order (see `CancelOrder`).
-    fn cancel_monitors_for_conversion(&mut self) {
-        let aware: Vec<(SessionId, Value)> = self
-            .cancel_order
-            .walk()
-            .filter(|(session, id)| {
-                self.monitors.contains_key(&(*session, id.to_string()))
-                    && self.change_aware.get(session).copied().unwrap_or(false)
-            })
-            .cloned()
-            .collect();
-        for a in self.monitor_actors.values() {
-            a.do_send(CancelAll {
-                notify: aware.clone(),
-            });
-        }
-        self.monitors.clear();
-        self.cancel_order.clear();
-    }
-
-    /// One attempt of a shared conversion, on the replica as it is now.
-    fn convert_shared(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
-        use crate::replica::conversion::{carry_over, plan, Before, Limits};
-        let Backend::Store(store) = &self.backend else {
-            return;
-        };
-        let store = store.clone();
-        if job.attempt > 0 && !job.frozen {
-            return self.freeze_for_convert(job, ctx);
-        }
-        let converted = match crate::db::convert::convert(&self.replica.db, job.schema.clone()) {
-            Ok(c) => c,
-            Err(e) => return self.end_convert(job, Err(e.to_json()), ctx),
-        };
-        let converted = match &job.staged {
-            Some(s) => carry_over(s, &converted),
-            None => converted,
-        };
-        let before = Before {
-            keys: &self.replica.keys,
-            space: &self.replica.space,
-            fence_revision: self.replica.fence_revision,
-            cid: self.replica.cluster_id,
-            db: &self.replica.db,
-        };
-        let plan = plan(
-            before,
-            &converted,
-            job.staged.as_ref(),
-            job.force_staged,
-            job.frozen,
-            Limits::default(),
-            self.server_id,
-        );
-        job.fence_revision = self.replica.fence_revision;
-        job.space = self.replica.space.clone();
-        let (space, staged) = (plan.space.clone(), plan.staged);
-        tracing::info!(db = %self.name, version = %job.schema.version, staged, space = %space,
-            txns = plan.stage.len() + 1, attempt = job.attempt, "converting the database in the store");
-        let fut = crate::actors::shared_convert::carry_out(
-            store,
-            self.replica.keys.clone(),
-            self.replica.name.clone(),
-            job.space.clone(),
-            plan,
-            job.attempt == 0,
-        );
-        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
-            use crate::actors::shared_convert::Outcome;
-            match &outcome {
-                Outcome::Committed(revision) => act.converted(job, converted, space, *revision, ctx),
-                Outcome::TooLarge => {
-                    job.force_staged = true;
-                    act.convert_shared(job, ctx);
-                }
-                Outcome::LostRace | Outcome::Behind => {
-                    job.attempt += 1;
-                    // Whatever held the others did not hold: freeze again.
-                    job.frozen = false;
-                    if staged && matches!(outcome, Outcome::LostRace) {
-                        job.staged = Some(crate::replica::conversion::Staged {
-                            space,
-                            db: converted,
-                        });
-                    }
-                    if job.attempt >= MAX_CONVERT_ATTEMPTS {
-                        let e = OvsdbError::new(
-                            "timed out",
-                            format!(
-                                "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
-                                 the database was not converted: try again"
-                            ),
-                        );
-                        return act.end_convert(job, Err(e.to_json()), ctx);
-                    }
-                    tracing::debug!(db = %act.name, attempt = job.attempt,
-                        "the conversion lost a commit race to another server; converting again");
-                    job.lost_at = Some(Instant::now());
-                    act.retry_convert(job, ctx);
-                }
-                Outcome::Failed(e) => {
-                    let tag = match e {
-                        crate::actors::shared_convert::ConvertError::TooLarge { .. } => "resources exhausted",
-                        _ => "not leader",
-                    };
-                    let unknown = matches!(e, crate::actors::shared_convert::ConvertError::Unknown { .. });
-                    job.staged = if unknown {
-                        // The flip may have applied: keep what it staged.
-                        None
-                    } else if staged {
-                        // Whatever this attempt staged is deleted.
-                        Some(crate::replica::conversion::Staged { space, db: converted })
-                    } else {
-                        job.staged
-                    };
-                    let err = OvsdbError::new(tag, e.to_string());
-                    act.end_convert(job, Err(err.to_json()), ctx);
-                }
-            }
-        }));
-    }
-
-    /// Asks the other servers to hold their commits while the conversion
-    /// finishes: commits the freeze, fenced like any commit.
-    fn freeze_for_convert(&mut self, mut job: ConvertJob, ctx: &mut Context<Self>) {
-        let Backend::Store(store) = &self.backend else {
-            return;
-        };
-        let store = store.clone();
-        let before = crate::replica::conversion::Before {
-            keys: &self.replica.keys,
-            space: &self.replica.space,
-            fence_revision: self.replica.fence_revision,
-            cid: self.replica.cluster_id,
-            db: &self.replica.db,
-        };
-        let (compares, writes) = crate::replica::conversion::freeze(before, self.server_id);
-        job.fence_revision = self.replica.fence_revision;
-        job.space = self.replica.space.clone();
-        let fut = async move { store.commit(compares, writes).await };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(r) if r.succeeded => {
-                // No rows changed; the fence moved, and nothing came between.
-                act.replica.fence_revision = r.revision;
-                act.replica.revision = act.replica.revision.max(r.revision);
-                act.watch_from = act.watch_from.max(r.revision + 1);
-                act.own_commits.add(r.revision);
-                job.frozen = true;
-                act.convert_shared(job, ctx);
-            }
-            Ok(_) => {
-                job.attempt += 1;
-                if job.attempt >= MAX_CONVERT_ATTEMPTS {
-                    let e = OvsdbError::new(
-                        "timed out",
-                        format!(
-                            "the conversion lost {MAX_CONVERT_ATTEMPTS} commit races against other servers; \
-                             the database was not converted: try again"
-                        ),
-                    );
-                    return act.end_convert(job, Err(e.to_json()), ctx);
-                }
-                job.lost_at = Some(Instant::now());
-                act.retry_convert(job, ctx);
-            }
-            Err(e) => {
-                let e = OvsdbError::new(
-                    "not leader",
-                    format!(
-                        "cannot reach the {} store to convert the database ({e}); it was not converted: retry",
-                        act.store_kind()
-                    ),
-                );
-                act.end_convert(job, Err(e.to_json()), ctx);
-            }
-        }));
-    }
-
-    /// Another server's conversion is finishing (`on`) or gave up: hold
-    /// the commits meanwhile, for at most [`FREEZE_FOR`] (it may have died).
-    fn hold_for_conversion(&mut self, on: bool, ctx: &mut Context<Self>) {
-        if on {
-            self.hold_epoch += 1;
-            let epoch = self.hold_epoch;
-            self.held_for_conversion = true;
-            self.commits.hold();
-            ctx.run_later(FREEZE_FOR, move |act, ctx| {
-                if act.hold_epoch == epoch && act.held_for_conversion {
-                    tracing::warn!(db = %act.name, "another server's conversion did not finish in {FREEZE_FOR:?}; committing again");
-                    act.hold_for_conversion(false, ctx);
-                }
-            });
-        } else if self.held_for_conversion {
-            self.held_for_conversion = false;
-            if !self.converting {
-                self.commits.release();
-            }
-            self.pump(ctx);
-        }
-    }
-
-    /// Tries a conversion again once the replica holds the commit that won
-    /// the race (or after [`CONVERT_CATCH_UP`]).
-    fn retry_convert(&mut self, job: ConvertJob, ctx: &mut Context<Self>) {
-        let caught_up =
-            self.replica.fence_revision != job.fence_revision || self.replica.space != job.space;
-        let waited = job.lost_at.map_or(Duration::ZERO, |t| t.elapsed());
-        if (caught_up || waited > CONVERT_CATCH_UP) && !self.reload_needed {
-            self.convert_shared(job, ctx);
-        } else {
-            // The watch (or the reload) that brings the winner retries at
-            // once; the timer only bounds the wait.
-            self.convert_waiting = Some(job);
-            ctx.run_later(Duration::from_millis(50), |act, ctx| {
-                act.resume_convert(ctx)
-            });
-        }
-    }
-
-    /// Retries a conversion waiting for the replica to catch up, if any.
-    fn resume_convert(&mut self, ctx: &mut Context<Self>) {
-        if let Some(job) = self.convert_waiting.take() {
-            self.retry_convert(job, ctx);
-        }
-    }
-
-    /// A conversion was committed at `revision`: the replica becomes the
-    /// converted database (rows in `space`), as every other server's will
-    /// when its watch brings the conversion.
-    fn converted(
-        &mut self,
-        job: ConvertJob,
-        db: crate::db::Database,
-        space: String,
-        revision: Revision,
-        ctx: &mut Context<Self>,
-    ) {
-        let old_space = std::mem::replace(&mut self.replica.space, space.clone());
-        tracing::info!(db = %self.name, version = %job.schema.version, revision, space = %space,
-            "converted the database in the store");
-        self.cancel_monitors_for_conversion();
-        self.replica.db = db;
-        self.replica.revision = revision;
-        self.replica.fence_revision = revision;
-        self.replica.since = revision;
-        self.history.reset(revision);
-        self.own_commits.add(revision);
-        self.watch_from = revision + 1;
-        self.start_watch(ctx);
-        self.report_status();
-        if old_space != space {
-            // No one reads the old space any more.
-            if let Backend::Store(store) = &self.backend {
-                let (store, keys, name) =
-                    (store.clone(), self.replica.keys.clone(), self.name.clone());
-                actix::spawn(async move {
-                    match crate::actors::shared_convert::delete_space(&*store, &keys, &old_space)
-                        .await
-                    {
-                        Ok(n) => {
-                            tracing::info!(db = %name, space = %old_space, keys = n, "deleted the key space of the old schema")
-                        }
-                        Err(e) => tracing::warn!(db = %name, space = %old_space, error = %e,
-                            "cannot delete the key space of the old schema (the next conversion will)"),
-                    }
-                });
-            }
-        }
-        let schema = self.schema().clone();
-        self.reply_to(
-            &job.session,
-            SendReply {
-                id: job.id,
-                result: Ok(json!({})),
-            },
-        );
-        (job.on_done)(schema);
-        self.converting = false;
-        if !self.held_for_conversion {
-            self.commits.release();
-        }
-        if !self.blocked.is_empty() {
-            self.rerun_blocked(ctx);
-        }
-        self.pump(ctx);
-    }
-
-    /// Ends a conversion that was not committed: deletes what it staged,
-    /// answers, lets transactions go on.
-    fn end_convert(
-        &mut self,
-        job: ConvertJob,
-        result: Result<Value, Value>,
-        ctx: &mut Context<Self>,
-    ) {
-        if let (true, Backend::Store(store)) = (job.frozen, &self.backend) {
-            // Lifts the freeze: the other servers commit again at once
-            // (else after `FREEZE_FOR`).
-            let store = store.clone();
-            let key = self.replica.keys.converting(&job.space).unwrap_or_default();
-            actix::spawn(async move {
-                let _ = store
-                    .commit(Vec::new(), vec![crate::storage::WriteOp::delete(key)])
-                    .await;
-            });
-        }
-        if let (Some(staged), Backend::Store(store)) = (job.staged, &self.backend) {
-            let (store, keys, name) = (store.clone(), self.replica.keys.clone(), self.name.clone());
-            actix::spawn(async move {
-                if let Err(e) =
-                    crate::actors::shared_convert::delete_space(&*store, &keys, &staged.space).await
-                {
-                    tracing::warn!(db = %name, space = %staged.space, error = %e,
-                        "cannot delete the key space of an abandoned conversion");
-                }
-            });
-        }
-        self.reply_to(&job.session, SendReply { id: job.id, result });
-        self.converting = false;
-        if !self.held_for_conversion {
-            self.commits.release();
-        }
-        self.pump(ctx);
-    }
-}
-
 impl Handler<SessionGone> for DatabaseActor {
     type Result = ();
     fn handle(&mut self, m: SessionGone, _: &mut Context<Self>) {
-        self.monitors.retain(|(s, _), _| *s != m.id);
-        if self.routed.remove(&m.id) {
-            for a in self.monitor_actors.values() {
+        if self.monitors.forget_session(m.id) {
+            for a in self.monitors.handles() {
                 a.do_send(ForgetSession(m.id));
             }
         }
-        self.cancel_order.leave_session(m.id);
         self.blocked
             .retain(|(p, _)| p.session.as_ref().map(|s| s.id) != Some(m.id));
         self.commits
             .retain(|p| p.session.as_ref().map(|s| s.id) != Some(m.id));
-        self.change_aware.remove(&m.id);
-    }
-}
-
-impl Handler<Sample> for DatabaseActor {
-    type Result = MessageResult<Sample>;
-    fn handle(&mut self, _: Sample, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(DbSample {
-            rows: self.replica.db.n_rows(),
-            monitors: self.monitors.len(),
-            connected: self.connected,
-            queued: self.commits.queued(),
-        })
-    }
-}
-
-impl Handler<Stats> for DatabaseActor {
-    type Result = MessageResult<Stats>;
-    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult((self.replica.db.n_rows(), self.replica.revision))
-    }
-}
-
-/// Compacts the database's log now (`ovsdb-server/compact`): `Ok(true)`
-/// if it was compacted, `Ok(false)` if its store has nothing to compact
-/// (memory; etcd, which compacts its own history), `Err` with why not.
-#[derive(Message)]
-#[rtype(result = "Result<bool, String>")]
-pub struct Compact;
-
-impl Handler<Compact> for DatabaseActor {
-    type Result = Result<bool, String>;
-    fn handle(&mut self, _: Compact, _: &mut Context<Self>) -> Self::Result {
-        match &mut self.backend {
-            Backend::Log(log) => {
-                tracing::info!(db = %self.name, "compacting database by user request");
-                log.compact(&self.replica.db).map_err(|e| e.to_string())
-            }
-            Backend::Store(_) => Ok(false),
-        }
-    }
-}
-
-/// The database's storage health (`ovsdb-server/get-db-storage-status`,
-/// `cluster/status`).
-#[derive(Message)]
-#[rtype(result = "StorageHealth")]
-pub struct GetStorageHealth;
-
-/// What [`GetStorageHealth`] answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorageHealth {
-    /// Why the store fails, if it does.
-    pub error: Option<String>,
-    /// Whether the database is loaded from its store.
-    pub loaded: bool,
-    /// Whether the store answers.
-    pub connected: bool,
-    /// The last store revision applied.
-    pub revision: Revision,
-    /// The cluster id (shared stores, once loaded).
-    pub cid: Uuid,
-    /// The store's kind (`file`, `memory`, `etcd`).
-    pub kind: &'static str,
-}
-
-impl Handler<GetStorageHealth> for DatabaseActor {
-    type Result = MessageResult<GetStorageHealth>;
-    fn handle(&mut self, _: GetStorageHealth, _: &mut Context<Self>) -> Self::Result {
-        let (kind, unreachable) = match &self.backend {
-            Backend::Log(log) => (log.kind(), None),
-            Backend::Store(s) => (s.kind(), s.unreachable_reason()),
-        };
-        let error = if !self.connected {
-            Some(unreachable.unwrap_or_else(|| format!("the {kind} store is unreachable")))
-        } else if !self.loaded {
-            Some(
-                self.load_error
-                    .clone()
-                    .unwrap_or_else(|| "the database is not loaded yet".into()),
-            )
-        } else {
-            None
-        };
-        MessageResult(StorageHealth {
-            error,
-            loaded: self.loaded,
-            connected: self.connected,
-            revision: self.replica.revision,
-            cid: self.replica.cluster_id,
-            kind,
-        })
     }
 }

@@ -9,6 +9,14 @@
 
 pub mod activity;
 pub mod database;
+mod database_convert;
+mod database_local;
+mod database_locks;
+mod database_messages;
+mod database_monitors;
+mod database_stats;
+mod database_waits;
+mod database_watch;
 pub mod loader;
 pub mod local_client;
 pub mod lock_status;

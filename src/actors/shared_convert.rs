@@ -40,6 +40,21 @@ pub enum ConvertError {
     },
 }
 
+impl ConvertError {
+    /// The RFC 7047 error tag the client gets.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            ConvertError::TooLarge { .. } => "resources exhausted",
+            _ => "not leader",
+        }
+    }
+
+    /// Whether the conversion may have been committed all the same.
+    pub fn may_have_committed(&self) -> bool {
+        matches!(self, ConvertError::Unknown { .. })
+    }
+}
+
 /// What became of an attempt.
 #[derive(Debug)]
 pub enum Outcome {
@@ -212,6 +227,21 @@ pub async fn carry_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_their_tag_and_whether_the_flip_may_have_applied() {
+        let e = |f: fn(&'static str, String) -> ConvertError| f("etcd", "m".into());
+        let too_large = e(|kind, message| ConvertError::TooLarge { kind, message });
+        let not_converted = e(|kind, message| ConvertError::NotConverted { kind, message });
+        let unknown = e(|kind, message| ConvertError::Unknown { kind, message });
+        assert_eq!(too_large.tag(), "resources exhausted");
+        assert_eq!(
+            (not_converted.tag(), unknown.tag()),
+            ("not leader", "not leader")
+        );
+        assert!(unknown.may_have_committed());
+        assert!(!too_large.may_have_committed() && !not_converted.may_have_committed());
+    }
     use crate::db::execution::{execute, ExecContext, Execution};
     use crate::db::Database;
     use crate::replica::conversion::{plan, Before};

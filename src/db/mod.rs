@@ -11,6 +11,7 @@ pub mod execution;
 pub mod fanout;
 pub mod monitor;
 pub mod monitor_order;
+pub mod monitor_routing;
 pub mod mutation;
 pub mod ops;
 pub mod raw_condition;

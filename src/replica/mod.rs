@@ -2,8 +2,10 @@
 //! revision bookkeeping of DESIGN.md's commit protocol, and the translation
 //! between change sets and store keys. Pure: no actors, no I/O.
 
+pub mod commit_errors;
 pub mod commit_queue;
 pub mod conversion;
+pub mod conversion_progress;
 pub mod gather;
 pub mod history;
 pub mod release_queue;

@@ -1,0 +1,132 @@
+//! The Database actor's side of a shared store's watch: the commits it
+//! brings (other servers', or echoes of this server's own, skipped), the
+//! reloads when it lost history or brought what does not decode, and the
+//! store's liveness.
+
+use crate::actors::database::{DatabaseActor, StoreLiveness};
+use crate::actors::watch::{WatchDelivered, WatchEnded, WatchError};
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Handler<WatchDelivered> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: WatchDelivered, ctx: &mut Context<Self>) {
+        if m.epoch != self.watch_epoch {
+            return;
+        }
+        let revision = m.batch.revision;
+        if revision <= self.replica.revision {
+            if self.own_commits.take_echo(revision) {
+                // Our own commit's echo (applied when the store answered
+                // it), which reached the watch before the answer did.
+                return;
+            }
+            // A commit below one of ours that the fence did not order (one
+            // written without it, by something other than oxsdb): the
+            // replica went past it; read the database again.
+            tracing::warn!(db = %self.name, revision, applied = self.replica.revision,
+                "the store holds a commit this server went past (written without the fence); reloading");
+            self.reload(ctx);
+            return;
+        }
+        if m.batch.converted {
+            // Another server converted the database: its new schema and
+            // rows are read from the store. Our commit in flight, if any,
+            // fails its fence and runs again on the new schema.
+            self.reload(ctx);
+            return;
+        }
+        // Another server's commit (or ours, delivered before the store
+        // answered it): paired with exactly the store's state, so the
+        // speculative changes come out first. If it is another server's, our
+        // commit in flight fails its fence and re-runs.
+        self.undo_speculation();
+        let converting = m.batch.converting;
+        let changes = Arc::new(self.replica.changes_of(m.batch));
+        self.watch_from = revision + 1;
+        if changes.is_empty() {
+            self.replica.revision = revision;
+        } else {
+            self.commit_applied(revision, changes);
+        }
+        if let Some(on) = converting {
+            if on {
+                // The freeze moved the fence (outside the watched prefix).
+                self.replica.fence_revision = revision;
+            }
+            // While converting, a freeze is this server's own (its echo
+            // arriving before the store's answer): nothing to hold.
+            if !self.holds.converting {
+                self.hold_for_conversion(on, ctx);
+            }
+        }
+        self.resume_convert(ctx);
+        if !self.blocked.is_empty() {
+            self.rerun_blocked(ctx);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<WatchEnded> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: WatchEnded, ctx: &mut Context<Self>) {
+        if m.epoch != self.watch_epoch {
+            return;
+        }
+        self.watch = None;
+        let failed = match &m.why {
+            Some(WatchError::Compacted(_)) => Some("compacted"),
+            Some(WatchError::Undecodable { .. }) => Some("undecodable"),
+            Some(WatchError::Open(e)) => Some(e.kind()),
+            Some(WatchError::Broken(_)) => Some("broken"),
+            None => None,
+        };
+        if let Some(kind) = failed {
+            self.metrics.store_error("watch", kind);
+        }
+        match m.why {
+            Some(WatchError::Compacted(compacted)) => {
+                tracing::warn!(db = %self.name, from = self.watch_from, compacted,
+                    "the store compacted history this server had not applied yet; reloading");
+                self.reload(ctx);
+            }
+            Some(WatchError::Undecodable { revision, message }) => {
+                // Skipping it would leave the replica behind the store (its
+                // other rows, and the fence the commit moved, so that every
+                // later commit of ours would fail its compare): read the
+                // database again instead, which leaves out the rows that
+                // don't decode.
+                tracing::error!(db = %self.name, revision, error = %message,
+                    "cannot decode a commit from the store; reloading the database from the store");
+                self.reload(ctx);
+            }
+            Some(WatchError::Open(e)) => {
+                tracing::debug!(db = %self.name, error = %e, "cannot watch the store; retrying in 1 s");
+                ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_watch(ctx));
+            }
+            Some(WatchError::Broken(e)) => {
+                tracing::warn!(db = %self.name, error = %e, from = self.watch_from, "store watch failed; re-watching");
+                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+            }
+            None if self.reload_needed => self.open(ctx),
+            None => {
+                tracing::warn!(db = %self.name, from = self.watch_from, "store watch ended; re-watching");
+                ctx.run_later(Duration::from_millis(200), |act, ctx| act.start_watch(ctx));
+            }
+        }
+    }
+}
+
+impl Handler<StoreLiveness> for DatabaseActor {
+    type Result = ();
+    fn handle(&mut self, m: StoreLiveness, ctx: &mut Context<Self>) {
+        if self.connected != m.0 {
+            self.connected = m.0;
+            self.report_status();
+            // Commits held for a reload go on (and fail) without the store.
+            self.pump(ctx);
+        }
+    }
+}
