@@ -241,9 +241,14 @@ impl Session {
                         Some(Ok(frame)) => {
                             // A big request (an OVN chassis's thousands of
                             // clauses) grows the buffer; an idle session
-                            // should not keep that much per connection.
+                            // should not keep that much per connection. The
+                            // frame was cut from the buffer's allocation, which
+                            // the buffer keeps even once the frame is gone: its
+                            // size is the frame's and what remains together.
                             let buf = frames.read_buffer_mut();
-                            if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
+                            if buf.is_empty()
+                                && frame.text.len() + buf.capacity() > IDLE_READ_BUFFER
+                            {
                                 *buf = bytes::BytesMut::new();
                             }
                             let incoming = match cond_change::decode(&frame) {
