@@ -31,13 +31,7 @@ impl Handler<Convert> for DatabaseActor {
         }
         if matches!(self.backend, Backend::Store(_)) {
             if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
             // Shared databases are clustered: no ephemeral columns.
@@ -62,13 +56,7 @@ impl Handler<Convert> for DatabaseActor {
         let converted = match crate::db::convert::convert(&self.replica.db, m.schema.clone()) {
             Ok(c) => c,
             Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
         };
@@ -82,13 +70,7 @@ impl Handler<Convert> for DatabaseActor {
                         log.kind()
                     ),
                 );
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
         }

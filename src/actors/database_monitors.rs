@@ -68,6 +68,23 @@ impl DatabaseActor {
             None => session.reply.do_send(reply),
         }
     }
+
+    /// Answers request `id` of `session` with the error `e`, after
+    /// everything sent it before.
+    pub(super) fn reply_error(
+        &self,
+        session: &SessionHandle,
+        id: serde_json::Value,
+        e: &OvsdbError,
+    ) {
+        self.reply_to(
+            session,
+            SendReply {
+                id,
+                result: Err(e.to_json()),
+            },
+        );
+    }
 }
 
 impl Handler<AddMonitor> for DatabaseActor {
@@ -82,13 +99,7 @@ impl Handler<AddMonitor> for DatabaseActor {
         }
         if !self.loaded {
             if let Some(e) = self.unavailable() {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
         }
@@ -101,13 +112,7 @@ impl Handler<AddMonitor> for DatabaseActor {
         let monitor = match parsed {
             Ok(mon) => Arc::new(mon),
             Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
         };
@@ -253,25 +258,13 @@ impl Handler<ChangeMonitor> for DatabaseActor {
         }
         let Some(old) = self.monitors.get(m.session.id, &m.monitor_id).cloned() else {
             let e = OvsdbError::syntax(Some(&m.id), None, "unknown monitor session");
-            self.reply_to(
-                &m.session,
-                SendReply {
-                    id: m.id,
-                    result: Err(e.to_json()),
-                },
-            );
+            self.reply_error(&m.session, m.id, &e);
             return;
         };
         let new = match old.with_change_requests(self.schema(), &m.requests) {
             Ok(n) => Arc::new(n),
             Err(e) => {
-                self.reply_to(
-                    &m.session,
-                    SendReply {
-                        id: m.id,
-                        result: Err(e.to_json()),
-                    },
-                );
+                self.reply_error(&m.session, m.id, &e);
                 return;
             }
         };
