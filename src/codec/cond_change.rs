@@ -42,11 +42,7 @@ pub fn decode(frame: &Frame) -> Option<CondChange> {
     if frame.has_real {
         return None;
     }
-    let head = &frame.text[..frame.text.len().min(METHOD_WITHIN)];
-    if !head
-        .windows(b"\"monitor_cond_change\"".len())
-        .any(|w| w == b"\"monitor_cond_change\"")
-    {
+    if !names_cond_change(&frame.text[..frame.text.len().min(METHOD_WITHIN)]) {
         return None;
     }
     let env: Envelope = serde_json::from_slice(&frame.text).ok()?;
@@ -61,6 +57,27 @@ pub fn decode(frame: &Frame) -> Option<CondChange> {
         new_monitor_id,
         requests,
     })
+}
+
+/// Whether `head` has a `"method"` member naming `monitor_cond_change`.
+/// Every message passes here, so it looks only at the places a string
+/// starts; a method written some other way (escapes, the member after a
+/// long `params`) is left to the ordinary path.
+fn names_cond_change(head: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"method\"";
+    const VALUE: &[u8] = b"\"monitor_cond_change\"";
+    let mut from = 0;
+    while let Some(p) = head[from..].iter().position(|&b| b == b'"') {
+        let at = from + p;
+        if let Some(rest) = head[at..].strip_prefix(KEY) {
+            let rest = rest.trim_ascii_start();
+            return rest
+                .strip_prefix(b":")
+                .is_some_and(|v| v.trim_ascii_start().starts_with(VALUE));
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// The JSON-RPC envelope, its params left undecoded.
@@ -378,6 +395,14 @@ mod tests {
         ] {
             assert!(decode(&text(s)).is_none(), "{s}");
         }
+        // The method is found however the members are spaced or ordered
+        // before the params.
+        let spaced = r#"{ "method" : "monitor_cond_change", "id": 1, "params": [1, 2, {}] }"#;
+        assert!(decode(&text(spaced)).is_some());
+        assert!(!names_cond_change(
+            br#"{"id":1,"method":"transact","params":[]}"#
+        ));
+        assert!(!names_cond_change(br#"{"id":"\"method\"","#));
         let mut real = text(ok);
         real.has_real = true;
         assert!(decode(&real).is_none());

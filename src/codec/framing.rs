@@ -346,9 +346,9 @@ pub struct Frame {
 impl Frame {
     /// The text as a JSON value, numbers read as ovsdb-server reads them.
     pub fn parse(&self) -> Result<Value, CodecError> {
-        let text = std::str::from_utf8(&self.text).map_err(|_| CodecError::InvalidUtf8)?;
+        // The text was checked to be UTF-8 when it was cut from the stream.
         let mut value: Value =
-            serde_json::from_str(text).map_err(|e| CodecError::Syntax(e.to_string()))?;
+            serde_json::from_slice(&self.text).map_err(|e| CodecError::Syntax(e.to_string()))?;
         if self.has_real {
             normalize_numbers(&mut value)?;
         }

@@ -61,16 +61,7 @@ impl Reply {
 impl Rpc {
     /// Connects to `addr` (`127.0.0.1:PORT`).
     pub fn connect(addr: &str) -> io::Result<Rpc> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(READ_SLICE))?;
-        Ok(Rpc {
-            stream,
-            buf: Vec::new(),
-            scan: Scan::default(),
-            next_id: 1,
-            notifications: Vec::new(),
-        })
+        Rpc::from_stream(TcpStream::connect(addr)?)
     }
 
     /// A connection the server opened (an active remote, accepted by the test).
