@@ -164,18 +164,16 @@ impl<'de> Visitor<'de> for ConditionSeed {
         if let Some(n) = seq.size_hint() {
             cond.clauses.reserve(n);
         }
-        while let Some(c) = seq.next_element_seed(ClauseSeed {
-            names: &mut cond.names,
-        })? {
+        while let Some(c) = seq.next_element_seed(ClauseSeed { cond: &mut cond })? {
             cond.clauses.push(c);
         }
         Ok(cond)
     }
 }
 
-/// One clause; column names are kept once per condition.
-struct ClauseSeed<'n> {
-    names: &'n mut Vec<String>,
+/// One clause; its column name is kept once in the condition's names.
+struct ClauseSeed<'c> {
+    cond: &'c mut RawCondition,
 }
 
 impl<'de> DeserializeSeed<'de> for ClauseSeed<'_> {
@@ -196,14 +194,10 @@ impl<'de> Visitor<'de> for ClauseSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawClause, A::Error> {
         let missing = || de::Error::custom("short clause");
         let Name(name) = seq.next_element()?.ok_or_else(missing)?;
-        let column = match self.names.iter().position(|n| *n == name) {
-            Some(i) => i,
-            None => {
-                self.names.push(name.into_owned());
-                self.names.len() - 1
-            }
-        };
-        let column = u16::try_from(column).map_err(|_| de::Error::custom("too many columns"))?;
+        let column = self
+            .cond
+            .name_index(&name)
+            .ok_or_else(|| de::Error::custom("too many columns"))?;
         let Name(function) = seq.next_element()?.ok_or_else(missing)?;
         let function =
             Function::from_name(&function).map_err(|_| de::Error::custom("unknown function"))?;
