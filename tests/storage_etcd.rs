@@ -528,3 +528,43 @@ async fn a_fenced_commit_whose_answer_was_lost_is_sent_again_and_told_whether_it
     );
     assert_eq!(now.mod_revision, r3.revision + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_without_previous_values_brings_the_same_commits_without_them() {
+    let s = fresh().await;
+    let prefix = b"lean/".to_vec();
+    let start = s.current_revision().await.unwrap() + 1;
+    let steps = [
+        vec![WriteOp::put(&b"lean/a"[..], &b"1"[..])],
+        vec![
+            WriteOp::put(&b"lean/a"[..], &b"2"[..]),
+            WriteOp::put(&b"lean/b"[..], &b"3"[..]),
+        ],
+        vec![WriteOp::delete(&b"lean/a"[..])],
+    ];
+    for writes in steps {
+        assert!(s.commit(Vec::new(), writes).await.unwrap().succeeded);
+    }
+    let mut full = s.watch(&prefix, start).await.unwrap();
+    let mut lean = s.store.watch_without_prev(&prefix, start).await.unwrap();
+    let mut with_prev = 0;
+    for _ in 0..3 {
+        let next = |w: &mut WatchStream| {
+            let f = tokio::time::timeout(Duration::from_secs(10), w.next());
+            async move { f.await.unwrap().unwrap().unwrap() }
+        };
+        let (f, l) = (next(&mut full).await, next(&mut lean).await);
+        assert_eq!(f.revision, l.revision);
+        assert_eq!(f.events.len(), l.events.len());
+        for (fe, le) in f.events.iter().zip(&l.events) {
+            assert_eq!(
+                (fe.kind, &fe.key, &fe.value, fe.mod_revision),
+                (le.kind, &le.key, &le.value, le.mod_revision)
+            );
+            assert_eq!(le.prev_value, None, "etcd was asked for no previous values");
+            with_prev += usize::from(fe.prev_value.is_some());
+        }
+    }
+    // The full watch has them: a's 1 before 2, and 2 before its delete.
+    assert_eq!(with_prev, 2);
+}

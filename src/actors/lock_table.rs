@@ -202,7 +202,7 @@ impl LockTable {
         let store = sh.store.clone();
         let prefix = sh.keys.locks_prefix();
         ctx.spawn(
-            async move { store.watch(&prefix, 0).await }
+            async move { store.watch_without_prev(&prefix, 0).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(stream) => {

@@ -163,7 +163,7 @@ impl Actor for WatchActor {
         let store = self.config.store.clone();
         let prefix = self.config.prefix.clone();
         let from = self.config.from;
-        let fut = async move { store.watch(&prefix, from).await };
+        let fut = async move { store.watch_without_prev(&prefix, from).await };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(stream) => {
                 ctx.add_stream(stream);

@@ -1100,8 +1100,9 @@ async fn open_watch(
     inner: &Inner,
     prefix: &[u8],
     from: Revision,
+    prev: bool,
 ) -> Result<ec::WatchStream, StorageError> {
-    match open_watch_once(inner, prefix, from).await {
+    match open_watch_once(inner, prefix, from, prev).await {
         // etcd refuses a watch with a token it no longer knows (it restarted,
         // or the token expired) by canceling it, which etcd-client's token
         // refresh does not see: authenticate again and retry once.
@@ -1113,7 +1114,7 @@ async fn open_watch(
                 .refresh_token()
                 .await
                 .map_err(|e| map_err(e, None))?;
-            open_watch_once(inner, prefix, from).await
+            open_watch_once(inner, prefix, from, prev).await
         }
         r => r,
     }
@@ -1123,12 +1124,13 @@ async fn open_watch_once(
     inner: &Inner,
     prefix: &[u8],
     from: Revision,
+    prev: bool,
 ) -> Result<ec::WatchStream, StorageError> {
     let mut wc = inner.watch.clone();
     let opts = ec::WatchOptions::new()
         .with_range(prefix_end(prefix))
-        .with_start_revision(from)
-        .with_prev_key();
+        .with_start_revision(from);
+    let opts = if prev { opts.with_prev_key() } else { opts };
     let mut stream = wc
         .watch(prefix.to_vec(), Some(opts))
         .await
@@ -1213,6 +1215,7 @@ async fn pump(
 async fn watch_task(
     inner: Arc<Inner>,
     prefix: Vec<u8>,
+    prev: bool,
     mut next: Revision,
     mut stream: ec::WatchStream,
     tx: mpsc::Sender<Result<WatchBatch, StorageError>>,
@@ -1240,14 +1243,16 @@ async fn watch_task(
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(1));
-            let attempt =
-                tokio::time::timeout(inner.request_timeout, open_watch(&inner, &prefix, next))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(StorageError::Unavailable(
-                            "etcd watch creation timed out".into(),
-                        ))
-                    });
+            let attempt = tokio::time::timeout(
+                inner.request_timeout,
+                open_watch(&inner, &prefix, next, prev),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::Unavailable(
+                    "etcd watch creation timed out".into(),
+                ))
+            });
             // Only a success is recorded in the liveness: with several
             // members, an attempt on a dead one says little about the others.
             match attempt {
@@ -1263,6 +1268,61 @@ async fn watch_task(
             }
         };
         tracing::debug!(next, "etcd watch resumed");
+    }
+}
+
+impl EtcdStore {
+    /// An etcd watch of `prefix` from `from`, with previous values when `prev`.
+    async fn watch_with(
+        &self,
+        prefix: &[u8],
+        from: Revision,
+        prev: bool,
+    ) -> Result<WatchStream, StorageError> {
+        if from < 0 {
+            return Err(StorageError::Invalid(format!(
+                "watch from a negative revision {from}"
+            )));
+        }
+        let prefix = prefix.to_vec();
+        let handle = self.handle.clone();
+        let rx = self
+            .run(Retry::Unavailable, move |inner| {
+                let (prefix, handle) = (prefix.clone(), handle.clone());
+                async move {
+                    // "Now" is the next revision: etcd's start_revision 0 races
+                    // with commits made just before the watch is created.
+                    let from = if from == 0 {
+                        current_revision(&inner).await? + 1
+                    } else {
+                        from
+                    };
+                    let stream = match open_watch(&inner, &prefix, from, prev).await {
+                        Err(StorageError::Compacted { compacted: 0 }) => {
+                            return Err(StorageError::Compacted {
+                                compacted: compacted_revision(&inner).await?,
+                            })
+                        }
+                        r => r?,
+                    };
+                    let (tx, rx) = mpsc::channel(64);
+                    handle.spawn(watch_task(inner, prefix, prev, from, stream, tx));
+                    Ok(rx)
+                }
+            })
+            .await?;
+        let guard = self.runtime.clone();
+        Ok(Box::pin(futures_util::stream::unfold(
+            (rx, guard, false),
+            |(mut rx, guard, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let item = rx.recv().await?;
+                let ended = item.is_err();
+                Some((item, (rx, guard, ended)))
+            },
+        )))
     }
 }
 
@@ -1377,50 +1437,15 @@ impl Storage for EtcdStore {
     }
 
     async fn watch(&self, prefix: &[u8], from: Revision) -> Result<WatchStream, StorageError> {
-        if from < 0 {
-            return Err(StorageError::Invalid(format!(
-                "watch from a negative revision {from}"
-            )));
-        }
-        let prefix = prefix.to_vec();
-        let handle = self.handle.clone();
-        let rx = self
-            .run(Retry::Unavailable, move |inner| {
-                let (prefix, handle) = (prefix.clone(), handle.clone());
-                async move {
-                    // "Now" is the next revision: etcd's start_revision 0 races
-                    // with commits made just before the watch is created.
-                    let from = if from == 0 {
-                        current_revision(&inner).await? + 1
-                    } else {
-                        from
-                    };
-                    let stream = match open_watch(&inner, &prefix, from).await {
-                        Err(StorageError::Compacted { compacted: 0 }) => {
-                            return Err(StorageError::Compacted {
-                                compacted: compacted_revision(&inner).await?,
-                            })
-                        }
-                        r => r?,
-                    };
-                    let (tx, rx) = mpsc::channel(64);
-                    handle.spawn(watch_task(inner, prefix, from, stream, tx));
-                    Ok(rx)
-                }
-            })
-            .await?;
-        let guard = self.runtime.clone();
-        Ok(Box::pin(futures_util::stream::unfold(
-            (rx, guard, false),
-            |(mut rx, guard, ended)| async move {
-                if ended {
-                    return None;
-                }
-                let item = rx.recv().await?;
-                let ended = item.is_err();
-                Some((item, (rx, guard, ended)))
-            },
-        )))
+        self.watch_with(prefix, from, true).await
+    }
+
+    async fn watch_without_prev(
+        &self,
+        prefix: &[u8],
+        from: Revision,
+    ) -> Result<WatchStream, StorageError> {
+        self.watch_with(prefix, from, false).await
     }
 
     async fn current_revision(&self) -> Result<Revision, StorageError> {

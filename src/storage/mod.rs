@@ -343,6 +343,18 @@ pub trait Storage: Send + Sync + 'static {
     /// first item) if `from` is older than the retained history.
     async fn watch(&self, prefix: &[u8], from: Revision) -> Result<WatchStream, StorageError>;
 
+    /// As [`Storage::watch`], but events may lack their previous values
+    /// (`prev_value` is `None`): for watchers that keep the state themselves.
+    /// etcd then reads no older revision per event, which is most of a
+    /// watch's cost to it.
+    async fn watch_without_prev(
+        &self,
+        prefix: &[u8],
+        from: Revision,
+    ) -> Result<WatchStream, StorageError> {
+        self.watch(prefix, from).await
+    }
+
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision, StorageError>;
 
