@@ -20,7 +20,7 @@ use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::ReleaseQueue;
-use crate::replica::Replica;
+use crate::replica::{DecodedBatch, Replica};
 use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
@@ -128,6 +128,9 @@ pub struct DatabaseActor {
     /// This server's commits applied when the store said yes, for the watch
     /// to skip their echoes.
     pub(super) own_commits: OwnCommits,
+    /// Watch batches that came while a group was in flight (with their
+    /// watch's epoch), applied once the store answered it.
+    pub(super) watch_held: Vec<(u64, DecodedBatch)>,
     pub(super) shared: Option<Shared>,
     /// Whether a conversion of the shared database, this server's or
     /// another's, holds commits.
@@ -169,6 +172,7 @@ impl DatabaseActor {
             watch_epoch: 0,
             watch_arbiter: None,
             own_commits: OwnCommits::default(),
+            watch_held: Vec::new(),
             shared: None,
             holds: Holds::default(),
             convert_waiting: None,
@@ -648,6 +652,7 @@ impl DatabaseActor {
                     if let Some(f) = self.commits.succeeded() {
                         self.finish_group(f.members);
                     }
+                    self.release_watch_held(ctx);
                     self.pump(ctx);
                     return;
                 }
@@ -682,6 +687,8 @@ impl DatabaseActor {
                     }
                     self.finish_group(f.members);
                 }
+                // Our echo among them is skipped; commits after ours apply.
+                self.release_watch_held(ctx);
                 if !self.blocked.is_empty() {
                     self.rerun_blocked(ctx);
                 }
@@ -691,6 +698,7 @@ impl DatabaseActor {
                 // A failed compare may be a lock lost to another server:
                 // `not owner` then, as the engine would have said.
                 self.undo_speculation();
+                self.release_watch_held(ctx);
                 self.recheck_asserted_locks(ctx);
             }
             Ok(_) => {
@@ -702,6 +710,8 @@ impl DatabaseActor {
                     .commits
                     .lost_race(|| commit_errors::too_many_races().to_json());
                 self.finish_all(answers);
+                // The commits that won the race, if the watch brought them.
+                self.release_watch_held(ctx);
                 // Re-running waits for the watch to bring the newer fence.
                 ctx.run_later(Duration::from_millis(1), |act, ctx| act.pump(ctx));
             }
@@ -710,6 +720,7 @@ impl DatabaseActor {
                 let (failure, err) = commit_errors::store_failure(&e, self.store_kind());
                 let answers = self.commits.failed(failure, err.to_json());
                 self.finish_all(answers);
+                self.release_watch_held(ctx);
                 self.pump(ctx);
             }
         }

@@ -5,6 +5,7 @@
 
 use crate::actors::database::{DatabaseActor, StoreLiveness};
 use crate::actors::watch::{WatchDelivered, WatchEnded, WatchError};
+use crate::replica::DecodedBatch;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +16,42 @@ impl Handler<WatchDelivered> for DatabaseActor {
         if m.epoch != self.watch_epoch {
             return;
         }
-        let revision = m.batch.revision;
+        if self.commits.in_flight().is_some() {
+            // Only the store's answer says whether this is the echo of the
+            // group in flight (skipped) or another server's commit (which
+            // fails that group's fence): taking it now would undo the
+            // group's speculation and apply the same changes again, and
+            // leave the group's writers unanswered for the next gather.
+            self.watch_held.push((m.epoch, m.batch));
+            return;
+        }
+        if self.apply_watch_batch(m.batch, ctx) {
+            self.pump(ctx);
+        }
+    }
+}
+
+impl DatabaseActor {
+    /// Applies the watch batches held while a group was in flight, in
+    /// order, now that the store answered it (its own echo is skipped).
+    pub(super) fn release_watch_held(&mut self, ctx: &mut Context<Self>) {
+        for (epoch, batch) in std::mem::take(&mut self.watch_held) {
+            // A reload on the way makes the rest stale.
+            if epoch == self.watch_epoch {
+                self.apply_watch_batch(batch, ctx);
+            }
+        }
+    }
+
+    /// Applies one commit from the watch; `false` when it was skipped or
+    /// started a reload (nothing new to run transactions on).
+    fn apply_watch_batch(&mut self, batch: DecodedBatch, ctx: &mut Context<Self>) -> bool {
+        let revision = batch.revision;
         if revision <= self.replica.revision {
             if self.own_commits.take_echo(revision) {
                 // Our own commit's echo (applied when the store answered
                 // it), which reached the watch before the answer did.
-                return;
+                return false;
             }
             // A commit below one of ours that the fence did not order (one
             // written without it, by something other than oxsdb): the
@@ -28,22 +59,22 @@ impl Handler<WatchDelivered> for DatabaseActor {
             tracing::warn!(db = %self.name, revision, applied = self.replica.revision,
                 "the store holds a commit this server went past (written without the fence); reloading");
             self.reload(ctx);
-            return;
+            return false;
         }
-        if m.batch.converted {
+        if batch.converted {
             // Another server converted the database: its new schema and
             // rows are read from the store. Our commit in flight, if any,
             // fails its fence and runs again on the new schema.
             self.reload(ctx);
-            return;
+            return false;
         }
         // Another server's commit (or ours, delivered before the store
         // answered it): paired with exactly the store's state, so the
         // speculative changes come out first. If it is another server's, our
         // commit in flight fails its fence and re-runs.
         self.undo_speculation();
-        let converting = m.batch.converting;
-        let changes = Arc::new(self.replica.changes_of(m.batch));
+        let converting = batch.converting;
+        let changes = Arc::new(self.replica.changes_of(batch));
         self.watch_from = revision + 1;
         if changes.is_empty() {
             self.replica.revision = revision;
@@ -65,7 +96,7 @@ impl Handler<WatchDelivered> for DatabaseActor {
         if !self.blocked.is_empty() {
             self.rerun_blocked(ctx);
         }
-        self.pump(ctx);
+        true
     }
 }
 
