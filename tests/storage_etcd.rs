@@ -548,11 +548,13 @@ async fn a_watch_without_previous_values_brings_the_same_commits_without_them() 
     let mut full = s.watch(&prefix, start).await.unwrap();
     let mut lean = s.store.watch_without_prev(&prefix, start).await.unwrap();
     let mut with_prev = 0;
+    async fn next(w: &mut WatchStream) -> oxsdb::storage::WatchBatch {
+        let b = tokio::time::timeout(Duration::from_secs(10), w.next()).await;
+        b.expect("a batch within 10 s")
+            .expect("the watch goes on")
+            .expect("no watch error")
+    }
     for _ in 0..3 {
-        let next = |w: &mut WatchStream| {
-            let f = tokio::time::timeout(Duration::from_secs(10), w.next());
-            async move { f.await.unwrap().unwrap().unwrap() }
-        };
         let (f, l) = (next(&mut full).await, next(&mut lean).await);
         assert_eq!(f.revision, l.revision);
         assert_eq!(f.events.len(), l.events.len());
