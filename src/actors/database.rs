@@ -430,13 +430,15 @@ impl DatabaseActor {
     /// Executes queued transactions. Reads and failed transactions are
     /// answered at once. Local stores commit each write in place. Shared
     /// stores commit writes in groups (DESIGN.md: one fenced group in
-    /// flight): while nothing is in flight, the queued transactions are
-    /// executed one after the other, each on top of the previous ones (the
-    /// replica holds their changes ahead of the store, undone if the commit
-    /// fails), and the group is committed as one store transaction, its
-    /// members answered in order once the store said yes.
+    /// flight): the queued transactions are executed one after the other,
+    /// each on top of the previous ones and of the group in flight (the
+    /// replica holds their changes ahead of the store, undone if a commit
+    /// fails), and the group leaves as one store transaction when nothing
+    /// is in flight (and the clients just answered had their moment to
+    /// join: see `Gather`), its members answered in order once the store
+    /// said yes.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.commits.busy() {
+        if self.commits.is_held() {
             return;
         }
         if self.reload_needed && self.loaded && self.connected && self.load_error.is_none() {
@@ -447,7 +449,24 @@ impl DatabaseActor {
             return;
         }
         self.run_deferred(ctx);
-        if matches!(self.backend, Backend::Store(_)) && self.commits.has_queued() {
+        // Requests waiting for a replica without uncommitted changes (new
+        // monitors, conversions) would starve if every answer found the next
+        // group already executed: until they ran, nothing new is executed
+        // ahead of the store.
+        if self.deferred.is_empty() || !self.ahead() {
+            while let Some(q) = self.commits.next_to_run() {
+                if let Some(q) = self.run(q, ctx) {
+                    // It can't join this group: it runs after the group's commit.
+                    self.commits.put_back(q);
+                    break;
+                }
+            }
+        }
+        if self.commits.in_flight().is_some() {
+            // The group being built leaves when the one in flight returns.
+            return;
+        }
+        if matches!(self.backend, Backend::Store(_)) && self.commits.building() {
             let now = Instant::now();
             if let Some(at) = self.gather.wait_until(now) {
                 if self.gather_timer.is_none() {
@@ -459,13 +478,6 @@ impl DatabaseActor {
                 return;
             }
         }
-        while let Some(q) = self.commits.next_to_run() {
-            if let Some(q) = self.run(q, ctx) {
-                // It can't join this group: it runs after the group's commit.
-                self.commits.put_back(q);
-                break;
-            }
-        }
         self.start_commit(ctx);
     }
 
@@ -474,7 +486,7 @@ impl DatabaseActor {
     /// adds it to the group. Returns it when it must wait for the group's
     /// commit instead.
     fn run(&mut self, q: Queued<Pending>, ctx: &mut Context<Self>) -> Option<Queued<Pending>> {
-        let speculating = self.commits.building();
+        let speculating = self.commits.speculating();
         if !self.loaded {
             if let Some(e) = self.unavailable() {
                 self.finish(q.txn, Value::Array(vec![e.to_json()]));
@@ -610,8 +622,14 @@ impl DatabaseActor {
         }));
     }
 
-    /// Takes the in-flight group's changes back out of the replica.
+    /// Takes the speculative changes (the group being built, then the group
+    /// in flight) back out of the replica.
     pub(super) fn undo_speculation(&mut self) {
+        // The group being built sits on top of the one in flight: out first,
+        // last member first; its members are queued again.
+        for changes in self.commits.unbuild().iter().rev() {
+            self.replica.db.apply(&changes.inverse());
+        }
         if let Some(changes) = self.commits.undo_speculation() {
             self.replica.db.apply(&changes.inverse());
         }

@@ -14,6 +14,8 @@ mod database_local;
 mod database_locks;
 mod database_messages;
 mod database_monitors;
+#[cfg(test)]
+mod database_speculation_tests;
 mod database_stats;
 mod database_waits;
 mod database_watch;

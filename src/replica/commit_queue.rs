@@ -1,7 +1,10 @@
 //! The commit queue of a shared store (DESIGN.md, "Commit protocol on
 //! etcd"): one fenced group in flight per database; the transactions that
-//! arrive meanwhile wait, are executed one on top of the other into the next
-//! group (the replica holds their changes speculatively), and leave together.
+//! arrive meanwhile are executed one on top of the other (and on top of the
+//! group in flight) into the next group, the replica holding their changes
+//! speculatively, and that group leaves the moment the one in flight
+//! returns. When the group in flight fails, the group being built is undone
+//! with it and its members queued again behind the failed group's.
 //!
 //! This is the queue's state and its decisions, with no actors and no I/O:
 //! which transaction may join the group being built, what a store outcome
@@ -171,10 +174,18 @@ impl<T> CommitQueue<T> {
         !self.building.members.is_empty()
     }
 
-    /// The next transaction to execute into the group being built, unless
-    /// the group is full or something is in flight.
+    /// Whether the queue is held (a conversion): nothing executes.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// The next transaction to execute into the group being built (on top
+    /// of the group in flight, if any), unless the group is full or the
+    /// queue is held. Nothing executes on top of a group in flight whose
+    /// changes were taken back out of the replica (a reload or a lock check
+    /// came between): its changes would be applied under the new group's.
     pub fn next_to_run(&mut self) -> Option<Queued<T>> {
-        if self.busy() {
+        if self.held || self.in_flight.as_ref().is_some_and(|f| !f.speculative) {
             return None;
         }
         let b = &self.building;
@@ -261,6 +272,17 @@ impl<T> CommitQueue<T> {
             started: now,
         });
         self.in_flight.as_ref()
+    }
+
+    /// The group being built is taken apart: its members go back to the
+    /// head of the queue in order, and its changes (in execution order) are
+    /// returned for the caller to take out of the replica, last first.
+    pub fn unbuild(&mut self) -> Vec<Arc<ChangeSet>> {
+        let b = std::mem::take(&mut self.building);
+        for m in b.members.into_iter().rev() {
+            self.queue.push_front(m.txn);
+        }
+        b.changes
     }
 
     /// The speculative changes of the group in flight, to be taken back out
@@ -435,14 +457,69 @@ mod tests {
         let f = q.seal(Instant::now()).expect("sealed");
         assert_eq!(f.changes.n_rows(), 5, "the members' changes merged");
         q.push(5);
-        assert!(
-            q.next_to_run().is_none(),
-            "nothing executes while a group is in flight"
+        q.push(6);
+        assert_eq!(
+            build(&mut q, 1),
+            vec![5, 6],
+            "the next group is executed on top of the one in flight"
         );
+        assert!(q.seal(Instant::now()).is_none(), "but waits for it");
         let done = q.succeeded().expect("in flight");
         let order: Vec<u32> = done.members.iter().map(|m| m.txn.txn).collect();
         assert_eq!(order, vec![0, 1, 2, 3, 4]);
-        assert_eq!(build(&mut q, 1), vec![5]);
+        let next = q.seal(Instant::now()).expect("leaves when it returned");
+        let order: Vec<u32> = next.members.iter().map(|m| m.txn.txn).collect();
+        assert_eq!(order, vec![5, 6]);
+    }
+
+    #[test]
+    fn a_lost_race_undoes_the_speculative_group_too_and_keeps_the_order() {
+        let mut q = CommitQueue::default();
+        for i in 0..2 {
+            q.push(i);
+        }
+        build(&mut q, 1);
+        q.seal(Instant::now());
+        for i in 2..4 {
+            q.push(i);
+        }
+        build(&mut q, 1);
+        q.push(4);
+        // The actor undoes the group being built first, then the one in flight.
+        let undone: Vec<usize> = q.unbuild().iter().map(|c| c.n_rows()).collect();
+        assert_eq!(undone, vec![1, 1], "each member's changes, in order");
+        assert!(!q.building());
+        assert!(q.undo_speculation().is_some());
+        assert!(!q.speculating());
+        assert!(q.lost_race(|| json!("gave up")).is_empty());
+        assert_eq!(build(&mut q, 1), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn nothing_is_built_on_a_group_in_flight_that_was_taken_out() {
+        let mut q = CommitQueue::default();
+        q.push(1);
+        build(&mut q, 1);
+        q.seal(Instant::now());
+        q.push(2);
+        q.undo_speculation();
+        assert!(q.next_to_run().is_none());
+        q.succeeded();
+        assert_eq!(build(&mut q, 1), vec![2]);
+    }
+
+    #[test]
+    fn a_store_error_keeps_the_speculative_group_for_another_try() {
+        let mut q = CommitQueue::default();
+        q.push(1);
+        build(&mut q, 1);
+        q.seal(Instant::now());
+        q.push(2);
+        build(&mut q, 1);
+        q.unbuild();
+        q.undo_speculation();
+        assert_eq!(ids(&q.failed(Failure::Other, json!("gone"))), vec![1]);
+        assert_eq!(build(&mut q, 1), vec![2], "executed again, not failed");
     }
 
     #[test]
