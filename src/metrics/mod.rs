@@ -174,7 +174,7 @@ impl Metrics {
         r.register("rows", "Rows in the database", self.rows.clone());
         r.register(
             "transactions_queued",
-            "Transactions waiting to be executed (in front of the group in flight)",
+            "Transactions waiting to be executed (not those already executed into the next group)",
             self.queued.clone(),
         );
         r.register(
