@@ -32,6 +32,7 @@ pub mod server_db;
 pub mod session;
 pub mod shared_convert;
 pub mod shared_locks;
+pub mod shared_write;
 pub mod watch;
 pub mod write_batch;
 

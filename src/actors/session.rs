@@ -24,6 +24,7 @@ use crate::actors::database::{
 use crate::actors::lock_status::{LockHold, LockStatus};
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::shared_write::{Direct, SharedWrite};
 use crate::actors::write_batch::WriteBatch;
 use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
@@ -101,13 +102,24 @@ struct Drained;
 
 struct Output {
     tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued for the writer task and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// The socket, written directly while the writer task is idle.
+    direct: SharedWrite,
 }
 
 impl Output {
     fn send(&self, b: Bytes) {
-        self.backlog.fetch_add(b.len(), Ordering::SeqCst);
-        let _ = self.tx.send(b);
+        let rest = match self.direct.write_now(&b) {
+            Direct::Sent => return,
+            // An empty frame: the writer task only flushes.
+            Direct::Unflushed => Bytes::new(),
+            Direct::Partial(n) => b.slice(n.min(b.len())..),
+        };
+        // Whatever comes next queues behind this.
+        self.direct.set_idle(false);
+        self.backlog.fetch_add(rest.len(), Ordering::SeqCst);
+        let _ = self.tx.send(rest);
     }
 
     fn backlogged(&self) -> bool {
@@ -185,7 +197,8 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
-        let (rd, mut wr) = tokio::io::split(stream);
+        let (rd, wr) = tokio::io::split(stream);
+        let direct = SharedWrite::new(wr);
         let backlog = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let readable = Arc::new(tokio::sync::Notify::new());
@@ -198,9 +211,17 @@ impl Session {
             let wreadable = readable.clone();
             let waddr = addr.clone();
             let wactivity = activity.clone();
+            let mut wr = direct.clone();
             actix::spawn(async move {
                 let mut batch = WriteBatch::default();
-                while let Some(write) = batch.next(&mut rx).await {
+                loop {
+                    // Nothing queued or held, and the last flush done (below):
+                    // the session may write to the socket itself meanwhile.
+                    wr.set_idle(rx.is_empty() && !batch.holds());
+                    let Some(write) = batch.next(&mut rx).await else {
+                        break;
+                    };
+                    wr.set_idle(false);
                     let b = write.bytes();
                     if write_counting_drain(&mut wr, b, &wactivity).await.is_err() {
                         break;
@@ -282,7 +303,11 @@ impl Session {
                 id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
                 peer,
                 registry,
-                out: Output { tx, backlog },
+                out: Output {
+                    tx,
+                    backlog,
+                    direct,
+                },
                 config,
                 monitors: HashMap::new(),
                 monitor_requests: HashMap::new(),
