@@ -34,6 +34,7 @@ pub mod server_db;
 pub mod session;
 pub mod shared_convert;
 pub mod shared_locks;
+pub mod shared_write;
 pub mod watch;
 pub mod write_batch;
 
@@ -80,6 +81,9 @@ pub struct Notify {
     pub db: Arc<str>,
     /// The session's monitor id (the `json-value` of the monitor request).
     pub monitor_id: Value,
+    /// `monitor_id` as JSON text, the session's key for the monitor: made
+    /// once for all the sessions using the same id, not once per session.
+    pub monitor_key: Arc<str>,
     /// The monitor, to re-render merged updates.
     pub monitor: Arc<Monitor>,
     /// The schema the monitor was parsed against.
@@ -88,6 +92,9 @@ pub struct Notify {
     pub txn_id: Uuid,
     /// The encoded `<table-updates>` body.
     pub body: Bytes,
+    /// The whole notification as sent ([`crate::db::update_frame`]),
+    /// encoded once for every session sharing the monitor id and body.
+    pub frame: Bytes,
     /// The change set behind the body.
     pub changes: Arc<ChangeSet>,
     /// How many more notifications of the same commit follow for this

@@ -26,6 +26,7 @@ use crate::actors::{
 use crate::db::changes::ChangeSet;
 use crate::db::fanout::FanOut;
 use crate::db::monitor::Monitor;
+use crate::db::update_frame::update_frame;
 use crate::schema::DatabaseSchema;
 use actix::prelude::*;
 use bytes::Bytes;
@@ -87,6 +88,9 @@ impl Handler<Publish> for MonitorActor {
             let Some(group) = self.fanout.group(g) else {
                 continue;
             };
+            // Members sharing a monitor id (identical monitors, as the IDLs
+            // of one kind open) share its whole notification too.
+            let mut last: Option<(&Value, Arc<str>, Bytes)> = None;
             for member in &group.members {
                 let more = match left.get_mut(&member.session) {
                     Some(n) => {
@@ -95,18 +99,56 @@ impl Handler<Publish> for MonitorActor {
                     }
                     None => 0,
                 };
+                let (monitor_key, frame) = match &last {
+                    Some((id, key, frame)) if **id == member.monitor_id => {
+                        (key.clone(), frame.clone())
+                    }
+                    _ => {
+                        let key: Arc<str> = Arc::from(member.monitor_id.to_string());
+                        let version = group.monitor.version;
+                        let frame = update_frame(version, &member.monitor_id, &m.txn_id, &body);
+                        last = Some((&member.monitor_id, key.clone(), frame.clone()));
+                        (key, frame)
+                    }
+                };
                 member.handle.notify.do_send(Notify {
                     db: self.db.clone(),
                     monitor_id: member.monitor_id.clone(),
+                    monitor_key,
                     monitor: group.monitor.clone(),
                     schema: m.schema.clone(),
                     txn_id: m.txn_id,
                     body: body.clone(),
+                    frame,
                     changes: m.changes.clone(),
                     more,
                 });
             }
         }
+    }
+}
+
+/// A notification of one session's own (not a commit's fan-out): the
+/// update after a monitor's reply or a change of its conditions.
+fn lone_notify(
+    db: Arc<str>,
+    monitor_id: Value,
+    monitor: Arc<Monitor>,
+    schema: Arc<DatabaseSchema>,
+    txn_id: Uuid,
+    body: Bytes,
+) -> Notify {
+    Notify {
+        db,
+        monitor_key: Arc::from(monitor_id.to_string()),
+        frame: update_frame(monitor.version, &monitor_id, &txn_id, &body),
+        monitor_id,
+        monitor,
+        schema,
+        txn_id,
+        body,
+        changes: Arc::new(ChangeSet::default()),
+        more: 0,
     }
 }
 
@@ -135,16 +177,14 @@ impl Handler<JoinMonitor> for MonitorActor {
             .reply_encoded
             .do_send(SendEncodedReply { id, result });
         if let Some((schema, txn_id)) = m.then_empty_update {
-            m.session.notify.do_send(Notify {
-                db: self.db.clone(),
-                monitor_id: m.monitor_id.clone(),
-                monitor: m.monitor.clone(),
+            m.session.notify.do_send(lone_notify(
+                self.db.clone(),
+                m.monitor_id.clone(),
+                m.monitor.clone(),
                 schema,
                 txn_id,
-                body: Bytes::from_static(b"{}"),
-                changes: Arc::new(ChangeSet::default()),
-                more: 0,
-            });
+                Bytes::from_static(b"{}"),
+            ));
         }
         self.fanout
             .join(m.monitor, m.session.id, m.monitor_id, m.session);
@@ -199,16 +239,14 @@ impl Handler<ChangeConditions> for MonitorActor {
             m.session.clone(),
         );
         if let Some((schema, txn_id, body)) = m.update {
-            m.session.notify.do_send(Notify {
-                db: self.db.clone(),
-                monitor_id: m.new_monitor_id,
-                monitor: m.monitor,
+            m.session.notify.do_send(lone_notify(
+                self.db.clone(),
+                m.new_monitor_id,
+                m.monitor,
                 schema,
                 txn_id,
                 body,
-                changes: Arc::new(ChangeSet::default()),
-                more: 0,
-            });
+            ));
         }
         m.session.reply.do_send(SendReply {
             id: m.id,

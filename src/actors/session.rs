@@ -24,6 +24,7 @@ use crate::actors::database::{
 use crate::actors::lock_status::{LockHold, LockStatus};
 use crate::actors::lock_table::{Lock, LockMode, Unlock};
 use crate::actors::registry::{DbEntry, Registry};
+use crate::actors::shared_write::{Direct, SharedWrite};
 use crate::actors::write_batch::WriteBatch;
 use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
@@ -37,11 +38,12 @@ use crate::db::monitor::MonitorVersion;
 use crate::db::monitor_order::MonitorOrder;
 use crate::db::raw_condition::ChangeRequests;
 use crate::db::rbac::Identity;
+use crate::db::update_frame::update_frame;
 use crate::error::OvsdbError;
 use crate::parser::is_id;
 use crate::schema::DatabaseSchema;
 use actix::prelude::*;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -100,13 +102,24 @@ struct Drained;
 
 struct Output {
     tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued for the writer task and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// The socket, written directly while the writer task is idle.
+    direct: SharedWrite,
 }
 
 impl Output {
     fn send(&self, b: Bytes) {
-        self.backlog.fetch_add(b.len(), Ordering::SeqCst);
-        let _ = self.tx.send(b);
+        let rest = match self.direct.write_now(&b) {
+            Direct::Sent => return,
+            // An empty frame: the writer task only flushes.
+            Direct::Unflushed => Bytes::new(),
+            Direct::Partial(n) => b.slice(n.min(b.len())..),
+        };
+        // Whatever comes next queues behind this.
+        self.direct.set_idle(false);
+        self.backlog.fetch_add(rest.len(), Ordering::SeqCst);
+        let _ = self.tx.send(rest);
     }
 
     fn backlogged(&self) -> bool {
@@ -184,7 +197,8 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
-        let (rd, mut wr) = tokio::io::split(stream);
+        let (rd, wr) = tokio::io::split(stream);
+        let direct = SharedWrite::new(wr);
         let backlog = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let readable = Arc::new(tokio::sync::Notify::new());
@@ -197,9 +211,17 @@ impl Session {
             let wreadable = readable.clone();
             let waddr = addr.clone();
             let wactivity = activity.clone();
+            let mut wr = direct.clone();
             actix::spawn(async move {
                 let mut batch = WriteBatch::default();
-                while let Some(write) = batch.next(&mut rx).await {
+                loop {
+                    // Nothing queued or held, and the last flush done (below):
+                    // the session may write to the socket itself meanwhile.
+                    wr.set_idle(rx.is_empty() && !batch.holds());
+                    let Some(write) = batch.next(&mut rx).await else {
+                        break;
+                    };
+                    wr.set_idle(false);
                     let b = write.bytes();
                     if write_counting_drain(&mut wr, b, &wactivity).await.is_err() {
                         break;
@@ -281,7 +303,11 @@ impl Session {
                 id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
                 peer,
                 registry,
-                out: Output { tx, backlog },
+                out: Output {
+                    tx,
+                    backlog,
+                    direct,
+                },
                 config,
                 monitors: HashMap::new(),
                 monitor_requests: HashMap::new(),
@@ -777,29 +803,13 @@ impl Session {
         });
     }
 
+    /// Sends a notification: its frame, encoded by the Monitor actor once
+    /// for every session sharing it.
     fn deliver(&self, n: &Notify) {
-        let mut out = BytesMut::with_capacity(n.body.len() + 96);
-        let method = match n.monitor.version {
-            MonitorVersion::V1 => "update",
-            MonitorVersion::V2 => "update2",
-            MonitorVersion::V3 => "update3",
-        };
-        out.put_slice(b"{\"id\":null,\"method\":\"");
-        out.put_slice(method.as_bytes());
-        out.put_slice(b"\",\"params\":[");
-        out.put_slice(&encode_json(&n.monitor_id));
-        out.put_u8(b',');
-        if n.monitor.version == MonitorVersion::V3 {
-            out.put_u8(b'"');
-            out.put_slice(n.txn_id.to_string().as_bytes());
-            out.put_slice(b"\",");
-        }
-        out.put_slice(&n.body);
-        out.put_slice(b"]}");
         let metrics = &self.registry.metrics;
         metrics.notifications.inc();
-        metrics.notification_bytes.inc_by(out.len() as u64);
-        self.out.send(out.freeze());
+        metrics.notification_bytes.inc_by(n.frame.len() as u64);
+        self.out.send(n.frame.clone());
     }
 
     fn flush_pending(&mut self) {
@@ -813,6 +823,7 @@ impl Session {
                 let mut n = p.first.clone();
                 n.body = encode_json(&body);
                 n.txn_id = p.last_txn_id;
+                n.frame = update_frame(n.monitor.version, &n.monitor_id, &n.txn_id, &n.body);
                 self.deliver(&n);
             }
         }
@@ -946,6 +957,12 @@ impl Handler<SendEncodedReply> for Session {
 impl Handler<Notify> for Session {
     type Result = ();
     fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
+        // The common case, a commit's only update for this session: no
+        // batch to gather or order.
+        if n.more == 0 && !self.notify_batches.iter().any(|(db, _)| *db == n.db) {
+            let hold = self.out.backlogged() || !self.pending.is_empty();
+            return self.take_update(n, hold);
+        }
         let Some(mut batch) = take_when_complete(&mut self.notify_batches, n.db.clone(), n.more, n)
         else {
             return;
@@ -994,8 +1011,8 @@ impl Session {
     /// Sends one monitor update, or holds it back (merged with the ones
     /// held back before) when `hold`.
     fn take_update(&mut self, n: Notify, hold: bool) {
-        let key = n.monitor_id.to_string();
-        let known = match self.monitors.get(&key) {
+        let key = &*n.monitor_key;
+        let known = match self.monitors.get(key) {
             Some((db, _)) => **db == *n.db,
             // Computed before a `monitor_cond_change` to a new id took
             // effect in the database: it belongs before that change's reply,
@@ -1011,7 +1028,7 @@ impl Session {
         if !known {
             return;
         }
-        if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| *k == key) {
+        if let Some((_, p)) = self.pending.iter_mut().find(|(k, _)| k == key) {
             p.merged = p.merged.merge(&n.changes);
             p.n += 1;
             self.registry.metrics.merged.inc();
@@ -1022,7 +1039,7 @@ impl Session {
             let merged = (*n.changes).clone();
             let last_txn_id = n.txn_id;
             self.pending.push((
-                key,
+                key.to_owned(),
                 PendingUpdate {
                     first: n,
                     merged,

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod raw_condition;
 pub mod rbac;
 pub mod transaction;
+pub mod update_frame;
 
 pub use changes::{ChangeSet, RowChange, TableChanges};
 pub use database::Database;
