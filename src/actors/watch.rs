@@ -112,8 +112,22 @@ impl OwnCommits {
         }
     }
 
-    /// Whether the batch at `revision` is such a commit's echo; forgets the
-    /// revisions before it (the watch delivers in order).
+    /// The watch's question: whether the batch at `revision` is such a
+    /// commit's echo (then forgotten). Older revisions stay: their batches
+    /// may have gone to the database before their commits were answered,
+    /// and it asks about them later (it holds batches while a group is in
+    /// flight).
+    pub fn skip_echo(&self, revision: Revision) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match q.binary_search(&revision) {
+            Ok(i) => q.remove(i).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The database's question: whether the batch at `revision` is such a
+    /// commit's echo; forgets the revisions before it (the database sees
+    /// every batch the watch did not skip, in order).
     pub fn take_echo(&self, revision: Revision) -> bool {
         let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         while q.front().is_some_and(|r| *r < revision) {
@@ -189,7 +203,7 @@ impl StreamHandler<Result<WatchBatch, StorageError>> for WatchActor {
             Err(e) => return self.end(Some(WatchError::Broken(e)), ctx),
         };
         let c = &self.config;
-        if c.own.take_echo(batch.revision) {
+        if c.own.skip_echo(batch.revision) {
             // The echo of a commit this server made and applied already.
             return;
         }
@@ -224,6 +238,19 @@ impl Handler<StopWatch> for WatchActor {
 #[cfg(test)]
 mod tests {
     use super::OwnCommits;
+
+    #[test]
+    fn the_watch_skipping_an_echo_keeps_older_ones_the_database_asks_about() {
+        let own = OwnCommits::default();
+        // 411's batch went to the database before 411 was answered; 412 was
+        // answered before its batch reached the watch.
+        own.add(411);
+        own.add(412);
+        assert!(own.skip_echo(412));
+        assert!(!own.skip_echo(412), "each echo once");
+        assert!(own.take_echo(411), "still known to the database");
+        assert!(!own.skip_echo(413));
+    }
 
     #[test]
     fn only_the_echoes_of_own_applied_commits_are_skipped() {
