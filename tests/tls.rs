@@ -351,8 +351,10 @@ fn ovn_nbctl_with_remotes_and_keys_from_the_database_matches_reference() {
     );
 }
 
-#[test]
-fn read_only_connections_refuse_writes_as_reference() {
+/// oxsdb (memory store) and ovsdb-server on the Southbound schema, each
+/// serving the remotes of `SB_Global:connections` as ovn-ctl starts them;
+/// the directory lives as long as the servers.
+fn southbound_pair_following_connections() -> (tempfile::TempDir, Oxsdb, ReferenceServer) {
     const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
     require_file(Path::new(SB));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -363,20 +365,29 @@ fn read_only_connections_refuse_writes_as_reference() {
         None,
     );
     let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    (dir, ox, reference)
+}
+
+/// `ovn-sbctl` with `args` against the server at `tcp`; it must succeed.
+fn sbctl_ok(tcp: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(tool("ovn-sbctl"));
+    c.arg(format!("--db={tcp}")).arg("--timeout=10").args(args);
+    let o = run(&mut c, TOOL_TIMEOUT);
+    assert!(o.success(), "ovn-sbctl {args:?}: {}", o.all());
+    o
+}
+
+#[test]
+fn read_only_connections_refuse_writes_as_reference() {
+    let (_dir, ox, reference) = southbound_pair_following_connections();
     let mut seen = Vec::new();
     for tcp in [ox.tcp(), reference.tcp()] {
         let port = free_port("127.0.0.1");
-        let sbctl = |a: &[&str]| {
-            let mut c = Command::new(tool("ovn-sbctl"));
-            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
-            run(&mut c, TOOL_TIMEOUT)
-        };
-        let o = sbctl(&["init"]);
-        assert!(o.success(), "{}", o.all());
+        let sbctl = |a: &[&str]| sbctl_ok(&tcp, a);
+        sbctl(&["init"]);
         let target = format!("ptcp:{port}:127.0.0.1");
         // No role: RBAC (checked first by ovsdb-server) is another test's subject.
-        let o = sbctl(&["set-connection", "read-only", &target]);
-        assert!(o.success(), "{}", o.all());
+        sbctl(&["set-connection", "read-only", &target]);
         let ro = format!("tcp:127.0.0.1:{port}");
         let write = poll("the read-only listener", Duration::from_secs(20), || {
             let o = client(&[
@@ -839,26 +850,11 @@ fn protocols_and_bootstrap_ca_cert_are_honoured() {
 
 #[test]
 fn a_new_role_closes_the_remotes_connections() {
-    const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
-    require_file(Path::new(SB));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = vec!["--remote=db:OVN_Southbound,SB_Global,connections".to_string()];
-    let ox = Oxsdb::start(
-        &[vec![SB.to_string(), "--store=memory".into()], args.clone()].concat(),
-        dir.path(),
-        None,
-    );
-    let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    let (_dir, ox, reference) = southbound_pair_following_connections();
     let mut seen = Vec::new();
     for tcp in [ox.tcp(), reference.tcp()] {
         let port = free_port("127.0.0.1");
-        let sbctl = |a: &[&str]| {
-            let mut c = Command::new(tool("ovn-sbctl"));
-            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
-            let o = run(&mut c, TOOL_TIMEOUT);
-            assert!(o.success(), "ovn-sbctl {a:?}: {}", o.all());
-            o
-        };
+        let sbctl = |a: &[&str]| sbctl_ok(&tcp, a);
         sbctl(&["init"]);
         let target = format!("ptcp:{port}:127.0.0.1");
         sbctl(&["set-connection", "role=ovn-controller", &target]);
@@ -1019,25 +1015,10 @@ fn active_remote_status_names_the_sessions_locks_as_reference() {
 
 #[test]
 fn option_changes_reach_open_sessions_as_reference() {
-    const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
-    require_file(Path::new(SB));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = vec!["--remote=db:OVN_Southbound,SB_Global,connections".to_string()];
-    let ox = Oxsdb::start(
-        &[vec![SB.to_string(), "--store=memory".into()], args.clone()].concat(),
-        dir.path(),
-        None,
-    );
-    let reference = ReferenceServer::start_with(&[PathBuf::from(SB)], &args);
+    let (_dir, ox, reference) = southbound_pair_following_connections();
     let mut seen = Vec::new();
     for tcp in [ox.tcp(), reference.tcp()] {
-        let sbctl = |a: &[&str]| {
-            let mut c = Command::new(tool("ovn-sbctl"));
-            c.arg(format!("--db={tcp}")).arg("--timeout=10").args(a);
-            let o = run(&mut c, TOOL_TIMEOUT);
-            assert!(o.success(), "ovn-sbctl {a:?}: {}", o.all());
-            o
-        };
+        let sbctl = |a: &[&str]| sbctl_ok(&tcp, a);
         let port = free_port("127.0.0.1");
         sbctl(&["init"]);
         sbctl(&["set-connection", &format!("ptcp:{port}:127.0.0.1")]);
