@@ -17,6 +17,14 @@ fn empty_string() -> Arc<str> {
     EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
+/// `["uuid","<uuid>"]` written into `out`: a UUID atom's JSON.
+pub fn write_uuid_json(u: &Uuid, out: &mut bytes::BytesMut) {
+    let mut text = Uuid::encode_buffer();
+    out.extend_from_slice(b"[\"uuid\",\"");
+    out.extend_from_slice(u.hyphenated().encode_lower(&mut text).as_bytes());
+    out.extend_from_slice(b"\"]");
+}
+
 /// One OVSDB scalar value.
 #[derive(Debug, Clone)]
 pub enum Atom {
@@ -116,6 +124,41 @@ impl Atom {
             Atom::Boolean(b) => json!(b),
             Atom::String(s) => json!(&**s),
             Atom::Uuid(u) => json!(["uuid", u.hyphenated().to_string()]),
+        }
+    }
+
+    /// [`Atom::to_json`] written straight into `out`, the same bytes as
+    /// [`write_json`](crate::codec::framing::write_json) of it, without
+    /// building the value (initial replies and notifications write every
+    /// atom of every row they carry).
+    pub fn write_json(&self, out: &mut bytes::BytesMut) {
+        use crate::codec::framing::{write_i64, write_json, write_str};
+        match self {
+            Atom::Integer(i) => write_i64(*i, out),
+            // As `json!` builds it: a real is a float number, or null if it
+            // is not finite (which a stored real never is).
+            Atom::Real(r) => match serde_json::Number::from_f64(*r) {
+                Some(n) => write_json(&Value::Number(n), out),
+                None => out.extend_from_slice(b"null"),
+            },
+            Atom::Boolean(true) => out.extend_from_slice(b"true"),
+            Atom::Boolean(false) => out.extend_from_slice(b"false"),
+            Atom::String(s) => write_str(s, out),
+            Atom::Uuid(u) => write_uuid_json(u, out),
+        }
+    }
+
+    /// Whether this is the default atom of type `t` (what
+    /// `*self == Atom::default_of(t)` says, without building that atom).
+    pub fn is_default_of(&self, t: AtomicType) -> bool {
+        match (self, t) {
+            (Atom::Integer(i), AtomicType::Integer) => *i == 0,
+            // 0.0 and -0.0 compare equal, as in `Ord for Atom`.
+            (Atom::Real(r), AtomicType::Real) => *r == 0.0,
+            (Atom::Boolean(b), AtomicType::Boolean) => !*b,
+            (Atom::String(s), AtomicType::String) => s.is_empty(),
+            (Atom::Uuid(u), AtomicType::Uuid) => u.is_nil(),
+            _ => false,
         }
     }
 

@@ -92,11 +92,9 @@ impl Datum {
         if ty.min == 0 {
             return self.keys.is_empty();
         }
-        let key_ok = self.keys.len() == 1 && self.keys[0] == Atom::default_of(ty.key.atomic);
+        let key_ok = self.keys.len() == 1 && self.keys[0].is_default_of(ty.key.atomic);
         match (&ty.value, &self.values) {
-            (Some(v), Some(vals)) => {
-                key_ok && vals.len() == 1 && vals[0] == Atom::default_of(v.atomic)
-            }
+            (Some(v), Some(vals)) => key_ok && vals.len() == 1 && vals[0].is_default_of(v.atomic),
             (None, None) => key_ok,
             _ => false,
         }
@@ -274,6 +272,38 @@ impl Datum {
                 json!("set"),
                 Value::Array(self.keys.iter().map(Atom::to_json).collect()),
             ]),
+        }
+    }
+
+    /// [`Datum::to_json`] written straight into `out`, the same bytes as
+    /// [`write_json`](crate::codec::framing::write_json) of it.
+    pub fn write_json(&self, out: &mut bytes::BytesMut) {
+        match &self.values {
+            Some(values) => {
+                out.extend_from_slice(b"[\"map\",[");
+                for (i, (k, v)) in self.keys.iter().zip(values).enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b",");
+                    }
+                    out.extend_from_slice(b"[");
+                    k.write_json(out);
+                    out.extend_from_slice(b",");
+                    v.write_json(out);
+                    out.extend_from_slice(b"]");
+                }
+                out.extend_from_slice(b"]]");
+            }
+            None if self.keys.len() == 1 => self.keys[0].write_json(out),
+            None => {
+                out.extend_from_slice(b"[\"set\",[");
+                for (i, k) in self.keys.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b",");
+                    }
+                    k.write_json(out);
+                }
+                out.extend_from_slice(b"]]");
+            }
         }
     }
 

@@ -9,7 +9,6 @@
 //! share one encoded body, so a commit that 100 distinct conditions select
 //! is rendered and encoded once.
 
-use crate::codec::framing::encode_message;
 use crate::db::changes::ChangeSet;
 use crate::db::condition_index::MonitorIndex;
 use crate::db::monitor::{change_kind, Kind, Monitor, MonitorVersion};
@@ -408,9 +407,7 @@ impl<H> FanOut<H> {
             p.sort_unstable_by_key(|&(t, r, _)| (t, r));
             let bytes = bodies
                 .entry((group.selection, p))
-                .or_insert_with_key(|(_, p)| {
-                    encode_message(&group.monitor.body_of(schema, changes, p))
-                })
+                .or_insert_with_key(|(_, p)| group.monitor.write_body(schema, changes, p))
                 .clone();
             out.push((g, bytes));
         }
@@ -421,6 +418,7 @@ impl<H> FanOut<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::framing::encode_message;
     use crate::db::Database;
     use serde_json::json;
 

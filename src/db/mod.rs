@@ -16,6 +16,7 @@ pub mod mutation;
 pub mod ops;
 pub mod raw_condition;
 pub mod rbac;
+pub mod row_update_writer;
 pub mod transaction;
 pub mod update_frame;
 

@@ -4,11 +4,12 @@
 
 use crate::data::row::{COL_UUID, COL_VERSION};
 use crate::data::{Datum, Row};
-use crate::db::changes::ChangeSet;
+use crate::db::changes::{ChangeSet, RowChange};
 use crate::db::condition::Condition;
 use crate::db::condition_index::{keys_of, Probe, ProbeKey};
 use crate::db::database::Database;
 use crate::db::raw_condition::{ChangeRequests, RawRequests};
+use crate::db::row_update_writer::{columns_by_name, write_row_update};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::{DatabaseSchema, TableSchema, Type};
@@ -85,7 +86,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn select(self) -> Select {
+    pub(crate) fn select(self) -> Select {
         match self {
             Kind::Initial => Select::INITIAL,
             Kind::Insert => Select::INSERT,
@@ -192,7 +193,7 @@ impl Monitor {
     /// 100,000-row reply is then one buffer instead of a tree of maps (half
     /// the time, and no peak of memory beside the database).
     pub fn write_initial(&self, db: &Database, out: &mut bytes::BytesMut) {
-        use crate::codec::framing::{write_json, write_str};
+        use crate::codec::framing::write_str;
         use bytes::BufMut;
         // `Value` objects iterate their keys in order: tables by name, rows
         // by UUID text.
@@ -231,8 +232,9 @@ impl Monitor {
             write_str(&ts.name, out);
             out.extend_from_slice(b":{");
             let mut any = false;
+            let order = columns_by_name(ts, mt);
             for (u, row) in rows {
-                let Some(j) = self.row_update(ts, mt, Kind::Initial, None, Some(row)) else {
+                let Some(kind) = self.classify(mt, Kind::Initial, None, Some(row)) else {
                     continue;
                 };
                 if any {
@@ -242,7 +244,7 @@ impl Monitor {
                 let mut text = uuid::Uuid::encode_buffer();
                 write_str(u.hyphenated().encode_lower(&mut text), out);
                 out.put_u8(b':');
-                write_json(&j, out);
+                write_row_update(self.version, ts, mt, &order, kind, None, Some(row), out);
             }
             if any {
                 out.put_u8(b'}');
@@ -596,6 +598,7 @@ impl Monitor {
     /// The notification body of the row changes `picks` of `changes`:
     /// (table position in `changes.tables`, row position, kind), as
     /// [`classify`](Self::classify) chose them.
+    #[cfg(test)]
     pub(crate) fn body_of(
         &self,
         schema: &DatabaseSchema,
@@ -620,6 +623,65 @@ impl Monitor {
             }
         }
         Value::Object(out)
+    }
+
+    /// [`body_of`](Self::body_of) written straight into a buffer: the same
+    /// bytes as encoding that value, without building it.
+    pub(crate) fn write_body(
+        &self,
+        schema: &DatabaseSchema,
+        changes: &ChangeSet,
+        picks: &[(u32, u32, Kind)],
+    ) -> bytes::Bytes {
+        use crate::codec::framing::write_str;
+        use bytes::BufMut;
+        // A JSON object's members are sorted by key: tables by name, rows by
+        // UUID text (which sorts as the UUIDs do). A row picked twice keeps
+        // its last pick, as a map insertion would.
+        let mut rows: Vec<(&str, uuid::Uuid, &MonitorTable, &RowChange, Kind)> = picks
+            .iter()
+            .filter_map(|&(t, r, kind)| {
+                let tc = changes.tables.get(t as usize)?;
+                let rc = tc.rows.get(r as usize)?;
+                let mt = self.table_of(tc.table)?;
+                Some((schema.tables[tc.table].name.as_str(), rc.uuid, mt, rc, kind))
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut out = bytes::BytesMut::with_capacity(256 * rows.len().max(1));
+        out.put_u8(b'{');
+        let mut table: Option<(&str, Vec<usize>)> = None;
+        for (i, &(name, uuid, mt, rc, kind)) in rows.iter().enumerate() {
+            if rows
+                .get(i + 1)
+                .is_some_and(|next| (next.0, next.1) == (name, uuid))
+            {
+                continue;
+            }
+            match &table {
+                Some((current, _)) if *current == name => out.put_u8(b','),
+                _ => {
+                    if table.is_some() {
+                        out.extend_from_slice(b"},");
+                    }
+                    write_str(name, &mut out);
+                    out.extend_from_slice(b":{");
+                    table = Some((name, columns_by_name(&schema.tables[mt.table], mt)));
+                }
+            }
+            let order = table.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
+            let mut text = uuid::Uuid::encode_buffer();
+            write_str(uuid.hyphenated().encode_lower(&mut text), &mut out);
+            out.put_u8(b':');
+            let ts = &schema.tables[mt.table];
+            let (old, new) = (rc.old.as_deref(), rc.new.as_deref());
+            write_row_update(self.version, ts, mt, order, kind, old, new, &mut out);
+        }
+        if table.is_some() {
+            out.put_u8(b'}');
+        }
+        out.put_u8(b'}');
+        out.freeze()
     }
 }
 
