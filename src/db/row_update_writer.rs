@@ -370,4 +370,55 @@ mod tests {
             assert_eq!(&m.write_body(&schema, &changes, &[])[..], b"{}");
         }
     }
+
+    /// An initial reply of a table big enough to be written on several
+    /// threads, with rows a condition leaves out and a table left empty:
+    /// the same bytes as the encoded tree of `initial`.
+    #[test]
+    fn a_written_initial_reply_is_the_bytes_of_the_encoded_tree() {
+        use crate::db::Database;
+        let mut j = schema_json();
+        j["tables"]["A"] = json!({"columns": {"n": {"type": "integer"}}});
+        let schema = std::sync::Arc::new(DatabaseSchema::from_json(&j).unwrap());
+        let mut db = Database::new(schema.clone());
+        let ops: Vec<serde_json::Value> = (0..5000)
+            .map(|i| {
+                json!({"op": "insert", "table": "T", "row": {
+                    "i": i % 7, "s": format!("row {i}"), "r": (i % 3) as f64 / 2.0,
+                    "set": ["set", (0..i % 4).map(|k| format!("e{k}")).collect::<Vec<_>>()],
+                    "Map": ["map", [["k", i as f64]]]}})
+            })
+            .collect();
+        let (result, _) = db.transact_with_changes(&ops);
+        assert!(
+            result
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r.get("error").is_none()),
+            "{result}"
+        );
+        let requests = [
+            (MonitorVersion::V1, json!({"T": {}, "A": {}})),
+            (MonitorVersion::V2, json!({"T": {}, "A": {}})),
+            (MonitorVersion::V3, json!({"T": {"columns": ["s", "i"]}})),
+            (
+                MonitorVersion::V2,
+                json!({"T": {"where": [["i", "!=", 3]]}}),
+            ),
+            (
+                MonitorVersion::V2,
+                json!({"T": {"where": [["i", "==", 100]]}}),
+            ),
+        ];
+        for (version, req) in requests {
+            let m = Monitor::from_json(&schema, version, &req).unwrap();
+            let mut want = BytesMut::new();
+            write_json(&m.initial(&db), &mut want);
+            let mut got = BytesMut::new();
+            m.write_initial(&db, &mut got);
+            assert_eq!(got.len(), want.len(), "{version:?} {req}");
+            assert!(got == want, "{version:?} {req}: the bytes differ");
+        }
+    }
 }
