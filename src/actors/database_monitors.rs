@@ -190,6 +190,8 @@ impl DatabaseActor {
         // The full state is written straight into the reply's bytes; only
         // a resumed V3 monitor's (small) difference goes through a value.
         let mut full = bytes::BytesMut::new();
+        crate::codec::begin_reply(&m.id, &mut full);
+        let start = full.len();
         let mut resumed_with_changes = false;
         match (m.version, missed) {
             (MonitorVersion::V1 | MonitorVersion::V2, _) => {
@@ -212,6 +214,8 @@ impl DatabaseActor {
                 full.extend_from_slice(b"]");
             }
         }
+        let result = start..full.len();
+        crate::codec::end_reply(&mut full);
         let actor = self.monitor_actor(&m.session);
         self.monitors
             .add(m.session.id, &m.monitor_id, monitor.clone());
@@ -226,7 +230,7 @@ impl DatabaseActor {
             session: m.session,
             monitor_id: m.monitor_id,
             monitor,
-            reply: (m.id, full.freeze()),
+            reply: (m.id, full.freeze(), result),
             then_empty_update,
         });
     }

@@ -106,7 +106,8 @@ impl Handler<SendEncodedReply> for ClientActor {
     type Result = ();
     fn handle(&mut self, m: SendEncodedReply, ctx: &mut Context<Self>) {
         // An in-process client wants values: decoded back, as a socket client would.
-        let result = serde_json::from_slice(&m.result).map_err(|e| {
+        let text = m.frame.get(m.result.clone()).unwrap_or_default();
+        let result = serde_json::from_slice(text).map_err(|e| {
             serde_json::json!({"error": "syntax error", "details": format!("reply not JSON: {e}")})
         });
         self.handle(SendReply { id: m.id, result }, ctx);

@@ -67,8 +67,10 @@ pub struct SendReply {
 pub struct SendEncodedReply {
     /// The request's id.
     pub id: Value,
-    /// The result, one complete JSON value in ovsdb-server's format.
-    pub result: Bytes,
+    /// The whole reply, envelope and all, in ovsdb-server's format.
+    pub frame: Bytes,
+    /// Where the result (one complete JSON value) lies in `frame`.
+    pub result: std::ops::Range<usize>,
 }
 
 /// One monitor notification for a session. The body is encoded once for every

@@ -162,8 +162,8 @@ pub struct JoinMonitor {
     pub monitor_id: Value,
     /// The parsed monitor.
     pub monitor: Arc<Monitor>,
-    /// The request id and the encoded reply.
-    pub reply: (Value, Bytes),
+    /// The request id, the whole encoded reply and where its result lies in it.
+    pub reply: (Value, Bytes, std::ops::Range<usize>),
     /// An empty `update3` to send after the reply, carrying this id (see
     /// `DatabaseActor::answer_monitor`).
     pub then_empty_update: Option<(Arc<DatabaseSchema>, Uuid)>,
@@ -172,10 +172,10 @@ pub struct JoinMonitor {
 impl Handler<JoinMonitor> for MonitorActor {
     type Result = ();
     fn handle(&mut self, m: JoinMonitor, _: &mut Context<Self>) {
-        let (id, result) = m.reply;
+        let (id, frame, result) = m.reply;
         m.session
             .reply_encoded
-            .do_send(SendEncodedReply { id, result });
+            .do_send(SendEncodedReply { id, frame, result });
         if let Some((schema, txn_id)) = m.then_empty_update {
             m.session.notify.do_send(lone_notify(
                 self.db.clone(),

@@ -32,7 +32,7 @@ use crate::actors::{
 };
 use crate::codec::cond_change::{self, CondChange};
 use crate::codec::framing::{encode_message as encode_json, FrameCodec, JsonCodec};
-use crate::codec::jsonrpc::{reply_bytes, Message as RpcMessage};
+use crate::codec::jsonrpc::Message as RpcMessage;
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::MonitorVersion;
 use crate::db::monitor_order::MonitorOrder;
@@ -950,7 +950,7 @@ impl Handler<SendEncodedReply> for Session {
     type Result = ();
     fn handle(&mut self, m: SendEncodedReply, _: &mut Context<Self>) {
         self.settle(&m.id, Ok(None));
-        self.out.send(reply_bytes(&m.id, &m.result));
+        self.out.send(m.frame);
     }
 }
 

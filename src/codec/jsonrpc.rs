@@ -383,12 +383,24 @@ impl TryFrom<Value> for Message {
 /// `result` must be one complete JSON value.
 pub fn reply_bytes(id: &Value, result: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(result.len() + 32);
-    out.extend_from_slice(b"{\"id\":");
-    write_json(id, &mut out);
-    out.extend_from_slice(b",\"result\":");
+    begin_reply(id, &mut out);
     out.extend_from_slice(result);
-    out.extend_from_slice(b",\"error\":null}");
+    end_reply(&mut out);
     out.freeze()
+}
+
+/// Appends `{"id":<id>,"result":` to `out`: a result written next, then
+/// [`end_reply`], makes a whole reply without copying the result into an
+/// envelope afterwards (a 100,000-row initial reply is tens of MiB).
+pub fn begin_reply(id: &Value, out: &mut BytesMut) {
+    out.extend_from_slice(b"{\"id\":");
+    write_json(id, out);
+    out.extend_from_slice(b",\"result\":");
+}
+
+/// Ends a reply begun with [`begin_reply`].
+pub fn end_reply(out: &mut BytesMut) {
+    out.extend_from_slice(b",\"error\":null}");
 }
 
 /// Appends a notification `{"id":null,"method":"<method>","params":[<head>...,<body>]}`

@@ -64,6 +64,6 @@ pub use framing::{
     DEFAULT_MAX_MESSAGE_SIZE, MAX_NESTING_DEPTH,
 };
 pub use jsonrpc::{
-    notification_bytes, reply_bytes, update3_bytes, write_notification_raw, JsonRpcError, Message,
-    MessageKind, UpdateNotification,
+    begin_reply, end_reply, notification_bytes, reply_bytes, update3_bytes, write_notification_raw,
+    JsonRpcError, Message, MessageKind, UpdateNotification,
 };

@@ -283,8 +283,8 @@ impl Monitor {
     }
 
     /// [`write_initial_rows`](Self::write_initial_rows) of a large table,
-    /// its rows cut into one run per core, each written on a thread of its
-    /// own and the runs joined in order: the database's thread waits for
+    /// its rows cut into one run per core, the first written on this thread
+    /// and each other on a thread of its own, the runs joined in order: the database's thread waits for
     /// them, but an ovn-northd or IDL starting on a big database gets its
     /// reply in a fraction of the time. Falls back to one thread when no
     /// other can be started.
@@ -299,14 +299,15 @@ impl Monitor {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_INITIAL_THREADS);
-        if threads < 2 {
+        let run = rows.len().div_ceil(threads.max(1));
+        let (first, rest) = rows.split_at(run.min(rows.len()));
+        if rest.is_empty() {
             return self.write_initial_rows(ts, mt, order, rows, out);
         }
-        let run = rows.len().div_ceil(threads);
         // A guess at a run's bytes, to spare most of the regrowth.
         let room = run * 256;
-        let parts: Vec<bytes::BytesMut> = std::thread::scope(|scope| {
-            let started: Vec<_> = rows
+        std::thread::scope(|scope| {
+            let started: Vec<_> = rest
                 .chunks(run)
                 .map(|chunk| {
                     let work = move || {
@@ -317,25 +318,26 @@ impl Monitor {
                     (chunk, std::thread::Builder::new().spawn_scoped(scope, work))
                 })
                 .collect();
-            started
-                .into_iter()
-                .filter_map(|(chunk, handle)| {
-                    let written = handle.ok().and_then(|h| h.join().ok());
-                    written.unwrap_or_else(|| {
-                        let mut part = bytes::BytesMut::new();
-                        let any = self.write_initial_rows(ts, mt, order, chunk, &mut part);
-                        any.then_some(part)
-                    })
-                })
-                .collect()
-        });
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b",");
+            // The first run goes straight into `out` on this thread, so
+            // that only the others are held twice while being joined.
+            let mut any = self.write_initial_rows(ts, mt, order, first, out);
+            for (chunk, handle) in started {
+                let written = handle.ok().and_then(|h| h.join().ok());
+                let part = written.unwrap_or_else(|| {
+                    let mut part = bytes::BytesMut::new();
+                    let any = self.write_initial_rows(ts, mt, order, chunk, &mut part);
+                    any.then_some(part)
+                });
+                if let Some(part) = part {
+                    if any {
+                        out.extend_from_slice(b",");
+                    }
+                    out.extend_from_slice(&part);
+                    any = true;
+                }
             }
-            out.extend_from_slice(part);
-        }
-        !parts.is_empty()
+            any
+        })
     }
 
     /// The body of the notification for one committed change set; `None` if
