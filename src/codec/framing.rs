@@ -570,6 +570,29 @@ pub fn write_json(v: &Value, out: &mut BytesMut) {
     }
 }
 
+/// About how many bytes [`write_json`] writes for `v` (exact for text
+/// without escapes; numbers counted at 20): enough to size a buffer once.
+/// Growing a buffer by doubling instead costs, for a reply of a thousand
+/// inserted rows, eight reallocations, and in glibc each large one sorts
+/// every free chunk of a fragmented heap.
+pub fn json_len_hint(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        // Brackets, commas between elements, then the elements.
+        Value::Array(a) => {
+            2 + a.len().saturating_sub(1) + a.iter().map(json_len_hint).sum::<usize>()
+        }
+        Value::Object(m) => {
+            let members = m.iter().map(|(k, e)| k.len() + 3 + json_len_hint(e));
+            2 + m.len().saturating_sub(1) + members.sum::<usize>()
+        }
+    }
+}
+
 /// Appends a decimal integer.
 pub(crate) fn write_i64(v: i64, out: &mut BytesMut) {
     let mut buf = [0u8; 20];
@@ -658,6 +681,16 @@ mod tests {
 
     fn text(v: &Value) -> String {
         String::from_utf8(encode_message(v).to_vec()).unwrap()
+    }
+
+    /// The hint is the written length for text without escapes or
+    /// numbers, and at least it when numbers are short.
+    #[test]
+    fn json_len_hint_sizes_what_write_json_writes() {
+        let exact = json!({"a": [true, null, "xyz", {"b": []}], "cd": {}, "e": false});
+        assert_eq!(json_len_hint(&exact), encode_message(&exact).len());
+        let with_numbers = json!([1, -2.5, 12345678, {"n": 0}]);
+        assert!(json_len_hint(&with_numbers) >= encode_message(&with_numbers).len());
     }
 
     #[test]

@@ -32,7 +32,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 use std::fmt;
 
-use super::framing::{write_json, write_str};
+use super::framing::{json_len_hint, write_json, write_str};
 
 /// The four kinds of JSON-RPC message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -357,8 +357,14 @@ impl Message {
 
     /// The message encoded as ovsdb-server writes it.
     pub fn encode(&self) -> Bytes {
-        // A small transaction's reply (two inserted UUIDs) fits without regrowing.
-        let mut out = BytesMut::with_capacity(256);
+        let payload = match self {
+            Message::Request { params, .. } | Message::Notification { params, .. } => params,
+            Message::Reply { result, .. } => result,
+            Message::Error { error, .. } => error,
+        };
+        // Sized once: a small transaction's reply fits in the 256 bytes
+        // floor, a thousand-row one without regrowing.
+        let mut out = BytesMut::with_capacity(json_len_hint(payload).max(192) + 64);
         self.write(&mut out);
         out.freeze()
     }
