@@ -164,20 +164,21 @@ fn write_row_update2(
         if !sel.has(kind.select()) {
             continue;
         }
+        // A modified row shows its changed columns only (the guard must not
+        // let an unchanged one fall through to the insertion arm).
+        let shown = |n: &Row| {
+            c == COL_VERSION || c == COL_UUID || !n.fields[c].is_default_of(&ts.column(c).ty)
+        };
         match (kind, old, new) {
-            (Kind::Modify, Some(o), Some(n)) => {
-                if column_changed(o, n, c) {
-                    member(ts, c, &mut any, out);
-                    let ty = &ts.column(c).ty;
-                    datum_diff(&o.datum(c), &n.datum(c), ty).write_json(out);
-                }
+            (Kind::Modify, Some(o), Some(n)) if column_changed(o, n, c) => {
+                member(ts, c, &mut any, out);
+                let ty = &ts.column(c).ty;
+                datum_diff(&o.datum(c), &n.datum(c), ty).write_json(out);
             }
-            (_, _, Some(n)) => {
-                if c == COL_VERSION || c == COL_UUID || !n.fields[c].is_default_of(&ts.column(c).ty)
-                {
-                    member(ts, c, &mut any, out);
-                    write_column(n, c, out);
-                }
+            (Kind::Modify, Some(_), Some(_)) => {}
+            (_, _, Some(n)) if shown(n) => {
+                member(ts, c, &mut any, out);
+                write_column(n, c, out);
             }
             _ => {}
         }
