@@ -9,7 +9,7 @@ use crate::db::condition::Condition;
 use crate::db::condition_index::{keys_of, Probe, ProbeKey};
 use crate::db::database::Database;
 use crate::db::raw_condition::{ChangeRequests, RawRequests};
-use crate::db::row_update_writer::{columns_by_name, write_row_update};
+use crate::db::row_update_writer::TableUpdates;
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::{DatabaseSchema, TableSchema, Type};
@@ -238,11 +238,11 @@ impl Monitor {
             }
             write_str(&ts.name, out);
             out.extend_from_slice(b":{");
-            let order = columns_by_name(ts, mt);
+            let table = TableUpdates::new(ts, mt);
             let any = if rows.len() >= PARALLEL_INITIAL_ROWS {
-                self.write_initial_rows_in_parallel(ts, mt, &order, &rows, out)
+                self.write_initial_rows_in_parallel(&table, &rows, out)
             } else {
-                self.write_initial_rows(ts, mt, &order, &rows, out)
+                self.write_initial_rows(&table, &rows, out)
             };
             if any {
                 out.put_u8(b'}');
@@ -258,16 +258,15 @@ impl Monitor {
     /// selects, comma-separated; whether it wrote any.
     fn write_initial_rows(
         &self,
-        ts: &TableSchema,
-        mt: &MonitorTable,
-        order: &[usize],
+        table: &TableUpdates<'_>,
         rows: &[(&uuid::Uuid, &Row)],
         out: &mut bytes::BytesMut,
     ) -> bool {
         use crate::codec::framing::write_str;
         let mut any = false;
         for &(u, row) in rows {
-            let Some(kind) = self.classify(mt, Kind::Initial, None, Some(row)) else {
+            let Some(kind) = self.classify(table.monitored(), Kind::Initial, None, Some(row))
+            else {
                 continue;
             };
             if any {
@@ -277,22 +276,20 @@ impl Monitor {
             let mut text = uuid::Uuid::encode_buffer();
             write_str(u.hyphenated().encode_lower(&mut text), out);
             out.extend_from_slice(b":");
-            write_row_update(self.version, ts, mt, order, kind, None, Some(row), out);
+            table.write(self.version, kind, None, Some(row), out);
         }
         any
     }
 
     /// [`write_initial_rows`](Self::write_initial_rows) of a large table,
     /// its rows cut into one run per core, the first written on this thread
-    /// and each other on a thread of its own, the runs joined in order: the database's thread waits for
-    /// them, but an ovn-northd or IDL starting on a big database gets its
-    /// reply in a fraction of the time. Falls back to one thread when no
+    /// and each other on a thread of its own, the runs joined in order: the
+    /// database's thread waits for them, but an ovn-northd or IDL starting
+    /// on a big database gets its reply in a fraction of the time. Falls back to one thread when no
     /// other can be started.
     fn write_initial_rows_in_parallel(
         &self,
-        ts: &TableSchema,
-        mt: &MonitorTable,
-        order: &[usize],
+        table: &TableUpdates<'_>,
         rows: &[(&uuid::Uuid, &Row)],
         out: &mut bytes::BytesMut,
     ) -> bool {
@@ -302,7 +299,7 @@ impl Monitor {
         let run = rows.len().div_ceil(threads.max(1));
         let (first, rest) = rows.split_at(run.min(rows.len()));
         if rest.is_empty() {
-            return self.write_initial_rows(ts, mt, order, rows, out);
+            return self.write_initial_rows(table, rows, out);
         }
         // A guess at a run's bytes, to spare most of the regrowth.
         let room = run * 256;
@@ -312,7 +309,7 @@ impl Monitor {
                 .map(|chunk| {
                     let work = move || {
                         let mut part = bytes::BytesMut::with_capacity(room);
-                        let any = self.write_initial_rows(ts, mt, order, chunk, &mut part);
+                        let any = self.write_initial_rows(table, chunk, &mut part);
                         any.then_some(part)
                     };
                     (chunk, std::thread::Builder::new().spawn_scoped(scope, work))
@@ -320,12 +317,12 @@ impl Monitor {
                 .collect();
             // The first run goes straight into `out` on this thread, so
             // that only the others are held twice while being joined.
-            let mut any = self.write_initial_rows(ts, mt, order, first, out);
+            let mut any = self.write_initial_rows(table, first, out);
             for (chunk, handle) in started {
                 let written = handle.ok().and_then(|h| h.join().ok());
                 let part = written.unwrap_or_else(|| {
                     let mut part = bytes::BytesMut::new();
-                    let any = self.write_initial_rows(ts, mt, order, chunk, &mut part);
+                    let any = self.write_initial_rows(table, chunk, &mut part);
                     any.then_some(part)
                 });
                 if let Some(part) = part {
@@ -734,7 +731,7 @@ impl Monitor {
         rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let mut out = bytes::BytesMut::with_capacity(256 * rows.len().max(1));
         out.put_u8(b'{');
-        let mut table: Option<(&str, Vec<usize>)> = None;
+        let mut table: Option<(&str, TableUpdates<'_>)> = None;
         for (i, &(name, uuid, mt, rc, kind)) in rows.iter().enumerate() {
             if rows
                 .get(i + 1)
@@ -750,16 +747,17 @@ impl Monitor {
                     }
                     write_str(name, &mut out);
                     out.extend_from_slice(b":{");
-                    table = Some((name, columns_by_name(&schema.tables[mt.table], mt)));
+                    table = Some((name, TableUpdates::new(&schema.tables[mt.table], mt)));
                 }
             }
-            let order = table.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
+            let Some((_, updates)) = &table else {
+                continue;
+            };
             let mut text = uuid::Uuid::encode_buffer();
             write_str(uuid.hyphenated().encode_lower(&mut text), &mut out);
             out.put_u8(b':');
-            let ts = &schema.tables[mt.table];
             let (old, new) = (rc.old.as_deref(), rc.new.as_deref());
-            write_row_update(self.version, ts, mt, order, kind, old, new, &mut out);
+            updates.write(self.version, kind, old, new, &mut out);
         }
         if table.is_some() {
             out.put_u8(b'}');

@@ -18,15 +18,140 @@ use crate::data::Row;
 use crate::db::monitor::{datum_diff, Kind, MonitorTable, MonitorVersion};
 use crate::schema::TableSchema;
 
-/// Positions in `mt.columns` in the order of the columns' names: the order
-/// in which a JSON object of them lists its members.
-pub(crate) fn columns_by_name(ts: &TableSchema, mt: &MonitorTable) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..mt.columns.len()).collect();
-    order.sort_by(|&a, &b| {
-        ts.column_name(mt.columns[a].0)
-            .cmp(ts.column_name(mt.columns[b].0))
-    });
-    order
+/// One monitored table, ready to have its row updates written: its schema,
+/// what the monitor asks of it, and its columns in the order of their names.
+pub(crate) struct TableUpdates<'a> {
+    ts: &'a TableSchema,
+    mt: &'a MonitorTable,
+    /// Positions in `mt.columns` in the order of the columns' names: the
+    /// order in which a JSON object of them lists its members.
+    order: Vec<usize>,
+}
+
+impl<'a> TableUpdates<'a> {
+    /// The table `ts` as monitored by `mt`.
+    pub(crate) fn new(ts: &'a TableSchema, mt: &'a MonitorTable) -> TableUpdates<'a> {
+        let mut order: Vec<usize> = (0..mt.columns.len()).collect();
+        order.sort_by(|&a, &b| {
+            ts.column_name(mt.columns[a].0)
+                .cmp(ts.column_name(mt.columns[b].0))
+        });
+        TableUpdates { ts, mt, order }
+    }
+
+    /// What the monitor asks of the table.
+    pub(crate) fn monitored(&self) -> &'a MonitorTable {
+        self.mt
+    }
+
+    /// Writes the row update of a change that [`classify`] said is `kind`,
+    /// in `version`'s format.
+    ///
+    /// [`classify`]: crate::db::monitor::Monitor
+    pub(crate) fn write(
+        &self,
+        version: MonitorVersion,
+        kind: Kind,
+        old: Option<&Row>,
+        new: Option<&Row>,
+        out: &mut BytesMut,
+    ) {
+        match version {
+            MonitorVersion::V1 => self.write_update1(kind, old, new, out),
+            MonitorVersion::V2 | MonitorVersion::V3 => self.write_update2(kind, old, new, out),
+        }
+    }
+
+    /// `{"new":{..},"old":{..}}` of `update`: "old" holds the changed
+    /// columns of a modified row and every column of a deleted one.
+    fn write_update1(&self, kind: Kind, old: Option<&Row>, new: Option<&Row>, out: &mut BytesMut) {
+        let (ts, mt, order) = (self.ts, self.mt, &self.order);
+        let has_new = matches!(kind, Kind::Initial | Kind::Insert | Kind::Modify);
+        let has_old = matches!(kind, Kind::Delete | Kind::Modify);
+        out.extend_from_slice(b"{");
+        if has_new {
+            out.extend_from_slice(b"\"new\":{");
+            if let Some(n) = new {
+                let mut any = false;
+                for &i in order {
+                    let (c, sel) = mt.columns[i];
+                    if sel.has(kind.select()) {
+                        member(ts, c, &mut any, out);
+                        write_column(n, c, out);
+                    }
+                }
+            }
+            out.extend_from_slice(b"}");
+        }
+        if has_old {
+            if has_new {
+                out.extend_from_slice(b",");
+            }
+            out.extend_from_slice(b"\"old\":{");
+            if let Some(o) = old {
+                let mut any = false;
+                for &i in order {
+                    let (c, sel) = mt.columns[i];
+                    if !sel.has(kind.select()) {
+                        continue;
+                    }
+                    let changed = match (kind, new) {
+                        (Kind::Modify, Some(n)) => column_changed(o, n, c),
+                        _ => false,
+                    };
+                    if changed || kind == Kind::Delete {
+                        member(ts, c, &mut any, out);
+                        write_column(o, c, out);
+                    }
+                }
+            }
+            out.extend_from_slice(b"}");
+        }
+        out.extend_from_slice(b"}");
+    }
+
+    /// `{"<initial|insert|modify>":{..}}` or `{"delete":null}` of
+    /// `update2`: a modification carries the difference of each changed
+    /// column, an insertion the columns that are not at their default.
+    fn write_update2(&self, kind: Kind, old: Option<&Row>, new: Option<&Row>, out: &mut BytesMut) {
+        let (ts, mt, order) = (self.ts, self.mt, &self.order);
+        let op: &[u8] = match kind {
+            Kind::Delete => {
+                out.extend_from_slice(b"{\"delete\":null}");
+                return;
+            }
+            Kind::Initial => b"{\"initial\":{",
+            Kind::Modify => b"{\"modify\":{",
+            Kind::Insert => b"{\"insert\":{",
+        };
+        out.extend_from_slice(op);
+        let mut any = false;
+        for &i in order {
+            let (c, sel) = mt.columns[i];
+            if !sel.has(kind.select()) {
+                continue;
+            }
+            // A modified row shows its changed columns only (the guard must not
+            // let an unchanged one fall through to the insertion arm).
+            let shown = |n: &Row| {
+                c == COL_VERSION || c == COL_UUID || !n.fields[c].is_default_of(&ts.column(c).ty)
+            };
+            match (kind, old, new) {
+                (Kind::Modify, Some(o), Some(n)) if column_changed(o, n, c) => {
+                    member(ts, c, &mut any, out);
+                    let ty = &ts.column(c).ty;
+                    datum_diff(&o.datum(c), &n.datum(c), ty).write_json(out);
+                }
+                (Kind::Modify, Some(_), Some(_)) => {}
+                (_, _, Some(n)) if shown(n) => {
+                    member(ts, c, &mut any, out);
+                    write_column(n, c, out);
+                }
+                _ => {}
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
 }
 
 /// Writes the JSON of column `c` of `row`, `_uuid` and `_version` included.
@@ -56,134 +181,6 @@ fn member(ts: &TableSchema, c: usize, any: &mut bool, out: &mut BytesMut) {
     *any = true;
     write_str(ts.column_name(c), out);
     out.extend_from_slice(b":");
-}
-
-/// Writes the row update of a change that [`classify`] said is `kind`, in
-/// `version`'s format; `order` is [`columns_by_name`] of `mt`.
-///
-/// [`classify`]: crate::db::monitor::Monitor
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn write_row_update(
-    version: MonitorVersion,
-    ts: &TableSchema,
-    mt: &MonitorTable,
-    order: &[usize],
-    kind: Kind,
-    old: Option<&Row>,
-    new: Option<&Row>,
-    out: &mut BytesMut,
-) {
-    match version {
-        MonitorVersion::V1 => write_row_update1(ts, mt, order, kind, old, new, out),
-        MonitorVersion::V2 | MonitorVersion::V3 => {
-            write_row_update2(ts, mt, order, kind, old, new, out)
-        }
-    }
-}
-
-/// `{"new":{..},"old":{..}}` of `update`: "old" holds the changed columns of
-/// a modified row and every column of a deleted one.
-fn write_row_update1(
-    ts: &TableSchema,
-    mt: &MonitorTable,
-    order: &[usize],
-    kind: Kind,
-    old: Option<&Row>,
-    new: Option<&Row>,
-    out: &mut BytesMut,
-) {
-    let has_new = matches!(kind, Kind::Initial | Kind::Insert | Kind::Modify);
-    let has_old = matches!(kind, Kind::Delete | Kind::Modify);
-    out.extend_from_slice(b"{");
-    if has_new {
-        out.extend_from_slice(b"\"new\":{");
-        if let Some(n) = new {
-            let mut any = false;
-            for &i in order {
-                let (c, sel) = mt.columns[i];
-                if sel.has(kind.select()) {
-                    member(ts, c, &mut any, out);
-                    write_column(n, c, out);
-                }
-            }
-        }
-        out.extend_from_slice(b"}");
-    }
-    if has_old {
-        if has_new {
-            out.extend_from_slice(b",");
-        }
-        out.extend_from_slice(b"\"old\":{");
-        if let Some(o) = old {
-            let mut any = false;
-            for &i in order {
-                let (c, sel) = mt.columns[i];
-                if !sel.has(kind.select()) {
-                    continue;
-                }
-                let changed = match (kind, new) {
-                    (Kind::Modify, Some(n)) => column_changed(o, n, c),
-                    _ => false,
-                };
-                if changed || kind == Kind::Delete {
-                    member(ts, c, &mut any, out);
-                    write_column(o, c, out);
-                }
-            }
-        }
-        out.extend_from_slice(b"}");
-    }
-    out.extend_from_slice(b"}");
-}
-
-/// `{"<initial|insert|modify>":{..}}` or `{"delete":null}` of `update2`: a
-/// modification carries the difference of each changed column, an insertion
-/// the columns that are not at their default.
-fn write_row_update2(
-    ts: &TableSchema,
-    mt: &MonitorTable,
-    order: &[usize],
-    kind: Kind,
-    old: Option<&Row>,
-    new: Option<&Row>,
-    out: &mut BytesMut,
-) {
-    let op: &[u8] = match kind {
-        Kind::Delete => {
-            out.extend_from_slice(b"{\"delete\":null}");
-            return;
-        }
-        Kind::Initial => b"{\"initial\":{",
-        Kind::Modify => b"{\"modify\":{",
-        Kind::Insert => b"{\"insert\":{",
-    };
-    out.extend_from_slice(op);
-    let mut any = false;
-    for &i in order {
-        let (c, sel) = mt.columns[i];
-        if !sel.has(kind.select()) {
-            continue;
-        }
-        // A modified row shows its changed columns only (the guard must not
-        // let an unchanged one fall through to the insertion arm).
-        let shown = |n: &Row| {
-            c == COL_VERSION || c == COL_UUID || !n.fields[c].is_default_of(&ts.column(c).ty)
-        };
-        match (kind, old, new) {
-            (Kind::Modify, Some(o), Some(n)) if column_changed(o, n, c) => {
-                member(ts, c, &mut any, out);
-                let ty = &ts.column(c).ty;
-                datum_diff(&o.datum(c), &n.datum(c), ty).write_json(out);
-            }
-            (Kind::Modify, Some(_), Some(_)) => {}
-            (_, _, Some(n)) if shown(n) => {
-                member(ts, c, &mut any, out);
-                write_column(n, c, out);
-            }
-            _ => {}
-        }
-    }
-    out.extend_from_slice(b"}}");
 }
 
 #[cfg(test)]
@@ -284,7 +281,7 @@ mod tests {
             for req in &requests {
                 let m = Monitor::from_json(&schema, version, req).unwrap();
                 let mt = &m.tables[0];
-                let order = columns_by_name(ts, mt);
+                let table = TableUpdates::new(ts, mt);
                 for (old, new) in &pairs {
                     let kinds: &[Kind] = match (old, new) {
                         (None, Some(_)) => &[Kind::Initial, Kind::Insert],
@@ -298,7 +295,7 @@ mod tests {
                         let mut want = BytesMut::new();
                         write_json(&m.render(ts, mt, kind, *old, *new), &mut want);
                         let mut got = BytesMut::new();
-                        write_row_update(version, ts, mt, &order, kind, *old, *new, &mut got);
+                        table.write(version, kind, *old, *new, &mut got);
                         assert_eq!(
                             String::from_utf8_lossy(&got),
                             String::from_utf8_lossy(&want),
