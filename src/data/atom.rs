@@ -17,12 +17,21 @@ fn empty_string() -> Arc<str> {
     EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
+/// `"<uuid>"` written into `out`: a UUID as a JSON string (a row's key in
+/// table updates, a transaction id), lower-case and hyphenated, with
+/// nothing to escape.
+pub fn write_uuid_str(u: &Uuid, out: &mut bytes::BytesMut) {
+    let mut text = Uuid::encode_buffer();
+    out.extend_from_slice(b"\"");
+    out.extend_from_slice(u.hyphenated().encode_lower(&mut text).as_bytes());
+    out.extend_from_slice(b"\"");
+}
+
 /// `["uuid","<uuid>"]` written into `out`: a UUID atom's JSON.
 pub fn write_uuid_json(u: &Uuid, out: &mut bytes::BytesMut) {
-    let mut text = Uuid::encode_buffer();
-    out.extend_from_slice(b"[\"uuid\",\"");
-    out.extend_from_slice(u.hyphenated().encode_lower(&mut text).as_bytes());
-    out.extend_from_slice(b"\"]");
+    out.extend_from_slice(b"[\"uuid\",");
+    write_uuid_str(u, out);
+    out.extend_from_slice(b"]");
 }
 
 /// One OVSDB scalar value.

@@ -2,6 +2,7 @@
 //! and the `<table-updates2>` of `update2`/`update3`, from a change set or
 //! from a database's current contents (the initial reply).
 
+use crate::data::atom::write_uuid_str;
 use crate::data::row::{COL_UUID, COL_VERSION};
 use crate::data::{Datum, Row};
 use crate::db::changes::{ChangeSet, RowChange};
@@ -262,7 +263,6 @@ impl Monitor {
         rows: &[(&uuid::Uuid, &Row)],
         out: &mut bytes::BytesMut,
     ) -> bool {
-        use crate::codec::framing::write_str;
         let mut any = false;
         for &(u, row) in rows {
             let Some(kind) = self.classify(table.monitored(), Kind::Initial, None, Some(row))
@@ -273,8 +273,7 @@ impl Monitor {
                 out.extend_from_slice(b",");
             }
             any = true;
-            let mut text = uuid::Uuid::encode_buffer();
-            write_str(u.hyphenated().encode_lower(&mut text), out);
+            write_uuid_str(u, out);
             out.extend_from_slice(b":");
             table.write(self.version, kind, None, Some(row), out);
         }
@@ -753,8 +752,7 @@ impl Monitor {
             let Some((_, updates)) = &table else {
                 continue;
             };
-            let mut text = uuid::Uuid::encode_buffer();
-            write_str(uuid.hyphenated().encode_lower(&mut text), &mut out);
+            write_uuid_str(&uuid, &mut out);
             out.put_u8(b':');
             let (old, new) = (rc.old.as_deref(), rc.new.as_deref());
             updates.write(self.version, kind, old, new, &mut out);

@@ -8,6 +8,7 @@
 //! one itself only for the updates it merged while backlogged.
 
 use crate::codec::framing::write_json;
+use crate::data::atom::write_uuid_str;
 use crate::db::monitor::MonitorVersion;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
@@ -40,10 +41,8 @@ pub fn update_frame(
     write_json(monitor_id, &mut out);
     out.put_u8(b',');
     if version == MonitorVersion::V3 {
-        let mut text = Uuid::encode_buffer();
-        out.put_u8(b'"');
-        out.put_slice(txn_id.hyphenated().encode_lower(&mut text).as_bytes());
-        out.put_slice(b"\",");
+        write_uuid_str(txn_id, &mut out);
+        out.put_u8(b',');
     }
     out.put_slice(body);
     out.put_slice(b"]}");
