@@ -965,7 +965,7 @@ impl Handler<Notify> for Session {
         // The common case, a commit's only update for this session: no
         // batch to gather or order.
         if n.more == 0 && !self.notify_batches.iter().any(|(db, _)| *db == n.db) {
-            let hold = self.out.backlogged() || !self.pending.is_empty();
+            let hold = self.holding_updates();
             return self.take_update(n, hold);
         }
         let Some(mut batch) = take_when_complete(&mut self.notify_batches, n.db.clone(), n.more, n)
@@ -975,7 +975,7 @@ impl Handler<Notify> for Session {
         // ovsdb-server sends one commit's updates in one walk of its
         // monitors, or holds them all back: a backlog never splits a commit.
         batch.sort_by_cached_key(|n| self.order.rank(&n.monitor_id));
-        let hold = self.out.backlogged() || !self.pending.is_empty();
+        let hold = self.holding_updates();
         for n in batch {
             self.take_update(n, hold);
         }
@@ -1013,6 +1013,12 @@ fn take_when_complete<T>(
 }
 
 impl Session {
+    /// Whether updates are held back now: the output is backlogged, or some
+    /// are held already (a later one must not overtake them).
+    fn holding_updates(&self) -> bool {
+        self.out.backlogged() || !self.pending.is_empty()
+    }
+
     /// Sends one monitor update, or holds it back (merged with the ones
     /// held back before) when `hold`.
     fn take_update(&mut self, n: Notify, hold: bool) {

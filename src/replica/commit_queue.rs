@@ -158,11 +158,6 @@ impl<T> CommitQueue<T> {
         self.in_flight.as_ref()
     }
 
-    /// Whether a group is in flight or the queue is held: nothing else may start.
-    pub fn busy(&self) -> bool {
-        self.in_flight.is_some() || self.held
-    }
-
     /// Whether the replica holds changes the store has not confirmed.
     pub fn speculating(&self) -> bool {
         self.in_flight.as_ref().is_some_and(|f| f.speculative) || !self.building.changes.is_empty()
@@ -650,7 +645,7 @@ mod tests {
         let mut q = CommitQueue::default();
         q.push(1);
         q.hold();
-        assert!(q.busy());
+        assert!(q.is_held());
         assert!(q.next_to_run().is_none());
         q.release();
         assert_eq!(q.next_to_run().map(|t| t.txn), Some(1));
