@@ -284,8 +284,8 @@ impl Monitor {
     /// its rows cut into one run per core, the first written on this thread
     /// and each other on a thread of its own, the runs joined in order: the
     /// database's thread waits for them, but an ovn-northd or IDL starting
-    /// on a big database gets its reply in a fraction of the time. Falls back to one thread when no
-    /// other can be started.
+    /// on a big database gets its reply in a fraction of the time. A run
+    /// whose thread can't be started is written on this thread.
     fn write_initial_rows_in_parallel(
         &self,
         table: &TableUpdates<'_>,
