@@ -7,10 +7,9 @@
 //! otherwise encode the same envelope a thousand times). A session encodes
 //! one itself only for the updates it merged while backlogged.
 
-use crate::codec::framing::write_json;
-use crate::data::atom::write_uuid_str;
+use crate::codec::jsonrpc::write_notification_raw;
 use crate::db::monitor::MonitorVersion;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -32,20 +31,14 @@ pub fn update_frame(
     txn_id: &Uuid,
     body: &[u8],
 ) -> Bytes {
+    let mut out = BytesMut::new();
     let method = update_method(version);
-    // The envelope, a short id and a UUID fit in 96 bytes in practice.
-    let mut out = BytesMut::with_capacity(body.len() + 96);
-    out.put_slice(b"{\"id\":null,\"method\":\"");
-    out.put_slice(method.as_bytes());
-    out.put_slice(b"\",\"params\":[");
-    write_json(monitor_id, &mut out);
-    out.put_u8(b',');
     if version == MonitorVersion::V3 {
-        write_uuid_str(txn_id, &mut out);
-        out.put_u8(b',');
+        let txn = Value::String(txn_id.hyphenated().to_string());
+        write_notification_raw(&mut out, method, &[monitor_id, &txn], body);
+    } else {
+        write_notification_raw(&mut out, method, &[monitor_id], body);
     }
-    out.put_slice(body);
-    out.put_slice(b"]}");
     out.freeze()
 }
 
@@ -54,6 +47,7 @@ mod tests {
     use super::*;
     use crate::codec::framing::encode_message;
     use crate::codec::jsonrpc::{notification_bytes, update3_bytes};
+    use bytes::BufMut;
     use serde_json::json;
 
     /// The envelope as `Session::deliver` wrote it per session before the
