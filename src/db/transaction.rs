@@ -24,6 +24,82 @@ pub struct TxnRow {
     pub new: Option<Row>,
 }
 
+/// Per-table state of a transaction, kept only for the tables it touches:
+/// a schema has tens of tables and a transaction touches a few, and a dense
+/// vector of them was an allocation of over 1 KiB per transaction (one that
+/// sends glibc's malloc consolidating its free lists). Indexing a table
+/// not touched reads an empty one; indexing it mutably adds it.
+#[derive(Debug, Clone)]
+struct PerTable<T> {
+    /// Per table of the schema: 1 + its index in `items`, or 0.
+    slot: Vec<u32>,
+    items: Vec<(usize, T)>,
+    empty: T,
+}
+
+impl<T: Default> PerTable<T> {
+    fn new(n_tables: usize) -> Self {
+        PerTable {
+            slot: vec![0; n_tables],
+            items: Vec::new(),
+            empty: T::default(),
+        }
+    }
+
+    /// The number of tables in the schema.
+    fn len(&self) -> usize {
+        self.slot.len()
+    }
+
+    /// The touched tables, in table order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.slot
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| i != 0)
+            .map(|(t, &i)| (t, &self.items[i as usize - 1].1))
+    }
+
+    /// The touched tables, in table order, mutably.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.items.sort_unstable_by_key(|(t, _)| *t);
+        for (i, (t, _)) in self.items.iter().enumerate() {
+            self.slot[*t] = i as u32 + 1;
+        }
+        self.items.iter_mut().map(|(t, v)| (*t, v))
+    }
+
+    /// The touched tables, in table order, taken.
+    fn into_sorted(mut self) -> impl Iterator<Item = (usize, T)> {
+        self.items.sort_unstable_by_key(|(t, _)| *t);
+        self.items.into_iter()
+    }
+}
+
+impl<T> std::ops::Index<usize> for PerTable<T> {
+    type Output = T;
+    fn index(&self, t: usize) -> &T {
+        match self.slot[t] {
+            0 => &self.empty,
+            i => &self.items[i as usize - 1].1,
+        }
+    }
+}
+
+impl<T: Default> std::ops::IndexMut<usize> for PerTable<T> {
+    fn index_mut(&mut self, t: usize) -> &mut T {
+        let i = match self.slot[t] {
+            0 => {
+                self.items.push((t, T::default()));
+                self.slot[t] = self.items.len() as u32;
+                self.items.len() - 1
+            }
+            i => i as usize - 1,
+        };
+        &mut self.items[i].1
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct TxnTable {
     order: Vec<Uuid>,
@@ -33,7 +109,7 @@ struct TxnTable {
 /// A transaction being executed against a snapshot of a database.
 pub struct Txn<'a> {
     db: &'a Database,
-    tables: Vec<TxnTable>,
+    tables: PerTable<TxnTable>,
     /// Comments added by `comment` operations, in order.
     pub comments: Vec<String>,
 }
@@ -43,7 +119,7 @@ impl<'a> Txn<'a> {
     pub fn new(db: &'a Database) -> Txn<'a> {
         Txn {
             db,
-            tables: vec![TxnTable::default(); db.schema.tables.len()],
+            tables: PerTable::new(db.schema.tables.len()),
             comments: Vec::new(),
         }
     }
@@ -183,6 +259,7 @@ impl WorkRow {
     }
 }
 
+#[derive(Default)]
 struct WorkTable {
     rows: Vec<WorkRow>,
     pos: HashMap<Uuid, usize>,
@@ -252,16 +329,16 @@ fn push_ref_changes<'s>(
 
 struct Commit<'a> {
     db: &'a Database,
-    tables: Vec<WorkTable>,
+    tables: PerTable<WorkTable>,
     touched: Vec<bool>,
 }
 
 impl<'a> Commit<'a> {
     fn new(txn: Txn<'a>) -> Commit<'a> {
         let db = txn.db;
-        let mut tables = Vec::with_capacity(txn.tables.len());
+        let mut tables = PerTable::new(txn.tables.len());
         let mut touched = vec![false; txn.tables.len()];
-        for (t, mut tt) in txn.tables.into_iter().enumerate() {
+        for (t, mut tt) in txn.tables.into_sorted() {
             let n_cols = db.schema.tables[t].columns.len();
             // `pos` is built by `determine_changes`, once the rows that did not change are gone.
             let mut wt = WorkTable {
@@ -283,7 +360,7 @@ impl<'a> Commit<'a> {
                 }
             }
             touched[t] = !wt.rows.is_empty();
-            tables.push(wt);
+            tables[t] = wt;
         }
         Commit {
             db,
@@ -294,7 +371,7 @@ impl<'a> Commit<'a> {
 
     fn run(mut self) -> Result<ChangeSet> {
         self.determine_changes();
-        if self.tables.iter().all(|t| t.rows.is_empty()) {
+        if self.tables.iter().all(|(_, t)| t.rows.is_empty()) {
             return Ok(ChangeSet::default());
         }
         self.update_ref_counts()?;
@@ -310,7 +387,7 @@ impl<'a> Commit<'a> {
     }
 
     fn determine_changes(&mut self) {
-        for wt in &mut self.tables {
+        for (_, wt) in self.tables.iter_mut() {
             for r in &mut wt.rows {
                 match (&r.old, &r.new) {
                     (Some(o), Some(n)) => {
@@ -331,7 +408,7 @@ impl<'a> Commit<'a> {
                 .map(|(i, r)| (r.uuid, i))
                 .collect();
         }
-        for (t, wt) in self.tables.iter_mut().enumerate() {
+        for (t, wt) in self.tables.iter_mut() {
             for r in &mut wt.rows {
                 r.n_refs = if r.old.is_some() {
                     self.db.strong_refs(t, &r.uuid) as i64
@@ -424,7 +501,7 @@ impl<'a> Commit<'a> {
                 i += 1;
             }
         }
-        for (t, wt) in self.tables.iter().enumerate() {
+        for (t, wt) in self.tables.iter() {
             for r in &wt.rows {
                 if r.new.is_none() && r.n_refs > 0 {
                     return Err(OvsdbError::new(
@@ -485,7 +562,7 @@ impl<'a> Commit<'a> {
     }
 
     fn check_max_rows(&self) -> Result<()> {
-        for (t, wt) in self.tables.iter().enumerate() {
+        for (t, wt) in self.tables.iter() {
             if !self.touched[t] {
                 continue;
             }
@@ -516,7 +593,7 @@ impl<'a> Commit<'a> {
     fn assess_weak_refs(&mut self) -> Result<()> {
         // Rows that weakly reference a deleted row must lose those references.
         let mut referrers = Vec::new();
-        for (t, wt) in self.tables.iter().enumerate() {
+        for (t, wt) in self.tables.iter() {
             for r in &wt.rows {
                 if r.old.is_some() && r.new.is_none() {
                     if let Some(m) = self.db.tables[t].weak_referrers.get(&r.uuid) {
@@ -629,7 +706,7 @@ impl<'a> Commit<'a> {
     }
 
     fn check_index_uniqueness(&self) -> Result<()> {
-        for (t, wt) in self.tables.iter().enumerate() {
+        for (t, wt) in self.tables.iter() {
             if wt.rows.is_empty() {
                 continue;
             }
@@ -696,7 +773,7 @@ impl<'a> Commit<'a> {
 
     fn into_changes(self) -> ChangeSet {
         let mut cs = ChangeSet::default();
-        for (t, wt) in self.tables.into_iter().enumerate() {
+        for (t, wt) in self.tables.into_sorted() {
             let mut rows = Vec::with_capacity(wt.rows.len());
             for mut r in wt.rows {
                 let any_changed = r.any_changed();
