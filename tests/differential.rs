@@ -546,10 +546,14 @@ fn engine_matches_reference() {
             normalize_records(&run_reference(c))
         }))
         .map_err(|e| format!("reference harness panicked: {}", panic_message(&*e)));
-        let engine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            normalize_records(&engine::run(c))
-        }))
-        .map_err(|e| format!("engine panicked: {}", panic_message(&*e)));
+        // Both ways a session hands operations to the engine: as JSON, and
+        // decoded straight from the request's bytes.
+        let engine = [engine::Path::Json, engine::Path::Bytes].map(|path| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                normalize_records(&engine::run(c, path))
+            }))
+            .map_err(|e| format!("engine ({path:?}) panicked: {}", panic_message(&*e)))
+        });
         (reference, engine)
     });
     let elapsed = start.elapsed();
@@ -561,18 +565,20 @@ fn engine_matches_reference() {
             Err(e) => panic!("{}: {e}", c.label()),
         };
         let mut diffs = String::new();
-        match engine {
-            Err(e) => diffs.push_str(&format!("  {e}\n")),
-            Ok(engine) => {
-                for (i, step) in c.steps.iter().enumerate() {
-                    let r = &reference[i];
-                    let e = engine.get(i).unwrap_or(&Value::Null);
-                    if r != e {
-                        let (path, rv, ev) = first_difference(r, e, String::new());
-                        diffs.push_str(&format!(
-                            "  step {i}: {step}\n    first difference at {path}:\n      reference: {rv}\n      engine:    {ev}\n    reference: {r}\n    engine:    {e}\n",
-                        ));
-                        break; // later steps usually differ as a consequence
+        for (engine, way) in engine.into_iter().zip(["as JSON", "from bytes"]) {
+            match engine {
+                Err(e) => diffs.push_str(&format!("  {e}\n")),
+                Ok(engine) => {
+                    for (i, step) in c.steps.iter().enumerate() {
+                        let r = &reference[i];
+                        let e = engine.get(i).unwrap_or(&Value::Null);
+                        if r != e {
+                            let (path, rv, ev) = first_difference(r, e, String::new());
+                            diffs.push_str(&format!(
+                                "  step {i} (operations {way}): {step}\n    first difference at {path}:\n      reference: {rv}\n      engine:    {ev}\n    reference: {r}\n    engine:    {e}\n",
+                            ));
+                            break; // later steps usually differ as a consequence
+                        }
                     }
                 }
             }
@@ -592,10 +598,15 @@ fn engine_matches_reference() {
         }
     }
     eprintln!("{report}");
+    let decoded = engine::DECODED.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "differential: {} cases: {equal} equal, {different} different, {allowed} allowed known reference bugs, in {:.1?}",
+        "differential: {} cases: {equal} equal, {different} different, {allowed} allowed known reference bugs, in {:.1?}; {decoded} transactions also ran decoded from their bytes",
         cases.len(),
         elapsed
+    );
+    assert!(
+        decoded >= 300,
+        "only {decoded} transactions of the corpus were decoded from their bytes: the decoder (codec::transact) is not exercised"
     );
     assert_eq!(
         different, 0,

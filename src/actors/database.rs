@@ -9,7 +9,7 @@ use crate::actors::monitor::{ForgetSession, MonitorActor};
 use crate::actors::watch::{OwnCommits, StopWatch, WatchActor, WatchConfig};
 use crate::actors::{SendReply, SessionGone, SessionHandle};
 use crate::db::changes::ChangeSet;
-use crate::db::execution::{execute, ExecContext, Execution};
+use crate::db::execution::{execute, ExecContext, Execution, Op};
 use crate::db::monitor_routing::MonitorRouting;
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
@@ -69,7 +69,7 @@ pub struct Shared {
 pub(super) struct Pending {
     pub(super) session: Option<SessionHandle>,
     pub(super) id: Value,
-    ops: Vec<Value>,
+    ops: Vec<Op>,
     owned_locks: Vec<String>,
     pub(super) received: Instant,
     read_only: bool,
@@ -862,7 +862,7 @@ impl Handler<InternalTransact> for DatabaseActor {
         self.commits.push(Pending {
             session: None,
             id: Value::Null,
-            ops: m.ops,
+            ops: m.ops.into_iter().map(Op::Json).collect(),
             owned_locks: Vec::new(),
             received: Instant::now(),
             read_only: false,

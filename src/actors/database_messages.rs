@@ -2,6 +2,7 @@
 //! re-exported from there.
 
 use crate::actors::{SessionHandle, SessionId};
+use crate::db::execution::Op;
 use crate::db::monitor::MonitorVersion;
 use crate::db::raw_condition::ChangeRequests;
 use crate::db::rbac::Identity;
@@ -22,7 +23,7 @@ pub struct Transact {
     /// The request id.
     pub id: Value,
     /// The operations (params after the database name).
-    pub ops: Vec<Value>,
+    pub ops: Vec<Op>,
     /// Locks the session owns (for `assert`).
     pub owned_locks: Vec<String>,
     /// When the request arrived (for `wait` timeouts).

@@ -7,6 +7,7 @@ use crate::actors::{
     CloseSession, LockEvent, MonitorCanceled, Notify, SendEncodedReply, SendReply, SessionGone,
     SessionHandle, TxnBlocked,
 };
+use crate::db::execution::Op;
 use crate::db::monitor::MonitorVersion;
 use crate::db::rbac::Identity;
 use actix::prelude::*;
@@ -206,7 +207,7 @@ impl LocalClient {
         entry.addr.do_send(Transact {
             session: self.handle.clone(),
             id: Value::from(id),
-            ops,
+            ops: ops.into_iter().map(Op::Json).collect(),
             owned_locks: Vec::new(),
             received: Instant::now(),
             rbac: self.rbac.clone(),

@@ -33,7 +33,9 @@ use crate::actors::{
 use crate::codec::cond_change::{self, CondChange};
 use crate::codec::framing::{encode_message as encode_json, FrameCodec, JsonCodec};
 use crate::codec::jsonrpc::Message as RpcMessage;
+use crate::codec::transact::{self, RawTransact};
 use crate::db::changes::ChangeSet;
+use crate::db::execution::Op;
 use crate::db::monitor::MonitorVersion;
 use crate::db::monitor_order::MonitorOrder;
 use crate::db::raw_condition::ChangeRequests;
@@ -96,6 +98,8 @@ enum Incoming {
     Message(Value),
     /// A `monitor_cond_change` decoded straight from its bytes.
     CondChange(CondChange),
+    /// A `transact` decoded straight from its bytes.
+    Transact(RawTransact),
     Error(String),
     Eof,
 }
@@ -278,14 +282,17 @@ impl Session {
                             {
                                 *buf = bytes::BytesMut::with_capacity(FRESH_READ_BUFFER);
                             }
-                            let incoming = match cond_change::decode(&frame) {
-                                Some(c) => Incoming::CondChange(c),
-                                None => match frame.parse() {
-                                    Ok(v) => Incoming::Message(v),
-                                    Err(e) => {
-                                        raddr.do_send(Incoming::Error(e.to_string()));
-                                        break;
-                                    }
+                            let incoming = match transact::decode(&frame) {
+                                Some(t) => Incoming::Transact(t),
+                                None => match cond_change::decode(&frame) {
+                                    Some(c) => Incoming::CondChange(c),
+                                    None => match frame.parse() {
+                                        Ok(v) => Incoming::Message(v),
+                                        Err(e) => {
+                                            raddr.do_send(Incoming::Error(e.to_string()));
+                                            break;
+                                        }
+                                    },
                                 },
                             };
                             drop(frame);
@@ -522,24 +529,11 @@ impl Session {
                         OvsdbError::syntax(Some(&params), None, "transact: duplicate request ID");
                     return self.error(id, e);
                 }
-                self.pending_txns.insert(key.clone());
-                self.await_reply_text(key);
                 let ops = match params {
-                    Value::Array(mut a) if !a.is_empty() => {
-                        a.remove(0);
-                        a
-                    }
+                    Value::Array(a) => a.into_iter().skip(1).map(Op::Json).collect(),
                     _ => Vec::new(),
                 };
-                entry.addr.do_send(Transact {
-                    session: self.handle_of(ctx),
-                    id,
-                    ops,
-                    owned_locks: self.owned.iter().cloned().collect(),
-                    received: Instant::now(),
-                    rbac: Identity::new(self.config.role.as_ref(), self.config.peer_id.as_ref()),
-                    read_only: self.config.read_only,
-                });
+                self.send_transact(&entry, key, id, ops, ctx);
             }
             "monitor" | "monitor_cond" | "monitor_cond_since" => {
                 let version = match method {
@@ -749,6 +743,45 @@ impl Session {
     /// A message arrived: the peer is alive, and (as ovsdb-server, which
     /// sends every held-back update before any reply, backlog or not) the
     /// reply to it must not overtake the updates held back.
+    /// Hands a transaction to its database; the session reads nothing more
+    /// until it is answered.
+    fn send_transact(
+        &mut self,
+        entry: &DbEntry,
+        key: String,
+        id: Value,
+        ops: Vec<Op>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.pending_txns.insert(key.clone());
+        self.await_reply_text(key);
+        entry.addr.do_send(Transact {
+            session: self.handle_of(ctx),
+            id,
+            ops,
+            owned_locks: self.owned.iter().cloned().collect(),
+            received: Instant::now(),
+            rbac: Identity::new(self.config.role.as_ref(), self.config.peer_id.as_ref()),
+            read_only: self.config.read_only,
+        });
+    }
+
+    /// A `transact` decoded from its bytes: sent on as it is when its
+    /// database exists and its id is not in use, else the ordinary way,
+    /// which gives ovsdb-server's error.
+    fn raw_transact(&mut self, t: RawTransact, ctx: &mut Context<Self>) {
+        let key = t.id.to_string();
+        let entry = match self.registry.get(&t.db) {
+            Some(e) if !self.pending_txns.contains(&key) => e,
+            _ => {
+                let params = t.params_json();
+                return self.handle_request("transact", params, t.id, ctx);
+            }
+        };
+        let ops = t.ops.into_iter().map(Op::Raw).collect();
+        self.send_transact(&entry, key, t.id, ops, ctx);
+    }
+
     fn received(&mut self) {
         self.last_rx = Instant::now();
         self.echo_sent = None;
@@ -870,6 +903,10 @@ impl Handler<Incoming> for Session {
                 self.received();
                 let requests = ChangeRequests::Raw(c.requests);
                 self.change_conditions(c.id, c.monitor_id, c.new_monitor_id, requests, ctx);
+            }
+            Incoming::Transact(t) => {
+                self.received();
+                self.raw_transact(t, ctx);
             }
             Incoming::Message(v) => {
                 self.received();

@@ -9,19 +9,15 @@
 //! and the request goes the ordinary way, which gives ovsdb-server's answer
 //! to every malformed request.
 
+use crate::codec::envelope::{names_method, Envelope};
 use crate::codec::framing::Frame;
 use crate::data::atom::parse_uuid_str;
 use crate::db::condition::Function;
 use crate::db::raw_condition::{RawArg, RawClause, RawCondition, RawRequests, RawTableRequest};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
-
-/// How far into a message its method name is looked for before a full
-/// decode is tried: clients put `method` before the long `params`.
-const METHOD_WITHIN: usize = 512;
 
 /// A `monitor_cond_change` request, decoded.
 #[derive(Debug)]
@@ -42,7 +38,7 @@ pub fn decode(frame: &Frame) -> Option<CondChange> {
     if frame.has_real {
         return None;
     }
-    if !names_cond_change(&frame.text[..frame.text.len().min(METHOD_WITHIN)]) {
+    if !names_method(&frame.text, b"\"monitor_cond_change\"") {
         return None;
     }
     let env: Envelope = serde_json::from_slice(&frame.text).ok()?;
@@ -57,38 +53,6 @@ pub fn decode(frame: &Frame) -> Option<CondChange> {
         new_monitor_id,
         requests,
     })
-}
-
-/// Whether `head` has a `"method"` member naming `monitor_cond_change`.
-/// Every message passes here, so it looks only at the places a string
-/// starts; a method written some other way (escapes, the member after a
-/// long `params`) is left to the ordinary path.
-fn names_cond_change(head: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"method\"";
-    const VALUE: &[u8] = b"\"monitor_cond_change\"";
-    let mut from = 0;
-    while let Some(p) = head[from..].iter().position(|&b| b == b'"') {
-        let at = from + p;
-        if let Some(rest) = head[at..].strip_prefix(KEY) {
-            let rest = rest.trim_ascii_start();
-            return rest
-                .strip_prefix(b":")
-                .is_some_and(|v| v.trim_ascii_start().starts_with(VALUE));
-        }
-        from = at + 1;
-    }
-    false
-}
-
-/// The JSON-RPC envelope, its params left undecoded.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    id: Value,
-    #[serde(borrow)]
-    method: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    params: &'a RawValue,
 }
 
 /// `<monitor-cond-change-requests>`.
@@ -393,10 +357,12 @@ mod tests {
         // before the params.
         let spaced = r#"{ "method" : "monitor_cond_change", "id": 1, "params": [1, 2, {}] }"#;
         assert!(decode(&text(spaced)).is_some());
-        assert!(!names_cond_change(
-            br#"{"id":1,"method":"transact","params":[]}"#
+        const CC: &[u8] = b"\"monitor_cond_change\"";
+        assert!(!names_method(
+            br#"{"id":1,"method":"transact","params":[]}"#,
+            CC
         ));
-        assert!(!names_cond_change(br#"{"id":"\"method\"","#));
+        assert!(!names_method(br#"{"id":"\"method\"","#, CC));
         let mut real = text(ok);
         real.has_real = true;
         assert!(decode(&real).is_none());

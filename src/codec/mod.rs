@@ -55,9 +55,11 @@
 //! `{"id":null,"method":..,"params":[..]}`; [`Message::write`] does the same.
 
 pub mod cond_change;
+pub mod envelope;
 pub mod framing;
 pub mod json_hash;
 pub mod jsonrpc;
+pub mod transact;
 
 pub use framing::{
     encode_message, write_json, write_str, CodecError, Frame, FrameCodec, JsonCodec,

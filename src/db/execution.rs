@@ -5,6 +5,7 @@ use crate::data::SymbolTable;
 use crate::db::changes::ChangeSet;
 use crate::db::database::Database;
 use crate::db::ops;
+use crate::db::raw_op::RawOp;
 use crate::db::rbac::Identity;
 use crate::db::transaction::Txn;
 use crate::error::OvsdbError;
@@ -104,9 +105,77 @@ fn lookup(name: &str) -> Option<(bool, Executor)> {
     })
 }
 
+/// One operation of a `transact`: its JSON, or decoded straight from the
+/// request's bytes (`codec::transact`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// The operation's JSON.
+    Json(Value),
+    /// An operation of a plain shape, decoded from the bytes.
+    Raw(RawOp),
+}
+
+/// What [`execute`] runs: a JSON operation or an [`Op`].
+pub trait Operation {
+    /// The operation, borrowed.
+    fn view(&self) -> OpRef<'_>;
+}
+
+/// An operation, borrowed.
+pub enum OpRef<'a> {
+    /// The operation's JSON.
+    Json(&'a Value),
+    /// An operation decoded from the bytes.
+    Raw(&'a RawOp),
+}
+
+impl Operation for Value {
+    fn view(&self) -> OpRef<'_> {
+        OpRef::Json(self)
+    }
+}
+
+impl Operation for Op {
+    fn view(&self) -> OpRef<'_> {
+        match self {
+            Op::Json(j) => OpRef::Json(j),
+            Op::Raw(r) => OpRef::Raw(r),
+        }
+    }
+}
+
+/// Runs operation `index` (from 1) of `of` from its JSON: whether it only
+/// reads, and its error.
+fn run_json(
+    x: &mut Exec<'_, '_>,
+    json: &Value,
+    index: usize,
+    of: usize,
+    result: &mut Map<String, Value>,
+) -> (bool, Option<OvsdbError>) {
+    let mut p = Parser::operation(json, index, of);
+    let op = p.member("op", Kinds::ID);
+    let mut error: Option<OvsdbError> = None;
+    let mut read_only = false;
+    if let Some(op_name) = op.and_then(Value::as_str) {
+        match lookup(op_name) {
+            Some((ro, exec)) => {
+                read_only = ro;
+                error = exec(x, &mut p, result).err();
+            }
+            None => p.raise(format!("No operation \"{op_name}\"")),
+        }
+    }
+    // A parse error overrides any other error; an error overrides any result.
+    if let Err(e) = p.finish() {
+        error = Some(e);
+    }
+    (read_only, error)
+}
+
 /// Executes the operations of one `transact` (the params after the database
 /// name) against `db`, including the commit-time checks. Pure: `db` is not changed.
-pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Execution {
+pub fn execute<O: Operation>(db: &Database, operations: &[O], ctx: &ExecContext<'_>) -> Execution {
     let mut x = Exec {
         txn: Txn::new(db),
         symtab: SymbolTable::new(),
@@ -117,26 +186,24 @@ pub fn execute(db: &Database, operations: &[Value], ctx: &ExecContext<'_>) -> Ex
     let n = operations.len();
     let mut results: Vec<Value> = Vec::with_capacity(n + 1);
     let mut failed = false;
-    for (i, op_json) in operations.iter().enumerate() {
-        let mut p = Parser::operation(op_json, i + 1, n);
-        let op = p.member("op", Kinds::ID);
+    for (i, operation) in operations.iter().enumerate() {
         let mut result = Map::new();
-        let mut error: Option<OvsdbError> = None;
-        let mut read_only = false;
-        let op_name = op.and_then(Value::as_str).unwrap_or("");
-        if op.is_some() {
-            match lookup(op_name) {
-                Some((ro, exec)) => {
-                    read_only = ro;
-                    error = exec(&mut x, &mut p, &mut result).err();
-                }
-                None => p.raise(format!("No operation \"{op_name}\"")),
-            }
-        }
-        // A parse error overrides any other error; an error overrides any result.
-        if let Err(e) = p.finish() {
-            error = Some(e);
-        }
+        let (op_name, (read_only, mut error)) = match operation.view() {
+            OpRef::Json(json) => (
+                json.get("op").and_then(Value::as_str).unwrap_or(""),
+                run_json(&mut x, json, i + 1, n, &mut result),
+            ),
+            OpRef::Raw(raw) => (
+                raw.name(),
+                match ops::execute_raw(&mut x, raw, &mut result) {
+                    Some(outcome) => (false, outcome.err()),
+                    None => {
+                        result.clear();
+                        run_json(&mut x, &raw.to_json(), i + 1, n, &mut result)
+                    }
+                },
+            ),
+        };
         if !read_only && error.is_none() {
             if ctx.read_only {
                 error = Some(OvsdbError::new(
@@ -206,7 +273,7 @@ impl Database {
     }
 
     /// Like [`transact`](Self::transact), also returning the change set.
-    pub fn transact_with_changes(&mut self, operations: &[Value]) -> (Value, ChangeSet) {
+    pub fn transact_with_changes<O: Operation>(&mut self, operations: &[O]) -> (Value, ChangeSet) {
         let mut ctx = ExecContext::default();
         let mut outcome = execute(self, operations, &ctx);
         if let Execution::Blocked { timeout_ms } = outcome {

@@ -15,6 +15,7 @@ pub mod monitor_routing;
 pub mod mutation;
 pub mod ops;
 pub mod raw_condition;
+pub mod raw_op;
 pub mod rbac;
 pub mod row_update_writer;
 pub mod transaction;
@@ -22,4 +23,4 @@ pub mod update_frame;
 
 pub use changes::{ChangeSet, RowChange, TableChanges};
 pub use database::Database;
-pub use execution::{execute, ExecContext, Executed, Execution};
+pub use execution::{execute, ExecContext, Executed, Execution, Op};

@@ -360,9 +360,14 @@ mod tests {
 
     fn row(db: &Database, table: &str, fields: Value) -> Row {
         let t = db.schema.table_index(table).unwrap();
-        crate::db::ops::parse_row(&db.schema.tables[t], &fields, None, Uuid::new_v4())
-            .unwrap()
-            .0
+        crate::db::ops::parse_row(
+            &db.schema.tables[t],
+            crate::db::ops::RowJson::Json(&fields),
+            None,
+            Uuid::new_v4(),
+        )
+        .unwrap()
+        .0
     }
 
     fn col(db: &Database, table: &str, name: &str) -> usize {

@@ -3,6 +3,7 @@
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::ops::parse_table;
+use crate::db::raw_op::RawDelete;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -27,7 +28,31 @@ pub fn execute(
     };
     let ts = &x.txn.db().schema.tables[t];
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
-    let matches = x.txn.matching(t, &cond);
+    delete_rows(x, t, &cond, result)
+}
+
+/// [`execute`] for a `delete` decoded from the bytes (see
+/// [`crate::db::ops::execute_raw`]).
+pub fn execute_raw(
+    x: &mut Exec<'_, '_>,
+    raw: &RawDelete,
+    result: &mut Map<String, Value>,
+) -> Option<Result<()>> {
+    let t = x.txn.db().schema.table_index(&raw.table)?;
+    let ts = &x.txn.db().schema.tables[t];
+    let cond = Condition::from_json(ts, &raw.condition, Some(&mut x.symtab)).ok()?;
+    Some(delete_rows(x, t, &cond, result))
+}
+
+/// Deletes the rows `cond` selects, once RBAC allows it.
+fn delete_rows(
+    x: &mut Exec<'_, '_>,
+    t: usize,
+    cond: &Condition,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
+    let ts = &x.txn.db().schema.tables[t];
+    let matches = x.txn.matching(t, cond);
     if let Some(who) = x.ctx.rbac {
         let rows = matches.iter().filter_map(|u| x.txn.get(t, u));
         if !rbac::may_delete(x.txn.db(), who, t, rows) {

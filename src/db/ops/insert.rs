@@ -1,9 +1,10 @@
 //! The `insert` operation.
 
 use crate::data::atom::parse_uuid_str;
-use crate::data::Atom;
+use crate::data::{Atom, Row};
 use crate::db::execution::Exec;
-use crate::db::ops::{parse_row, parse_table};
+use crate::db::ops::{parse_row, parse_table, RowJson};
+use crate::db::raw_op::RawInsert;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -60,7 +61,51 @@ pub fn execute(
     }
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
-    let (mut row, _) = parse_row(ts, row_json, Some(&mut x.symtab), uuid)?;
+    let (row, _) = parse_row(ts, RowJson::Json(row_json), Some(&mut x.symtab), uuid)?;
+    insert_row(x, t, row, uuid, result)
+}
+
+/// [`execute`] for an `insert` decoded from the bytes (see
+/// [`crate::db::ops::execute_raw`]). The `uuid-name` is marked as inserted
+/// last, so that falling back leaves the JSON path what it expects.
+pub fn execute_raw(
+    x: &mut Exec<'_, '_>,
+    raw: &RawInsert,
+    result: &mut Map<String, Value>,
+) -> Option<Result<()>> {
+    let t = x.txn.db().schema.table_index(&raw.table)?;
+    let mut row_uuid = match &raw.uuid {
+        Some(s) => Some(parse_uuid_str(s).filter(|u| x.txn.may_create(t, u))?),
+        None => None,
+    };
+    if let Some(name) = &raw.uuid_name {
+        if x.symtab.get(name).is_some_and(|s| s.created) {
+            return None;
+        }
+        let sym = x.symtab.entry(name);
+        match row_uuid {
+            Some(u) => sym.uuid = u,
+            None => row_uuid = Some(sym.uuid),
+        }
+    }
+    let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
+    let ts = &x.txn.db().schema.tables[t];
+    let (row, _) = parse_row(ts, RowJson::Raw(&raw.row), Some(&mut x.symtab), uuid).ok()?;
+    if let Some(name) = &raw.uuid_name {
+        x.symtab.entry(name).created = true;
+    }
+    Some(insert_row(x, t, row, uuid, result))
+}
+
+/// The checks that follow parsing, and the insertion itself.
+fn insert_row(
+    x: &mut Exec<'_, '_>,
+    t: usize,
+    mut row: Row,
+    uuid: Uuid,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
+    let ts = &x.txn.db().schema.tables[t];
     row.uuid = uuid;
     // Defaults may violate constraints (an enum without "" for a string, say).
     for (c, col) in ts.columns.iter().enumerate() {

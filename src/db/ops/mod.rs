@@ -14,11 +14,31 @@ pub mod wait;
 
 use crate::data::{Datum, Row, SymbolTable};
 use crate::db::execution::Exec;
+use crate::db::raw_op::{RawOp, RawRow};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::TableSchema;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 use uuid::Uuid;
+
+/// Executes an operation decoded from the bytes: `None` when it must go the
+/// JSON way instead (the schema or the transaction refuses it, and the JSON
+/// path gives ovsdb-server's error), having changed nothing but named-UUID
+/// references (which the JSON path then finds as it would have made them);
+/// otherwise its outcome, as the JSON path would have given it.
+pub fn execute_raw(
+    x: &mut Exec<'_, '_>,
+    op: &RawOp,
+    result: &mut Map<String, Value>,
+) -> Option<Result<()>> {
+    match op {
+        RawOp::Insert(i) => insert::execute_raw(x, i, result),
+        RawOp::Update(u) => update::execute_raw(x, u, result),
+        RawOp::Mutate(m) => mutate::execute_raw(x, m, result),
+        RawOp::Delete(d) => delete::execute_raw(x, d, result),
+    }
+}
 
 /// Parses the table-name member; records "No table named X." in the parser if unknown.
 pub fn parse_table(x: &Exec<'_, '_>, p: &mut Parser<'_>, member: &str) -> Option<usize> {
@@ -30,21 +50,65 @@ pub fn parse_table(x: &Exec<'_, '_>, p: &mut Parser<'_>, member: &str) -> Option
     t
 }
 
+/// A row object's members: a JSON object, or a row decoded from the bytes.
+#[derive(Clone, Copy)]
+pub enum RowJson<'j> {
+    /// A JSON object (anything else is refused as ovsdb-server does).
+    Json(&'j Value),
+    /// A row decoded straight from the request's bytes.
+    Raw(&'j RawRow),
+}
+
+impl<'j> RowJson<'j> {
+    /// Calls `f` with each member, in the order of a `serde_json::Map`.
+    fn for_each(self, mut f: impl FnMut(&'j str, &'j Value) -> Result<()>) -> Result<()> {
+        match self {
+            RowJson::Json(json) => {
+                let obj = json.as_object().ok_or_else(|| {
+                    OvsdbError::syntax(Some(json), None, "row must be JSON object")
+                })?;
+                for (name, value) in obj {
+                    f(name, value)?;
+                }
+            }
+            RowJson::Raw(raw) => {
+                for (name, value) in &raw.0 {
+                    f(name, value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many members the row has (0 for a non-object).
+    fn len(self) -> usize {
+        match self {
+            RowJson::Json(json) => json.as_object().map_or(0, Map::len),
+            RowJson::Raw(raw) => raw.0.len(),
+        }
+    }
+
+    /// The row object as sent, for an error message.
+    fn whole(self) -> Cow<'j, Value> {
+        match self {
+            RowJson::Json(json) => Cow::Borrowed(json),
+            RowJson::Raw(raw) => Cow::Owned(raw.to_json()),
+        }
+    }
+}
+
 /// Parses a row object into a row of `ts` (unlisted columns at their
 /// defaults), returning it with the columns that were listed.
 pub fn parse_row(
     ts: &TableSchema,
-    json: &Value,
+    json: RowJson<'_>,
     symtab: Option<&mut SymbolTable>,
     uuid: Uuid,
 ) -> Result<(Row, Vec<usize>)> {
     let mut row = Row::new_default(ts, uuid);
     let mut listed = Vec::new();
-    let obj = json
-        .as_object()
-        .ok_or_else(|| OvsdbError::syntax(Some(json), None, "row must be JSON object"))?;
     let mut symtab = symtab;
-    for (name, value) in obj {
+    json.for_each(|name, value| {
         let (c, datum) = parse_column(ts, json, name, value, symtab.as_deref_mut())?;
         // `_uuid` and `_version` are accepted; insert overrides them, update
         // refuses them as immutable, and wait compares them.
@@ -57,7 +121,8 @@ pub fn parse_row(
         if !listed.contains(&c) {
             listed.push(c);
         }
-    }
+        Ok(())
+    })?;
     Ok((row, listed))
 }
 
@@ -65,14 +130,14 @@ pub fn parse_row(
 /// its datum, or ovsdb-server's error for an unknown column or a bad value.
 fn parse_column(
     ts: &TableSchema,
-    json: &Value,
+    json: RowJson<'_>,
     name: &str,
     value: &Value,
     symtab: Option<&mut SymbolTable>,
 ) -> Result<(usize, Datum)> {
     let c = ts.column_index(name).ok_or_else(|| {
         OvsdbError::syntax(
-            Some(json),
+            Some(&json.whole()),
             Some("unknown column"),
             format!("No column {name} in table {}.", ts.name),
         )
@@ -85,21 +150,19 @@ fn parse_column(
 /// use the listed columns alone, without building a whole default row.
 pub fn parse_row_columns(
     ts: &TableSchema,
-    json: &Value,
+    json: RowJson<'_>,
     symtab: Option<&mut SymbolTable>,
 ) -> Result<Vec<(usize, Datum)>> {
-    let obj = json
-        .as_object()
-        .ok_or_else(|| OvsdbError::syntax(Some(json), None, "row must be JSON object"))?;
-    let mut listed: Vec<(usize, Datum)> = Vec::with_capacity(obj.len());
+    let mut listed: Vec<(usize, Datum)> = Vec::with_capacity(json.len());
     let mut symtab = symtab;
-    for (name, value) in obj {
+    json.for_each(|name, value| {
         let (c, datum) = parse_column(ts, json, name, value, symtab.as_deref_mut())?;
         match listed.iter_mut().find(|(l, _)| *l == c) {
             Some(slot) => slot.1 = datum,
             None => listed.push((c, datum)),
         }
-    }
+        Ok(())
+    })?;
     Ok(listed)
 }
 

@@ -4,6 +4,7 @@ use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::mutation::MutationSet;
 use crate::db::ops::parse_table;
+use crate::db::raw_op::RawMutate;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -30,7 +31,33 @@ pub fn execute(
     let ts = &x.txn.db().schema.tables[t];
     let mutations = MutationSet::from_json(ts, mutations_json, Some(&mut x.symtab))?;
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
-    let matches = x.txn.matching(t, &cond);
+    mutate_rows(x, t, &mutations, &cond, result)
+}
+
+/// [`execute`] for a `mutate` decoded from the bytes (see
+/// [`crate::db::ops::execute_raw`]).
+pub fn execute_raw(
+    x: &mut Exec<'_, '_>,
+    raw: &RawMutate,
+    result: &mut Map<String, Value>,
+) -> Option<Result<()>> {
+    let t = x.txn.db().schema.table_index(&raw.table)?;
+    let ts = &x.txn.db().schema.tables[t];
+    let mutations = MutationSet::from_json(ts, &raw.mutations, Some(&mut x.symtab)).ok()?;
+    let cond = Condition::from_json(ts, &raw.condition, Some(&mut x.symtab)).ok()?;
+    Some(mutate_rows(x, t, &mutations, &cond, result))
+}
+
+/// Applies `mutations` to the rows `cond` selects, once RBAC allows it.
+fn mutate_rows(
+    x: &mut Exec<'_, '_>,
+    t: usize,
+    mutations: &MutationSet,
+    cond: &Condition,
+    result: &mut Map<String, Value>,
+) -> Result<()> {
+    let ts = &x.txn.db().schema.tables[t];
+    let matches = x.txn.matching(t, cond);
     // As ovsdb-server: no mutations only counts rows, so RBAC has nothing to check.
     if let (Some(who), false) = (x.ctx.rbac, mutations.is_empty()) {
         let rows = matches.iter().filter_map(|u| x.txn.get(t, u));

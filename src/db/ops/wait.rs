@@ -3,7 +3,7 @@
 use crate::data::Datum;
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
-use crate::db::ops::{parse_columns, parse_row, parse_table};
+use crate::db::ops::{parse_columns, parse_row, parse_table, RowJson};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use serde_json::{Map, Value};
@@ -61,7 +61,7 @@ pub fn execute(
     }
     let mut expected: HashSet<Vec<Datum>> = HashSet::new();
     for r in rows.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let (row, _) = parse_row(ts, r, Some(&mut x.symtab), Uuid::nil())?;
+        let (row, _) = parse_row(ts, RowJson::Json(r), Some(&mut x.symtab), Uuid::nil())?;
         expected.insert(columns.iter().map(|c| row.datum(*c).into_owned()).collect());
     }
     let mut actual: HashSet<Vec<Datum>> = HashSet::new();

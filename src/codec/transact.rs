@@ -1,0 +1,381 @@
+//! `transact` requests decoded straight from their bytes into
+//! [`RawOp`]s, without a JSON tree for the envelope, the operations and
+//! the rows (see `db::raw_op` for why).
+//!
+//! Only a request of the plain shape is taken: exactly `id` (not null),
+//! `method` and `params` members, no duplicate member, no number with a
+//! fraction or exponent, a database name, then operations that are all
+//! `insert`, `update`, `mutate` or `delete` with exactly the members their
+//! operation allows, each once and of the right JSON type (`table` and
+//! `uuid-name` identifiers). Anything else gives `None` and the request goes
+//! the ordinary way, which gives ovsdb-server's answer to every malformed
+//! request and runs the other operations.
+
+use crate::codec::envelope::names_method;
+use crate::codec::framing::Frame;
+use crate::db::raw_op::{RawDelete, RawInsert, RawMutate, RawOp, RawRow, RawUpdate};
+use crate::parser::is_id;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A `transact` request, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTransact {
+    /// The request id.
+    pub id: Value,
+    /// The database's name.
+    pub db: String,
+    /// The operations.
+    pub ops: Vec<RawOp>,
+}
+
+impl RawTransact {
+    /// The request's params as the client sent them (for the ordinary path).
+    pub fn params_json(&self) -> Value {
+        let mut params = Vec::with_capacity(self.ops.len() + 1);
+        params.push(Value::String(self.db.clone()));
+        params.extend(self.ops.iter().map(RawOp::to_json));
+        Value::Array(params)
+    }
+
+    /// The request as the client sent it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".to_owned(), self.id.clone());
+        m.insert("method".to_owned(), Value::String("transact".to_owned()));
+        m.insert("params".to_owned(), self.params_json());
+        Value::Object(m)
+    }
+}
+
+/// The request in `frame`, if it is a `transact` of the plain shape;
+/// `None` for every other message.
+pub fn decode(frame: &Frame) -> Option<RawTransact> {
+    if frame.has_real || !names_method(&frame.text, b"\"transact\"") {
+        return None;
+    }
+    serde_json::from_slice::<Request>(&frame.text)
+        .ok()
+        .map(|r| r.0)
+}
+
+/// The whole request in one pass: unlike `codec::envelope::Envelope`, the
+/// params are decoded where they stand rather than first cut out as text
+/// (which is a second scan of every byte), on the strength of the method
+/// found by `names_method`; a request that then names another method, or
+/// has a null id, does not decode.
+struct Request(RawTransact);
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Request;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a transact request")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+                let mut id: Option<Value> = None;
+                let mut method = false;
+                let mut params: Option<Params> = None;
+                while let Some(Key(key)) = map.next_key()? {
+                    match &*key {
+                        "id" => once(&mut id, map.next_value()?)?,
+                        "method" => {
+                            let Key(m) = map.next_value()?;
+                            if method || m != "transact" {
+                                return Err(de::Error::custom("not a transact"));
+                            }
+                            method = true;
+                        }
+                        "params" => once(&mut params, map.next_value()?)?,
+                        _ => return Err(de::Error::custom("unknown member")),
+                    }
+                }
+                match (id, method, params) {
+                    (Some(id), true, Some(Params { db, ops })) if !id.is_null() => {
+                        Ok(Request(RawTransact { id, db, ops }))
+                    }
+                    _ => Err(de::Error::custom("not a plain transact")),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `[<db-name>, <operation>*]`.
+struct Params {
+    db: String,
+    ops: Vec<RawOp>,
+}
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Params;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("transact params")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
+                let db: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no database"))?;
+                let mut ops = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+                while let Some(Op(op)) = seq.next_element()? {
+                    ops.push(op);
+                }
+                Ok(Params { db, ops })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One operation object.
+struct Op(RawOp);
+
+/// The members an operation object may have.
+#[derive(Default)]
+struct Members {
+    op: Option<String>,
+    table: Option<String>,
+    uuid: Option<String>,
+    uuid_name: Option<String>,
+    row: Option<RawRow>,
+    condition: Option<Value>,
+    mutations: Option<Value>,
+}
+
+/// Stores `value` in `slot`, refusing a member seen before.
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        return Err(E::custom("duplicate member"));
+    }
+    Ok(())
+}
+
+/// An array member's value.
+fn array<E: de::Error>(v: Value) -> Result<Value, E> {
+    if v.is_array() {
+        Ok(v)
+    } else {
+        Err(E::custom("not an array"))
+    }
+}
+
+impl Members {
+    /// The operation, if the members are exactly those of a plain one.
+    fn into_op(self) -> Option<RawOp> {
+        let table = self.table.filter(|t| is_id(t))?;
+        let only_insert = self.uuid.is_some() || self.uuid_name.is_some();
+        match self.op.as_deref()? {
+            "insert" if self.condition.is_none() && self.mutations.is_none() => {
+                Some(RawOp::Insert(RawInsert {
+                    table,
+                    uuid: self.uuid,
+                    uuid_name: match self.uuid_name {
+                        Some(n) if !is_id(&n) => return None,
+                        n => n,
+                    },
+                    row: self.row?,
+                }))
+            }
+            _ if only_insert => None,
+            "update" if self.mutations.is_none() => Some(RawOp::Update(RawUpdate {
+                table,
+                condition: self.condition?,
+                row: self.row?,
+            })),
+            "mutate" if self.row.is_none() => Some(RawOp::Mutate(RawMutate {
+                table,
+                condition: self.condition?,
+                mutations: self.mutations?,
+            })),
+            "delete" if self.row.is_none() && self.mutations.is_none() => {
+                Some(RawOp::Delete(RawDelete {
+                    table,
+                    condition: self.condition?,
+                }))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Op;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an operation object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Op, A::Error> {
+                let mut m = Members::default();
+                while let Some(Key(key)) = map.next_key()? {
+                    match &*key {
+                        "op" => once(&mut m.op, map.next_value()?)?,
+                        "table" => once(&mut m.table, map.next_value()?)?,
+                        "uuid" => once(&mut m.uuid, map.next_value()?)?,
+                        "uuid-name" => once(&mut m.uuid_name, map.next_value()?)?,
+                        "row" => once(&mut m.row, map.next_value_seed(RowSeed)?)?,
+                        "where" => once(&mut m.condition, array(map.next_value()?)?)?,
+                        "mutations" => once(&mut m.mutations, array(map.next_value()?)?)?,
+                        _ => return Err(de::Error::custom("unknown member")),
+                    }
+                }
+                m.into_op()
+                    .map(Op)
+                    .ok_or_else(|| de::Error::custom("not a plain operation"))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A member name, borrowed from the text where it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(s.into()))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(s.to_owned().into()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(s.into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A row object: its members sorted by name, each name once.
+struct RowSeed;
+
+impl<'de> DeserializeSeed<'de> for RowSeed {
+    type Value = RawRow;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawRow, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed {
+    type Value = RawRow;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRow, A::Error> {
+        let mut columns: Vec<(String, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        while let Some(name) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            columns.push((name, value));
+        }
+        columns.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if columns.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(de::Error::custom("duplicate column"));
+        }
+        Ok(RawRow(columns))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    fn text(s: &str) -> Frame {
+        Frame {
+            text: Bytes::copy_from_slice(s.as_bytes()),
+            has_real: false,
+        }
+    }
+
+    fn frame(v: &Value) -> Frame {
+        text(&serde_json::to_string(v).expect("json"))
+    }
+
+    #[test]
+    fn plain_transactions_come_back_as_sent() {
+        let msg = json!({"id": ["txn", 7], "method": "transact", "params": ["OVN_Northbound",
+            {"op": "insert", "table": "Logical_Switch_Port", "uuid-name": "p",
+             "row": {"name": "p1", "addresses": ["set", ["00:00:00:00:00:01 10.0.0.1"]],
+                     "options": ["map", [["a", "b"]]], "tag_request": 7}},
+            {"op": "insert", "table": "Logical_Switch", "uuid": "01234567-89ab-cdef-0123-456789abcdef",
+             "row": {"ports": ["set", [["named-uuid", "p"]]], "name": "s\u{e9}\"\n"}},
+            {"op": "update", "table": "Logical_Switch", "where": [["name", "==", "s"]],
+             "row": {"other_config": ["map", []]}},
+            {"op": "mutate", "table": "Logical_Switch", "where": [],
+             "mutations": [["ports", "insert", ["set", []]]]},
+            {"op": "delete", "table": "Logical_Switch", "where": [true]},
+        ]});
+        let t = decode(&frame(&msg)).expect("plain");
+        assert_eq!(t.db, "OVN_Northbound");
+        assert_eq!(t.ops.len(), 5);
+        assert_eq!(t.to_json(), msg);
+        assert!(matches!(&t.ops[0], RawOp::Insert(i) if i.row.0[0].0 == "addresses"));
+        // Member order, spacing and escapes in names do not matter.
+        let spaced = r#"{ "params" : ["D", {"row": {"b": 1, "\u0061": 2}, "table": "T", "op": "insert"}],
+            "method": "transact", "id": 1 }"#;
+        let t = decode(&text(spaced)).expect("spaced");
+        let want = json!({"id": 1, "method": "transact", "params": ["D",
+            {"op": "insert", "table": "T", "row": {"a": 2, "b": 1}}]});
+        assert_eq!(t.to_json(), want);
+        // No operations at all is plain too.
+        let empty = decode(&text(r#"{"id":1,"method":"transact","params":["D"]}"#));
+        assert_eq!(empty.map(|t| t.ops.len()), Some(0));
+    }
+
+    #[test]
+    fn other_messages_and_odd_shapes_go_the_ordinary_way() {
+        for s in [
+            r#"{"id":1,"method":"echo","params":[]}"#,
+            r#"{"id":null,"method":"transact","params":["D"]}"#,
+            r#"{"method":"transact","params":["D"]}"#,
+            r#"{"id":1,"method":"transact","params":["D"],"x":1}"#,
+            r#"{"id":1,"id":2,"method":"transact","params":["D"]}"#,
+            r#"{"id":1,"method":"transact","params":[]}"#,
+            r#"{"id":1,"method":"transact","params":[1]}"#,
+            r#"{"id":1,"method":"transact","params":{}}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"select","table":"T","where":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"wait","table":"T","where":[],"until":"==","rows":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"commit","durable":true}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T"}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{},"where":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":1,"a":2}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{},"row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"1T","row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","uuid-name":"a-b","row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","uuid":1,"row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"update","table":"T","where":{},"row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"update","table":"T","where":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"update","table":"T","where":[],"row":{},"uuid-name":"x"}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[],"row":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T"}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[],"comment":"x"}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"table":"T","where":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":1,"table":"T","where":[]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[]},3]}"#,
+        ] {
+            assert!(decode(&text(s)).is_none(), "{s}");
+        }
+        let mut real = text(r#"{"id":1,"method":"transact","params":["D"]}"#);
+        assert!(decode(&real).is_some());
+        real.has_real = true;
+        assert!(decode(&real).is_none());
+    }
+}
