@@ -13,12 +13,16 @@
 
 use crate::codec::envelope::names_method;
 use crate::codec::framing::Frame;
-use crate::db::raw_op::{RawDelete, RawInsert, RawMutate, RawOp, RawRow, RawUpdate};
+use crate::data::atom::parse_uuid_str;
+use crate::db::raw_op::{
+    RawAtom, RawDatum, RawDelete, RawInsert, RawMutate, RawOp, RawRow, RawUpdate,
+};
 use crate::parser::is_id;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// A `transact` request, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,9 +282,9 @@ impl<'de> Visitor<'de> for RowSeed {
         f.write_str("a row object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRow, A::Error> {
-        let mut columns: Vec<(String, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        let mut columns: Vec<(String, RawDatum)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
         while let Some(name) = map.next_key::<String>()? {
-            let value: Value = map.next_value()?;
+            let DatumDe(value) = map.next_value()?;
             columns.push((name, value));
         }
         columns.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -288,6 +292,126 @@ impl<'de> Visitor<'de> for RowSeed {
             return Err(de::Error::custom("duplicate column"));
         }
         Ok(RawRow(columns))
+    }
+}
+
+/// A datum: a bare atom, `["set", [atom, ...]]` or `["map", [[k, v], ...]]`.
+struct DatumDe(RawDatum);
+
+/// An atom: a string, an integer, a boolean, `["uuid", U]` (`U` in lower
+/// case) or `["named-uuid", name]`.
+struct AtomDe(RawAtom);
+
+/// A map's `[key, value]`.
+struct PairDe(RawAtom, RawAtom);
+
+/// The visitor of an atom or a datum: `datum` says whether `"set"` and
+/// `"map"` arrays are taken.
+struct AtomVisitor {
+    datum: bool,
+}
+
+/// Refuses more elements in an array that has all it takes.
+fn end<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<(), A::Error> {
+    match seq.next_element::<de::IgnoredAny>()? {
+        Some(_) => Err(de::Error::custom("extra element")),
+        None => Ok(()),
+    }
+}
+
+impl<'de> Visitor<'de> for AtomVisitor {
+    type Value = RawDatum;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an atom or a datum")
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawDatum, E> {
+        Ok(RawDatum::Atom(RawAtom::Bool(b)))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<RawDatum, E> {
+        Ok(RawDatum::Atom(RawAtom::Int(i)))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<RawDatum, E> {
+        let i = i64::try_from(u).map_err(|_| E::custom("integer out of range"))?;
+        Ok(RawDatum::Atom(RawAtom::Int(i)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<RawDatum, E> {
+        Ok(RawDatum::Atom(RawAtom::Str(Arc::from(s))))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDatum, A::Error> {
+        let Key(tag) = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("empty array"))?;
+        let datum = match &*tag {
+            "uuid" => {
+                let Key(text) = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no uuid"))?;
+                // Lower case only, so that the text sent comes back the same.
+                let u = parse_uuid_str(&text)
+                    .filter(|_| !text.bytes().any(|b| b.is_ascii_uppercase()))
+                    .ok_or_else(|| de::Error::custom("not a plain uuid"))?;
+                RawDatum::Atom(RawAtom::Uuid(u))
+            }
+            "named-uuid" => {
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no name"))?;
+                RawDatum::Atom(RawAtom::Named(name))
+            }
+            "set" if self.datum => {
+                let atoms: Vec<AtomDe> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no set"))?;
+                RawDatum::Set(atoms.into_iter().map(|a| a.0).collect())
+            }
+            "map" if self.datum => {
+                let pairs: Vec<PairDe> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no map"))?;
+                RawDatum::Map(pairs.into_iter().map(|p| (p.0, p.1)).collect())
+            }
+            _ => return Err(de::Error::custom("not a plain datum")),
+        };
+        end(&mut seq)?;
+        Ok(datum)
+    }
+}
+
+impl<'de> Deserialize<'de> for DatumDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AtomVisitor { datum: true }).map(DatumDe)
+    }
+}
+
+impl<'de> Deserialize<'de> for AtomDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(AtomVisitor { datum: false })? {
+            RawDatum::Atom(a) => Ok(AtomDe(a)),
+            _ => Err(de::Error::custom("not an atom")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PairDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PairDe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a [key, value] pair")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PairDe, A::Error> {
+                let k: AtomDe = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no key"))?;
+                let v: AtomDe = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("no value"))?;
+                end(&mut seq)?;
+                Ok(PairDe(k.0, v.0))
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 
@@ -326,7 +450,24 @@ mod tests {
         assert_eq!(t.db, "OVN_Northbound");
         assert_eq!(t.ops.len(), 5);
         assert_eq!(t.to_json(), msg);
-        assert!(matches!(&t.ops[0], RawOp::Insert(i) if i.row.0[0].0 == "addresses"));
+        let RawOp::Insert(port) = &t.ops[0] else {
+            panic!("an insert: {:?}", t.ops[0]);
+        };
+        let names: Vec<&str> = port.row.0.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["addresses", "name", "options", "tag_request"]);
+        assert_eq!(
+            port.row.0[3].1,
+            RawDatum::Atom(RawAtom::Int(7)),
+            "an integer is an atom"
+        );
+        let RawOp::Insert(switch) = &t.ops[1] else {
+            panic!("an insert: {:?}", t.ops[1]);
+        };
+        assert_eq!(
+            switch.row.0[1].1,
+            RawDatum::Set(vec![RawAtom::Named("p".into())]),
+            "a set of a named UUID"
+        );
         // Member order, spacing and escapes in names do not matter.
         let spaced = r#"{ "params" : ["D", {"row": {"b": 1, "\u0061": 2}, "table": "T", "op": "insert"}],
             "method": "transact", "id": 1 }"#;
@@ -370,6 +511,21 @@ mod tests {
             r#"{"id":1,"method":"transact","params":["D",{"table":"T","where":[]}]}"#,
             r#"{"id":1,"method":"transact","params":["D",{"op":1,"table":"T","where":[]}]}"#,
             r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[]},3]}"#,
+            // Datums other than plain atoms, sets and maps of plain atoms.
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":null}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":{"b":1}}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["set",[1],2]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["set",[["set",[]]]]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["map",[[1]]]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["map",[[1,2,3]]]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["set","x"]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["list",[]]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":[]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["uuid","01234567-89AB-cdef-0123-456789abcdef"]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["uuid","x"]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":["named-uuid",1]}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":18446744073709551615}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":-0}}]}"#,
         ] {
             assert!(decode(&text(s)).is_none(), "{s}");
         }

@@ -14,7 +14,7 @@ pub mod wait;
 
 use crate::data::{Datum, Row, SymbolTable};
 use crate::db::execution::Exec;
-use crate::db::raw_op::{RawOp, RawRow};
+use crate::db::raw_op::{RawDatum, RawOp, RawRow};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::TableSchema;
@@ -59,21 +59,28 @@ pub enum RowJson<'j> {
     Raw(&'j RawRow),
 }
 
+/// A member's value in a [`RowJson`].
+#[derive(Clone, Copy)]
+enum MemberValue<'j> {
+    Json(&'j Value),
+    Raw(&'j RawDatum),
+}
+
 impl<'j> RowJson<'j> {
     /// Calls `f` with each member, in the order of a `serde_json::Map`.
-    fn for_each(self, mut f: impl FnMut(&'j str, &'j Value) -> Result<()>) -> Result<()> {
+    fn for_each(self, mut f: impl FnMut(&'j str, MemberValue<'j>) -> Result<()>) -> Result<()> {
         match self {
             RowJson::Json(json) => {
                 let obj = json.as_object().ok_or_else(|| {
                     OvsdbError::syntax(Some(json), None, "row must be JSON object")
                 })?;
                 for (name, value) in obj {
-                    f(name, value)?;
+                    f(name, MemberValue::Json(value))?;
                 }
             }
             RowJson::Raw(raw) => {
                 for (name, value) in &raw.0 {
-                    f(name, value)?;
+                    f(name, MemberValue::Raw(value))?;
                 }
             }
         }
@@ -132,7 +139,7 @@ fn parse_column(
     ts: &TableSchema,
     json: RowJson<'_>,
     name: &str,
-    value: &Value,
+    value: MemberValue<'_>,
     symtab: Option<&mut SymbolTable>,
 ) -> Result<(usize, Datum)> {
     let c = ts.column_index(name).ok_or_else(|| {
@@ -142,7 +149,12 @@ fn parse_column(
             format!("No column {name} in table {}.", ts.name),
         )
     })?;
-    Ok((c, Datum::from_json(&ts.column(c).ty, value, symtab)?))
+    let ty = &ts.column(c).ty;
+    let datum = match value {
+        MemberValue::Json(json) => Datum::from_json(ty, json, symtab)?,
+        MemberValue::Raw(raw) => raw.to_datum(ty, symtab)?,
+    };
+    Ok((c, datum))
 }
 
 /// Parses a row object into only the columns it lists, in its order, with
