@@ -2,12 +2,14 @@
 
 pub mod atom;
 pub mod datum;
+pub mod fast_map;
 pub mod number;
 pub mod row;
 pub mod symbol;
 
 pub use atom::Atom;
 pub use datum::Datum;
+pub use fast_map::{FastMap, UuidMap};
 pub use row::Row;
 pub use symbol::SymbolTable;
 

@@ -1,6 +1,6 @@
 //! The symbol table of one transaction: `uuid-name`s and the UUIDs they stand for.
 
-use std::collections::HashMap;
+use crate::data::FastMap;
 use uuid::Uuid;
 
 /// One named UUID of a transaction.
@@ -15,7 +15,7 @@ pub struct Symbol {
 /// Named UUIDs of one transaction, created on first reference as ovsdb-server does.
 #[derive(Debug, Default, Clone)]
 pub struct SymbolTable {
-    symbols: HashMap<String, Symbol>,
+    symbols: FastMap<String, Symbol>,
 }
 
 impl SymbolTable {

@@ -62,7 +62,7 @@ impl ChangeSet {
     pub fn merge_all(sets: &[&ChangeSet]) -> ChangeSet {
         let mut tables: std::collections::BTreeMap<
             usize,
-            (Vec<Uuid>, std::collections::HashMap<Uuid, RowChange>),
+            (Vec<Uuid>, crate::data::UuidMap<RowChange>),
         > = std::collections::BTreeMap::new();
         for cs in sets {
             for tc in &cs.tables {

@@ -2,7 +2,7 @@
 //! the weak-reference reverse index and unique indexes. Changed only by
 //! applying a committed [`ChangeSet`].
 
-use crate::data::{Datum, Row};
+use crate::data::{Datum, FastMap, Row, UuidMap};
 use crate::db::changes::ChangeSet;
 use crate::db::condition_index::{ProbeKey, RowProbes};
 use crate::schema::{DatabaseSchema, TableSchema};
@@ -14,13 +14,13 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default)]
 pub struct TableData {
     /// Rows by UUID.
-    pub rows: HashMap<Uuid, Arc<Row>>,
+    pub rows: UuidMap<Arc<Row>>,
     /// Number of strong references to each row from other rows (absent = 0).
-    pub strong_refs: HashMap<Uuid, u32>,
+    pub strong_refs: UuidMap<u32>,
     /// For each row, the rows that reference it weakly: (table, uuid) -> count.
-    pub weak_referrers: HashMap<Uuid, HashMap<(usize, Uuid), u32>>,
+    pub weak_referrers: UuidMap<HashMap<(usize, Uuid), u32>>,
     /// One map per unique index of the schema: index values -> row.
-    pub indexes: Vec<HashMap<Vec<Datum>, Uuid>>,
+    pub indexes: Vec<FastMap<Vec<Datum>, Uuid>>,
     /// Rows by the probe keys of the columns monitor conditions use.
     pub probes: RowProbes,
 }
@@ -41,7 +41,7 @@ impl Database {
             .tables
             .iter()
             .map(|t| TableData {
-                indexes: vec![HashMap::new(); t.indexes.len()],
+                indexes: vec![FastMap::default(); t.indexes.len()],
                 ..TableData::default()
             })
             .collect();

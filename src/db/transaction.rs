@@ -4,14 +4,13 @@
 //! counts and referential integrity, garbage collection, maxRows, weak
 //! references, unique indexes, `_version`.
 
-use crate::data::{Datum, Row};
+use crate::data::{Datum, FastMap, Row, UuidMap};
 use crate::db::changes::{ChangeSet, RowChange, TableChanges};
 use crate::db::condition::Condition;
 use crate::db::database::{index_key_ref, Database};
 use crate::error::{OvsdbError, Result};
 use crate::schema::{ColumnSchema, TableSchema};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -103,7 +102,7 @@ impl<T: Default> std::ops::IndexMut<usize> for PerTable<T> {
 #[derive(Debug, Default, Clone)]
 struct TxnTable {
     order: Vec<Uuid>,
-    rows: HashMap<Uuid, TxnRow>,
+    rows: UuidMap<TxnRow>,
 }
 
 /// A transaction being executed against a snapshot of a database.
@@ -262,7 +261,7 @@ impl WorkRow {
 #[derive(Default)]
 struct WorkTable {
     rows: Vec<WorkRow>,
-    pos: HashMap<Uuid, usize>,
+    pos: UuidMap<usize>,
 }
 
 /// One strong reference a row gains (`delta` 1) or loses (-1) in a column.
@@ -343,7 +342,7 @@ impl<'a> Commit<'a> {
             // `pos` is built by `determine_changes`, once the rows that did not change are gone.
             let mut wt = WorkTable {
                 rows: Vec::with_capacity(tt.order.len()),
-                pos: HashMap::new(),
+                pos: UuidMap::default(),
             };
             for u in &tt.order {
                 if let Some(tr) = tt.rows.remove(u) {
@@ -712,7 +711,7 @@ impl<'a> Commit<'a> {
             }
             let ts = self.table_schema(t);
             for (ix, cols) in ts.indexes.iter().enumerate() {
-                let mut local: HashMap<Cow<'_, [Datum]>, usize> = HashMap::new();
+                let mut local: FastMap<Cow<'_, [Datum]>, usize> = FastMap::default();
                 for (i, r) in wt.rows.iter().enumerate() {
                     let Some(new) = &r.new else { continue };
                     let key = index_key_ref(new, cols);
