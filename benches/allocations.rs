@@ -1,7 +1,9 @@
 //! Heap allocations per OVN Northbound transaction, counted by a global
 //! allocator that wraps the system one, layer by layer: the codec (the
-//! request's bytes decoded into a message, the reply encoded), the engine
-//! (`execute` + `apply` on the database), and the whole in-process server
+//! request's bytes decoded into a message or, as a server's session does with
+//! a plain `transact`, straight into operations; the reply encoded), the
+//! engine (`execute` + `apply` on the database, of either kind of
+//! operations), and the whole in-process server
 //! (the actors on the memory store through the in-process client, which adds
 //! its own few allocations). The transactions are `oxsdb-bench txn`'s mix:
 //! insert a switch with a named-uuid port, update the port, mutate the port
@@ -19,7 +21,8 @@ use oxsdb::actors::local_client::LocalClient;
 use oxsdb::actors::server::{self, ServerConfig, Store};
 use oxsdb::codec::framing::JsonCodec;
 use oxsdb::codec::jsonrpc::{reply_bytes, Message};
-use oxsdb::db::{execute, Database, ExecContext, Execution};
+use oxsdb::codec::transact;
+use oxsdb::db::{execute, Database, ExecContext, Execution, Op};
 use oxsdb::storage::keys::Keys;
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -131,9 +134,37 @@ fn inserted(results: &Value) -> (String, String) {
     (uuid(1), uuid(0))
 }
 
-/// The codec's share: the request's bytes decoded into a message, and the
-/// reply's bytes written.
-fn codec(rounds: u64) -> [Cost; 4] {
+/// How a session reads a request: a JSON message, or (what a server does
+/// with a `transact` of the plain shape) operations decoded straight from
+/// the bytes.
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Json,
+    Bytes,
+}
+
+/// The request of transaction `kind` of round `i`, as a client sends it.
+fn request(kind: usize, i: u64, switch: &str, port: &str) -> Vec<u8> {
+    let mut params = vec![json!("OVN_Northbound")];
+    params.extend(ops(kind, i, switch, port));
+    serde_json::to_vec(&json!({"method": "transact", "params": params, "id": i}))
+        .unwrap_or_default()
+}
+
+/// The operations of a request decoded from its bytes, as a session hands
+/// them to the database.
+fn decoded(request: &[u8]) -> Vec<Op> {
+    let mut buf = BytesMut::from(request);
+    let frame = JsonCodec::new().decode_frame(&mut buf).ok().flatten();
+    let t = frame.as_ref().and_then(transact::decode);
+    assert!(t.is_some(), "the NB mix is of the plain shape");
+    t.map(|t| t.ops.into_iter().map(Op::Raw).collect())
+        .unwrap_or_default()
+}
+
+/// The codec's share: the request's bytes decoded (into a message, or into
+/// operations), and the reply's bytes written.
+fn codec(rounds: u64, path: Path) -> [Cost; 4] {
     let mut costs = [Cost::default(); 4];
     let mut codec = JsonCodec::new();
     let (switch, port) = (
@@ -144,31 +175,42 @@ fn codec(rounds: u64) -> [Cost; 4] {
     let result_bytes = serde_json::to_vec(&result).unwrap_or_default();
     for i in 0..rounds {
         for (k, cost) in costs.iter_mut().enumerate() {
-            let mut params = vec![json!("OVN_Northbound")];
-            params.extend(ops(k, i, &switch, &port));
-            let request =
-                serde_json::to_vec(&json!({"method": "transact", "params": params, "id": i}))
-                    .unwrap_or_default();
+            let request = request(k, i, &switch, &port);
             let mut buf = BytesMut::from(&request[..]);
             let before = counters();
-            let value = codec.decode(&mut buf).ok().flatten();
-            let message = value.and_then(|v| Message::from_json(v).ok());
+            let decoded = match path {
+                Path::Json => {
+                    let value = codec.decode(&mut buf).ok().flatten();
+                    value.and_then(|v| Message::from_json(v).ok()).is_some()
+                }
+                Path::Bytes => {
+                    let frame = codec.decode_frame(&mut buf).ok().flatten();
+                    frame.as_ref().and_then(transact::decode).is_some()
+                }
+            };
             let reply = reply_bytes(&json!(i), &result_bytes);
             cost.add(before);
-            assert!(
-                message.is_some() && !reply.is_empty(),
-                "the request decodes"
-            );
+            assert!(decoded && !reply.is_empty(), "the request decodes");
         }
     }
     costs
 }
 
-/// The engine's share: `execute` + `apply`.
-fn engine(rounds: u64) -> [Cost; 4] {
+/// The engine's share: `execute` + `apply`, of operations handed over as
+/// `path` makes them.
+fn engine(rounds: u64, path: Path) -> [Cost; 4] {
     let mut costs = [Cost::default(); 4];
     let mut db = Database::new(schema());
-    let run = |db: &mut Database, ops: &[Value], cost: &mut Cost| -> Value {
+    let prepare = |kind: usize, i: u64, switch: &str, port: &str| -> Vec<Op> {
+        match path {
+            Path::Json => ops(kind, i, switch, port)
+                .into_iter()
+                .map(Op::Json)
+                .collect(),
+            Path::Bytes => decoded(&request(kind, i, switch, port)),
+        }
+    };
+    let run = |db: &mut Database, ops: &[Op], cost: &mut Cost| -> Value {
         let before = counters();
         let results = match execute(db, ops, &ExecContext::default()) {
             Execution::Done(done) => {
@@ -181,10 +223,10 @@ fn engine(rounds: u64) -> [Cost; 4] {
         results
     };
     for i in 0..rounds {
-        let r = run(&mut db, &ops(0, i, "", ""), &mut costs[0]);
+        let r = run(&mut db, &prepare(0, i, "", ""), &mut costs[0]);
         let (switch, port) = inserted(&r);
         for (k, cost) in costs.iter_mut().enumerate().skip(1) {
-            run(&mut db, &ops(k, i, &switch, &port), cost);
+            run(&mut db, &prepare(k, i, &switch, &port), cost);
         }
     }
     assert_eq!(db.n_rows(), 0, "every round leaves the database empty");
@@ -237,9 +279,26 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let rounds = if bench { 2_000 } else { 20 };
     let layers = [
-        ("codec (decode request, encode reply)", codec(rounds)),
-        ("engine (execute + apply)", engine(rounds)),
-        ("in-process server (actors, memory store)", server(rounds)),
+        (
+            "codec, operations from the bytes (decode request, encode reply)",
+            codec(rounds, Path::Bytes),
+        ),
+        (
+            "codec, JSON message (decode request, encode reply)",
+            codec(rounds, Path::Json),
+        ),
+        (
+            "engine, operations from the bytes (execute + apply)",
+            engine(rounds, Path::Bytes),
+        ),
+        (
+            "engine, JSON operations (execute + apply)",
+            engine(rounds, Path::Json),
+        ),
+        (
+            "in-process server (actors, memory store, JSON operations)",
+            server(rounds),
+        ),
     ];
     println!("allocations per transaction ({rounds} rounds of the NB mix)");
     println!("| layer | insert | update | mutate | delete | mix mean | bytes per txn (mix) |");

@@ -6,7 +6,6 @@ use crate::data::{Datum, FastMap, Row, UuidMap};
 use crate::db::changes::ChangeSet;
 use crate::db::condition_index::{ProbeKey, RowProbes};
 use crate::schema::{DatabaseSchema, TableSchema};
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -18,7 +17,7 @@ pub struct TableData {
     /// Number of strong references to each row from other rows (absent = 0).
     pub strong_refs: UuidMap<u32>,
     /// For each row, the rows that reference it weakly: (table, uuid) -> count.
-    pub weak_referrers: UuidMap<HashMap<(usize, Uuid), u32>>,
+    pub weak_referrers: UuidMap<FastMap<(usize, Uuid), u32>>,
     /// One map per unique index of the schema: index values -> row.
     pub indexes: Vec<FastMap<Vec<Datum>, Uuid>>,
     /// Rows by the probe keys of the columns monitor conditions use.

@@ -1,11 +1,11 @@
 //! Database schemas: the parsed `.ovsschema`.
 
+use crate::data::FastMap;
 use crate::error::{OvsdbError, Result};
 use crate::parser::{is_id, Kinds, Parser};
 use crate::schema::table::TableSchema;
 use crate::schema::types::BaseType;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// A database schema: name, version, checksum and tables.
@@ -19,7 +19,7 @@ pub struct DatabaseSchema {
     pub cksum: Option<String>,
     /// Tables, sorted by name; tables are referred to by index into this.
     pub tables: Vec<TableSchema>,
-    by_name: HashMap<String, usize>,
+    by_name: FastMap<String, usize>,
 }
 
 /// Why a schema file could not be used.
@@ -167,7 +167,7 @@ impl DatabaseSchema {
                 t.is_root = true;
             }
         }
-        let by_name: HashMap<String, usize> = parsed
+        let by_name: FastMap<String, usize> = parsed
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
@@ -264,7 +264,7 @@ impl DatabaseSchema {
                 version: String::new(),
                 cksum: None,
                 tables: Vec::new(),
-                by_name: HashMap::new(),
+                by_name: FastMap::default(),
             },
         }
     }

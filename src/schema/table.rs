@@ -1,11 +1,11 @@
 //! Table schemas.
 
 use crate::data::row::{COL_UUID, COL_VERSION};
+use crate::data::FastMap;
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::column::ColumnSchema;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 
 /// One table: its columns, root-ness, row limit and unique indexes.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub struct TableSchema {
     pub name: String,
     /// User columns, in a fixed order (sorted by name); rows store fields in this order.
     pub columns: Vec<ColumnSchema>,
-    by_name: HashMap<String, usize>,
+    by_name: FastMap<String, usize>,
     /// Whether rows are kept when nothing references them.
     pub is_root: bool,
     /// Maximum number of rows, if limited.
