@@ -9,7 +9,7 @@
 //! and the request goes the ordinary way, which gives ovsdb-server's answer
 //! to every malformed request.
 
-use crate::codec::envelope::{names_method, Envelope};
+use crate::codec::envelope::{names_method, Envelope, Text};
 use crate::codec::framing::Frame;
 use crate::data::atom::parse_uuid_str;
 use crate::db::condition::Function;
@@ -157,12 +157,12 @@ impl<'de> Visitor<'de> for ClauseSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawClause, A::Error> {
         let missing = || de::Error::custom("short clause");
-        let Name(name) = seq.next_element()?.ok_or_else(missing)?;
+        let Text(name) = seq.next_element()?.ok_or_else(missing)?;
         let column = self
             .cond
             .name_index(&name)
             .ok_or_else(|| de::Error::custom("too many columns"))?;
-        let Name(function) = seq.next_element()?.ok_or_else(missing)?;
+        let Text(function) = seq.next_element()?.ok_or_else(missing)?;
         let function =
             Function::from_name(&function).map_err(|_| de::Error::custom("unknown function"))?;
         let Arg(arg) = seq.next_element()?.ok_or_else(missing)?;
@@ -174,31 +174,6 @@ impl<'de> Visitor<'de> for ClauseSeed<'_> {
             function,
             arg,
         })
-    }
-}
-
-/// A string, borrowed from the input when it has no escapes.
-struct Name<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
@@ -223,11 +198,11 @@ impl<'de> Deserialize<'de> for Arg {
                 Ok(Arg(RawArg::Json(Value::String(s))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arg, A::Error> {
-                let Name(tag) = seq
+                let Text(tag) = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("empty array"))?;
                 if tag == "uuid" {
-                    if let Some(Name(s)) = seq.next_element()? {
+                    if let Some(Text(s)) = seq.next_element()? {
                         if seq.next_element::<IgnoredAny>()?.is_some() {
                             return Err(de::Error::custom("long uuid"));
                         }

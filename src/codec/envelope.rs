@@ -2,9 +2,12 @@
 //! (`codec::cond_change`, `codec::transact`): which method a message names,
 //! found without parsing it, and its members with the params left as text.
 
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
 
 /// How far into a message its method name is looked for before a full
 /// decode is tried: clients put `method` before the long `params`.
@@ -45,4 +48,30 @@ pub struct Envelope<'a> {
     /// The params, as sent.
     #[serde(borrow)]
     pub params: &'a RawValue,
+}
+
+/// A JSON string, borrowed from the message's text where it has no escapes
+/// (member names, methods, table and column names, tags such as `"set"`).
+pub struct Text<'de>(pub Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }

@@ -11,7 +11,7 @@
 //! the ordinary way, which gives ovsdb-server's answer to every malformed
 //! request and runs the other operations.
 
-use crate::codec::envelope::names_method;
+use crate::codec::envelope::{names_method, Text};
 use crate::codec::framing::Frame;
 use crate::data::atom::parse_uuid_str;
 use crate::db::raw_op::{
@@ -84,11 +84,11 @@ impl<'de> Deserialize<'de> for Request {
                 let mut id: Option<Value> = None;
                 let mut method = false;
                 let mut params: Option<Params> = None;
-                while let Some(Key(key)) = map.next_key()? {
+                while let Some(Text(key)) = map.next_key()? {
                     match &*key {
                         "id" => once(&mut id, map.next_value()?)?,
                         "method" => {
-                            let Key(m) = map.next_value()?;
+                            let Text(m) = map.next_value()?;
                             if method || m != "transact" {
                                 return Err(de::Error::custom("not a transact"));
                             }
@@ -220,7 +220,7 @@ impl<'de> Deserialize<'de> for Op {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Op, A::Error> {
                 let mut m = Members::default();
-                while let Some(Key(key)) = map.next_key()? {
+                while let Some(Text(key)) = map.next_key()? {
                     match &*key {
                         "op" => once(&mut m.op, map.next_value()?)?,
                         "table" => once(&mut m.table, map.next_value()?)?,
@@ -238,31 +238,6 @@ impl<'de> Deserialize<'de> for Op {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-/// A member name, borrowed from the text where it has no escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(s.into()))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(s.to_owned().into()))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(s.into()))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
@@ -338,12 +313,12 @@ impl<'de> Visitor<'de> for AtomVisitor {
         Ok(RawDatum::Atom(RawAtom::Str(Arc::from(s))))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDatum, A::Error> {
-        let Key(tag) = seq
+        let Text(tag) = seq
             .next_element()?
             .ok_or_else(|| de::Error::custom("empty array"))?;
         let datum = match &*tag {
             "uuid" => {
-                let Key(text) = seq
+                let Text(text) = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("no uuid"))?;
                 // Lower case only, so that the text sent comes back the same.
