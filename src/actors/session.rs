@@ -740,9 +740,6 @@ impl Session {
         }
     }
 
-    /// A message arrived: the peer is alive, and (as ovsdb-server, which
-    /// sends every held-back update before any reply, backlog or not) the
-    /// reply to it must not overtake the updates held back.
     /// Hands a transaction to its database; the session reads nothing more
     /// until it is answered.
     fn send_transact(
@@ -782,6 +779,9 @@ impl Session {
         self.send_transact(&entry, key, t.id, ops, ctx);
     }
 
+    /// A message arrived: the peer is alive, and (as ovsdb-server, which
+    /// sends every held-back update before any reply, backlog or not) the
+    /// reply to it must not overtake the updates held back.
     fn received(&mut self) {
         self.last_rx = Instant::now();
         self.echo_sent = None;

@@ -142,10 +142,19 @@ impl<'de> Deserialize<'de> for Params {
 /// One operation object.
 struct Op(RawOp);
 
+/// The operations decoded here.
+#[derive(Clone, Copy)]
+enum Kind {
+    Insert,
+    Update,
+    Mutate,
+    Delete,
+}
+
 /// The members an operation object may have.
 #[derive(Default)]
 struct Members {
-    op: Option<String>,
+    op: Option<Kind>,
     table: Option<String>,
     uuid: Option<String>,
     uuid_name: Option<String>,
@@ -176,8 +185,8 @@ impl Members {
     fn into_op(self) -> Option<RawOp> {
         let table = self.table.filter(|t| is_id(t))?;
         let only_insert = self.uuid.is_some() || self.uuid_name.is_some();
-        match self.op.as_deref()? {
-            "insert" if self.condition.is_none() && self.mutations.is_none() => {
+        match self.op? {
+            Kind::Insert if self.condition.is_none() && self.mutations.is_none() => {
                 Some(RawOp::Insert(RawInsert {
                     table,
                     uuid: self.uuid,
@@ -189,17 +198,17 @@ impl Members {
                 }))
             }
             _ if only_insert => None,
-            "update" if self.mutations.is_none() => Some(RawOp::Update(RawUpdate {
+            Kind::Update if self.mutations.is_none() => Some(RawOp::Update(RawUpdate {
                 table,
                 condition: self.condition?,
                 row: self.row?,
             })),
-            "mutate" if self.row.is_none() => Some(RawOp::Mutate(RawMutate {
+            Kind::Mutate if self.row.is_none() => Some(RawOp::Mutate(RawMutate {
                 table,
                 condition: self.condition?,
                 mutations: self.mutations?,
             })),
-            "delete" if self.row.is_none() && self.mutations.is_none() => {
+            Kind::Delete if self.row.is_none() && self.mutations.is_none() => {
                 Some(RawOp::Delete(RawDelete {
                     table,
                     condition: self.condition?,
@@ -222,7 +231,17 @@ impl<'de> Deserialize<'de> for Op {
                 let mut m = Members::default();
                 while let Some(Text(key)) = map.next_key()? {
                     match &*key {
-                        "op" => once(&mut m.op, map.next_value()?)?,
+                        "op" => {
+                            let Text(name) = map.next_value()?;
+                            let kind = match &*name {
+                                "insert" => Kind::Insert,
+                                "update" => Kind::Update,
+                                "mutate" => Kind::Mutate,
+                                "delete" => Kind::Delete,
+                                _ => return Err(de::Error::custom("not a plain operation")),
+                            };
+                            once(&mut m.op, kind)?
+                        }
                         "table" => once(&mut m.table, map.next_value()?)?,
                         "uuid" => once(&mut m.uuid, map.next_value()?)?,
                         "uuid-name" => once(&mut m.uuid_name, map.next_value()?)?,

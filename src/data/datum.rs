@@ -169,7 +169,7 @@ impl Datum {
             }
         };
         let n = inner.len() as u64;
-        if n < ty.min as u64 || n > ty.max_u64() {
+        if !ty.allows_count(n) {
             return Err(if ty.min == 1 && ty.max == 1 {
                 OvsdbError::syntax(
                     Some(json),

@@ -39,6 +39,23 @@ impl SymbolTable {
             })
     }
 
+    /// Binds `name` to the row an `insert` creates and returns that row's
+    /// UUID: `uuid` when the insert gives one (the name then stands for
+    /// it), else the one the name stands for already. The caller marks the
+    /// symbol created once the row is in.
+    pub fn bind(&mut self, name: &str, uuid: Option<Uuid>) -> Uuid {
+        let sym = self.entry(name);
+        if let Some(u) = uuid {
+            sym.uuid = u;
+        }
+        sym.uuid
+    }
+
+    /// Whether an `insert` has already created the row `name` stands for.
+    pub fn is_created(&self, name: &str) -> bool {
+        self.symbols.get(name).is_some_and(|s| s.created)
+    }
+
     /// The symbol for `name`, if it was referenced or created.
     pub fn get(&self, name: &str) -> Option<&Symbol> {
         self.symbols.get(name)

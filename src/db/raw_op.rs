@@ -112,7 +112,7 @@ impl RawDatum {
     }
 
     fn convert(&self, ty: &Type, mut symtab: Option<&mut SymbolTable>) -> Option<Datum> {
-        let count_ok = |n: usize| (n as u64) >= ty.min as u64 && (n as u64) <= ty.max_u64();
+        let count_ok = |n: usize| ty.allows_count(n as u64);
         match (self, &ty.value) {
             (RawDatum::Atom(a), None) => Some(Datum::scalar(a.to_atom(&ty.key, symtab)?)),
             (RawDatum::Set(v), None) if count_ok(v.len()) => {

@@ -356,6 +356,11 @@ impl Type {
         self.min == 0 && self.max == 1
     }
 
+    /// Whether a set or map of `n` elements has a size this type allows.
+    pub fn allows_count(&self, n: u64) -> bool {
+        n >= self.min as u64 && n <= self.max_u64()
+    }
+
     /// `max` as a number, `u32::MAX` meaning unlimited.
     pub fn max_u64(&self) -> u64 {
         self.max as u64

@@ -184,7 +184,7 @@ impl Replay {
                 datum
             };
             let n = value.len() as u64;
-            if n < ty.min as u64 || n > ty.max_u64() {
+            if !ty.allows_count(n) {
                 return Err(format!(
                     "table {} column {cname}: {} must have {} to {} members but {n} are present",
                     ts.name,

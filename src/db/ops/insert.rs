@@ -45,19 +45,15 @@ pub fn execute(
     }
     if let Some(name_json) = uuid_name {
         let name = name_json.as_str().unwrap_or("");
-        let sym = x.symtab.entry(name);
-        if sym.created {
+        if x.symtab.is_created(name) {
             return Err(OvsdbError::syntax(
                 Some(name_json),
                 Some("duplicate uuid-name"),
                 "This \"uuid-name\" appeared on an earlier \"insert\" operation.",
             ));
         }
-        match row_uuid {
-            Some(u) => sym.uuid = u,
-            None => row_uuid = Some(sym.uuid),
-        }
-        sym.created = true;
+        row_uuid = Some(x.symtab.bind(name, row_uuid));
+        x.symtab.entry(name).created = true;
     }
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
@@ -79,14 +75,10 @@ pub fn execute_raw(
         None => None,
     };
     if let Some(name) = &raw.uuid_name {
-        if x.symtab.get(name).is_some_and(|s| s.created) {
+        if x.symtab.is_created(name) {
             return None;
         }
-        let sym = x.symtab.entry(name);
-        match row_uuid {
-            Some(u) => sym.uuid = u,
-            None => row_uuid = Some(sym.uuid),
-        }
+        row_uuid = Some(x.symtab.bind(name, row_uuid));
     }
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
