@@ -4,17 +4,16 @@
 //! Only a request of the plain shape is taken: exactly `id` (not null),
 //! `method` and `params` members, no duplicate member, no number with a
 //! fraction or exponent, each table's requests an array of `{}` or
-//! `{"where": [...]}`, and clause arguments that are strings, booleans or
-//! arrays (`["uuid", U]`, `["set", ...]`, ...). Anything else gives `None`
-//! and the request goes the ordinary way, which gives ovsdb-server's answer
-//! to every malformed request.
+//! `{"where": [...]}`, and clause arguments that are strings, integers,
+//! booleans or arrays (`["uuid", U]`, `["set", ...]`, ...). Anything else
+//! gives `None` and the request goes the ordinary way, which gives
+//! ovsdb-server's answer to every malformed request.
 
-use crate::codec::envelope::{names_method, Envelope, Text};
+use crate::codec::condition::ConditionSeed;
+use crate::codec::envelope::{names_method, Envelope};
 use crate::codec::framing::Frame;
-use crate::data::atom::parse_uuid_str;
-use crate::db::condition::Function;
-use crate::db::raw_condition::{RawArg, RawClause, RawCondition, RawRequests, RawTableRequest};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use crate::db::raw_condition::{RawRequests, RawTableRequest};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
@@ -41,7 +40,7 @@ pub fn decode(frame: &Frame) -> Option<CondChange> {
     if !names_method(&frame.text, b"\"monitor_cond_change\"") {
         return None;
     }
-    let env: Envelope = serde_json::from_slice(&frame.text).ok()?;
+    let env: Envelope = serde_json::from_str(frame.as_str().ok()?).ok()?;
     if env.method != "monitor_cond_change" || env.id.is_null() {
         return None;
     }
@@ -108,134 +107,10 @@ impl<'de> Deserialize<'de> for TableRequest {
     }
 }
 
-/// A `where` array.
-struct ConditionSeed;
-
-impl<'de> DeserializeSeed<'de> for ConditionSeed {
-    type Value = RawCondition;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawCondition, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ConditionSeed {
-    type Value = RawCondition;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of clauses")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCondition, A::Error> {
-        let mut cond = RawCondition::default();
-        if let Some(n) = seq.size_hint() {
-            cond.clauses.reserve(n);
-        }
-        while let Some(c) = seq.next_element_seed(ClauseSeed { cond: &mut cond })? {
-            cond.clauses.push(c);
-        }
-        Ok(cond)
-    }
-}
-
-/// One clause; its column name is kept once in the condition's names.
-struct ClauseSeed<'c> {
-    cond: &'c mut RawCondition,
-}
-
-impl<'de> DeserializeSeed<'de> for ClauseSeed<'_> {
-    type Value = RawClause;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawClause, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ClauseSeed<'_> {
-    type Value = RawClause;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a clause")
-    }
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawClause, E> {
-        Ok(RawClause::Const(b))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawClause, A::Error> {
-        let missing = || de::Error::custom("short clause");
-        let Text(name) = seq.next_element()?.ok_or_else(missing)?;
-        let column = self
-            .cond
-            .name_index(&name)
-            .ok_or_else(|| de::Error::custom("too many columns"))?;
-        let Text(function) = seq.next_element()?.ok_or_else(missing)?;
-        let function =
-            Function::from_name(&function).map_err(|_| de::Error::custom("unknown function"))?;
-        let Arg(arg) = seq.next_element()?.ok_or_else(missing)?;
-        if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom("long clause"));
-        }
-        Ok(RawClause::Compare {
-            column,
-            function,
-            arg,
-        })
-    }
-}
-
-/// A clause's argument.
-struct Arg(RawArg);
-
-impl<'de> Deserialize<'de> for Arg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Arg;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string, boolean or array")
-            }
-            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Arg, E> {
-                Ok(Arg(RawArg::Json(Value::Bool(b))))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Arg, E> {
-                Ok(Arg(RawArg::Json(Value::String(s.to_owned()))))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Arg, E> {
-                Ok(Arg(RawArg::Json(Value::String(s))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arg, A::Error> {
-                let Text(tag) = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("empty array"))?;
-                if tag == "uuid" {
-                    if let Some(Text(s)) = seq.next_element()? {
-                        if seq.next_element::<IgnoredAny>()?.is_some() {
-                            return Err(de::Error::custom("long uuid"));
-                        }
-                        // Lower case only, so that the text sent comes back
-                        // the same from the parsed UUID.
-                        if let Some(u) = parse_uuid_str(&s)
-                            .filter(|_| !s.bytes().any(|b| b.is_ascii_uppercase()))
-                        {
-                            return Ok(Arg(RawArg::Uuid(u)));
-                        }
-                        return Ok(Arg(RawArg::Json(Value::Array(vec![
-                            Value::String("uuid".to_owned()),
-                            Value::String(s.into_owned()),
-                        ]))));
-                    }
-                    return Ok(Arg(RawArg::Json(Value::Array(vec![Value::String(
-                        "uuid".to_owned(),
-                    )]))));
-                }
-                let mut items = vec![Value::String(tag.into_owned())];
-                while let Some(v) = seq.next_element::<Value>()? {
-                    items.push(v);
-                }
-                Ok(Arg(RawArg::Json(Value::Array(items))))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::raw_condition::{RawArg, RawClause};
     use bytes::Bytes;
     use serde_json::json;
 
@@ -303,6 +178,12 @@ mod tests {
     fn other_messages_and_odd_shapes_go_the_ordinary_way() {
         let ok = r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==","x"]]}]}]}"#;
         assert!(decode(&text(ok)).is_some());
+        let int = r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","<",-1],["d","==",7]]}]}]}"#;
+        let c = decode(&text(int)).expect("integer arguments");
+        assert_eq!(
+            c.requests.to_json(),
+            json!({"T": [{"where": [["c", "<", -1], ["d", "==", 7]]}]})
+        );
         for s in [
             // Not this method, or a notification.
             r#"{"id":1,"method":"transact","params":["monitor_cond_change"]}"#,
@@ -321,7 +202,7 @@ mod tests {
             r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[],"T":[]}]}"#,
             // Clauses it leaves to the ordinary parser.
             r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","~","x"]]}]}]}"#,
-            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==",1]]}]}]}"#,
+            r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==",{}]]}]}]}"#,
             r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","=="]]}]}]}"#,
             r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[["c","==","x",1]]}]}]}"#,
             r#"{"id":1,"method":"monitor_cond_change","params":[1,2,{"T":[{"where":[null]}]}]}"#,

@@ -55,6 +55,7 @@
 //! `{"id":null,"method":..,"params":[..]}`; [`Message::write`] does the same.
 
 pub mod cond_change;
+pub mod condition;
 pub mod envelope;
 pub mod framing;
 pub mod json_hash;

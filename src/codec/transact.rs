@@ -11,11 +11,14 @@
 //! the ordinary way, which gives ovsdb-server's answer to every malformed
 //! request and runs the other operations.
 
+use crate::codec::condition::ConditionSeed;
 use crate::codec::envelope::{names_method, Text};
 use crate::codec::framing::Frame;
 use crate::data::atom::parse_uuid_str;
+use crate::db::mutation::Mutator;
+use crate::db::raw_condition::RawCondition;
 use crate::db::raw_op::{
-    RawAtom, RawDatum, RawDelete, RawInsert, RawMutate, RawOp, RawRow, RawUpdate,
+    RawAtom, RawDatum, RawDelete, RawInsert, RawMutate, RawMutation, RawOp, RawRow, RawUpdate,
 };
 use crate::parser::is_id;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -60,7 +63,7 @@ pub fn decode(frame: &Frame) -> Option<RawTransact> {
     if frame.has_real || !names_method(&frame.text, b"\"transact\"") {
         return None;
     }
-    serde_json::from_slice::<Request>(&frame.text)
+    serde_json::from_str::<Request>(frame.as_str().ok()?)
         .ok()
         .map(|r| r.0)
 }
@@ -159,8 +162,8 @@ struct Members {
     uuid: Option<String>,
     uuid_name: Option<String>,
     row: Option<RawRow>,
-    condition: Option<Value>,
-    mutations: Option<Value>,
+    condition: Option<RawCondition>,
+    mutations: Option<Vec<RawMutation>>,
 }
 
 /// Stores `value` in `slot`, refusing a member seen before.
@@ -169,15 +172,6 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
         return Err(E::custom("duplicate member"));
     }
     Ok(())
-}
-
-/// An array member's value.
-fn array<E: de::Error>(v: Value) -> Result<Value, E> {
-    if v.is_array() {
-        Ok(v)
-    } else {
-        Err(E::custom("not an array"))
-    }
 }
 
 impl Members {
@@ -246,8 +240,11 @@ impl<'de> Deserialize<'de> for Op {
                         "uuid" => once(&mut m.uuid, map.next_value()?)?,
                         "uuid-name" => once(&mut m.uuid_name, map.next_value()?)?,
                         "row" => once(&mut m.row, map.next_value_seed(RowSeed)?)?,
-                        "where" => once(&mut m.condition, array(map.next_value()?)?)?,
-                        "mutations" => once(&mut m.mutations, array(map.next_value()?)?)?,
+                        "where" => once(&mut m.condition, map.next_value_seed(ConditionSeed)?)?,
+                        "mutations" => {
+                            let Mutations(mutations) = map.next_value()?;
+                            once(&mut m.mutations, mutations)?
+                        }
                         _ => return Err(de::Error::custom("unknown member")),
                     }
                 }
@@ -257,6 +254,60 @@ impl<'de> Deserialize<'de> for Op {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A `mutations` array.
+struct Mutations(Vec<RawMutation>);
+
+impl<'de> Deserialize<'de> for Mutations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Mutations;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of mutations")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Mutations, A::Error> {
+                let mut mutations = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+                while let Some(MutationDe(m)) = seq.next_element()? {
+                    mutations.push(m);
+                }
+                Ok(Mutations(mutations))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One mutation: `[column, mutator, argument]` with a known mutator and a
+/// plain datum for its argument.
+struct MutationDe(RawMutation);
+
+impl<'de> Deserialize<'de> for MutationDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MutationDe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mutation")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MutationDe, A::Error> {
+                let missing = || de::Error::custom("short mutation");
+                let Text(column) = seq.next_element()?.ok_or_else(missing)?;
+                let Text(mutator) = seq.next_element()?.ok_or_else(missing)?;
+                let mutator = Mutator::from_name(&mutator)
+                    .map_err(|_| de::Error::custom("unknown mutator"))?;
+                let DatumDe(arg) = seq.next_element()?.ok_or_else(missing)?;
+                end(&mut seq)?;
+                Ok(MutationDe(RawMutation {
+                    column: column.into_owned(),
+                    mutator,
+                    arg,
+                }))
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 
@@ -439,10 +490,24 @@ mod tests {
             {"op": "mutate", "table": "Logical_Switch", "where": [],
              "mutations": [["ports", "insert", ["set", []]]]},
             {"op": "delete", "table": "Logical_Switch", "where": [true]},
+            {"op": "mutate", "table": "Logical_Switch_Port",
+             "where": [["_uuid", "==", ["uuid", "01234567-89ab-cdef-0123-456789abcdef"]],
+                       ["tag", "<", -3], ["ha", "includes", ["named-uuid", "p"]], false],
+             "mutations": [["tag_request", "+=", 2],
+                           ["options", "delete", ["set", ["a"]]],
+                           ["external_ids", "insert", ["map", [["k", "v"]]]]]},
         ]});
         let t = decode(&frame(&msg)).expect("plain");
         assert_eq!(t.db, "OVN_Northbound");
-        assert_eq!(t.ops.len(), 5);
+        assert_eq!(t.ops.len(), 6);
+        let RawOp::Mutate(m) = &t.ops[5] else {
+            panic!("a mutate: {:?}", t.ops[5]);
+        };
+        assert_eq!(m.condition.clauses.len(), 4);
+        assert_eq!(m.condition.names, ["_uuid", "tag", "ha"]);
+        let mutators: Vec<Mutator> = m.mutations.iter().map(|m| m.mutator).collect();
+        assert_eq!(mutators, [Mutator::Add, Mutator::Delete, Mutator::Insert]);
+        assert_eq!(m.mutations[0].arg, RawDatum::Atom(RawAtom::Int(2)));
         assert_eq!(t.to_json(), msg);
         let RawOp::Insert(port) = &t.ops[0] else {
             panic!("an insert: {:?}", t.ops[0]);
@@ -505,6 +570,17 @@ mod tests {
             r#"{"id":1,"method":"transact","params":["D",{"table":"T","where":[]}]}"#,
             r#"{"id":1,"method":"transact","params":["D",{"op":1,"table":"T","where":[]}]}"#,
             r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[]},3]}"#,
+            // Conditions and mutations other than plain ones.
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[{}]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[["a","=="]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[["a","~",1]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"delete","table":"T","where":[["a","==",{}]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":{}}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[["a","<<",1]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[["a","+="]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[["a","+=",1,2]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[[1,"+=",1]]}]}"#,
+            r#"{"id":1,"method":"transact","params":["D",{"op":"mutate","table":"T","where":[],"mutations":[["a","+=",null]]}]}"#,
             // Datums other than plain atoms, sets and maps of plain atoms.
             r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":null}}]}"#,
             r#"{"id":1,"method":"transact","params":["D",{"op":"insert","table":"T","row":{"a":{"b":1}}}]}"#,

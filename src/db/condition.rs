@@ -209,6 +209,7 @@ impl Clause {
         table: &TableSchema,
         raw_names: &[String],
         raw: &RawClause,
+        symtab: Option<&mut SymbolTable>,
         names: &mut Vec<(usize, Arc<str>)>,
     ) -> Option<Clause> {
         let (column, function, arg) = match raw {
@@ -231,7 +232,7 @@ impl Clause {
                 Datum::scalar(atom)
             }
             RawArg::Uuid(_) => return None,
-            RawArg::Json(j) => Datum::from_json(&ty, j, None).ok()?,
+            RawArg::Json(j) => Datum::from_json(&ty, j, symtab).ok()?,
         };
         Some(Clause {
             function,
@@ -506,12 +507,23 @@ impl Condition {
     }
 
     /// A condition decoded from the request's bytes; `None` where the
-    /// schema refuses it (the JSON path then gives the error).
-    pub fn from_raw(table: &TableSchema, raw: &RawCondition) -> Option<Condition> {
+    /// schema refuses it (the JSON path then gives the error). Named-uuids
+    /// are resolved via `symtab` when `Some`, as by [`Condition::from_json`].
+    pub fn from_raw(
+        table: &TableSchema,
+        raw: &RawCondition,
+        mut symtab: Option<&mut SymbolTable>,
+    ) -> Option<Condition> {
         let mut clauses = Vec::with_capacity(raw.clauses.len());
         let mut names = Vec::new();
         for c in &raw.clauses {
-            clauses.push(Clause::from_raw(table, &raw.names, c, &mut names)?);
+            clauses.push(Clause::from_raw(
+                table,
+                &raw.names,
+                c,
+                symtab.as_deref_mut(),
+                &mut names,
+            )?);
         }
         Some(Condition::of_clauses(clauses))
     }
@@ -1495,8 +1507,8 @@ mod tests {
             let raw = c.requests.tables[0].1[0].condition.clone().expect("where");
             prop_assert_eq!(raw.to_json(), w.clone());
             match Condition::from_json(&t, &w, None) {
-                Ok(j) => prop_assert_eq!(Condition::from_raw(&t, &raw), Some(j)),
-                Err(_) => prop_assert!(Condition::from_raw(&t, &raw).is_none()),
+                Ok(j) => prop_assert_eq!(Condition::from_raw(&t, &raw, None), Some(j)),
+                Err(_) => prop_assert!(Condition::from_raw(&t, &raw, None).is_none()),
             }
         }
     }

@@ -397,7 +397,7 @@ impl Monitor {
             let pos = self.tables.iter().position(|m| m.table == t)?;
             for r in reqs {
                 let cond = match &r.condition {
-                    Some(c) => Some(Condition::from_raw(ts, c)?),
+                    Some(c) => Some(Condition::from_raw(ts, c, None)?),
                     None => None,
                 };
                 match changed.iter_mut().find(|(p, _)| *p == pos) {

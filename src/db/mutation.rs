@@ -18,6 +18,7 @@ use crate::data::datum::Datum;
 use crate::data::row::Row;
 use crate::data::symbol::SymbolTable;
 use crate::db::condition::type_to_english;
+use crate::db::raw_op::RawMutation;
 use crate::error::OvsdbError;
 use crate::schema::{AtomicType, BaseType, TableSchema, Type, UNLIMITED};
 use serde_json::Value;
@@ -56,7 +57,8 @@ impl Mutator {
         }
     }
 
-    fn from_name(name: &str) -> Result<Mutator, OvsdbError> {
+    /// The mutator named `name` in the protocol; ovsdb-server's error if none is.
+    pub fn from_name(name: &str) -> Result<Mutator, OvsdbError> {
         Ok(match name {
             "+=" => Mutator::Add,
             "-=" => Mutator::Sub,
@@ -148,7 +150,7 @@ impl Mutation {
     fn from_json(
         table: &TableSchema,
         json: &Value,
-        mut symtab: Option<&mut SymbolTable>,
+        symtab: Option<&mut SymbolTable>,
     ) -> Result<Mutation, OvsdbError> {
         let parts = match json {
             Value::Array(a) if a.len() == 3 => a,
@@ -157,9 +159,48 @@ impl Mutation {
         let (Some(column_name), Some(mutator_name)) = (parts[0].as_str(), parts[1].as_str()) else {
             return Err(parse_error(json));
         };
+        Mutation::parse(
+            table,
+            column_name,
+            || Mutator::from_name(mutator_name),
+            |ty, symtab| Datum::from_json(ty, &parts[2], symtab),
+            symtab,
+            Some(json),
+        )
+    }
+
+    /// A mutation decoded from the request's bytes; `None` where the schema
+    /// refuses it (the JSON path then gives the error).
+    fn from_raw(
+        table: &TableSchema,
+        raw: &RawMutation,
+        symtab: Option<&mut SymbolTable>,
+    ) -> Option<Mutation> {
+        Mutation::parse(
+            table,
+            &raw.column,
+            || Ok(raw.mutator),
+            |ty, symtab| raw.arg.to_datum(ty, symtab),
+            symtab,
+            None,
+        )
+        .ok()
+    }
+
+    /// The mutation of `column_name` by `mutator`, its argument read by
+    /// `arg` as a datum of the type given; `json`, the mutation as sent, is
+    /// what syntax errors quote.
+    fn parse(
+        table: &TableSchema,
+        column_name: &str,
+        mutator: impl FnOnce() -> Result<Mutator, OvsdbError>,
+        arg: impl Fn(&Type, Option<&mut SymbolTable>) -> Result<Datum, OvsdbError>,
+        mut symtab: Option<&mut SymbolTable>,
+        json: Option<&Value>,
+    ) -> Result<Mutation, OvsdbError> {
         let column = table.column_index(column_name).ok_or_else(|| {
             OvsdbError::syntax(
-                Some(json),
+                json,
                 Some("unknown column"),
                 format!("No column {column_name} in table {}.", table.name),
             )
@@ -167,7 +208,7 @@ impl Mutation {
         let schema = table.column(column);
         if !schema.mutable {
             return Err(OvsdbError::syntax(
-                Some(json),
+                json,
                 Some("constraint violation"),
                 format!(
                     "Cannot mutate immutable column {column_name} in table {}.",
@@ -175,11 +216,11 @@ impl Mutation {
                 ),
             ));
         }
-        let mutator = Mutator::from_name(mutator_name)?;
+        let mutator = mutator()?;
         let ty = &schema.ty;
         let type_mismatch = || {
             OvsdbError::syntax(
-                Some(json),
+                json,
                 None,
                 format!(
                     "Type mismatch: \"{}\" operator may not be applied to column {} of type {}.",
@@ -205,7 +246,7 @@ impl Mutation {
                 min: 1,
                 max: 1,
             };
-            Datum::from_json(&arg_ty, &parts[2], symtab)?
+            arg(&arg_ty, symtab)?
         } else {
             if !(ty.is_set() || ty.is_map()) {
                 return Err(type_mismatch());
@@ -215,12 +256,12 @@ impl Mutation {
             if mutator == Mutator::Delete {
                 arg_ty.max = UNLIMITED;
             }
-            match Datum::from_json(&arg_ty, &parts[2], symtab.as_deref_mut()) {
+            match arg(&arg_ty, symtab.as_deref_mut()) {
                 Ok(d) => d,
                 Err(_) if mutator == Mutator::Delete && ty.is_map() => {
                     // A map's "delete" also takes a set of keys.
                     arg_ty.value = None;
-                    Datum::from_json(&arg_ty, &parts[2], symtab)?
+                    arg(&arg_ty, symtab)?
                 }
                 Err(e) => return Err(e),
             }
@@ -320,6 +361,20 @@ impl MutationSet {
             mutations.push(Mutation::from_json(table, item, symtab.as_deref_mut())?);
         }
         Ok(MutationSet { mutations })
+    }
+
+    /// A "mutations" array decoded from the request's bytes; `None` where
+    /// the schema refuses it (the JSON path then gives the error).
+    pub fn from_raw(
+        table: &TableSchema,
+        raw: &[RawMutation],
+        mut symtab: Option<&mut SymbolTable>,
+    ) -> Option<MutationSet> {
+        let mut mutations = Vec::with_capacity(raw.len());
+        for m in raw {
+            mutations.push(Mutation::from_raw(table, m, symtab.as_deref_mut())?);
+        }
+        Some(MutationSet { mutations })
     }
 
     /// Applies every mutation in order to `row.fields`, with ovsdb-server's errors

@@ -5,16 +5,17 @@
 //! Why: a small NB transaction's JSON tree (an object for the envelope, one
 //! per operation and one per row, each a B-tree of owned keys) cost more to
 //! build and to drop than executing the transaction, and a 10,000-row
-//! insert spent a third of its time there. The object levels and the rows'
-//! datums are typed here; conditions and mutations stay JSON, which they
-//! are parsed from as before (`Condition::from_json`,
-//! `MutationSet::from_json`). Only plain shapes are decoded this way: the
+//! insert spent a third of its time there. The object levels, the rows'
+//! datums, the conditions (`db::raw_condition`) and the mutations are
+//! typed here. Only plain shapes are decoded this way: the
 //! four write operations, with exactly their members, each once, of the
 //! right JSON type. Whatever the schema then refuses is turned back into
 //! exactly the JSON that was sent ([`RawOp::to_json`]) and goes the
 //! ordinary way, so every error stays ovsdb-server's.
 
 use crate::data::{Atom, Datum, SymbolTable};
+use crate::db::mutation::Mutator;
+use crate::db::raw_condition::RawCondition;
 use crate::error::Result;
 use crate::parser::is_id;
 use crate::schema::{AtomicType, BaseType, Type};
@@ -153,6 +154,28 @@ impl RawRow {
     }
 }
 
+/// One mutation, `[column, mutator, argument]`, as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMutation {
+    /// The column's name.
+    pub column: String,
+    /// The mutator.
+    pub mutator: Mutator,
+    /// The argument.
+    pub arg: RawDatum,
+}
+
+impl RawMutation {
+    /// The mutation as the client sent it.
+    pub fn to_json(&self) -> Value {
+        Value::Array(vec![
+            Value::String(self.column.clone()),
+            Value::String(self.mutator.name().to_owned()),
+            self.arg.to_json(),
+        ])
+    }
+}
+
 /// An `insert`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawInsert {
@@ -172,7 +195,7 @@ pub struct RawUpdate {
     /// The table's name (an `<id>`).
     pub table: String,
     /// The `where` array.
-    pub condition: Value,
+    pub condition: RawCondition,
     /// The row.
     pub row: RawRow,
 }
@@ -183,9 +206,9 @@ pub struct RawMutate {
     /// The table's name (an `<id>`).
     pub table: String,
     /// The `where` array.
-    pub condition: Value,
+    pub condition: RawCondition,
     /// The `mutations` array.
-    pub mutations: Value,
+    pub mutations: Vec<RawMutation>,
 }
 
 /// A `delete`.
@@ -194,7 +217,7 @@ pub struct RawDelete {
     /// The table's name (an `<id>`).
     pub table: String,
     /// The `where` array.
-    pub condition: Value,
+    pub condition: RawCondition,
 }
 
 /// One operation of a `transact`, decoded from the bytes.
@@ -239,17 +262,20 @@ impl RawOp {
             }
             RawOp::Update(u) => {
                 o.insert("table".to_owned(), s(&u.table));
-                o.insert("where".to_owned(), u.condition.clone());
+                o.insert("where".to_owned(), u.condition.to_json());
                 o.insert("row".to_owned(), u.row.to_json());
             }
             RawOp::Mutate(m) => {
                 o.insert("table".to_owned(), s(&m.table));
-                o.insert("where".to_owned(), m.condition.clone());
-                o.insert("mutations".to_owned(), m.mutations.clone());
+                o.insert("where".to_owned(), m.condition.to_json());
+                o.insert(
+                    "mutations".to_owned(),
+                    Value::Array(m.mutations.iter().map(RawMutation::to_json).collect()),
+                );
             }
             RawOp::Delete(d) => {
                 o.insert("table".to_owned(), s(&d.table));
-                o.insert("where".to_owned(), d.condition.clone());
+                o.insert("where".to_owned(), d.condition.to_json());
             }
         }
         Value::Object(o)

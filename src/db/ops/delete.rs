@@ -40,7 +40,7 @@ pub fn execute_raw(
 ) -> Option<Result<()>> {
     let t = x.txn.db().schema.table_index(&raw.table)?;
     let ts = &x.txn.db().schema.tables[t];
-    let cond = Condition::from_json(ts, &raw.condition, Some(&mut x.symtab)).ok()?;
+    let cond = Condition::from_raw(ts, &raw.condition, Some(&mut x.symtab))?;
     Some(delete_rows(x, t, &cond, result))
 }
 

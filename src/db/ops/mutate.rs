@@ -43,8 +43,8 @@ pub fn execute_raw(
 ) -> Option<Result<()>> {
     let t = x.txn.db().schema.table_index(&raw.table)?;
     let ts = &x.txn.db().schema.tables[t];
-    let mutations = MutationSet::from_json(ts, &raw.mutations, Some(&mut x.symtab)).ok()?;
-    let cond = Condition::from_json(ts, &raw.condition, Some(&mut x.symtab)).ok()?;
+    let mutations = MutationSet::from_raw(ts, &raw.mutations, Some(&mut x.symtab))?;
+    let cond = Condition::from_raw(ts, &raw.condition, Some(&mut x.symtab))?;
     Some(mutate_rows(x, t, &mutations, &cond, result))
 }
 

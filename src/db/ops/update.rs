@@ -58,7 +58,7 @@ pub fn execute_raw(
     if immutable(ts, &columns).is_some() {
         return None;
     }
-    let cond = Condition::from_json(ts, &raw.condition, Some(&mut x.symtab)).ok()?;
+    let cond = Condition::from_raw(ts, &raw.condition, Some(&mut x.symtab))?;
     Some(update_rows(x, t, &columns, &cond, result))
 }
 
