@@ -205,10 +205,21 @@ impl JsonCodec {
         let mut digits = self.digits;
         let mut end = None;
 
-        while i < n {
+        'scan: while i < n {
             match lex {
                 Lex::Str => {
-                    // Fast path: skip ordinary string bytes.
+                    // Fast path: skip ordinary string bytes, eight at a time
+                    // while there are eight, then one at a time.
+                    while let Some(chunk) = data.get(i..i + 8) {
+                        let mut word = [0u8; 8];
+                        word.copy_from_slice(chunk);
+                        let special = string_specials(u64::from_le_bytes(word));
+                        if special != 0 {
+                            i += (special.trailing_zeros() / 8) as usize;
+                            break;
+                        }
+                        i += 8;
+                    }
                     while i < n && !STRING_SPECIAL[data[i] as usize] {
                         i += 1;
                     }
@@ -262,37 +273,46 @@ impl JsonCodec {
                     };
                 }
                 Lex::Value => {
-                    let b = data[i];
-                    i += 1;
-                    match b {
-                        b'"' => lex = Lex::Str,
-                        b'{' | b'[' => {
-                            depth += 1;
-                            if depth > MAX_NESTING_DEPTH {
-                                return Err(CodecError::Syntax(format!(
-                                    "input exceeds maximum nesting depth {MAX_NESTING_DEPTH}"
-                                )));
-                            }
+                    // Outside strings until a string starts or the message ends.
+                    while i < n {
+                        let b = data[i];
+                        i += 1;
+                        if b.is_ascii_digit() {
+                            // 19 digits or more may be beyond the 64-bit range.
+                            digits = digits.saturating_add(1);
+                            has_real |= digits >= 19;
+                            prev = b;
+                            continue;
                         }
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = Some(i);
+                        digits = 0;
+                        match b {
+                            b'"' => {
+                                prev = b;
+                                lex = Lex::Str;
                                 break;
                             }
+                            b'{' | b'[' => {
+                                depth += 1;
+                                if depth > MAX_NESTING_DEPTH {
+                                    return Err(CodecError::Syntax(format!(
+                                        "input exceeds maximum nesting depth {MAX_NESTING_DEPTH}"
+                                    )));
+                                }
+                            }
+                            b'}' | b']' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    end = Some(i);
+                                    prev = b;
+                                    break 'scan;
+                                }
+                            }
+                            b'.' => has_real = true,
+                            b'e' | b'E' if prev.is_ascii_digit() => has_real = true,
+                            _ => {}
                         }
-                        b'.' => has_real = true,
-                        b'e' | b'E' if prev.is_ascii_digit() => has_real = true,
-                        _ => {}
+                        prev = b;
                     }
-                    // 19 digits or more may be beyond the 64-bit range.
-                    digits = if b.is_ascii_digit() {
-                        digits.saturating_add(1)
-                    } else {
-                        0
-                    };
-                    has_real |= digits >= 19;
-                    prev = b;
                 }
             }
         }
@@ -305,6 +325,20 @@ impl JsonCodec {
         self.digits = digits;
         Ok(end)
     }
+}
+
+/// The bytes of `word` (eight bytes, the first in the lowest) that end the
+/// fast path inside a string, each flagged by its top bit: exact up to the
+/// first one flagged (the carries of the subtractions can flag bytes after
+/// it, never before), which is all the scanner uses.
+fn string_specials(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & TOPS;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & TOPS;
+    quote | backslash | control
 }
 
 /// Bytes that end the fast path inside a string: `"`, `\` and control characters.
@@ -1056,6 +1090,18 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn word_scan_finds_the_first_special_byte(
+            bytes in prop::array::uniform8(prop::sample::select(vec![
+                0u8, 0x01, 0x1f, 0x20, 0x21, b'"', b'#', b'\\', b'[', b'a', 0x7f, 0x80, 0xc3, 0xff,
+            ])),
+        ) {
+            let first = bytes.iter().position(|&b| STRING_SPECIAL[b as usize]);
+            let special = string_specials(u64::from_le_bytes(bytes));
+            let found = (special != 0).then(|| (special.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(found, first);
+        }
 
         #[test]
         fn back_to_back_in_random_chunks(
