@@ -34,6 +34,7 @@ use crate::codec::cond_change::{self, CondChange};
 use crate::codec::framing::{encode_message as encode_json, FrameCodec, JsonCodec};
 use crate::codec::jsonrpc::Message as RpcMessage;
 use crate::codec::transact::{self, RawTransact};
+use crate::data::fast_map::{FastMap, FastSet};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::Op;
 use crate::db::monitor::MonitorVersion;
@@ -156,9 +157,9 @@ pub struct Session {
     /// Monitor id (JSON text) -> (database, monitor id).
     monitors: HashMap<String, (String, Value)>,
     /// Request id (JSON text) of monitor requests in progress -> monitor id text.
-    monitor_requests: HashMap<String, String>,
+    monitor_requests: FastMap<String, String>,
     /// Request id (JSON text) of lock requests in progress -> lock name.
-    lock_requests: HashMap<String, String>,
+    lock_requests: FastMap<String, String>,
     /// Locks requested and not yet unlocked, with how they were asked for.
     locks: HashMap<String, LockMode>,
     /// Locks owned.
@@ -180,10 +181,10 @@ pub struct Session {
     /// Wakes the reader when the session is no longer busy or backlogged.
     readable: Arc<tokio::sync::Notify>,
     /// Ids (JSON text) of transactions not yet answered.
-    pending_txns: HashSet<String>,
+    pending_txns: FastSet<String>,
     /// `monitor_cond_change` requests in progress: request id -> (old id,
     /// new id, the monitor order before a change of id), to undo on error.
-    cond_changes: HashMap<String, (Value, Value, Option<MonitorOrder>)>,
+    cond_changes: FastMap<String, (Value, Value, Option<MonitorOrder>)>,
     /// The monitors in ovsdb-server's order of its per-session table.
     order: MonitorOrder,
     /// Per database, the notifications of a commit received so far (the
@@ -322,8 +323,8 @@ impl Session {
                 },
                 config,
                 monitors: HashMap::new(),
-                monitor_requests: HashMap::new(),
-                lock_requests: HashMap::new(),
+                monitor_requests: FastMap::default(),
+                lock_requests: FastMap::default(),
                 locks: HashMap::new(),
                 owned: HashSet::new(),
                 change_aware: false,
@@ -335,8 +336,8 @@ impl Session {
                 busy,
                 awaiting: None,
                 readable,
-                pending_txns: HashSet::new(),
-                cond_changes: HashMap::new(),
+                pending_txns: FastSet::default(),
+                cond_changes: FastMap::default(),
                 order: MonitorOrder::new(),
                 notify_batches: Vec::new(),
                 probe_due: None,
@@ -950,7 +951,7 @@ impl Session {
         let id_text = id.to_string();
         self.pending_txns.remove(&id_text);
         self.answered(&id_text);
-        if let Some((old, new, before)) = self.cond_changes.remove(&id_text) {
+        if let Some((old, new, before)) = take(&mut self.cond_changes, &id_text) {
             if result.is_err() {
                 if let Some(entry) = self.monitors.remove(&new.to_string()) {
                     self.monitors.insert(old.to_string(), (entry.0, old));
@@ -960,14 +961,14 @@ impl Session {
                 }
             }
         }
-        if let Some(key) = self.monitor_requests.remove(&id_text) {
+        if let Some(key) = take(&mut self.monitor_requests, &id_text) {
             if result.is_err() {
                 if let Some((_, mid)) = self.monitors.remove(&key) {
                     self.order.remove(&mid);
                 }
             }
         }
-        if let Some(name) = self.lock_requests.remove(&id_text) {
+        if let Some(name) = take(&mut self.lock_requests, &id_text) {
             if result.ok().flatten().and_then(|r| r.get("locked")) == Some(&Value::Bool(true)) {
                 self.owned.insert(name.clone());
             }
@@ -977,6 +978,17 @@ impl Session {
         if !self.pending.is_empty() {
             self.flush_pending();
         }
+    }
+}
+
+/// Removes `key` from `map`. Most replies answer a transaction, and the
+/// maps of other requests in progress are then empty: not hashing the id for
+/// them is worth the check.
+fn take<V>(map: &mut FastMap<String, V>, key: &str) -> Option<V> {
+    if map.is_empty() {
+        None
+    } else {
+        map.remove(key)
     }
 }
 

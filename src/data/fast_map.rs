@@ -8,7 +8,7 @@
 //! is seeded at random per process (and per map), so a client that picks
 //! its rows' UUIDs or values still cannot aim them at one bucket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The hasher of [`FastMap`].
@@ -16,6 +16,9 @@ pub type FastHasher = foldhash::fast::RandomState;
 
 /// A map hashed with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, FastHasher>;
+
+/// A set hashed with [`FastHasher`].
+pub type FastSet<K> = HashSet<K, FastHasher>;
 
 /// A map keyed by row UUID.
 pub type UuidMap<V> = FastMap<Uuid, V>;
