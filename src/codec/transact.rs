@@ -18,7 +18,8 @@ use crate::data::atom::parse_uuid_str;
 use crate::db::mutation::Mutator;
 use crate::db::raw_condition::RawCondition;
 use crate::db::raw_op::{
-    RawAtom, RawDatum, RawDelete, RawInsert, RawMutate, RawMutation, RawOp, RawRow, RawUpdate,
+    RawAtom, RawDatum, RawDelete, RawInsert, RawMutate, RawMutation, RawName, RawOp, RawRow,
+    RawUpdate,
 };
 use crate::parser::is_id;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -33,7 +34,7 @@ pub struct RawTransact {
     /// The request id.
     pub id: Value,
     /// The database's name.
-    pub db: String,
+    pub db: RawName,
     /// The operations.
     pub ops: Vec<RawOp>,
 }
@@ -42,7 +43,7 @@ impl RawTransact {
     /// The request's params as the client sent them (for the ordinary path).
     pub fn params_json(&self) -> Value {
         let mut params = Vec::with_capacity(self.ops.len() + 1);
-        params.push(Value::String(self.db.clone()));
+        params.push(Value::String(self.db.to_string()));
         params.extend(self.ops.iter().map(RawOp::to_json));
         Value::Array(params)
     }
@@ -115,7 +116,7 @@ impl<'de> Deserialize<'de> for Request {
 
 /// `[<db-name>, <operation>*]`.
 struct Params {
-    db: String,
+    db: RawName,
     ops: Vec<RawOp>,
 }
 
@@ -128,7 +129,7 @@ impl<'de> Deserialize<'de> for Params {
                 f.write_str("transact params")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
-                let db: String = seq
+                let db: RawName = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("no database"))?;
                 let mut ops = Vec::with_capacity(seq.size_hint().unwrap_or(4));
@@ -158,9 +159,9 @@ enum Kind {
 #[derive(Default)]
 struct Members {
     op: Option<Kind>,
-    table: Option<String>,
+    table: Option<RawName>,
     uuid: Option<String>,
-    uuid_name: Option<String>,
+    uuid_name: Option<RawName>,
     row: Option<RawRow>,
     condition: Option<RawCondition>,
     mutations: Option<Vec<RawMutation>>,
@@ -294,14 +295,14 @@ impl<'de> Deserialize<'de> for MutationDe {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MutationDe, A::Error> {
                 let missing = || de::Error::custom("short mutation");
-                let Text(column) = seq.next_element()?.ok_or_else(missing)?;
+                let column: RawName = seq.next_element()?.ok_or_else(missing)?;
                 let Text(mutator) = seq.next_element()?.ok_or_else(missing)?;
                 let mutator = Mutator::from_name(&mutator)
                     .map_err(|_| de::Error::custom("unknown mutator"))?;
                 let DatumDe(arg) = seq.next_element()?.ok_or_else(missing)?;
                 end(&mut seq)?;
                 Ok(MutationDe(RawMutation {
-                    column: column.into_owned(),
+                    column,
                     mutator,
                     arg,
                 }))
@@ -327,8 +328,9 @@ impl<'de> Visitor<'de> for RowSeed {
         f.write_str("a row object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRow, A::Error> {
-        let mut columns: Vec<(String, RawDatum)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
-        while let Some(name) = map.next_key::<String>()? {
+        let mut columns: Vec<(RawName, RawDatum)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(4));
+        while let Some(name) = map.next_key::<RawName>()? {
             let DatumDe(value) = map.next_value()?;
             columns.push((name, value));
         }
@@ -398,7 +400,7 @@ impl<'de> Visitor<'de> for AtomVisitor {
                 RawDatum::Atom(RawAtom::Uuid(u))
             }
             "named-uuid" => {
-                let name: String = seq
+                let name: RawName = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("no name"))?;
                 RawDatum::Atom(RawAtom::Named(name))

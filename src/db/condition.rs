@@ -23,6 +23,7 @@ use crate::data::row::{Row, COL_UUID, COL_VERSION};
 use crate::data::symbol::SymbolTable;
 use crate::db::condition_index::{hash_of, AnyLookup, Probe, ProbeKey};
 use crate::db::raw_condition::{RawArg, RawClause, RawCondition};
+use crate::db::raw_op::RawName;
 use crate::error::OvsdbError;
 use crate::schema::{AtomicType, TableSchema, Type, UNLIMITED};
 use serde_json::Value;
@@ -207,7 +208,7 @@ impl Clause {
     /// refuses it (the JSON path then gives the error).
     fn from_raw(
         table: &TableSchema,
-        raw_names: &[String],
+        raw_names: &[RawName],
         raw: &RawClause,
         symtab: Option<&mut SymbolTable>,
         names: &mut Vec<(usize, Arc<str>)>,

@@ -10,6 +10,7 @@
 //! the ordinary way, so every error stays ovsdb-server's.
 
 use crate::db::condition::Function;
+use crate::db::raw_op::RawName;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -57,7 +58,7 @@ pub enum RawClause {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawCondition {
     /// The column names the clauses use, each once.
-    pub names: Vec<String>,
+    pub names: Vec<RawName>,
     /// The clauses, in the order sent.
     pub clauses: Vec<RawClause>,
 }
@@ -70,7 +71,7 @@ impl RawCondition {
             return u16::try_from(i).ok();
         }
         let i = u16::try_from(self.names.len()).ok()?;
-        self.names.push(name.to_owned());
+        self.names.push(RawName::from(name));
         Some(i)
     }
 
@@ -89,7 +90,7 @@ impl RawCondition {
                         Value::String(
                             self.names
                                 .get(usize::from(*column))
-                                .cloned()
+                                .map(RawName::to_string)
                                 .unwrap_or_default(),
                         ),
                         Value::String(function.name().to_owned()),

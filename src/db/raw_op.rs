@@ -19,9 +19,14 @@ use crate::db::raw_condition::RawCondition;
 use crate::error::Result;
 use crate::parser::is_id;
 use crate::schema::{AtomicType, BaseType, Type};
+use compact_str::CompactString;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// A name as sent (a table, a column, a `uuid-name`): kept inline, without
+/// an allocation, up to 24 bytes, which every name of the OVSDB schemas fits.
+pub type RawName = CompactString;
 
 /// An atom of a row's datum, as sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +41,7 @@ pub enum RawAtom {
     /// [`RawAtom::to_json`] gives back the very text sent).
     Uuid(Uuid),
     /// `["named-uuid", name]`.
-    Named(String),
+    Named(RawName),
 }
 
 impl RawAtom {
@@ -52,7 +57,7 @@ impl RawAtom {
             ]),
             RawAtom::Named(n) => Value::Array(vec![
                 Value::String("named-uuid".to_owned()),
-                Value::String(n.clone()),
+                Value::String(n.to_string()),
             ]),
         }
     }
@@ -140,7 +145,7 @@ impl RawDatum {
 /// A row object: its members, names distinct and sorted as the members of
 /// a `serde_json::Map` (so that columns are read in the JSON path's order).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawRow(pub Vec<(String, RawDatum)>);
+pub struct RawRow(pub Vec<(RawName, RawDatum)>);
 
 impl RawRow {
     /// The row object as the client sent it.
@@ -148,7 +153,7 @@ impl RawRow {
         Value::Object(
             self.0
                 .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
+                .map(|(k, v)| (k.to_string(), v.to_json()))
                 .collect::<Map<String, Value>>(),
         )
     }
@@ -158,7 +163,7 @@ impl RawRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawMutation {
     /// The column's name.
-    pub column: String,
+    pub column: RawName,
     /// The mutator.
     pub mutator: Mutator,
     /// The argument.
@@ -169,7 +174,7 @@ impl RawMutation {
     /// The mutation as the client sent it.
     pub fn to_json(&self) -> Value {
         Value::Array(vec![
-            Value::String(self.column.clone()),
+            Value::String(self.column.to_string()),
             Value::String(self.mutator.name().to_owned()),
             self.arg.to_json(),
         ])
@@ -180,11 +185,11 @@ impl RawMutation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawInsert {
     /// The table's name (an `<id>`).
-    pub table: String,
+    pub table: RawName,
     /// The `uuid` member: the row's UUID as text, not yet checked.
     pub uuid: Option<String>,
     /// The `uuid-name` member (an `<id>`).
-    pub uuid_name: Option<String>,
+    pub uuid_name: Option<RawName>,
     /// The row.
     pub row: RawRow,
 }
@@ -193,7 +198,7 @@ pub struct RawInsert {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawUpdate {
     /// The table's name (an `<id>`).
-    pub table: String,
+    pub table: RawName,
     /// The `where` array.
     pub condition: RawCondition,
     /// The row.
@@ -204,7 +209,7 @@ pub struct RawUpdate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawMutate {
     /// The table's name (an `<id>`).
-    pub table: String,
+    pub table: RawName,
     /// The `where` array.
     pub condition: RawCondition,
     /// The `mutations` array.
@@ -215,7 +220,7 @@ pub struct RawMutate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawDelete {
     /// The table's name (an `<id>`).
-    pub table: String,
+    pub table: RawName,
     /// The `where` array.
     pub condition: RawCondition,
 }
@@ -248,7 +253,7 @@ impl RawOp {
     pub fn to_json(&self) -> Value {
         let mut o = Map::new();
         o.insert("op".to_owned(), Value::String(self.name().to_owned()));
-        let s = |t: &String| Value::String(t.clone());
+        let s = |t: &str| Value::String(t.to_owned());
         match self {
             RawOp::Insert(i) => {
                 o.insert("table".to_owned(), s(&i.table));
