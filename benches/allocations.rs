@@ -22,6 +22,7 @@ use oxsdb::actors::server::{self, ServerConfig, Store};
 use oxsdb::codec::framing::JsonCodec;
 use oxsdb::codec::jsonrpc::{reply_bytes, Message};
 use oxsdb::codec::transact;
+use oxsdb::db::op_result;
 use oxsdb::db::{execute, Database, ExecContext, Execution, Op};
 use oxsdb::storage::keys::Keys;
 use serde_json::{json, Value};
@@ -215,12 +216,12 @@ fn engine(rounds: u64, path: Path) -> [Cost; 4] {
         let results = match execute(db, ops, &ExecContext::default()) {
             Execution::Done(done) => {
                 db.apply(&done.changes);
-                Value::Array(done.results)
+                done.results
             }
-            Execution::Blocked { .. } => Value::Null,
+            Execution::Blocked { .. } => Vec::new(),
         };
         cost.add(before);
-        results
+        op_result::to_json(results)
     };
     for i in 0..rounds {
         let r = run(&mut db, &prepare(0, i, "", ""), &mut costs[0]);

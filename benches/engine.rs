@@ -19,6 +19,7 @@ use common::{mac, schema, schema_text};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use oxsdb::db::monitor::{Monitor, MonitorVersion};
+use oxsdb::db::op_result::OpResult;
 use oxsdb::db::{execute, ChangeSet, Database, ExecContext, Execution};
 use oxsdb::schema::DatabaseSchema;
 use serde_json::{json, Value};
@@ -46,7 +47,7 @@ fn run(db: &mut Database, ops: &[Value]) -> Vec<Value> {
         Execution::Done(done) => {
             assert!(done.succeeded(), "transaction failed: {:?}", done.results);
             db.apply(&done.changes);
-            done.results
+            done.results.into_iter().map(OpResult::into_json).collect()
         }
         Execution::Blocked { .. } => panic!("transaction blocked"),
     }
@@ -146,7 +147,7 @@ fn bench_txn_mix(c: &mut Criterion) {
                     timed += start.elapsed();
                     assert!(done.succeeded(), "txn {k} failed: {:?}", done.results);
                     if k == 0 {
-                        new_port = Some(uuid_of(&done.results[0]));
+                        new_port = Some(uuid_of(&done.results[0].to_json()));
                     }
                 }
                 ports.pop_front();

@@ -5,6 +5,7 @@
 
 mod support;
 
+use oxsdb::db::op_result::OpResult;
 use oxsdb::db::{execute, Database, ExecContext, Execution};
 use oxsdb::schema::DatabaseSchema;
 use oxsdb::storage::file_log::{FileDb, FileLog, FileOptions, FileStoreError};
@@ -81,7 +82,7 @@ impl Client {
                 t().unwrap();
             }
         }
-        done.results
+        done.results.into_iter().map(OpResult::into_json).collect()
     }
 
     /// Every persistent column of every row, normalised.

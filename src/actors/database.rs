@@ -7,10 +7,12 @@ use crate::actors::database_convert::ConvertJob;
 use crate::actors::database_local::Release;
 use crate::actors::monitor::{ForgetSession, MonitorActor};
 use crate::actors::watch::{OwnCommits, StopWatch, WatchActor, WatchConfig};
-use crate::actors::{SendReply, SessionGone, SessionHandle};
+use crate::actors::{SendEncodedReply, SessionGone, SessionHandle};
+use crate::codec::jsonrpc::{begin_reply, end_reply};
 use crate::db::changes::ChangeSet;
 use crate::db::execution::{execute, ExecContext, Execution, Op};
 use crate::db::monitor_routing::MonitorRouting;
+use crate::db::op_result::{self, OpResult};
 use crate::db::rbac::Identity;
 use crate::error::OvsdbError;
 use crate::metrics::Metrics;
@@ -25,6 +27,7 @@ use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
 use actix::prelude::*;
+use bytes::BytesMut;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -489,7 +492,7 @@ impl DatabaseActor {
         let speculating = self.commits.speculating();
         if !self.loaded {
             if let Some(e) = self.unavailable() {
-                self.finish(q.txn, Value::Array(vec![e.to_json()]));
+                self.finish(q.txn, vec![OpResult::error(&e)]);
                 return None;
             }
         }
@@ -531,8 +534,8 @@ impl DatabaseActor {
                 }
                 if let Some(e) = self.unavailable() {
                     let mut results = done.results;
-                    results.push(e.to_json());
-                    self.finish(q.txn, Value::Array(results));
+                    results.push(OpResult::error(&e));
+                    self.finish(q.txn, results);
                     return None;
                 }
                 let changes = Arc::new(done.changes);
@@ -638,14 +641,14 @@ impl DatabaseActor {
     /// Answers transactions in order.
     pub(super) fn finish_all(&mut self, answers: Answers<Pending>) {
         for (txn, results) in answers {
-            self.finish(txn, Value::Array(results));
+            self.finish(txn, results);
         }
     }
 
     /// Answers the members of a committed group in order.
     fn finish_group(&mut self, members: Vec<GroupMember<Pending>>) {
         for m in members {
-            self.finish(m.txn.txn, Value::Array(m.results));
+            self.finish(m.txn.txn, m.results);
         }
     }
 
@@ -762,17 +765,27 @@ impl DatabaseActor {
 
     /// Answers a transaction: its session, after everything sent it
     /// before, or the internal caller.
-    pub(super) fn finish(&mut self, p: Pending, result: Value) {
+    pub(super) fn finish(&mut self, p: Pending, results: Vec<OpResult>) {
         if let Some(tx) = p.internal {
-            let _ = tx.send(result);
+            let _ = tx.send(op_result::to_json(results));
         } else if let Some(s) = p.session {
-            self.metrics
-                .transaction_answered(&result, p.received.elapsed().as_secs_f64());
-            self.reply_to(
+            self.metrics.transaction_answered(
+                op_result::error_tag(&results),
+                p.received.elapsed().as_secs_f64(),
+            );
+            // Written straight into the reply, without a JSON tree of the results.
+            let mut frame = BytesMut::with_capacity(op_result::len_hint(&results) + 64);
+            begin_reply(&p.id, &mut frame);
+            let start = frame.len();
+            op_result::write(&results, &mut frame);
+            let result = start..frame.len();
+            end_reply(&mut frame);
+            self.reply_encoded_to(
                 &s,
-                SendReply {
+                SendEncodedReply {
                     id: p.id,
-                    result: Ok(result),
+                    frame: frame.freeze(),
+                    result,
                 },
             );
         }

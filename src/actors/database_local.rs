@@ -4,19 +4,19 @@
 
 use crate::actors::database::{DatabaseActor, Pending};
 use crate::db::changes::ChangeSet;
+use crate::db::op_result::OpResult;
 use crate::error::OvsdbError;
 use crate::replica::release_queue::Effect;
 use crate::storage::log::{LogError, SyncTicket};
 use crate::storage::Revision;
 use actix::prelude::*;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// A commit of a local store (or a read behind one) waiting for its turn
 /// to be answered (see `ReleaseQueue`).
 pub(super) struct Release {
     txn: Pending,
-    results: Vec<Value>,
+    results: Vec<OpResult>,
     /// The commit's revision and changes; `None` for a read.
     commit: Option<(Revision, Arc<ChangeSet>)>,
 }
@@ -29,7 +29,7 @@ impl DatabaseActor {
     pub(super) fn appended(
         &mut self,
         txn: Pending,
-        results: Vec<Value>,
+        results: Vec<OpResult>,
         changes: Arc<ChangeSet>,
         appended: Result<Option<SyncTicket>, LogError>,
         kind: &'static str,
@@ -40,14 +40,11 @@ impl DatabaseActor {
             Err(e) => {
                 self.replica.db.apply(&changes.inverse());
                 let mut results = results;
-                results.push(
-                    OvsdbError::new(
-                        "I/O error",
-                        format!("cannot write the transaction to the {kind} store: {e}"),
-                    )
-                    .to_json(),
-                );
-                self.finish(txn, Value::Array(results));
+                results.push(OpResult::error(&OvsdbError::new(
+                    "I/O error",
+                    format!("cannot write the transaction to the {kind} store: {e}"),
+                )));
+                self.finish(txn, results);
                 return;
             }
         };
@@ -68,7 +65,7 @@ impl DatabaseActor {
     pub(super) fn answer(
         &mut self,
         txn: Pending,
-        results: Vec<Value>,
+        results: Vec<OpResult>,
         commit: Option<(Revision, Arc<ChangeSet>)>,
         needs_sync: bool,
         ctx: &mut Context<Self>,
@@ -98,17 +95,14 @@ impl DatabaseActor {
                         self.notify_monitors(rev, changes);
                     }
                     if let Some(e) = err {
-                        results.push(
-                            OvsdbError::new(
-                                "I/O error",
-                                format!(
-                                    "the transaction was committed but could not be made durable: {e}"
-                                ),
-                            )
-                            .to_json(),
-                        );
+                        results.push(OpResult::error(&OvsdbError::new(
+                            "I/O error",
+                            format!(
+                                "the transaction was committed but could not be made durable: {e}"
+                            ),
+                        )));
                     }
-                    self.finish(r.txn, Value::Array(results));
+                    self.finish(r.txn, results);
                 }
                 Effect::StartSync => self.start_sync(ctx),
             }

@@ -9,7 +9,7 @@ use crate::actors::database::{
 use crate::actors::monitor::{
     ChangeConditions, Forward, JoinMonitor, LeaveMonitor, MonitorActor, Outgoing, Publish,
 };
-use crate::actors::{SendReply, SessionHandle};
+use crate::actors::{SendEncodedReply, SendReply, SessionHandle};
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
@@ -66,6 +66,18 @@ impl DatabaseActor {
                 message: Outgoing::Reply(reply),
             }),
             None => session.reply.do_send(reply),
+        }
+    }
+
+    /// Sends `reply`, encoded beforehand, to `session` after everything
+    /// sent it before (see [`DatabaseActor::reply_to`]).
+    pub(super) fn reply_encoded_to(&self, session: &SessionHandle, reply: SendEncodedReply) {
+        match self.route(session) {
+            Some(a) => a.do_send(Forward {
+                session: session.clone(),
+                message: Outgoing::EncodedReply(reply),
+            }),
+            None => session.reply_encoded.do_send(reply),
         }
     }
 

@@ -259,6 +259,8 @@ impl Handler<ChangeConditions> for MonitorActor {
 pub enum Outgoing {
     /// A reply.
     Reply(SendReply),
+    /// A reply encoded beforehand.
+    EncodedReply(SendEncodedReply),
     /// A transaction waits for the database to change.
     Blocked(TxnBlocked),
 }
@@ -278,6 +280,7 @@ impl Handler<Forward> for MonitorActor {
     fn handle(&mut self, m: Forward, _: &mut Context<Self>) {
         match m.message {
             Outgoing::Reply(r) => m.session.reply.do_send(r),
+            Outgoing::EncodedReply(r) => m.session.reply_encoded.do_send(r),
             Outgoing::Blocked(b) => m.session.blocked.do_send(b),
         }
     }

@@ -4,13 +4,14 @@
 use crate::data::SymbolTable;
 use crate::db::changes::ChangeSet;
 use crate::db::database::Database;
+use crate::db::op_result::{self, OpResult};
 use crate::db::ops;
 use crate::db::raw_op::RawOp;
 use crate::db::rbac::Identity;
 use crate::db::transaction::Txn;
 use crate::error::OvsdbError;
 use crate::parser::{Kinds, Parser};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What the caller knows that the pure engine does not.
 pub struct ExecContext<'c> {
@@ -56,7 +57,7 @@ pub struct Exec<'a, 'c> {
 #[derive(Debug, Clone)]
 pub struct Executed {
     /// The result array: one element per operation, plus one for a commit-time failure.
-    pub results: Vec<Value>,
+    pub results: Vec<OpResult>,
     /// What the transaction changed; empty when it failed or changed nothing.
     pub changes: ChangeSet,
     /// Whether the client asked for a durable commit.
@@ -68,7 +69,7 @@ pub struct Executed {
 impl Executed {
     /// Whether every operation and the commit succeeded.
     pub fn succeeded(&self) -> bool {
-        !self.results.iter().any(|r| r.get("error").is_some())
+        !self.results.iter().any(OpResult::is_error)
     }
 }
 
@@ -85,8 +86,7 @@ pub enum Execution {
     },
 }
 
-type Executor =
-    fn(&mut Exec<'_, '_>, &mut Parser<'_>, &mut Map<String, Value>) -> Result<(), OvsdbError>;
+type Executor = fn(&mut Exec<'_, '_>, &mut Parser<'_>) -> Result<OpResult, OvsdbError>;
 
 /// The operation table: name, whether it only reads, and its executor.
 fn lookup(name: &str) -> Option<(bool, Executor)> {
@@ -145,32 +145,31 @@ impl Operation for Op {
 }
 
 /// Runs operation `index` (from 1) of `of` from its JSON: whether it only
-/// reads, and its error.
+/// reads, and its result or error.
 fn run_json(
     x: &mut Exec<'_, '_>,
     json: &Value,
     index: usize,
     of: usize,
-    result: &mut Map<String, Value>,
-) -> (bool, Option<OvsdbError>) {
+) -> (bool, Result<OpResult, OvsdbError>) {
     let mut p = Parser::operation(json, index, of);
     let op = p.member("op", Kinds::ID);
-    let mut error: Option<OvsdbError> = None;
+    let mut outcome = Ok(OpResult::Empty);
     let mut read_only = false;
     if let Some(op_name) = op.and_then(Value::as_str) {
         match lookup(op_name) {
             Some((ro, exec)) => {
                 read_only = ro;
-                error = exec(x, &mut p, result).err();
+                outcome = exec(x, &mut p);
             }
             None => p.raise(format!("No operation \"{op_name}\"")),
         }
     }
     // A parse error overrides any other error; an error overrides any result.
     if let Err(e) = p.finish() {
-        error = Some(e);
+        outcome = Err(e);
     }
-    (read_only, error)
+    (read_only, outcome)
 }
 
 /// Executes the operations of one `transact` (the params after the database
@@ -184,36 +183,32 @@ pub fn execute<O: Operation>(db: &Database, operations: &[O], ctx: &ExecContext<
         timeout_ms: None,
     };
     let n = operations.len();
-    let mut results: Vec<Value> = Vec::with_capacity(n + 1);
+    let mut results: Vec<OpResult> = Vec::with_capacity(n + 1);
     let mut failed = false;
     for (i, operation) in operations.iter().enumerate() {
-        let mut result = Map::new();
-        let (op_name, (read_only, mut error)) = match operation.view() {
+        let (op_name, (read_only, mut outcome)) = match operation.view() {
             OpRef::Json(json) => (
                 json.get("op").and_then(Value::as_str).unwrap_or(""),
-                run_json(&mut x, json, i + 1, n, &mut result),
+                run_json(&mut x, json, i + 1, n),
             ),
             OpRef::Raw(raw) => (
                 raw.name(),
-                match ops::execute_raw(&mut x, raw, &mut result) {
-                    Some(outcome) => (false, outcome.err()),
-                    None => {
-                        result.clear();
-                        run_json(&mut x, &raw.to_json(), i + 1, n, &mut result)
-                    }
+                match ops::execute_raw(&mut x, raw) {
+                    Some(outcome) => (false, outcome),
+                    None => run_json(&mut x, &raw.to_json(), i + 1, n),
                 },
             ),
         };
-        if !read_only && error.is_none() {
+        if !read_only && outcome.is_ok() {
             if ctx.read_only {
-                error = Some(OvsdbError::new(
+                outcome = Err(OvsdbError::new(
                     "not allowed",
                     format!(
                         "{op_name} operation not allowed when database server is in read only mode"
                     ),
                 ));
             } else if db.schema.name.starts_with('_') && !ctx.allow_reserved {
-                error = Some(OvsdbError::new(
+                outcome = Err(OvsdbError::new(
                     "not allowed",
                     format!(
                         "{op_name} operation not allowed on table in reserved database {}",
@@ -222,22 +217,22 @@ pub fn execute<O: Operation>(db: &Database, operations: &[O], ctx: &ExecContext<
                 ));
             }
         }
-        match error {
-            Some(e) => {
+        match outcome {
+            Err(e) => {
                 if e.tag == "not supported" {
                     return Execution::Blocked {
                         timeout_ms: x.timeout_ms,
                     };
                 }
-                results.push(e.to_json());
+                results.push(OpResult::error(&e));
                 failed = true;
                 break;
             }
-            None => results.push(Value::Object(result)),
+            Ok(result) => results.push(result),
         }
     }
     while results.len() < n {
-        results.push(Value::Null);
+        results.push(OpResult::Json(Value::Null));
     }
     let durable = x.durable;
     let comment = if x.txn.comments.is_empty() {
@@ -251,7 +246,7 @@ pub fn execute<O: Operation>(db: &Database, operations: &[O], ctx: &ExecContext<
         match x.txn.commit() {
             Ok(cs) => cs,
             Err(e) => {
-                results.push(e.to_json());
+                results.push(OpResult::error(&e));
                 ChangeSet::default()
             }
         }
@@ -283,7 +278,7 @@ impl Database {
         match outcome {
             Execution::Done(done) => {
                 self.apply(&done.changes);
-                (Value::Array(done.results), done.changes)
+                (op_result::to_json(done.results), done.changes)
             }
             Execution::Blocked { .. } => (
                 Value::Array(vec![OvsdbError::new(

@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod monitor_order;
 pub mod monitor_routing;
 pub mod mutation;
+pub mod op_result;
 pub mod ops;
 pub mod raw_condition;
 pub mod raw_op;

@@ -529,16 +529,16 @@ mod tests {
         };
         assert!(done.changes.is_empty());
         assert_eq!(
-            done.results[1],
+            done.results[1].to_json(),
             who(Some("hv1")).denied(Write::Insert, "Chassis").to_json()
         );
-        assert_eq!(done.results[2], Value::Null);
+        assert_eq!(done.results[2].to_json(), Value::Null);
         // Mutating nothing is only a count: RBAC has nothing to refuse.
         let ops = [json!({"op": "mutate", "table": "RBAC_Role", "where": [], "mutations": []})];
         let Execution::Done(done) = execute(&db, &ops, &ctx) else {
             panic!("blocked")
         };
-        assert_eq!(done.results[0], json!({"count": 1}));
+        assert_eq!(done.results[0].to_json(), json!({"count": 1}));
     }
 
     proptest! {

@@ -15,6 +15,7 @@
 //! what these methods return.
 
 use crate::db::changes::ChangeSet;
+use crate::db::op_result::OpResult;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -48,7 +49,7 @@ pub struct Member<T> {
     /// The transaction.
     pub txn: Queued<T>,
     /// Its operations' results.
-    pub results: Vec<Value>,
+    pub results: Vec<OpResult>,
     /// Whether it changed anything (a read only waits for the writes before it).
     pub writes: bool,
 }
@@ -111,7 +112,7 @@ pub enum Failure {
 
 /// What to answer after a store outcome: each transaction with its results
 /// (an error object appended where the transaction failed).
-pub type Answers<T> = Vec<(T, Vec<Value>)>;
+pub type Answers<T> = Vec<(T, Vec<OpResult>)>;
 
 /// The queue. See the module documentation.
 #[derive(Debug)]
@@ -207,7 +208,7 @@ impl<T> CommitQueue<T> {
     }
 
     /// A read executed on top of the group being built: answered with it.
-    pub fn join_read(&mut self, txn: Queued<T>, results: Vec<Value>) {
+    pub fn join_read(&mut self, txn: Queued<T>, results: Vec<OpResult>) {
         self.building.members.push(Member {
             txn,
             results,
@@ -219,7 +220,7 @@ impl<T> CommitQueue<T> {
     pub fn join_write(
         &mut self,
         txn: Queued<T>,
-        results: Vec<Value>,
+        results: Vec<OpResult>,
         changes: Arc<ChangeSet>,
         durable: bool,
         comment: Option<String>,
@@ -311,7 +312,7 @@ impl<T> CommitQueue<T> {
             q.retries += 1;
             if q.retries > MAX_COMMIT_RETRIES && m.writes {
                 let mut results = m.results;
-                results.push(give_up());
+                results.push(OpResult::Json(give_up()));
                 answers.push((q.txn, results));
             } else {
                 self.queue.push_front(q);
@@ -342,7 +343,7 @@ impl<T> CommitQueue<T> {
         for m in f.members {
             if m.writes {
                 let mut results = m.results;
-                results.push(error.clone());
+                results.push(OpResult::Json(error.clone()));
                 answers.push((m.txn.txn, results));
             } else {
                 reads.push(m.txn);
@@ -364,7 +365,7 @@ impl<T> CommitQueue<T> {
             .into_iter()
             .map(|m| {
                 let mut results = m.results;
-                results.push(error.clone());
+                results.push(OpResult::Json(error.clone()));
                 (m.txn.txn, results)
             })
             .collect()
@@ -432,7 +433,7 @@ mod tests {
             }
             ids.push(t.txn);
             let cs = rows_of(t.txn, n);
-            q.join_write(t, vec![json!({})], cs, false, None, Vec::new());
+            q.join_write(t, vec![OpResult::Empty], cs, false, None, Vec::new());
         }
         ids
     }
@@ -613,7 +614,7 @@ mod tests {
         q.seal(Instant::now());
         let a = q.failed(Failure::TooLarge, json!("too large"));
         assert_eq!(ids(&a), vec![7]);
-        assert_eq!(a[0].1.last(), Some(&json!("too large")));
+        assert_eq!(a[0].1.last(), Some(&OpResult::Json(json!("too large"))));
     }
 
     #[test]
@@ -623,16 +624,33 @@ mod tests {
         q.push(2);
         q.push(3);
         let t = q.next_to_run().expect("1");
-        q.join_write(t, vec![json!({})], rows_of(0, 1), false, None, Vec::new());
+        q.join_write(
+            t,
+            vec![OpResult::Empty],
+            rows_of(0, 1),
+            false,
+            None,
+            Vec::new(),
+        );
         let t = q.next_to_run().expect("2");
-        q.join_read(t, vec![json!({"rows": []})]);
+        q.join_read(t, vec![OpResult::Json(json!({"rows": []}))]);
         let t = q.next_to_run().expect("3");
-        q.join_write(t, vec![json!({})], rows_of(0, 1), false, None, Vec::new());
+        q.join_write(
+            t,
+            vec![OpResult::Empty],
+            rows_of(0, 1),
+            false,
+            None,
+            Vec::new(),
+        );
         q.seal(Instant::now());
         q.undo_speculation();
         let a = q.failed(Failure::Other, json!("store gone"));
         assert_eq!(ids(&a), vec![1, 3]);
-        assert_eq!(a[0].1, vec![json!({}), json!("store gone")]);
+        assert_eq!(
+            a[0].1,
+            vec![OpResult::Empty, OpResult::Json(json!("store gone"))]
+        );
         assert_eq!(
             q.next_to_run().map(|t| t.txn),
             Some(2),

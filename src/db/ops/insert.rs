@@ -1,22 +1,18 @@
 //! The `insert` operation.
 
 use crate::data::atom::parse_uuid_str;
-use crate::data::{Atom, Row};
+use crate::data::Row;
 use crate::db::execution::Exec;
+use crate::db::op_result::OpResult;
 use crate::db::ops::{parse_row, parse_table, RowJson};
 use crate::db::raw_op::RawInsert;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Inserts one row; the result is `{"uuid": ["uuid", ...]}`.
-pub fn execute(
-    x: &mut Exec<'_, '_>,
-    p: &mut Parser<'_>,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
     let t = parse_table(x, p, "table");
     let uuid_json = p.member("uuid", Kinds::STRING | Kinds::OPTIONAL);
     let uuid_name = p.member("uuid-name", Kinds::ID | Kinds::OPTIONAL);
@@ -58,17 +54,13 @@ pub fn execute(
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
     let (row, _) = parse_row(ts, RowJson::Json(row_json), Some(&mut x.symtab), uuid)?;
-    insert_row(x, t, row, uuid, result)
+    insert_row(x, t, row, uuid)
 }
 
 /// [`execute`] for an `insert` decoded from the bytes (see
 /// [`crate::db::ops::execute_raw`]). The `uuid-name` is marked as inserted
 /// last, so that falling back leaves the JSON path what it expects.
-pub fn execute_raw(
-    x: &mut Exec<'_, '_>,
-    raw: &RawInsert,
-    result: &mut Map<String, Value>,
-) -> Option<Result<()>> {
+pub fn execute_raw(x: &mut Exec<'_, '_>, raw: &RawInsert) -> Option<Result<OpResult>> {
     let t = x.txn.db().schema.table_index(&raw.table)?;
     let mut row_uuid = match &raw.uuid {
         Some(s) => Some(parse_uuid_str(s).filter(|u| x.txn.may_create(t, u))?),
@@ -86,17 +78,11 @@ pub fn execute_raw(
     if let Some(name) = &raw.uuid_name {
         x.symtab.entry(name).created = true;
     }
-    Some(insert_row(x, t, row, uuid, result))
+    Some(insert_row(x, t, row, uuid))
 }
 
 /// The checks that follow parsing, and the insertion itself.
-fn insert_row(
-    x: &mut Exec<'_, '_>,
-    t: usize,
-    mut row: Row,
-    uuid: Uuid,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+fn insert_row(x: &mut Exec<'_, '_>, t: usize, mut row: Row, uuid: Uuid) -> Result<OpResult> {
     let ts = &x.txn.db().schema.tables[t];
     row.uuid = uuid;
     // Defaults may violate constraints (an enum without "" for a string, say).
@@ -111,6 +97,5 @@ fn insert_row(
         }
     }
     x.txn.insert(t, row);
-    result.insert("uuid".into(), Atom::Uuid(uuid).to_json());
-    Ok(())
+    Ok(OpResult::Uuid(uuid))
 }

@@ -14,6 +14,7 @@ pub mod wait;
 
 use crate::data::{Datum, Row, SymbolTable};
 use crate::db::execution::Exec;
+use crate::db::op_result::OpResult;
 use crate::db::raw_op::{RawDatum, RawOp, RawRow};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -27,16 +28,12 @@ use uuid::Uuid;
 /// path gives ovsdb-server's error), having changed nothing but named-UUID
 /// references (which the JSON path then finds as it would have made them);
 /// otherwise its outcome, as the JSON path would have given it.
-pub fn execute_raw(
-    x: &mut Exec<'_, '_>,
-    op: &RawOp,
-    result: &mut Map<String, Value>,
-) -> Option<Result<()>> {
+pub fn execute_raw(x: &mut Exec<'_, '_>, op: &RawOp) -> Option<Result<OpResult>> {
     match op {
-        RawOp::Insert(i) => insert::execute_raw(x, i, result),
-        RawOp::Update(u) => update::execute_raw(x, u, result),
-        RawOp::Mutate(m) => mutate::execute_raw(x, m, result),
-        RawOp::Delete(d) => delete::execute_raw(x, d, result),
+        RawOp::Insert(i) => insert::execute_raw(x, i),
+        RawOp::Update(u) => update::execute_raw(x, u),
+        RawOp::Mutate(m) => mutate::execute_raw(x, m),
+        RawOp::Delete(d) => delete::execute_raw(x, d),
     }
 }
 

@@ -3,19 +3,15 @@
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
 use crate::db::mutation::MutationSet;
+use crate::db::op_result::OpResult;
 use crate::db::ops::parse_table;
 use crate::db::raw_op::RawMutate;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
-use serde_json::{json, Map, Value};
 
 /// Applies the mutations to every matching row; the result is `{"count": n}`.
-pub fn execute(
-    x: &mut Exec<'_, '_>,
-    p: &mut Parser<'_>,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let mutations_json = p.member("mutations", Kinds::ARRAY);
@@ -31,21 +27,17 @@ pub fn execute(
     let ts = &x.txn.db().schema.tables[t];
     let mutations = MutationSet::from_json(ts, mutations_json, Some(&mut x.symtab))?;
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
-    mutate_rows(x, t, &mutations, &cond, result)
+    mutate_rows(x, t, &mutations, &cond)
 }
 
 /// [`execute`] for a `mutate` decoded from the bytes (see
 /// [`crate::db::ops::execute_raw`]).
-pub fn execute_raw(
-    x: &mut Exec<'_, '_>,
-    raw: &RawMutate,
-    result: &mut Map<String, Value>,
-) -> Option<Result<()>> {
+pub fn execute_raw(x: &mut Exec<'_, '_>, raw: &RawMutate) -> Option<Result<OpResult>> {
     let t = x.txn.db().schema.table_index(&raw.table)?;
     let ts = &x.txn.db().schema.tables[t];
     let mutations = MutationSet::from_raw(ts, &raw.mutations, Some(&mut x.symtab))?;
     let cond = Condition::from_raw(ts, &raw.condition, Some(&mut x.symtab))?;
-    Some(mutate_rows(x, t, &mutations, &cond, result))
+    Some(mutate_rows(x, t, &mutations, &cond))
 }
 
 /// Applies `mutations` to the rows `cond` selects, once RBAC allows it.
@@ -54,8 +46,7 @@ fn mutate_rows(
     t: usize,
     mutations: &MutationSet,
     cond: &Condition,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+) -> Result<OpResult> {
     let ts = &x.txn.db().schema.tables[t];
     let matches = x.txn.matching(t, cond);
     // As ovsdb-server: no mutations only counts rows, so RBAC has nothing to check.
@@ -69,12 +60,8 @@ fn mutate_rows(
     for u in &matches {
         count += 1;
         if let Some(row) = x.txn.modify(t, u) {
-            if let Err(e) = mutations.apply(ts, row) {
-                result.insert("count".into(), json!(count));
-                return Err(e);
-            }
+            mutations.apply(ts, row)?;
         }
     }
-    result.insert("count".into(), json!(count));
-    Ok(())
+    Ok(OpResult::Count(count))
 }

@@ -3,6 +3,7 @@
 use crate::data::Row;
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
+use crate::db::op_result::OpResult;
 use crate::db::ops::{parse_columns, parse_table};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
@@ -10,11 +11,7 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 
 /// Returns the matching rows' chosen columns, without duplicate rows when `_uuid` is not chosen.
-pub fn execute(
-    x: &mut Exec<'_, '_>,
-    p: &mut Parser<'_>,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let columns_json = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
@@ -67,6 +64,7 @@ pub fn execute(
         .iter()
         .map(|r| r.to_json_columns(ts, &columns))
         .collect();
+    let mut result = Map::new();
     result.insert("rows".into(), Value::Array(out));
-    Ok(())
+    Ok(OpResult::Json(Value::Object(result)))
 }

@@ -3,20 +3,16 @@
 use crate::data::Datum;
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
+use crate::db::op_result::OpResult;
 use crate::db::ops::{parse_row_columns, parse_table, RowJson};
 use crate::db::raw_op::RawUpdate;
 use crate::db::rbac::{self, Write};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
 use crate::schema::{ColumnSchema, TableSchema};
-use serde_json::{json, Map, Value};
 
 /// Sets the given columns of every matching row; the result is `{"count": n}`.
-pub fn execute(
-    x: &mut Exec<'_, '_>,
-    p: &mut Parser<'_>,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
     let t = parse_table(x, p, "table");
     let where_json = p.member("where", Kinds::ARRAY);
     let row_json = p.member("row", Kinds::OBJECT);
@@ -42,16 +38,12 @@ pub fn execute(
         ));
     }
     let cond = Condition::from_json(ts, where_json, Some(&mut x.symtab))?;
-    update_rows(x, t, &columns, &cond, result)
+    update_rows(x, t, &columns, &cond)
 }
 
 /// [`execute`] for an `update` decoded from the bytes (see
 /// [`crate::db::ops::execute_raw`]).
-pub fn execute_raw(
-    x: &mut Exec<'_, '_>,
-    raw: &RawUpdate,
-    result: &mut Map<String, Value>,
-) -> Option<Result<()>> {
+pub fn execute_raw(x: &mut Exec<'_, '_>, raw: &RawUpdate) -> Option<Result<OpResult>> {
     let t = x.txn.db().schema.table_index(&raw.table)?;
     let ts = &x.txn.db().schema.tables[t];
     let columns = parse_row_columns(ts, RowJson::Raw(&raw.row), Some(&mut x.symtab)).ok()?;
@@ -59,7 +51,7 @@ pub fn execute_raw(
         return None;
     }
     let cond = Condition::from_raw(ts, &raw.condition, Some(&mut x.symtab))?;
-    Some(update_rows(x, t, &columns, &cond, result))
+    Some(update_rows(x, t, &columns, &cond))
 }
 
 /// The first of `columns` that may not be updated.
@@ -76,8 +68,7 @@ fn update_rows(
     t: usize,
     columns: &[(usize, Datum)],
     cond: &Condition,
-    result: &mut Map<String, Value>,
-) -> Result<()> {
+) -> Result<OpResult> {
     let ts = &x.txn.db().schema.tables[t];
     let matches = x.txn.matching(t, cond);
     if let Some(who) = x.ctx.rbac {
@@ -100,6 +91,5 @@ fn update_rows(
             }
         }
     }
-    result.insert("count".into(), json!(matches.len()));
-    Ok(())
+    Ok(OpResult::Count(matches.len()))
 }

@@ -3,21 +3,17 @@
 use crate::data::Datum;
 use crate::db::condition::Condition;
 use crate::db::execution::Exec;
+use crate::db::op_result::OpResult;
 use crate::db::ops::{parse_columns, parse_row, parse_table, RowJson};
 use crate::error::{OvsdbError, Result};
 use crate::parser::{Kinds, Parser};
-use serde_json::{Map, Value};
 use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Succeeds when the matching rows (on `columns`) equal (`==`) or differ from
 /// (`!=`) `rows`; otherwise times out, or reports "not supported" so that the
 /// caller re-runs the transaction when the database changes.
-pub fn execute(
-    x: &mut Exec<'_, '_>,
-    p: &mut Parser<'_>,
-    _result: &mut Map<String, Value>,
-) -> Result<()> {
+pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
     let timeout = p.member("timeout", Kinds::INTEGER | Kinds::OPTIONAL);
     let where_json = p.member("where", Kinds::ARRAY);
     let columns_json = p.member("columns", Kinds::ARRAY | Kinds::OPTIONAL);
@@ -93,5 +89,5 @@ pub fn execute(
         }
         return Err(OvsdbError::new("not supported", "triggers not supported"));
     }
-    Ok(())
+    Ok(OpResult::Empty)
 }
