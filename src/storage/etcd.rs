@@ -418,9 +418,15 @@ where
         Retry::NotSent | Retry::Long | Retry::FencedLarge => timeout,
     };
     let outcome = loop {
-        let request = f(inner.clone());
+        // Boxed, as is the authentication: etcd-client's request futures
+        // are kilobytes, and held in this future's state they were copied
+        // whole each time it moved (into its task, and back out): an eighth
+        // of the server's instructions per etcd commit.
+        let request = Box::pin(f(inner.clone()));
         let once = async {
-            authenticate(&inner).await?;
+            if inner.credentials.is_some() {
+                Box::pin(authenticate(&inner)).await?;
+            }
             request.await
         };
         let attempt_deadline = (tokio::time::Instant::now() + attempt_for).min(deadline);
