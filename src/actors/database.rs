@@ -6,7 +6,7 @@
 use crate::actors::database_convert::ConvertJob;
 use crate::actors::database_local::Release;
 use crate::actors::monitor::{ForgetSession, MonitorActor};
-use crate::actors::watch::{OwnCommits, StopWatch, WatchActor, WatchConfig};
+use crate::actors::watch::{Delivered, OwnCommits, StopWatch, WatchActor, WatchConfig};
 use crate::actors::{SendEncodedReply, SessionGone, SessionHandle};
 use crate::codec::jsonrpc::{begin_reply, end_reply};
 use crate::db::changes::ChangeSet;
@@ -22,7 +22,7 @@ use crate::replica::conversion_progress::Holds;
 use crate::replica::gather::Gather;
 use crate::replica::history::History;
 use crate::replica::release_queue::ReleaseQueue;
-use crate::replica::{DecodedBatch, Replica};
+use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::storage::log::{LogStore, SyncTicket};
 use crate::storage::{Revision, Storage, StorageError};
@@ -133,7 +133,7 @@ pub struct DatabaseActor {
     pub(super) own_commits: OwnCommits,
     /// Watch batches that came while a group was in flight (with their
     /// watch's epoch), applied once the store answered it.
-    pub(super) watch_held: Vec<(u64, DecodedBatch)>,
+    pub(super) watch_held: Vec<(u64, Delivered)>,
     pub(super) shared: Option<Shared>,
     /// Whether a conversion of the shared database, this server's or
     /// another's, holds commits.
@@ -610,6 +610,7 @@ impl DatabaseActor {
         tracing::trace!(db = %self.name, transactions = members, writes = writes.len(), "committing a group");
         self.metrics.group_size.observe(members as f64);
         self.metrics.groups_in_flight.inc();
+        self.own_commits.set_in_flight(true);
         let fut = async move {
             let sent = Instant::now();
             let res = store.commit_durable(cmp, writes, durable).await;
@@ -617,6 +618,7 @@ impl DatabaseActor {
         };
         ctx.spawn(fut.into_actor(self).map(|(res, took), act, ctx| {
             act.metrics.groups_in_flight.dec();
+            act.own_commits.set_in_flight(false);
             act.metrics.store_latency.observe(took.as_secs_f64());
             if let Err(e) = &res {
                 act.metrics.store_error("commit", e.kind());

@@ -4,8 +4,8 @@
 //! store's liveness.
 
 use crate::actors::database::{DatabaseActor, StoreLiveness};
-use crate::actors::watch::{WatchDelivered, WatchEnded, WatchError};
-use crate::replica::DecodedBatch;
+use crate::actors::watch::{Delivered, WatchDelivered, WatchEnded, WatchError};
+use crate::replica::decode_watch_batch;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +45,8 @@ impl DatabaseActor {
 
     /// Applies one commit from the watch; `false` when it was skipped or
     /// started a reload (nothing new to run transactions on).
-    fn apply_watch_batch(&mut self, batch: DecodedBatch, ctx: &mut Context<Self>) -> bool {
-        let revision = batch.revision;
+    fn apply_watch_batch(&mut self, batch: Delivered, ctx: &mut Context<Self>) -> bool {
+        let revision = batch.revision();
         if revision <= self.replica.revision {
             if self.own_commits.take_echo(revision) {
                 // Our own commit's echo (applied when the store answered
@@ -61,6 +61,24 @@ impl DatabaseActor {
             self.reload(ctx);
             return false;
         }
+        let batch = match batch {
+            Delivered::Decoded(b) => b,
+            // Not our echo after all: another server's commit.
+            Delivered::Raw(raw) => {
+                let r = &self.replica;
+                match decode_watch_batch(&r.db.schema, &r.keys, &r.name, &r.space, &raw) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // As the watch does with what it cannot decode.
+                        tracing::warn!(db = %self.name, revision, error = %e,
+                            "a commit in the store does not decode; reloading");
+                        self.metrics.store_error("watch", "undecodable");
+                        self.reload(ctx);
+                        return false;
+                    }
+                }
+            }
+        };
         if batch.converted {
             // Another server converted the database: its new schema and
             // rows are read from the store. Our commit in flight, if any,
