@@ -1,12 +1,13 @@
 //! Datums written as JSON text straight into a byte buffer, with exactly
 //! the bytes `serde_json` writes for [`Datum::to_json`]'s value (compact,
 //! same escapes, same number formatting), without building that value.
-//! Records are written on every commit: this is the hot path.
+//! Records (file store) and stored rows (etcd) are written on every
+//! commit: this is the hot path.
 
 use crate::data::{Atom, Datum};
 
 /// `n` in decimal, at the end of `tmp`: the digits.
-pub(super) fn decimal(n: u64, tmp: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(n: u64, tmp: &mut [u8; 20]) -> &[u8] {
     let mut n = n;
     let mut pos = tmp.len();
     loop {
@@ -21,7 +22,7 @@ pub(super) fn decimal(n: u64, tmp: &mut [u8; 20]) -> &[u8] {
 }
 
 /// Appends `i` in decimal.
-pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
+pub(crate) fn write_i64(out: &mut Vec<u8>, i: i64) {
     if i < 0 {
         out.push(b'-');
     }
@@ -29,7 +30,7 @@ pub(super) fn write_i64(out: &mut Vec<u8>, i: i64) {
 }
 
 /// Appends a JSON string (serde_json's escaping).
-pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     // Most strings need no escape: copy them in one go.
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(s.len() + 2);
@@ -43,7 +44,7 @@ pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends a UUID's 36 lower-case hex digits and dashes, quoted.
-pub(super) fn write_uuid_str(out: &mut Vec<u8>, u: &uuid::Uuid) {
+pub(crate) fn write_uuid_str(out: &mut Vec<u8>, u: &uuid::Uuid) {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     out.push(b'"');
     out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
@@ -51,7 +52,7 @@ pub(super) fn write_uuid_str(out: &mut Vec<u8>, u: &uuid::Uuid) {
 }
 
 /// Appends an atom as [`Atom::to_json`] gives it.
-pub(super) fn write_atom(out: &mut Vec<u8>, a: &Atom) {
+pub(crate) fn write_atom(out: &mut Vec<u8>, a: &Atom) {
     match a {
         Atom::Integer(i) => write_i64(out, *i),
         // serde_json's own float formatting (and `null` for non-finite
@@ -71,7 +72,7 @@ pub(super) fn write_atom(out: &mut Vec<u8>, a: &Atom) {
 }
 
 /// Appends a datum as [`Datum::to_json`] gives it.
-pub(super) fn write_datum(out: &mut Vec<u8>, d: &Datum) {
+pub(crate) fn write_datum(out: &mut Vec<u8>, d: &Datum) {
     match &d.values {
         Some(values) => {
             out.extend_from_slice(b"[\"map\",[");
@@ -108,7 +109,7 @@ fn write_pair(out: &mut Vec<u8>, k: &Atom, v: &Atom) {
 /// Appends the diff of two sets or maps (see [`diff_pairs`]) as
 /// [`Datum::to_json`] writes the diff as a datum; returns its number of
 /// elements (0: the two are equal).
-pub(super) fn write_diff(out: &mut Vec<u8>, old: &Datum, new: &Datum) -> usize {
+pub(crate) fn write_diff(out: &mut Vec<u8>, old: &Datum, new: &Datum) -> usize {
     let start = out.len();
     let is_map = new.is_map();
     out.extend_from_slice(if is_map { b"[\"map\",[" } else { b"[\"set\",[" });
@@ -138,7 +139,7 @@ pub(super) fn write_diff(out: &mut Vec<u8>, old: &Datum, new: &Datum) -> usize {
 /// `crate::db::monitor::datum_diff` computes it: a set's symmetric
 /// difference; a map's removed pairs, added pairs and the new pairs of
 /// changed keys.
-pub(super) fn diff_pairs<'a>(
+pub(crate) fn diff_pairs<'a>(
     old: &'a Datum,
     new: &'a Datum,
 ) -> impl Iterator<Item = (&'a Atom, Option<&'a Atom>)> + 'a {

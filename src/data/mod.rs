@@ -2,6 +2,7 @@
 
 pub mod atom;
 pub mod datum;
+pub mod datum_json;
 pub mod fast_map;
 pub mod number;
 pub mod row;

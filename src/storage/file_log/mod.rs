@@ -25,7 +25,6 @@
 
 mod compact;
 mod error;
-mod json;
 mod open;
 mod options;
 mod record;

@@ -16,7 +16,9 @@
 //! `serde_json::Value` (object members sorted by name, as its map sorts
 //! them), so records are the same whichever way they were built.
 
-use super::json::{decimal, write_datum, write_diff, write_i64, write_str, write_uuid_str};
+use crate::data::datum_json::{
+    decimal, write_datum, write_diff, write_i64, write_str, write_uuid_str,
+};
 use crate::data::{Datum, Row};
 use crate::db::changes::{ChangeSet, RowChange};
 use crate::schema::DatabaseSchema;
