@@ -9,6 +9,7 @@
 //! (select's rows, errors, the `null` padding) stays JSON.
 
 use crate::codec::framing::{json_len_hint, write_json};
+use crate::data::datum_json::decimal;
 use bytes::{BufMut, BytesMut};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -80,7 +81,7 @@ impl OpResult {
             OpResult::Empty => out.put_slice(b"{}"),
             OpResult::Count(n) => {
                 out.put_slice(b"{\"count\":");
-                out.put_slice(itoa_usize(*n, &mut [0u8; 20]));
+                out.put_slice(decimal(*n as u64, &mut [0u8; 20]));
                 out.put_u8(b'}');
             }
             OpResult::Uuid(u) => {
@@ -95,20 +96,6 @@ impl OpResult {
             OpResult::Json(v) => write_json(v, out),
         }
     }
-}
-
-/// `n` in decimal, in the end of `buf`.
-fn itoa_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 /// The result array as JSON.
