@@ -636,21 +636,13 @@ pub fn json_len_hint(v: &Value) -> usize {
 
 /// Appends a decimal integer.
 pub(crate) fn write_i64(v: i64, out: &mut BytesMut) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if v < 0 {
         out.put_u8(b'-');
     }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(crate::data::datum_json::decimal(
+        v.unsigned_abs(),
+        &mut [0u8; 20],
+    ));
 }
 
 /// For each byte: 0 if it is written as is, else the letter of its escape
