@@ -69,9 +69,10 @@ impl DatabaseActor {
                 match decode_watch_batch(&r.db.schema, &r.keys, &r.name, &r.space, &raw) {
                     Ok(b) => b,
                     Err(e) => {
-                        // As the watch does with what it cannot decode.
-                        tracing::warn!(db = %self.name, revision, error = %e,
-                            "a commit in the store does not decode; reloading");
+                        // As when the watch meets what it cannot decode
+                        // (see the handling of `WatchError::Undecodable`).
+                        tracing::error!(db = %self.name, revision, error = %e,
+                            "cannot decode a commit from the store; reloading the database from the store");
                         self.metrics.store_error("watch", "undecodable");
                         self.reload(ctx);
                         return false;
