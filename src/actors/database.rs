@@ -5,7 +5,7 @@
 
 use crate::actors::database_convert::ConvertJob;
 use crate::actors::database_local::Release;
-use crate::actors::monitor::{ForgetSession, MonitorActor};
+use crate::actors::monitor::{ForgetSession, MonitorActor, Outgoing};
 use crate::actors::watch::{Delivered, OwnCommits, StopWatch, WatchActor, WatchConfig};
 use crate::actors::{SendEncodedReply, SessionGone, SessionHandle};
 use crate::codec::jsonrpc::{begin_reply, end_reply};
@@ -782,14 +782,12 @@ impl DatabaseActor {
             op_result::write(&results, &mut frame);
             let result = start..frame.len();
             end_reply(&mut frame);
-            self.reply_encoded_to(
-                &s,
-                SendEncodedReply {
-                    id: p.id,
-                    frame: frame.freeze(),
-                    result,
-                },
-            );
+            let reply = SendEncodedReply {
+                id: p.id,
+                frame: frame.freeze(),
+                result,
+            };
+            self.send_after(&s, Outgoing::EncodedReply(reply));
         }
     }
 

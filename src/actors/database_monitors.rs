@@ -9,7 +9,7 @@ use crate::actors::database::{
 use crate::actors::monitor::{
     ChangeConditions, Forward, JoinMonitor, LeaveMonitor, MonitorActor, Outgoing, Publish,
 };
-use crate::actors::{SendEncodedReply, SendReply, SessionHandle};
+use crate::actors::{SendReply, SessionHandle};
 use crate::codec::framing::encode_message as encode_json;
 use crate::db::changes::ChangeSet;
 use crate::db::monitor::{check_last_txn_id, Monitor, MonitorVersion};
@@ -58,27 +58,21 @@ impl DatabaseActor {
         self.monitors.route(session.id, session.lane)
     }
 
-    /// Sends `session` a reply after everything sent it before.
-    pub(super) fn reply_to(&self, session: &SessionHandle, reply: SendReply) {
+    /// Sends `session` a message after everything sent it before: through
+    /// the Monitor actor its updates go through, if it has one.
+    pub(super) fn send_after(&self, session: &SessionHandle, message: Outgoing) {
         match self.route(session) {
             Some(a) => a.do_send(Forward {
                 session: session.clone(),
-                message: Outgoing::Reply(reply),
+                message,
             }),
-            None => session.reply.do_send(reply),
+            None => message.deliver(session),
         }
     }
 
-    /// Sends `reply`, encoded beforehand, to `session` after everything
-    /// sent it before (see [`DatabaseActor::reply_to`]).
-    pub(super) fn reply_encoded_to(&self, session: &SessionHandle, reply: SendEncodedReply) {
-        match self.route(session) {
-            Some(a) => a.do_send(Forward {
-                session: session.clone(),
-                message: Outgoing::EncodedReply(reply),
-            }),
-            None => session.reply_encoded.do_send(reply),
-        }
+    /// Sends `session` a reply after everything sent it before.
+    pub(super) fn reply_to(&self, session: &SessionHandle, reply: SendReply) {
+        self.send_after(session, Outgoing::Reply(reply));
     }
 
     /// Answers request `id` of `session` with the error `e`, after

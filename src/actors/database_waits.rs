@@ -3,7 +3,7 @@
 //! executed again; `cancel` fails one with "canceled".
 
 use crate::actors::database::{CancelTxn, DatabaseActor, Pending};
-use crate::actors::monitor::{Forward, Outgoing};
+use crate::actors::monitor::Outgoing;
 use crate::actors::{SendReply, TxnBlocked};
 use actix::prelude::*;
 use serde_json::json;
@@ -21,14 +21,7 @@ impl DatabaseActor {
             });
         }
         if let Some(s) = &p.session {
-            let b = TxnBlocked { id: p.id.clone() };
-            match self.route(s) {
-                Some(a) => a.do_send(Forward {
-                    session: s.clone(),
-                    message: Outgoing::Blocked(b),
-                }),
-                None => s.blocked.do_send(b),
-            }
+            self.send_after(s, Outgoing::Blocked(TxnBlocked { id: p.id.clone() }));
         }
         self.blocked.push((p, deadline));
     }

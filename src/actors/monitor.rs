@@ -275,14 +275,21 @@ pub struct Forward {
     pub message: Outgoing,
 }
 
+impl Outgoing {
+    /// Hands the message to `session`.
+    pub fn deliver(self, session: &SessionHandle) {
+        match self {
+            Outgoing::Reply(r) => session.reply.do_send(r),
+            Outgoing::EncodedReply(r) => session.reply_encoded.do_send(r),
+            Outgoing::Blocked(b) => session.blocked.do_send(b),
+        }
+    }
+}
+
 impl Handler<Forward> for MonitorActor {
     type Result = ();
     fn handle(&mut self, m: Forward, _: &mut Context<Self>) {
-        match m.message {
-            Outgoing::Reply(r) => m.session.reply.do_send(r),
-            Outgoing::EncodedReply(r) => m.session.reply_encoded.do_send(r),
-            Outgoing::Blocked(b) => m.session.blocked.do_send(b),
-        }
+        m.message.deliver(&m.session);
     }
 }
 

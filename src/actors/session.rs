@@ -283,18 +283,20 @@ impl Session {
                             {
                                 *buf = bytes::BytesMut::with_capacity(FRESH_READ_BUFFER);
                             }
-                            let incoming = match transact::decode(&frame) {
-                                Some(t) => Incoming::Transact(t),
-                                None => match cond_change::decode(&frame) {
-                                    Some(c) => Incoming::CondChange(c),
-                                    None => match frame.parse() {
-                                        Ok(v) => Incoming::Message(v),
-                                        Err(e) => {
-                                            raddr.do_send(Incoming::Error(e.to_string()));
-                                            break;
-                                        }
-                                    },
-                                },
+                            // Requests of the plain shapes are decoded straight
+                            // from the bytes; everything else as a JSON tree.
+                            let incoming = if let Some(t) = transact::decode(&frame) {
+                                Incoming::Transact(t)
+                            } else if let Some(c) = cond_change::decode(&frame) {
+                                Incoming::CondChange(c)
+                            } else {
+                                match frame.parse() {
+                                    Ok(v) => Incoming::Message(v),
+                                    Err(e) => {
+                                        raddr.do_send(Incoming::Error(e.to_string()));
+                                        break;
+                                    }
+                                }
                             };
                             drop(frame);
                             if raddr.send(incoming).await.is_err() {

@@ -24,7 +24,7 @@ use crate::db::raw_op::{
 use crate::parser::is_id;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 
@@ -46,15 +46,6 @@ impl RawTransact {
         params.push(Value::String(self.db.to_string()));
         params.extend(self.ops.iter().map(RawOp::to_json));
         Value::Array(params)
-    }
-
-    /// The request as the client sent it.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("id".to_owned(), self.id.clone());
-        m.insert("method".to_owned(), Value::String("transact".to_owned()));
-        m.insert("params".to_owned(), self.params_json());
-        Value::Object(m)
     }
 }
 
@@ -475,6 +466,11 @@ mod tests {
         }
     }
 
+    /// The request as the client sent it.
+    fn request_json(t: &RawTransact) -> Value {
+        json!({"id": t.id, "method": "transact", "params": t.params_json()})
+    }
+
     fn frame(v: &Value) -> Frame {
         text(&serde_json::to_string(v).expect("json"))
     }
@@ -510,7 +506,7 @@ mod tests {
         let mutators: Vec<Mutator> = m.mutations.iter().map(|m| m.mutator).collect();
         assert_eq!(mutators, [Mutator::Add, Mutator::Delete, Mutator::Insert]);
         assert_eq!(m.mutations[0].arg, RawDatum::Atom(RawAtom::Int(2)));
-        assert_eq!(t.to_json(), msg);
+        assert_eq!(request_json(&t), msg);
         let RawOp::Insert(port) = &t.ops[0] else {
             panic!("an insert: {:?}", t.ops[0]);
         };
@@ -535,7 +531,7 @@ mod tests {
         let t = decode(&text(spaced)).expect("spaced");
         let want = json!({"id": 1, "method": "transact", "params": ["D",
             {"op": "insert", "table": "T", "row": {"a": 2, "b": 1}}]});
-        assert_eq!(t.to_json(), want);
+        assert_eq!(request_json(&t), want);
         // No operations at all is plain too.
         let empty = decode(&text(r#"{"id":1,"method":"transact","params":["D"]}"#));
         assert_eq!(empty.map(|t| t.ops.len()), Some(0));

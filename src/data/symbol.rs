@@ -51,6 +51,14 @@ impl SymbolTable {
         sym.uuid
     }
 
+    /// Marks the row `name` stands for as created by an `insert`.
+    pub fn mark_created(&mut self, name: &str) {
+        match self.symbols.get_mut(name) {
+            Some(sym) => sym.created = true,
+            None => self.entry(name).created = true,
+        }
+    }
+
     /// Whether an `insert` has already created the row `name` stands for.
     pub fn is_created(&self, name: &str) -> bool {
         self.symbols.get(name).is_some_and(|s| s.created)

@@ -49,7 +49,7 @@ pub fn execute(x: &mut Exec<'_, '_>, p: &mut Parser<'_>) -> Result<OpResult> {
             ));
         }
         row_uuid = Some(x.symtab.bind(name, row_uuid));
-        x.symtab.entry(name).created = true;
+        x.symtab.mark_created(name);
     }
     let uuid = row_uuid.unwrap_or_else(Uuid::new_v4);
     let ts = &x.txn.db().schema.tables[t];
@@ -76,7 +76,7 @@ pub fn execute_raw(x: &mut Exec<'_, '_>, raw: &RawInsert) -> Option<Result<OpRes
     let ts = &x.txn.db().schema.tables[t];
     let (row, _) = parse_row(ts, RowJson::Raw(&raw.row), Some(&mut x.symtab), uuid).ok()?;
     if let Some(name) = &raw.uuid_name {
-        x.symtab.entry(name).created = true;
+        x.symtab.mark_created(name);
     }
     Some(insert_row(x, t, row, uuid))
 }

@@ -56,12 +56,10 @@ fn mutate_rows(
             return Err(who.denied(Write::Mutate, &ts.name));
         }
     }
-    let mut count = 0usize;
     for u in &matches {
-        count += 1;
         if let Some(row) = x.txn.modify(t, u) {
             mutations.apply(ts, row)?;
         }
     }
-    Ok(OpResult::Count(count))
+    Ok(OpResult::Count(matches.len()))
 }
